@@ -1,0 +1,30 @@
+package sink
+
+import "io"
+
+// Sink is where a store's files go. Keys use "/" and are relative to the
+// store root ("zarr.json", "c/0/1/2").
+//
+// A Sink is used from one goroutine at a time (the delivery worker, or the
+// producer at depth 1); the implementations need no locking of their own
+// beyond what their test hooks require.
+type Sink interface {
+	// Create starts a new file at key. Its bytes become visible under key
+	// only when Commit succeeds; until then readers see the previous
+	// content of key or nothing.
+	Create(key string) (File, error)
+	// Put writes a small file atomically (Create, Write, Commit).
+	Put(key string, data []byte) error
+	// Close releases the sink. Files not committed are removed.
+	Close() error
+}
+
+// File is a file being written. Commit or Abort must be called exactly
+// once; both are safe to call again afterwards (they then do nothing).
+type File interface {
+	io.Writer
+	// Commit makes the file visible under its key, complete.
+	Commit() error
+	// Abort drops the file; nothing becomes visible.
+	Abort() error
+}

@@ -1,0 +1,116 @@
+package stage
+
+import (
+	"context"
+	"time"
+
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// Batch is one slot's input: whole frames, C order, little endian, starting
+// at the global epoch FirstEpoch. Frames may stop short of a whole number of
+// epochs only for the last batch of a stream; the missing frames of that
+// epoch are compressed as fill value (0).
+type Batch struct {
+	FirstEpoch int64
+	Frames     int64
+}
+
+// Output is what a compress stage hands to delivery: the batch's compressed
+// inner chunks grouped by shard. Segments are ordered by (shard row, shard
+// column); inside a segment the chunks are in ascending Inner index, which
+// is epoch-major C order, so appending segments of successive batches to a
+// shard file keeps the file in C order of inner chunks.
+//
+// Only chunks that hold array data are present: an epoch with no frames and
+// a chunk wholly beyond the shape in dims 1.. are never written (their index
+// entries stay empty).
+//
+// The slices are owned by the slot and reused by the next Kick.
+type Output struct {
+	Data   []byte
+	Segs   []Segment
+	Chunks []Chunk
+	Times  Times // what this batch cost, per stage
+}
+
+// Segment is the part of one shard that one batch produced.
+type Segment struct {
+	Row      int64 // shard row along dim 0
+	Col      int64 // C-order shard index over dims 1..
+	Off, Len int64 // bytes of Data
+	First, N int   // Chunks[First:First+N]
+}
+
+// Chunk is one compressed inner chunk.
+type Chunk struct {
+	Inner int64 // C-order index of the inner chunk inside its shard
+	Off   int64 // offset in Output.Data
+	Size  int64
+}
+
+// Times is the busy time of each step for one batch. Steps a backend does
+// not have stay zero. Wall-clock per step, summed over parallel workers
+// where a step runs on several cores (so Compress may exceed the batch's
+// wall time on a CPU backend).
+type Times struct {
+	H2D       time.Duration
+	Tile      time.Duration
+	Shuffle   time.Duration
+	Compress  time.Duration
+	Aggregate time.Duration
+	D2H       time.Duration
+	Wall      time.Duration // kick to done
+}
+
+// Add accumulates o into t.
+func (t *Times) Add(o Times) {
+	t.H2D += o.H2D
+	t.Tile += o.Tile
+	t.Shuffle += o.Shuffle
+	t.Compress += o.Compress
+	t.Aggregate += o.Aggregate
+	t.D2H += o.D2H
+	t.Wall += o.Wall
+}
+
+// Stage is a compress backend (CPU or GPU). The pipeline drives it without
+// knowing which.
+type Stage interface {
+	// Name is "cpu" or "gpu", for reports.
+	Name() string
+	// NewSlot allocates one slot's buffers for batches of up to maxFrames
+	// frames (a whole number of epochs). Staging memory comes from the
+	// stage so the GPU backend can hand out pinned memory.
+	NewSlot(maxFrames int64) (Slot, error)
+	// Close releases what the stage shares between slots (worker pool,
+	// context). Every slot must be freed first.
+	Close() error
+}
+
+// Slot is one pipeline buffer set. It has one owner at a time (see
+// DESIGN.md rule 1): the producer fills Staging and calls Kick; the
+// delivery side calls Wait; nobody touches Staging between Kick and the
+// return of Wait.
+type Slot interface {
+	// Staging is where the producer copies frames; len = maxFrames*FrameBytes.
+	Staging() []byte
+	// Kick starts compressing b (reading Staging[:b.Frames*FrameBytes]).
+	// It does not wait for the work to finish.
+	Kick(b Batch) error
+	// Wait blocks until the kicked batch is compressed and returns its
+	// output, valid until the next Kick. If ctx ends first, Wait still
+	// does not return before the slot's in-flight work has stopped touching
+	// its buffers, and then reports ctx's error.
+	Wait(ctx context.Context) (*Output, error)
+	// Free releases the slot's memory. Only after Wait has returned.
+	Free() error
+}
+
+// Config is what every backend needs to build a Stage.
+type Config struct {
+	Spec zarr.Spec
+	// Workers is the number of CPU workers for tiling and compression;
+	// 0 means runtime.GOMAXPROCS(0).
+	Workers int
+}

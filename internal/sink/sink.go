@@ -21,6 +21,12 @@ type Sink interface {
 
 // File is a file being written. Commit or Abort must be called exactly
 // once; both are safe to call again afterwards (they then do nothing).
+//
+// Abort, unlike the other methods, may also be called from another
+// goroutine while a Write or Commit is in progress or blocked (a stalled
+// disk or network): it interrupts that call, which then returns an error,
+// and nothing becomes visible. This is how a pipeline tears down within a
+// bounded time whatever the sink is doing.
 type File interface {
 	io.Writer
 	// Commit makes the file visible under its key, complete.

@@ -1,0 +1,267 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// DirOptions configure a directory sink. The zero value is a sink that
+// refuses to touch an existing store and does not fsync.
+type DirOptions struct {
+	// Overwrite allows replacing an existing store (a directory holding a
+	// zarr.json). A non-empty directory without zarr.json is never deleted.
+	Overwrite bool
+	// Fsync makes Commit fsync the file before the rename and the
+	// directory after it, so a committed file survives a power loss.
+	// Off by default: it costs throughput and a crash of zwrite itself
+	// (not of the machine) is already safe with rename alone.
+	Fsync bool
+}
+
+// Dir writes a store into a directory. Every file is written to a hidden
+// temp name in its final directory and renamed when committed, so a reader
+// (or a crash) sees either the previous file or the complete new one.
+type Dir struct {
+	root string
+	opt  DirOptions
+
+	mu     sync.Mutex
+	dirs   map[string]bool   // directories known to exist
+	open   map[*dirFile]bool // uncommitted files, removed by Close
+	closed bool
+}
+
+// NewDir prepares the store directory at p. An existing non-empty path is
+// an error unless o.Overwrite is set, and even then only a Zarr store
+// (a directory with a zarr.json) is removed.
+func NewDir(p string, o DirOptions) (*Dir, error) {
+	if p == "" {
+		return nil, errors.New("output path is empty")
+	}
+	st, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("output %s: %w", p, err)
+	case !st.IsDir():
+		if !o.Overwrite {
+			return nil, fmt.Errorf("output %s exists; pass --overwrite to replace it", p)
+		}
+		return nil, fmt.Errorf("output %s is a file, not a Zarr store; refusing to replace it (remove it yourself or pick another path)", p)
+	default:
+		ents, err := os.ReadDir(p)
+		if err != nil {
+			return nil, fmt.Errorf("output %s: %w", p, err)
+		}
+		if len(ents) > 0 {
+			if !o.Overwrite {
+				return nil, fmt.Errorf("output %s exists; pass --overwrite to replace it", p)
+			}
+			if _, err := os.Stat(filepath.Join(p, "zarr.json")); err != nil {
+				return nil, fmt.Errorf("output %s is a non-empty directory without zarr.json (not a Zarr store); refusing to delete it with --overwrite (remove it yourself or pick another path)", p)
+			}
+			if err := os.RemoveAll(p); err != nil {
+				return nil, fmt.Errorf("remove existing store %s: %w", p, err)
+			}
+		}
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return nil, fmt.Errorf("create output %s: %w", p, err)
+	}
+	// Probe now, so that an unwritable output fails before any data is
+	// read rather than at the first shard.
+	f, err := os.CreateTemp(p, ".zwrite-probe-*")
+	if err != nil {
+		return nil, fmt.Errorf("output %s is not writable: %w", p, err)
+	}
+	name := f.Name()
+	f.Close()
+	os.Remove(name)
+	return &Dir{root: p, opt: o, dirs: map[string]bool{".": true}, open: map[*dirFile]bool{}}, nil
+}
+
+// Root is the store directory.
+func (d *Dir) Root() string { return d.root }
+
+// checkKey rejects keys that would escape the store.
+func checkKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || key == ".." || strings.HasPrefix(key, "../") {
+		return fmt.Errorf("invalid key %q", key)
+	}
+	return nil
+}
+
+// Create implements Sink.
+func (d *Dir) Create(key string) (File, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, fmt.Errorf("create %s: sink is closed", key)
+	}
+	rel := path.Dir(key)
+	dir := filepath.Join(d.root, filepath.FromSlash(rel))
+	if !d.dirs[rel] {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", key, err)
+		}
+		d.dirs[rel] = true
+	}
+	f, err := os.CreateTemp(dir, "."+path.Base(key)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", key, err)
+	}
+	df := &dirFile{d: d, key: key, f: f, tmp: f.Name(), final: filepath.Join(dir, path.Base(key)), dir: dir}
+	d.open[df] = true
+	return df, nil
+}
+
+// Put implements Sink.
+func (d *Dir) Put(key string, data []byte) error { return Put(d, key, data) }
+
+// Close removes every file that was created but not committed.
+func (d *Dir) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	files := make([]*dirFile, 0, len(d.open))
+	for f := range d.open {
+		files = append(files, f)
+	}
+	d.mu.Unlock()
+	var first error
+	for _, f := range files {
+		if err := f.Abort(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (d *Dir) forget(f *dirFile) {
+	d.mu.Lock()
+	delete(d.open, f)
+	d.mu.Unlock()
+}
+
+const (
+	fileOpen int32 = iota
+	fileCommitted
+	fileAborted
+)
+
+// errAborted is what Write and Commit return after an Abort, so that a
+// writer interrupted from another goroutine never believes its file landed.
+var errAborted = errors.New("file was aborted")
+
+type dirFile struct {
+	d                    *Dir
+	key, tmp, final, dir string
+	f                    *os.File
+	n                    int64
+	// state moves once, from open to committed or aborted, by CAS: that
+	// settles a race between the owner's Commit and an interrupting Abort.
+	state atomic.Int32
+}
+
+func (f *dirFile) Write(p []byte) (int, error) {
+	if st := f.state.Load(); st != fileOpen {
+		if st == fileAborted {
+			return 0, fmt.Errorf("write %s: %w", f.key, errAborted)
+		}
+		return 0, fmt.Errorf("write %s: file already committed", f.key)
+	}
+	// os.File is safe against a concurrent Close from Abort: the write
+	// then fails with os.ErrClosed.
+	n, err := f.f.Write(p)
+	f.n += int64(n)
+	if err != nil {
+		if f.state.Load() == fileAborted {
+			err = errAborted
+		}
+		return n, fmt.Errorf("write %s: %w", f.key, err)
+	}
+	return n, nil
+}
+
+func (f *dirFile) Commit() error {
+	if !f.state.CompareAndSwap(fileOpen, fileCommitted) {
+		if f.state.Load() == fileAborted {
+			return fmt.Errorf("commit %s: %w", f.key, errAborted)
+		}
+		return nil
+	}
+	defer f.d.forget(f)
+	fail := func(err error) error {
+		f.f.Close()
+		os.Remove(f.tmp)
+		return fmt.Errorf("commit %s: %w", f.key, err)
+	}
+	// Check the byte count the OS holds against what we wrote, as restic
+	// does: a short file must never be renamed into place.
+	st, err := f.f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if st.Size() != f.n {
+		return fail(fmt.Errorf("file has %d bytes, wrote %d", st.Size(), f.n))
+	}
+	if f.d.opt.Fsync {
+		if err := f.f.Sync(); err != nil {
+			return fail(err)
+		}
+	}
+	if err := f.f.Close(); err != nil {
+		os.Remove(f.tmp)
+		return fmt.Errorf("commit %s: %w", f.key, err)
+	}
+	if err := os.Rename(f.tmp, f.final); err != nil {
+		os.Remove(f.tmp)
+		return fmt.Errorf("commit %s: %w", f.key, err)
+	}
+	if f.d.opt.Fsync {
+		if dh, err := os.Open(f.dir); err == nil {
+			err = dh.Sync()
+			dh.Close()
+			if err != nil {
+				return fmt.Errorf("commit %s: sync directory: %w", f.key, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (f *dirFile) Abort() error {
+	// Closing the file is what interrupts a Write blocked in the kernel.
+	if !f.state.CompareAndSwap(fileOpen, fileAborted) {
+		return nil
+	}
+	defer f.d.forget(f)
+	f.f.Close()
+	if err := os.Remove(f.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("abort %s: %w", f.key, err)
+	}
+	return nil
+}
+
+// Put writes data to key through s.Create, Write and Commit, aborting the
+// file on any error. Sinks use it to implement Sink.Put.
+func Put(s Sink, key string, data []byte) error {
+	f, err := s.Create(key)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Abort()
+		return err
+	}
+	return f.Commit()
+}

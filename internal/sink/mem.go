@@ -1,0 +1,148 @@
+package sink
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Mem keeps a store in memory, for tests: Files returns what was committed.
+type Mem struct {
+	mu    sync.Mutex
+	files map[string][]byte
+	temps int
+}
+
+// NewMem returns an empty in-memory sink.
+func NewMem() *Mem { return &Mem{files: map[string][]byte{}} }
+
+// Files returns a copy of every committed file by key.
+func (m *Mem) Files() map[string][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := make(map[string][]byte, len(m.files))
+	for k, v := range m.files {
+		c[k] = append([]byte(nil), v...)
+	}
+	return c
+}
+
+// Temps is the number of files created and neither committed nor aborted.
+func (m *Mem) Temps() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.temps
+}
+
+// Create implements Sink.
+func (m *Mem) Create(key string) (File, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.temps++
+	m.mu.Unlock()
+	return &memFile{m: m, key: key}, nil
+}
+
+// Put implements Sink.
+func (m *Mem) Put(key string, data []byte) error { return Put(m, key, data) }
+
+// Close implements Sink. Uncommitted files simply vanish with their memory.
+func (m *Mem) Close() error { return nil }
+
+type memFile struct {
+	m     *Mem
+	key   string
+	mu    sync.Mutex // Abort may come from another goroutine
+	buf   []byte
+	state int32
+}
+
+func (f *memFile) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state != fileOpen {
+		return 0, fmt.Errorf("write %s: file already committed or aborted", f.key)
+	}
+	f.buf = append(f.buf, p...)
+	return len(p), nil
+}
+
+func (f *memFile) Commit() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch f.state {
+	case fileCommitted:
+		return nil
+	case fileAborted:
+		return fmt.Errorf("commit %s: %w", f.key, errAborted)
+	}
+	f.state = fileCommitted
+	f.m.mu.Lock()
+	f.m.files[f.key] = f.buf
+	f.m.temps--
+	f.m.mu.Unlock()
+	f.buf = nil
+	return nil
+}
+
+func (f *memFile) Abort() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state != fileOpen {
+		return nil
+	}
+	f.state = fileAborted
+	f.buf = nil
+	f.m.mu.Lock()
+	f.m.temps--
+	f.m.mu.Unlock()
+	return nil
+}
+
+// Discard drops every byte and counts them, for benchmarks.
+type Discard struct {
+	bytes, files atomic.Int64
+}
+
+// NewDiscard returns a discard sink.
+func NewDiscard() *Discard { return &Discard{} }
+
+// Bytes is the number of bytes written to committed or open files.
+func (d *Discard) Bytes() int64 { return d.bytes.Load() }
+
+// Files is the number of files committed.
+func (d *Discard) Files() int64 { return d.files.Load() }
+
+// Create implements Sink.
+func (d *Discard) Create(key string) (File, error) { return &discardFile{d: d}, nil }
+
+// Put implements Sink.
+func (d *Discard) Put(key string, data []byte) error {
+	d.bytes.Add(int64(len(data)))
+	d.files.Add(1)
+	return nil
+}
+
+// Close implements Sink.
+func (d *Discard) Close() error { return nil }
+
+type discardFile struct {
+	d    *Discard
+	done atomic.Bool
+}
+
+func (f *discardFile) Write(p []byte) (int, error) {
+	f.d.bytes.Add(int64(len(p)))
+	return len(p), nil
+}
+
+func (f *discardFile) Commit() error {
+	if f.done.CompareAndSwap(false, true) {
+		f.d.files.Add(1)
+	}
+	return nil
+}
+
+func (f *discardFile) Abort() error { f.done.Store(true); return nil }

@@ -1,6 +1,69 @@
-GO ?= go
+# zwrite developer targets. `make demo` and `make test` work on a fresh
+# clone: they install what they need themselves (Go modules through the Go
+# toolchain, the interop check's npm packages through `npm ci`).
 
-.PHONY: test
-test:
+GO       ?= go
+NPM      ?= npm
+NODE     ?= node
+FUZZTIME ?= 5s
+BIN      := bin/zwrite
+INTEROP  := scripts/interop
+VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+
+.PHONY: all build test vet fmt-check unit interop interop-deps fuzz demo clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/zwrite
+
+# test: static checks, every package's tests with the race detector (the
+# cmd/zwrite tests include the independent-reader interop check, which needs
+# the npm packages), then a short run of every fuzz target.
+test: vet fmt-check interop-deps unit fuzz
+
+vet:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+
+fmt-check:
+	@out="$$(gofmt -l cmd internal)"; if [ -n "$$out" ]; then \
+		echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+unit:
+	ZWRITE_INTEROP=require $(GO) test -race -count=1 ./...
+
+# interop: only the independent-reader check (zarrita + numcodecs in Node)
+# on stores written by the real binary.
+interop: interop-deps
+	ZWRITE_INTEROP=require $(GO) test -count=1 -run 'TestInterop' -v ./cmd/zwrite
+
+interop-deps: $(INTEROP)/node_modules/.package-lock.json
+
+$(INTEROP)/node_modules/.package-lock.json: $(INTEROP)/package-lock.json $(INTEROP)/package.json
+	cd $(INTEROP) && $(NPM) ci --no-audit --no-fund --loglevel=error
+
+# fuzz: every FuzzXxx target in the module for FUZZTIME each (the seed
+# corpora also run in plain `go test`).
+fuzz:
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' cmd internal | xargs -n1 dirname | sort -u); do \
+		for t in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "fuzz ./$$dir $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$dir; \
+		done; \
+	done
+
+# demo: synthetic frames into a store under ./demo, checked three ways: our
+# verify against the raw input, info, and the independent Node reader.
+DEMO_SHAPE := 240,512,512
+demo: build interop-deps
+	mkdir -p demo
+	$(BIN) synth --shape $(DEMO_SHAPE) --dtype uint16 --fill thirds > demo/frames.raw
+	$(BIN) append -o demo/frames.zarr --overwrite --shape 0,512,512 --dtype uint16 \
+		--chunk 8,128,128 --shard 64,512,512 --codec zstd --dims t,y,x demo/frames.raw
+	$(BIN) verify demo/frames.zarr --raw demo/frames.raw
+	$(BIN) info demo/frames.zarr
+	$(NODE) $(INTEROP)/check.mjs demo/frames.zarr demo/frames.raw
+
+clean:
+	rm -rf bin demo $(INTEROP)/node_modules

@@ -106,19 +106,19 @@ func (d *Dir) Create(key string) (File, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return nil, fmt.Errorf("create %s: sink is closed", key)
+		return nil, errors.New("sink is closed")
 	}
 	rel := path.Dir(key)
 	dir := filepath.Join(d.root, filepath.FromSlash(rel))
 	if !d.dirs[rel] {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("create %s: %w", key, err)
+			return nil, err
 		}
 		d.dirs[rel] = true
 	}
 	f, err := os.CreateTemp(dir, "."+path.Base(key)+".tmp-*")
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", key, err)
+		return nil, bare(err)
 	}
 	df := &dirFile{d: d, key: key, f: f, tmp: f.Name(), final: filepath.Join(dir, path.Base(key)), dir: dir}
 	d.open[df] = true
@@ -158,6 +158,20 @@ const (
 	fileAborted
 )
 
+// errCommitted is what Write returns after Commit.
+var errCommitted = errors.New("file was already committed")
+
+// bare strips the *os.PathError around err: its path is the temp file's,
+// which means nothing to a user, and the caller names the key anyway
+// (File errors leave the key to the caller, see sink.go).
+func bare(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
 // errAborted is what Write and Commit return after an Abort, so that a
 // writer interrupted from another goroutine never believes its file landed.
 var errAborted = errors.New("file was aborted")
@@ -175,9 +189,9 @@ type dirFile struct {
 func (f *dirFile) Write(p []byte) (int, error) {
 	if st := f.state.Load(); st != fileOpen {
 		if st == fileAborted {
-			return 0, fmt.Errorf("write %s: %w", f.key, errAborted)
+			return 0, errAborted
 		}
-		return 0, fmt.Errorf("write %s: file already committed", f.key)
+		return 0, errCommitted
 	}
 	// os.File is safe against a concurrent Close from Abort: the write
 	// then fails with os.ErrClosed.
@@ -187,7 +201,7 @@ func (f *dirFile) Write(p []byte) (int, error) {
 		if f.state.Load() == fileAborted {
 			err = errAborted
 		}
-		return n, fmt.Errorf("write %s: %w", f.key, err)
+		return n, bare(err)
 	}
 	return n, nil
 }
@@ -195,7 +209,7 @@ func (f *dirFile) Write(p []byte) (int, error) {
 func (f *dirFile) Commit() error {
 	if !f.state.CompareAndSwap(fileOpen, fileCommitted) {
 		if f.state.Load() == fileAborted {
-			return fmt.Errorf("commit %s: %w", f.key, errAborted)
+			return errAborted
 		}
 		return nil
 	}
@@ -203,7 +217,7 @@ func (f *dirFile) Commit() error {
 	fail := func(err error) error {
 		f.f.Close()
 		os.Remove(f.tmp)
-		return fmt.Errorf("commit %s: %w", f.key, err)
+		return bare(err)
 	}
 	// Check the byte count the OS holds against what we wrote, as restic
 	// does: a short file must never be renamed into place.
@@ -221,18 +235,18 @@ func (f *dirFile) Commit() error {
 	}
 	if err := f.f.Close(); err != nil {
 		os.Remove(f.tmp)
-		return fmt.Errorf("commit %s: %w", f.key, err)
+		return bare(err)
 	}
 	if err := os.Rename(f.tmp, f.final); err != nil {
 		os.Remove(f.tmp)
-		return fmt.Errorf("commit %s: %w", f.key, err)
+		return fmt.Errorf("rename: %w", bare(err))
 	}
 	if f.d.opt.Fsync {
 		if dh, err := os.Open(f.dir); err == nil {
 			err = dh.Sync()
 			dh.Close()
 			if err != nil {
-				return fmt.Errorf("commit %s: sync directory: %w", f.key, err)
+				return fmt.Errorf("sync directory: %w", bare(err))
 			}
 		}
 	}
@@ -247,21 +261,25 @@ func (f *dirFile) Abort() error {
 	defer f.d.forget(f)
 	f.f.Close()
 	if err := os.Remove(f.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("abort %s: %w", f.key, err)
+		return fmt.Errorf("remove temp file: %w", bare(err))
 	}
 	return nil
 }
 
 // Put writes data to key through s.Create, Write and Commit, aborting the
-// file on any error. Sinks use it to implement Sink.Put.
+// file on any error. Sinks use it to implement Sink.Put; its errors name
+// the key.
 func Put(s Sink, key string, data []byte) error {
 	f, err := s.Create(key)
 	if err != nil {
-		return err
+		return fmt.Errorf("create %s: %w", key, err)
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Abort()
-		return err
+		return fmt.Errorf("write %s: %w", key, err)
 	}
-	return f.Commit()
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("commit %s: %w", key, err)
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -63,7 +62,10 @@ func (f *memFile) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.state != fileOpen {
-		return 0, fmt.Errorf("write %s: file already committed or aborted", f.key)
+		if f.state == fileAborted {
+			return 0, errAborted
+		}
+		return 0, errCommitted
 	}
 	f.buf = append(f.buf, p...)
 	return len(p), nil
@@ -76,7 +78,7 @@ func (f *memFile) Commit() error {
 	case fileCommitted:
 		return nil
 	case fileAborted:
-		return fmt.Errorf("commit %s: %w", f.key, errAborted)
+		return errAborted
 	}
 	f.state = fileCommitted
 	f.m.mu.Lock()

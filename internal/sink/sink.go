@@ -9,7 +9,8 @@ import "io"
 // producer at depth 1); the implementations need no locking of their own
 // beyond what their test hooks require.
 type Sink interface {
-	// Create starts a new file at key. Its bytes become visible under key
+	// Create starts a new file at key. Its errors, like File's, need not
+	// name the key; Put's do. Its bytes become visible under key
 	// only when Commit succeeds; until then readers see the previous
 	// content of key or nothing.
 	Create(key string) (File, error)
@@ -27,6 +28,9 @@ type Sink interface {
 // disk or network): it interrupts that call, which then returns an error,
 // and nothing becomes visible. This is how a pipeline tears down within a
 // bounded time whatever the sink is doing.
+//
+// Errors from a File's methods need not name the key; the caller adds it
+// ("write shard c/0/1: no space left on device").
 type File interface {
 	io.Writer
 	// Commit makes the file visible under its key, complete.

@@ -267,8 +267,8 @@ func TestFailing(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := f.Write(make([]byte, 6))
-	if n != 4 || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "c/1/2") {
-		t.Errorf("n=%d err=%v, want 4 and ENOSPC naming c/1/2", n, err)
+	if n != 4 || !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("n=%d err=%v, want 4 and ENOSPC", n, err)
 	}
 	f.Abort()
 	if m.Temps() != 0 {

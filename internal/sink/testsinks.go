@@ -3,7 +3,6 @@ package sink
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"sync"
 	"syscall"
 	"time"
@@ -66,7 +65,7 @@ func (f *slowFile) Write(p []byte) (int, error) {
 	select {
 	case <-t.C:
 	case <-f.abort:
-		return 0, fmt.Errorf("write %s: %w", f.key, errAborted)
+		return 0, errAborted
 	}
 	return f.File.Write(p)
 }
@@ -173,7 +172,7 @@ func (f *stalledFile) Write(p []byte) (int, error) {
 		return n, err
 	}
 	if err := f.wait(); err != nil {
-		return n, fmt.Errorf("write %s: %w", f.key, err)
+		return n, err
 	}
 	m, err := f.File.Write(p[n:])
 	return n + m, err
@@ -187,7 +186,7 @@ func (f *stalledFile) Commit() error {
 		if stalled {
 			if err := f.wait(); err != nil {
 				f.File.Abort()
-				return fmt.Errorf("commit %s: %w", f.key, err)
+				return err
 			}
 		}
 	}
@@ -240,7 +239,7 @@ func (f *failingFile) Write(p []byte) (int, error) {
 	if err != nil || n == len(p) {
 		return n, err
 	}
-	return n, &fs.PathError{Op: "write", Path: f.key, Err: syscall.ENOSPC}
+	return n, syscall.ENOSPC
 }
 
 // Op is a sink operation seen by Recording.

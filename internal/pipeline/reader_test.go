@@ -1,0 +1,147 @@
+package pipeline
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// storeDecode turns one stored inner chunk back into its raw bytes.
+type chunkDecoder func(codec zarr.Codec, src []byte, size int64) ([]byte, error)
+
+var zdec, _ = zstd.NewReader(nil)
+
+// decodeChunk handles none and zstd here; lz4 (blosc) goes through the
+// decoder installed by the stage tests (see extraDecoders).
+func decodeChunk(codec zarr.Codec, src []byte, size int64) ([]byte, error) {
+	switch codec {
+	case zarr.CodecNone:
+		return src, nil
+	case zarr.CodecZstd:
+		return zdec.DecodeAll(src, make([]byte, 0, size))
+	}
+	if d := extraDecoders[codec]; d != nil {
+		return d(codec, src, size)
+	}
+	return nil, fmt.Errorf("no decoder for %v in the tests", codec)
+}
+
+var extraDecoders = map[zarr.Codec]chunkDecoder{}
+
+// readStore checks a store held as files (key → bytes) the way verify
+// does and returns its array bytes in C order: zarr.json parses and
+// matches spec; no temp files; every shard inside the grid, its index
+// checksum right, its entries inside the data and not overlapping, every
+// chunk decoding to the chunk size.
+func readStore(files map[string][]byte, spec *zarr.Spec) (shape0 int64, data []byte, err error) {
+	mj, ok := files["zarr.json"]
+	if !ok {
+		return 0, nil, fmt.Errorf("no zarr.json")
+	}
+	m, err := zarr.ParseArray(mj)
+	if err != nil {
+		return 0, nil, err
+	}
+	shape0 = m.Spec.Shape[0]
+	want, err := zarr.MarshalArray(spec, shape0)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !bytes.Equal(want, mj) {
+		return 0, nil, fmt.Errorf("zarr.json differs from the spec's:\n%s\nwant\n%s", mj, want)
+	}
+	n := spec.Rank()
+	isz := int64(spec.DType.Size())
+	frameElems := spec.FrameBytes() / isz
+	data = make([]byte, shape0*spec.FrameBytes())
+	rows := (shape0 + spec.Shard[0] - 1) / spec.Shard[0]
+	scs := spec.ShardChunks()
+	cps := int(spec.ChunksPerShard())
+	fstr := make([]int64, n)
+	fstr[n-1] = 1
+	for d := n - 2; d >= 1; d-- {
+		fstr[d] = fstr[d+1] * spec.Shape[d+1]
+	}
+	seen := 0
+	for key := range files {
+		if strings.Contains(key, ".tmp") {
+			return 0, nil, fmt.Errorf("temp file %s left in the store", key)
+		}
+	}
+	for row := int64(0); row < rows; row++ {
+		for col := int64(0); col < spec.ShardsPerRow(); col++ {
+			sc := spec.ShardCoords(row, col)
+			key := zarr.ShardKey(sc)
+			b, ok := files[key]
+			if !ok {
+				continue
+			}
+			seen++
+			ixs := zarr.IndexSize(cps)
+			if len(b) < ixs {
+				return 0, nil, fmt.Errorf("%s: %d bytes, shorter than its index", key, len(b))
+			}
+			ents, err := zarr.DecodeIndex(b[len(b)-ixs:], cps)
+			if err != nil {
+				return 0, nil, fmt.Errorf("%s: %w", key, err)
+			}
+			if err := zarr.CheckEntries(ents, 0, uint64(len(b)-ixs)); err != nil {
+				return 0, nil, fmt.Errorf("%s: %w", key, err)
+			}
+			for i, e := range ents {
+				if e.Empty() {
+					continue
+				}
+				raw, err := decodeChunk(spec.Codec, b[e.Offset:e.Offset+e.Nbytes], spec.ChunkBytes())
+				if err != nil {
+					return 0, nil, fmt.Errorf("%s chunk %d: %w", key, i, err)
+				}
+				if int64(len(raw)) != spec.ChunkBytes() {
+					return 0, nil, fmt.Errorf("%s chunk %d: %d bytes decoded, want %d", key, i, len(raw), spec.ChunkBytes())
+				}
+				// chunk coords in the array
+				cc := make([]int64, n)
+				r := int64(i)
+				for d := n - 1; d >= 0; d-- {
+					cc[d] = sc[d]*scs[d] + r%scs[d]
+					r /= scs[d]
+				}
+				el := make([]int64, n)
+				for j := int64(0); j < spec.ChunkElems(); j++ {
+					in := true
+					src := int64(0)
+					for d := 0; d < n; d++ {
+						g := cc[d]*spec.Chunk[d] + el[d]
+						lim := spec.Shape[d]
+						if d == 0 {
+							lim = shape0
+							src += g * frameElems
+						} else {
+							src += g * fstr[d]
+						}
+						if g >= lim {
+							in = false
+						}
+					}
+					if in {
+						copy(data[src*isz:(src+1)*isz], raw[j*isz:(j+1)*isz])
+					}
+					for d := n - 1; d >= 0; d-- {
+						el[d]++
+						if el[d] < spec.Chunk[d] {
+							break
+						}
+						el[d] = 0
+					}
+				}
+			}
+		}
+	}
+	if other := len(files) - 1 - seen; other != 0 {
+		return 0, nil, fmt.Errorf("%d files in the store besides zarr.json and the shards inside shape[0] = %d", other, shape0)
+	}
+	return shape0, data, nil
+}

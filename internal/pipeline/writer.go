@@ -1,0 +1,645 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zwrite/zwrite/internal/sink"
+	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// Defaults for the zero values of Config. Each is explained where it is
+// applied, in New.
+const (
+	DefaultDepth      = 3
+	DefaultBatchBytes = 32 << 20
+	// DefaultCopyHelpers and DefaultCopyThreshold: see copy.go.
+)
+
+// Config describes a Writer. Zero values mean "default".
+type Config struct {
+	Spec  zarr.Spec
+	Stage stage.Stage // compress backend; the caller closes it after the Writer
+	Sink  sink.Sink   // store; the caller closes it after the Writer
+	// Depth is the number of slots, so up to Depth batches are in flight
+	// (one filling, the others compressing or being delivered). 1 drains
+	// every batch inline, with no worker.
+	Depth int
+	// BatchBytes is the raw size the compress stage gets per kick; it is
+	// rounded to a whole number of epochs (at least one).
+	BatchBytes int64
+	// CopyHelpers is the number of goroutines that help the producer copy
+	// a large Write into staging; < 0 turns the pool off (serial copies).
+	CopyHelpers int
+	// CopyThreshold is the smallest Write that is split across the helpers.
+	CopyThreshold int
+	// MaxPending bounds the raw bytes kicked and not yet delivered; the
+	// producer blocks instead of kicking more.
+	MaxPending int64
+}
+
+// Settings are the values a Writer runs with, after defaults.
+type Settings struct {
+	Depth         int
+	BatchFrames   int64
+	BatchBytes    int64
+	CopyHelpers   int // 0: serial copies
+	CopyThreshold int
+	MaxPending    int64
+}
+
+// Stats are the Writer's counters. Every field is read atomically, so
+// Stats may be called from any goroutine while the Writer runs.
+type Stats struct {
+	BytesIn    int64 // bytes accepted
+	Frames     int64 // whole frames accepted
+	Batches    int64 // batches kicked
+	Delivered  int64 // batches delivered
+	BytesOut   int64 // bytes written to the sink (shards, indexes, zarr.json)
+	Shards     int64 // shard files committed
+	Committed  int64 // frames in committed shard rows
+	Pending    int64 // raw bytes kicked and not yet delivered
+	PendingMax int64 // high-water mark of Pending
+
+	Copy         time.Duration // producer copying into staging (wall, helpers included)
+	StallJoin    time.Duration // producer waiting for a slot's delivery
+	StallPending time.Duration // producer blocked by MaxPending
+	StageWait    time.Duration // delivery waiting for the compress stage
+	Deliver      time.Duration // delivery writing to the sink
+	Stage        stage.Times   // the stage's own per-step times, summed
+}
+
+type slot struct {
+	st      stage.Slot
+	staging []byte
+	fill    int  // bytes copied into staging
+	busy    bool // kicked and not joined (producer's view)
+	batch   stage.Batch
+	done    chan struct{} // delivery finished; capacity 1
+}
+
+// Writer is a pipelined store writer. Write, ReadFrom and Close are called
+// from one goroutine (the producer); Abort and Stats from any.
+type Writer struct {
+	spec        zarr.Spec
+	st          stage.Stage
+	sink        sink.Sink
+	set         Settings
+	frameBytes  int64
+	epochFrames int64
+	rowFrames   int64 // frames per shard row
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu        sync.Mutex // held by Write, ReadFrom, Close and Abort's teardown
+	slots     []*slot
+	cur       int
+	nextEpoch int64
+	bytesIn   int64
+	offered   int64 // bytes offered, including those refused by a fixed shape
+	inputErr  error // too many frames: reported, but the store is finished
+	closed    atomic.Bool
+
+	jobs       chan *slot
+	workerDone chan struct{}
+	stopped    bool
+
+	cp copier
+
+	errMu sync.Mutex
+	err   error // first fatal error
+
+	// tracked sink files, so that Abort can interrupt a blocked Write
+	fmu      sync.Mutex
+	aborting bool
+	files    map[sink.File]struct{}
+
+	d delivery // owned by whoever delivers: the worker, or the producer after join
+
+	queued, retired atomic.Int64
+	retiredSig      chan struct{}
+	c               counters
+}
+
+type counters struct {
+	bytesIn, batches, delivered, bytesOut, shards, committed, pendingMax atomic.Int64
+	copy, stallJoin, stallPending, stageWait, deliver                    atomic.Int64
+	h2d, tile, shuffle, compress, aggregate, d2h, wall                   atomic.Int64
+}
+
+// New checks cfg, allocates the slots, writes the initial zarr.json and
+// starts the workers. ctx ending aborts the Writer (Write then returns its
+// cause; call Abort or Close to tear down).
+func New(ctx context.Context, cfg Config) (*Writer, error) {
+	spec := cfg.Spec.Clone()
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Stage == nil || cfg.Sink == nil {
+		return nil, errors.New("pipeline: Stage and Sink are required")
+	}
+	w := &Writer{
+		spec:        spec,
+		st:          cfg.Stage,
+		sink:        cfg.Sink,
+		frameBytes:  spec.FrameBytes(),
+		epochFrames: spec.EpochFrames(),
+		rowFrames:   spec.Shard[0],
+		files:       map[sink.File]struct{}{},
+		retiredSig:  make(chan struct{}, 1),
+	}
+	w.set = settle(&spec, cfg)
+	w.ctx, w.cancel = context.WithCancelCause(ctx)
+
+	w.d.init(&spec)
+
+	for i := 0; i < w.set.Depth; i++ {
+		s, err := w.st.NewSlot(w.set.BatchFrames)
+		if err != nil {
+			w.freeSlots()
+			w.cancel(nil)
+			return nil, fmt.Errorf("allocate slot %d of %d (%d bytes of staging): %w", i+1, w.set.Depth, w.set.BatchBytes, err)
+		}
+		sl := &slot{st: s, staging: s.Staging(), done: make(chan struct{}, 1)}
+		if int64(len(sl.staging)) < w.set.BatchBytes {
+			w.slots = append(w.slots, sl)
+			w.freeSlots()
+			w.cancel(nil)
+			return nil, fmt.Errorf("stage %s gave %d bytes of staging for %d frames, want %d", w.st.Name(), len(sl.staging), w.set.BatchFrames, w.set.BatchBytes)
+		}
+		sl.staging = sl.staging[:w.set.BatchBytes]
+		w.slots = append(w.slots, sl)
+	}
+	shape0 := spec.Shape[0] // 0 when growing: nothing delivered yet
+	if err := w.putMeta(shape0); err != nil {
+		w.freeSlots()
+		w.cancel(nil)
+		return nil, err
+	}
+	if w.set.Depth > 1 {
+		// Capacity Depth: at most Depth slots are kicked and not joined,
+		// so the producer never blocks on this send (rule 2 bounds it).
+		w.jobs = make(chan *slot, w.set.Depth)
+		w.workerDone = make(chan struct{})
+		go w.worker()
+	}
+	w.cp.start(w.set.CopyHelpers, w.set.CopyThreshold)
+	return w, nil
+}
+
+// Settings returns the values the Writer runs with.
+func (w *Writer) Settings() Settings { return w.set }
+
+// Write copies p into staging, kicking every slot that fills. With a fixed
+// shape[0] it takes at most the declared frames and then reports a
+// *TooManyFramesError (the store is still finished by Close).
+func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.check(); err != nil {
+		return 0, err
+	}
+	w.offered += int64(len(p))
+	over := false
+	if !w.spec.Growing() {
+		if room := w.spec.Shape[0]*w.frameBytes - w.bytesIn; int64(len(p)) > room {
+			p, over = p[:room], true
+		}
+	}
+	n := 0
+	for len(p) > 0 {
+		s := w.slots[w.cur]
+		if err := w.join(s); err != nil {
+			return n, err
+		}
+		k := copy(s.staging[s.fill:], p) // length only; the copier does the work
+		start := time.Now()
+		w.cp.copy(s.staging[s.fill:s.fill+k], p[:k])
+		w.c.copy.Add(int64(time.Since(start)))
+		s.fill += k
+		n += k
+		p = p[k:]
+		w.bytesIn += int64(k)
+		w.c.bytesIn.Store(w.bytesIn)
+		if s.fill == len(s.staging) {
+			if err := w.kick(s); err != nil {
+				return n, err
+			}
+		}
+	}
+	if over {
+		w.inputErr = &TooManyFramesError{Declared: w.spec.Shape[0], AtLeast: w.offered / w.frameBytes}
+		return n, w.inputErr
+	}
+	return n, nil
+}
+
+// check returns the error every producer call reports once the Writer has
+// failed, been closed, or refused input.
+func (w *Writer) check() error {
+	if err := w.error(); err != nil {
+		return err
+	}
+	if w.inputErr != nil {
+		return w.inputErr
+	}
+	if w.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// ReadFrom reads r to its end straight into staging, saving the copy that
+// io.Copy's intermediate buffer would cost. io.Copy uses it when the
+// source does not implement io.WriterTo itself.
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.check(); err != nil {
+		return 0, err
+	}
+	var total int64
+	for {
+		s := w.slots[w.cur]
+		if err := w.join(s); err != nil {
+			return total, err
+		}
+		buf := s.staging[s.fill:]
+		if !w.spec.Growing() {
+			room := w.spec.Shape[0]*w.frameBytes - w.bytesIn
+			if room == 0 {
+				// Declared frames are all in: one more byte means too many.
+				var one [1]byte
+				n, err := io.ReadFull(r, one[:])
+				if n > 0 {
+					w.offered++
+					w.inputErr = &TooManyFramesError{Declared: w.spec.Shape[0], AtLeast: w.spec.Shape[0] + 1}
+					return total, w.inputErr
+				}
+				if err == io.EOF || err == io.ErrUnexpectedEOF {
+					return total, nil
+				}
+				return total, fmt.Errorf("read input: %w", err)
+			}
+			if int64(len(buf)) > room {
+				buf = buf[:room]
+			}
+		}
+		start := time.Now()
+		n, err := r.Read(buf)
+		w.c.copy.Add(int64(time.Since(start)))
+		if n > 0 {
+			s.fill += n
+			total += int64(n)
+			w.bytesIn += int64(n)
+			w.offered += int64(n)
+			w.c.bytesIn.Store(w.bytesIn)
+			if s.fill == len(s.staging) {
+				if err := w.kick(s); err != nil {
+					return total, err
+				}
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, fmt.Errorf("read input: %w", err)
+		}
+		if err := w.error(); err != nil {
+			return total, err
+		}
+	}
+}
+
+// join waits until slot s is delivered, so the producer may refill it
+// (rule 2). Only the producer calls it.
+func (w *Writer) join(s *slot) error {
+	if !s.busy {
+		return nil
+	}
+	start := time.Now()
+	select {
+	case <-s.done:
+		s.busy = false
+	case <-w.ctx.Done():
+	}
+	w.c.stallJoin.Add(int64(time.Since(start)))
+	return w.error()
+}
+
+// kick hands slot s (its whole frames) to the stage and queues its
+// delivery at the same moment. Only the producer calls it.
+func (w *Writer) kick(s *slot) error {
+	frames := int64(s.fill) / w.frameBytes
+	raw := frames * w.frameBytes
+	if err := w.waitPending(raw); err != nil {
+		return err
+	}
+	s.batch = stage.Batch{FirstEpoch: w.nextEpoch, Frames: frames}
+	w.nextEpoch += (frames + w.epochFrames - 1) / w.epochFrames
+	s.fill = 0
+	q := w.queued.Add(raw)
+	w.maxPending(q - w.retired.Load())
+	if err := s.st.Kick(s.batch); err != nil {
+		w.retired.Add(raw)
+		w.fail(fmt.Errorf("compress batch at frame %d: %w", s.batch.FirstEpoch*w.epochFrames, err))
+		return w.error()
+	}
+	w.c.batches.Add(1)
+	s.busy = true
+	w.cur = (w.cur + 1) % len(w.slots)
+	if w.jobs == nil {
+		// Depth 1 (rule 4): deliver inline, no worker and no queue.
+		w.deliverSlot(s)
+		s.busy = false
+		return w.error()
+	}
+	w.jobs <- s
+	return nil
+}
+
+func (w *Writer) maxPending(p int64) {
+	for {
+		m := w.c.pendingMax.Load()
+		if p <= m || w.c.pendingMax.CompareAndSwap(m, p) {
+			return
+		}
+	}
+}
+
+// waitPending blocks while kicking n more bytes would exceed MaxPending
+// (rule 5). New makes MaxPending at least one batch, so an idle pipeline
+// always accepts a kick.
+func (w *Writer) waitPending(n int64) error {
+	if w.queued.Load()-w.retired.Load()+n <= w.set.MaxPending {
+		return nil
+	}
+	start := time.Now()
+	defer func() { w.c.stallPending.Add(int64(time.Since(start))) }()
+	for w.queued.Load()-w.retired.Load()+n > w.set.MaxPending {
+		select {
+		case <-w.retiredSig:
+		case <-w.ctx.Done():
+			return w.error()
+		}
+	}
+	return nil
+}
+
+// worker delivers jobs strictly in kick order (rule 3): one goroutine
+// reading one FIFO channel.
+func (w *Writer) worker() {
+	defer close(w.workerDone)
+	for s := range w.jobs {
+		w.deliverSlot(s)
+		s.done <- struct{}{}
+	}
+}
+
+// deliverSlot waits for slot s's batch and writes it to the sink. After a
+// failure it still waits (so the stage stops touching the slot before
+// anyone frees it) but writes nothing.
+func (w *Writer) deliverSlot(s *slot) {
+	raw := s.batch.Frames * w.frameBytes
+	defer func() {
+		w.retired.Add(raw)
+		select {
+		case w.retiredSig <- struct{}{}:
+		default:
+		}
+	}()
+	start := time.Now()
+	out, err := s.st.Wait(w.ctx)
+	w.c.stageWait.Add(int64(time.Since(start)))
+	if err != nil {
+		w.fail(fmt.Errorf("compress batch at frame %d: %w", s.batch.FirstEpoch*w.epochFrames, err))
+		return
+	}
+	w.addTimes(&out.Times)
+	if w.error() != nil {
+		return
+	}
+	start = time.Now()
+	err = w.deliver(out, s.batch)
+	w.c.deliver.Add(int64(time.Since(start)))
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	w.c.delivered.Add(1)
+}
+
+func (w *Writer) addTimes(t *stage.Times) {
+	w.c.h2d.Add(int64(t.H2D))
+	w.c.tile.Add(int64(t.Tile))
+	w.c.shuffle.Add(int64(t.Shuffle))
+	w.c.compress.Add(int64(t.Compress))
+	w.c.aggregate.Add(int64(t.Aggregate))
+	w.c.d2h.Add(int64(t.D2H))
+	w.c.wall.Add(int64(t.Wall))
+}
+
+// error returns the first fatal error, or the cause of ctx if it ended.
+func (w *Writer) error() error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	if w.err == nil && w.ctx.Err() != nil {
+		if cause := context.Cause(w.ctx); cause != errClosedCtx {
+			w.err = cause
+		}
+	}
+	return w.err
+}
+
+// fail records err unless an error (or ctx's cause) came first, and
+// cancels everything in flight.
+func (w *Writer) fail(err error) {
+	w.errMu.Lock()
+	if w.err == nil {
+		if cause := context.Cause(w.ctx); cause != nil && cause != errClosedCtx {
+			w.err = cause
+		} else {
+			w.err = err
+		}
+	}
+	w.errMu.Unlock()
+	w.cancel(err)
+}
+
+// Close flushes the partial epoch, delivers everything, joins the worker,
+// writes the final zarr.json and frees the slots (rule 6). It returns the
+// first error: a failure, a *TooManyFramesError, a *PartialFrameError or a
+// *ShortInputError. Calling it again returns the same.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed.Load() {
+		return w.result()
+	}
+	var partial error
+	if w.error() == nil {
+		s := w.slots[w.cur]
+		if rem := int64(s.fill) % w.frameBytes; rem != 0 {
+			partial = &PartialFrameError{Frame: w.bytesIn / w.frameBytes, Have: rem, FrameBytes: w.frameBytes}
+			w.bytesIn -= rem
+			w.c.bytesIn.Store(w.bytesIn)
+			s.fill -= int(rem)
+		}
+		if s.fill > 0 {
+			// A slot holding bytes is never in flight, so no join is
+			// needed; a kick error is recorded and handled below.
+			w.kick(s)
+		}
+	}
+	w.stopWorker()
+	frames := w.bytesIn / w.frameBytes
+	if w.error() == nil {
+		if err := w.d.finishRow(w, frames); err != nil {
+			w.fail(err)
+		}
+	}
+	var short error
+	if w.error() == nil {
+		shape0 := frames
+		if !w.spec.Growing() && frames < w.spec.Shape[0] && w.inputErr == nil {
+			short = &ShortInputError{Got: frames, Declared: w.spec.Shape[0]}
+		}
+		if err := w.putMeta(shape0); err != nil {
+			w.fail(err)
+		}
+	}
+	if w.error() != nil {
+		w.abandon()
+	}
+	w.teardown()
+	if w.inputErr == nil {
+		w.inputErr = partial
+	}
+	if w.inputErr == nil {
+		w.inputErr = short
+	}
+	return w.result()
+}
+
+// result is what Close and Abort report: the first fatal error, else the
+// input error.
+func (w *Writer) result() error {
+	if err := w.error(); err != nil {
+		return err
+	}
+	return w.inputErr
+}
+
+// errClosedCtx cancels the Writer's context after a clean Close; it is not
+// an error of the Writer.
+var errClosedCtx = errors.New("writer closed")
+
+// Abort stops the Writer: input stops, in-flight batches are finished or
+// cancelled, open shard files are dropped, zarr.json is rewritten to name
+// the frames of the committed shard rows, and slots are freed. It returns
+// within a bounded time even when the sink is stalled, and returns the
+// first error (err itself unless something failed earlier). It may be
+// called from any goroutine, also while Write blocks.
+func (w *Writer) Abort(err error) error {
+	if w.closed.Load() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.result()
+	}
+	if err == nil {
+		err = ErrAborted
+	}
+	w.fail(err)
+	w.interrupt()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed.Load() {
+		return w.result()
+	}
+	w.stopWorker()
+	w.abandon()
+	w.teardown()
+	return w.result()
+}
+
+// stopWorker closes the job queue and waits for the worker to deliver or
+// drop every queued batch. Afterwards no slot is in flight. Producer only.
+func (w *Writer) stopWorker() {
+	if w.stopped {
+		return
+	}
+	w.stopped = true
+	if w.jobs != nil {
+		close(w.jobs)
+		<-w.workerDone
+	}
+	for _, s := range w.slots {
+		s.busy = false
+	}
+}
+
+// abandon drops the open shard files and rewrites zarr.json naming only
+// the frames of committed shard rows, within abortMetaTimeout. The worker
+// is stopped, so the delivery state belongs to the caller.
+func (w *Writer) abandon() {
+	w.interrupt()
+	w.d.abortOpen(w)
+	w.putMetaBounded(w.d.committed)
+}
+
+// teardown stops the copy helpers and frees the slots: only after the
+// worker is joined, so no job can touch a freed buffer.
+func (w *Writer) teardown() {
+	w.cp.stop()
+	w.freeSlots()
+	w.closed.Store(true)
+	w.cancel(errClosedCtx)
+}
+
+func (w *Writer) freeSlots() {
+	for _, s := range w.slots {
+		if err := s.st.Free(); err != nil {
+			w.fail(fmt.Errorf("free slot: %w", err))
+		}
+	}
+	w.slots = nil
+}
+
+// Stats returns the counters; safe from any goroutine.
+func (w *Writer) Stats() Stats {
+	q, r := w.queued.Load(), w.retired.Load()
+	bi := w.c.bytesIn.Load()
+	return Stats{
+		BytesIn:      bi,
+		Frames:       bi / w.frameBytes,
+		Batches:      w.c.batches.Load(),
+		Delivered:    w.c.delivered.Load(),
+		BytesOut:     w.c.bytesOut.Load(),
+		Shards:       w.c.shards.Load(),
+		Committed:    w.c.committed.Load(),
+		Pending:      q - r,
+		PendingMax:   w.c.pendingMax.Load(),
+		Copy:         time.Duration(w.c.copy.Load()),
+		StallJoin:    time.Duration(w.c.stallJoin.Load()),
+		StallPending: time.Duration(w.c.stallPending.Load()),
+		StageWait:    time.Duration(w.c.stageWait.Load()),
+		Deliver:      time.Duration(w.c.deliver.Load()),
+		Stage: stage.Times{
+			H2D:       time.Duration(w.c.h2d.Load()),
+			Tile:      time.Duration(w.c.tile.Load()),
+			Shuffle:   time.Duration(w.c.shuffle.Load()),
+			Compress:  time.Duration(w.c.compress.Load()),
+			Aggregate: time.Duration(w.c.aggregate.Load()),
+			D2H:       time.Duration(w.c.d2h.Load()),
+			Wall:      time.Duration(w.c.wall.Load()),
+		},
+	}
+}

@@ -5,7 +5,7 @@
 // same-run baselines (parallel memmove, CPU codec ceiling) and the
 // versioned JSON record with the machine it ran on.
 //
-// It drives the pipeline, stage and sink packages through their public
-// APIs only and never changes them; it prints nothing (the CLI renders the
-// Report it returns).
+// It drives the pipeline, stage, backend and sink packages through their
+// public APIs only and never changes them. It prints nothing itself: Run
+// returns a Report, and the CLI decides where its table and JSON go.
 package bench

@@ -127,14 +127,20 @@ func TestFillSplitInvariant(t *testing.T) {
 		}
 		for _, piece := range []int{2, 6, 998, 1 << 16, int(fb) + 2} {
 			t.Run(kind.String()+"/"+itoa(piece), func(t *testing.T) {
-				got := make([]byte, len(whole))
+				// Tiny pieces on a prefix only: a call per 2 bytes over
+				// megabytes would dominate the package's test time.
+				n := len(whole)
+				if piece < 1024 {
+					n = 64 << 10
+				}
+				got := make([]byte, n)
 				for off := 0; off < len(got); off += piece {
 					end := min(off+piece, len(got))
 					if err := FillElems(kind, spec, int64(off/2), got[off:end]); err != nil {
 						t.Fatal(err)
 					}
 				}
-				if i := firstDiff(got, whole); i >= 0 {
+				if i := firstDiff(got, whole[:n]); i >= 0 {
 					t.Fatalf("piece %d: byte %d differs", piece, i)
 				}
 			})

@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"bufio"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+)
+
+// Machine is where a run happened; every number in a record is only
+// meaningful with it.
+type Machine struct {
+	Hostname   string `json:"hostname"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	CPUModel   string `json:"cpu_model"`
+	Cores      int    `json:"cores"`      // logical CPUs (runtime.NumCPU)
+	GOMAXPROCS int    `json:"gomaxprocs"` // what the run could use
+	MemBytes   int64  `json:"mem_bytes"`  // MemTotal
+	GoVersion  string `json:"go_version"`
+	Commit     string `json:"commit"`          // vcs.revision of the binary, "" if unknown
+	Modified   bool   `json:"commit_modified"` // built from a dirty tree
+	GPUs       []GPU  `json:"gpus"`
+	// GPUNote says why GPUs is empty ("no GPU found: ...").
+	GPUNote string `json:"gpu_note,omitempty"`
+}
+
+// GPU is one card as NVML reports it.
+type GPU struct {
+	Name     string `json:"name"`
+	MemBytes int64  `json:"mem_bytes"`
+	Driver   string `json:"driver,omitempty"`
+	PCIe     string `json:"pcie,omitempty"` // "gen5 x16"
+}
+
+// gpuProbe reports the GPUs of this machine; set by gpu_probe.go once the
+// GPU discovery package exists. nil: no discovery in this build.
+var gpuProbe func() ([]GPU, error)
+
+// DescribeMachine gathers the machine fields. It never fails: what cannot
+// be read stays empty.
+func DescribeMachine() Machine {
+	m := Machine{
+		OS: runtime.GOOS, Arch: runtime.GOARCH,
+		Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		GoVersion: runtime.Version(),
+		CPUModel:  cpuModel(),
+		MemBytes:  memTotal(),
+	}
+	m.Hostname, _ = os.Hostname()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				m.Commit = s.Value
+			case "vcs.modified":
+				m.Modified = s.Value == "true"
+			}
+		}
+	}
+	m.GPUs = []GPU{}
+	if gpuProbe == nil {
+		m.GPUNote = "no GPU found: this build has no GPU discovery"
+	} else if g, err := gpuProbe(); err != nil {
+		m.GPUNote = "no GPU found: " + err.Error()
+	} else if len(g) == 0 {
+		m.GPUNote = "no GPU found"
+	} else {
+		m.GPUs = g
+	}
+	return m
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo (Linux), else the
+// architecture.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+// memTotal is MemTotal of /proc/meminfo in bytes, 0 when unknown.
+func memTotal() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			fs := strings.Fields(rest)
+			if len(fs) >= 1 {
+				kb, err := strconv.ParseInt(fs[0], 10, 64)
+				if err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	return 0
+}

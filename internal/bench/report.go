@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Schema names the version of the JSON record. Bump the number when a
+// field changes meaning or goes away; adding fields keeps it.
+const Schema = "zwrite-bench/1"
+
+// Report is one bench run: what ran, where, and what it measured. It is
+// both the JSON record and the source of the table on stderr.
+type Report struct {
+	Schema  string    `json:"schema"`
+	Tool    string    `json:"tool"` // "zwrite" (the peer script writes "tensorstore")
+	Time    time.Time `json:"time"`
+	Command []string  `json:"command,omitempty"`
+	Machine Machine   `json:"machine"`
+
+	Scenario ScenarioInfo `json:"scenario"`
+	Config   RunConfig    `json:"config"`
+	Result   Result       `json:"result"`
+	// Stages are the pipeline's per-stage figures, in pipeline order.
+	Stages    []StageFigure `json:"stages"`
+	Baselines Baselines     `json:"baselines"`
+}
+
+// ScenarioInfo is the array written.
+type ScenarioInfo struct {
+	Name       string   `json:"name"`
+	Shape      []int64  `json:"shape"` // shape[0] = frames written
+	Chunk      []int64  `json:"chunk"`
+	Shard      []int64  `json:"shard"`
+	DType      string   `json:"dtype"`
+	Codec      string   `json:"codec"`
+	Level      int      `json:"level"`
+	Fill       string   `json:"fill"`
+	FrameBytes int64    `json:"frame_bytes"`
+	DimNames   []string `json:"dimension_names,omitempty"`
+}
+
+// RunConfig is how it was written.
+type RunConfig struct {
+	Backend    string  `json:"backend"` // the stage that ran: cpu or gpu
+	Depth      int     `json:"depth"`   // 0: the pipeline's default
+	WriteBytes int64   `json:"write_bytes"`
+	Prefill    bool    `json:"prefill"`
+	PrefillBuf int64   `json:"prefill_bytes,omitempty"` // the buffer cycled over
+	Sink       string  `json:"sink"`                    // "discard" or the store path
+	DurationS  float64 `json:"duration_s,omitempty"`
+	WarmupS    float64 `json:"warmup_s,omitempty"`
+}
+
+// Result is the end-to-end outcome. Rates are over Wall: from the first
+// counted write to the return of Close (flush included), init excluded.
+type Result struct {
+	Frames      int64   `json:"frames"`
+	InputBytes  int64   `json:"input_bytes"`
+	OutputBytes int64   `json:"output_bytes"` // shard bytes delivered, index included
+	WallS       float64 `json:"wall_s"`
+	InitS       float64 `json:"init_s"`  // stage open + pipeline allocation
+	FlushS      float64 `json:"flush_s"` // Close: last batch, delivery, metadata
+	// FillS is the producer's time making data between writes (zero with
+	// --prefill); it is inside Wall.
+	FillS      float64 `json:"fill_s"`
+	InputGBps  float64 `json:"input_gbps"`  // 1e9 bytes/s
+	InputGiBps float64 `json:"input_gibps"` // 2^30 bytes/s
+	OutputGBps float64 `json:"output_gbps"`
+	Ratio      float64 `json:"ratio"` // input / output
+	// ProducerStallS is the time Write spent blocked: waiting for a slot
+	// (join) or for the sink to drain (backpressure).
+	ProducerStallS float64 `json:"producer_stall_s"`
+	StallJoinS     float64 `json:"producer_stall_join_s"`
+	StallBackS     float64 `json:"producer_stall_backpressure_s"`
+}
+
+// StageFigure is one pipeline stage's busy time. Busy sums over parallel
+// workers, so on a CPU backend it can exceed Wall; GBps is the run's input
+// bytes over busy time: the rate of one worker doing only that stage.
+type StageFigure struct {
+	Name  string  `json:"name"`
+	BusyS float64 `json:"busy_s"`
+	GBps  float64 `json:"gbps"`
+}
+
+// WriteJSON writes r as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("write bench record: %w", err)
+	}
+	return nil
+}
+
+// WriteTable writes the one-screen summary the CLI shows on stderr.
+func (r *Report) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	s, c, res, bl := &r.Scenario, &r.Config, &r.Result, &r.Baselines
+	fmt.Fprintf(&b, "zwrite bench  %s  %s %s level %d  fill %s  backend %s  depth %s\n",
+		s.Name, s.DType, s.Codec, s.Level, s.Fill, c.Backend, depthString(c.Depth))
+	fmt.Fprintf(&b, "  shape %s  chunk %s  shard %s\n", fmtShape(s.Shape), fmtShape(s.Chunk), fmtShape(s.Shard))
+	pre := "off (data made before each write)"
+	if c.Prefill {
+		pre = fmt.Sprintf("on (%s buffer cycled)", humanBytes(c.PrefillBuf))
+	}
+	fmt.Fprintf(&b, "  writes of %s, prefill %s, sink %s\n", humanBytes(c.WriteBytes), pre, c.Sink)
+	m := &r.Machine
+	gpu := m.GPUNote
+	if len(m.GPUs) > 0 {
+		gpu = fmt.Sprintf("%d× %s", len(m.GPUs), m.GPUs[0].Name)
+	}
+	fmt.Fprintf(&b, "  machine %s, %d cores, %s RAM, %s, %s\n\n", m.CPUModel, m.Cores, humanBytes(m.MemBytes), m.GoVersion, gpu)
+
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  input\t%s\t%d frames\t%.3f GB/s\t(%.3f GiB/s)\n", humanBytes(res.InputBytes), res.Frames, res.InputGBps, res.InputGiBps)
+	fmt.Fprintf(tw, "  output\t%s\tratio %.3f\t%.3f GB/s\t\n", humanBytes(res.OutputBytes), res.Ratio, res.OutputGBps)
+	fmt.Fprintf(tw, "  wall\t%.3f s\tinit %.3f s\tflush %.3f s\tfill %.3f s\n", res.WallS, res.InitS, res.FlushS, res.FillS)
+	fmt.Fprintf(tw, "  producer stall\t%.3f s\tjoin %.3f s\tbackpressure %.3f s\t\n", res.ProducerStallS, res.StallJoinS, res.StallBackS)
+	tw.Flush()
+	b.WriteString("\n  stage        busy s      GB/s (per busy s)\n")
+	for _, st := range r.Stages {
+		fmt.Fprintf(&b, "  %-10s %8.3f  %10.3f\n", st.Name, st.BusyS, st.GBps)
+	}
+	b.WriteString("\n  same-run baselines\n")
+	fmt.Fprintf(&b, "  memmove, all cores      %8.3f GB/s   end-to-end / memmove  %.3f\n", bl.MemmoveGBps, bl.OverMemmove)
+	if bl.CeilingGBps > 0 {
+		fmt.Fprintf(&b, "  %-4s codec, all cores  %8.3f GB/s   end-to-end / ceiling  %.3f   (sample ratio %.3f, %d chunks)\n",
+			s.Codec, bl.CeilingGBps, bl.OverCeiling, bl.CeilingRatio, bl.CeilingChunks)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func depthString(d int) string {
+	if d == 0 {
+		return "default"
+	}
+	return fmt.Sprint(d)
+}
+
+// humanBytes writes n in binary units: "64 MiB", "1.17 GiB".
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d %ciB", int64(v), "KMGTP"[exp])
+	}
+	return fmt.Sprintf("%.2f %ciB", v, "KMGTP"[exp])
+}

@@ -1,6 +1,11 @@
 // Package stage defines the compress-stage contract (Stage, Slot, Batch,
-// Output) that the pipeline drives, and implements it on CPU cores:
-// tiling frames into padded inner chunks, the CPU codecs (klauspost zstd,
-// LZ4 in blosc1 framing) and aggregation of chunks into shard segments.
-// It owns no goroutines beyond its worker pool and knows nothing of sinks.
+// Output) that the pipeline drives, and implements it on CPU cores (NewCPU):
+// tiling frames into padded inner chunks (Layout.Tile, "lifted strides"),
+// the CPU codecs (ChunkEncoder: klauspost zstd, LZ4 in blosc1 framing) and
+// aggregation of chunks into shard segments in the order Layout.Plan gives,
+// which the GPU backend shares so both produce the same order.
+//
+// It owns no goroutines beyond its worker pool (started by NewCPU, joined by
+// Close) and knows nothing of sinks, files or the pipeline's schedule; it
+// never prints. stage.go is the shared contract: extend it only additively.
 package stage

@@ -1,0 +1,146 @@
+package stage
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// benchSpec is a camera-like stream (orca-ish frames cut down so that a
+// batch fits a small machine): tyx uint16, 2 epochs of 16 frames per batch,
+// chunks 16x64x64 (128 KiB), ragged in y and x.
+var benchSpec = zarr.Spec{
+	Shape: []int64{0, 1000, 1100},
+	Chunk: []int64{16, 64, 64},
+	Shard: []int64{32, 512, 512},
+	DType: zarr.Uint16,
+}
+
+const benchFrames = 32
+
+// fillCamera writes a smooth gradient with 4 bits of noise, like a camera
+// looking at a dim, even scene (zstd ratio about 2 without shuffle).
+func fillCamera(buf []byte) {
+	x := uint32(1)
+	for i := 0; i+1 < len(buf); i += 2 {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		v := uint16(1000+(i/2)%1100) + uint16(x&15)
+		buf[i], buf[i+1] = byte(v), byte(v>>8)
+	}
+}
+
+func BenchmarkTile(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		spec zarr.Spec
+	}{
+		{"yx64", benchSpec},
+		{"x1", zarr.Spec{Shape: []int64{0, 64, 4096}, Chunk: []int64{16, 64, 1}, Shard: []int64{16, 64, 64}, DType: zarr.Uint16}},
+		{"fullframe", zarr.Spec{Shape: []int64{0, 512, 512}, Chunk: []int64{4, 512, 512}, Shard: []int64{8, 512, 512}, DType: zarr.Uint16}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			spec := tc.spec
+			spec.Codec = zarr.CodecNone
+			l, err := NewLayout(&spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			frames := spec.Chunk[0]
+			staging := make([]byte, frames*l.FrameBytes())
+			fillCamera(staging)
+			dst := make([]byte, l.ChunkBytes())
+			b.SetBytes(int64(len(staging)))
+			b.ReportAllocs()
+			for b.Loop() {
+				for p := int64(0); p < l.ChunksPerEpoch(); p++ {
+					l.Tile(dst, staging, frames, 0, p)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkStage(b *testing.B) {
+	for _, codec := range zarr.Codecs {
+		b.Run(codec.String(), func(b *testing.B) {
+			spec := benchSpec.Clone()
+			spec.Codec, spec.Level = codec, codec.DefaultLevel()
+			st, err := NewCPU(Config{Spec: spec})
+			if err != nil {
+				b.Skip(err) // a codec the CPU stage does not have yet
+			}
+			defer st.Close()
+			sl, err := st.NewSlot(benchFrames)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sl.Free()
+			fillCamera(sl.Staging())
+			batch := Batch{Frames: benchFrames}
+			// One batch first: the encoders allocate their history on
+			// first use, which is not what a running stream pays.
+			if err := sl.Kick(batch); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := sl.Wait(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			var ratio float64
+			b.SetBytes(int64(len(sl.Staging())))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := sl.Kick(batch); err != nil {
+					b.Fatal(err)
+				}
+				out, err := sl.Wait(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				// A broken fast path must not post a number: the output
+				// has every chunk, and noise does not vanish.
+				if n := int64(len(out.Chunks)); n != 2*st.(*CPU).layout.ChunksPerEpoch() || len(out.Data) < len(sl.Staging())/8 {
+					b.Fatalf("output: %d chunks, %d bytes from %d", n, len(out.Data), len(sl.Staging()))
+				}
+				ratio = float64(len(sl.Staging())) / float64(len(out.Data))
+				batch.FirstEpoch += 2
+			}
+			b.ReportMetric(ratio, "ratio")
+		})
+	}
+}
+
+// BenchmarkChunkEncoder is the codec alone on the same chunks, one core.
+func BenchmarkChunkEncoder(b *testing.B) {
+	for _, codec := range zarr.Codecs {
+		b.Run(codec.String(), func(b *testing.B) {
+			spec := benchSpec.Clone()
+			spec.Codec, spec.Level = codec, codec.DefaultLevel()
+			enc, err := NewChunkEncoder(&spec)
+			if err != nil {
+				b.Skip(err)
+			}
+			defer enc.Close()
+			l, err := NewLayout(&spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			staging := make([]byte, spec.Chunk[0]*l.FrameBytes())
+			fillCamera(staging)
+			chunk := make([]byte, l.ChunkBytes())
+			l.Tile(chunk, staging, spec.Chunk[0], 0, 5)
+			dst := make([]byte, 0, enc.Bound(len(chunk)))
+			b.SetBytes(int64(len(chunk)))
+			b.ReportAllocs()
+			for b.Loop() {
+				out, err := enc.Encode(dst, chunk)
+				if err != nil || len(out) < len(chunk)/8 {
+					b.Fatal(fmt.Sprint("encode: ", err, len(out)))
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,469 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// CPU is the compress stage on CPU cores: a fixed pool of workers, shared by
+// all slots, tiles and compresses the chunks of every kicked batch.
+//
+// Work distribution: Kick puts a ticket for its slot on a FIFO queue; idle
+// workers look at the head ticket (without taking it) and claim ranges of
+// that batch's chunks from an atomic counter until none are left, then drop
+// the ticket and move to the next one. So all workers help with the oldest
+// batch first, and the queue lock is taken only when switching batches.
+//
+// Output layout: chunk k (in Plan order) is compressed into its own
+// fixed-capacity scratch slot at k*bound. A commit frontier moves finished
+// chunks, in order, down to their final offsets in the same buffer (a move
+// only goes left and never reaches slot k+1, so it cannot touch a chunk
+// still being compressed). Whichever worker finishes a chunk advances the
+// frontier if nobody else is; the worker that finishes the batch completes
+// it. The bytes therefore depend only on the input, never on scheduling.
+type CPU struct {
+	spec    zarr.Spec
+	layout  *Layout
+	workers []*cpuWorker
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	queue  []ticket // ring buffer
+	qHead  int
+	qLen   int
+	closed bool
+	slots  int // not yet freed
+	wg     sync.WaitGroup
+}
+
+// ticket names one kicked batch of a slot. gen tells a stale ticket (its
+// batch finished and the slot was kicked again) from the current one; n and
+// grain travel in the ticket so that a worker holding a stale ticket reads
+// nothing the next Kick may be writing.
+type ticket struct {
+	sl    *cpuSlot
+	gen   uint32
+	n     int64 // chunks in the batch
+	grain int64 // chunks per claim
+}
+
+type cpuWorker struct {
+	enc  *ChunkEncoder
+	tile []byte // one padded chunk, for codecs that do not tile in place
+}
+
+// NewCPU starts a CPU stage with cfg.Workers workers (0 = GOMAXPROCS).
+func NewCPU(cfg Config) (Stage, error) {
+	spec := cfg.Spec.Clone()
+	layout, err := NewLayout(&spec)
+	if err != nil {
+		return nil, fmt.Errorf("new cpu stage: %w", err)
+	}
+	n := cfg.Workers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	s := &CPU{spec: spec, layout: layout, queue: make([]ticket, 16)}
+	s.cond = sync.NewCond(&s.mu)
+	for i := 0; i < n; i++ {
+		enc, err := NewChunkEncoder(&spec)
+		if err != nil {
+			for _, w := range s.workers {
+				w.enc.Close()
+			}
+			return nil, fmt.Errorf("new cpu stage: %w", err)
+		}
+		w := &cpuWorker{enc: enc}
+		if spec.Codec != zarr.CodecNone {
+			w.tile = make([]byte, layout.ChunkBytes())
+		}
+		s.workers = append(s.workers, w)
+	}
+	s.wg.Add(n)
+	for _, w := range s.workers {
+		go s.run(w)
+	}
+	return s, nil
+}
+
+// Name implements Stage.
+func (s *CPU) Name() string { return "cpu" }
+
+// Layout returns the stage's geometry.
+func (s *CPU) Layout() *Layout { return s.layout }
+
+// Close stops the workers after they have drained the queue and waits for
+// them. It is safe to call twice.
+func (s *CPU) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	live := s.slots
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.wg.Wait()
+	var errs []error
+	for _, w := range s.workers {
+		if err := w.enc.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if live > 0 {
+		errs = append(errs, fmt.Errorf("close cpu stage: %d slots were not freed", live))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *CPU) push(t ticket) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("kick: cpu stage is closed")
+	}
+	if s.qLen == len(s.queue) { // grow the ring; rare (more slots than ever before)
+		q := make([]ticket, 2*len(s.queue))
+		for i := 0; i < s.qLen; i++ {
+			q[i] = s.queue[(s.qHead+i)%len(s.queue)]
+		}
+		s.queue, s.qHead = q, 0
+	}
+	s.queue[(s.qHead+s.qLen)%len(s.queue)] = t
+	s.qLen++
+	s.cond.Broadcast()
+	return nil
+}
+
+// peek blocks for the oldest ticket; ok is false once closed and drained.
+func (s *CPU) peek() (t ticket, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.qLen == 0 && !s.closed {
+		s.cond.Wait()
+	}
+	if s.qLen == 0 {
+		return ticket{}, false
+	}
+	return s.queue[s.qHead], true
+}
+
+// drop removes t if it is still the head (another worker may have done so).
+func (s *CPU) drop(t ticket) {
+	s.mu.Lock()
+	if s.qLen > 0 && s.queue[s.qHead] == t {
+		s.queue[s.qHead] = ticket{}
+		s.qHead = (s.qHead + 1) % len(s.queue)
+		s.qLen--
+	}
+	s.mu.Unlock()
+}
+
+func (s *CPU) run(w *cpuWorker) {
+	defer s.wg.Done()
+	for {
+		t, ok := s.peek()
+		if !ok {
+			return
+		}
+		for t.sl.work(w, t) {
+		}
+		s.drop(t)
+	}
+}
+
+// NewSlot implements Stage.
+func (s *CPU) NewSlot(maxFrames int64) (Slot, error) {
+	if maxFrames <= 0 {
+		return nil, fmt.Errorf("new slot: %d frames; want > 0", maxFrames)
+	}
+	l := s.layout
+	maxChunks := l.Epochs(maxFrames) * l.ChunksPerEpoch()
+	if maxChunks >= 1<<31 {
+		// The claim counter keeps the chunk index in 32 bits.
+		return nil, fmt.Errorf("new slot: %d frames make %d chunks per batch; the limit is 2^31, use fewer frames per batch or larger chunks", maxFrames, maxChunks)
+	}
+	bound := l.ChunkBytes()
+	if len(s.workers) > 0 {
+		bound = int64(s.workers[0].enc.Bound(int(l.ChunkBytes())))
+	}
+	sl := &cpuSlot{
+		stage:     s,
+		maxFrames: maxFrames,
+		staging:   make([]byte, maxFrames*l.FrameBytes()),
+		plan:      l.NewPlan(maxFrames),
+		bound:     bound,
+		scratch:   make([]byte, maxChunks*bound),
+		finished:  make([]atomic.Uint32, maxChunks),
+		done:      make(chan struct{}, 1),
+	}
+	sl.tiledInPlace = s.spec.Codec == zarr.CodecNone
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("new slot: cpu stage is closed")
+	}
+	s.slots++
+	return sl, nil
+}
+
+type cpuSlot struct {
+	stage     *CPU
+	maxFrames int64
+	staging   []byte
+	plan      *Plan
+	bound     int64  // capacity of one chunk's scratch slot
+	scratch   []byte // chunk k at k*bound, compacted in place into Output.Data
+	// tiledInPlace: codec none; chunks are tiled straight to their final
+	// place and need no compaction.
+	tiledInPlace bool
+
+	// Per batch, written by Kick before the ticket is queued; workers read
+	// them only while they hold an unfinished claim of that batch.
+	batch  Batch
+	n      int64  // chunks in the batch
+	gen    uint32 // batch generation, never 0 for a kicked batch
+	kicked time.Time
+
+	claim    atomic.Uint64 // gen<<32 | next unclaimed chunk
+	pending  atomic.Int64  // chunks not yet done
+	cancel   atomic.Bool
+	finished []atomic.Uint32 // gen of the batch in which chunk k finished
+	tileNs   atomic.Int64
+	compNs   atomic.Int64
+	aggNs    atomic.Int64
+
+	errMu sync.Mutex
+	err   error
+
+	// Commit frontier, under commitMu.
+	commitMu sync.Mutex
+	next     int64
+	off      int64
+
+	done     chan struct{}
+	inFlight bool // owner side: between Kick and Wait
+	freed    bool
+	out      Output
+}
+
+func (sl *cpuSlot) Staging() []byte { return sl.staging }
+
+// Kick implements Slot.
+func (sl *cpuSlot) Kick(b Batch) error {
+	if sl.freed {
+		return errors.New("kick: slot was freed")
+	}
+	if sl.inFlight {
+		return errors.New("kick: the previous batch was not waited for")
+	}
+	if b.Frames > sl.maxFrames {
+		return fmt.Errorf("kick: %d frames exceed the slot's %d", b.Frames, sl.maxFrames)
+	}
+	if err := sl.stage.layout.Plan(b, sl.plan); err != nil {
+		return fmt.Errorf("kick: %w", err)
+	}
+	sl.kicked = time.Now()
+	sl.batch = b
+	sl.n = int64(len(sl.plan.Chunks))
+	// Claim enough chunks at a time that the claim costs nothing next to
+	// the work (>= 256 KiB of input), but leave several claims per worker
+	// so that the workers stay balanced.
+	workers := int64(len(sl.stage.workers))
+	grain := max(1, min(ceilDiv(256<<10, sl.stage.layout.ChunkBytes()), sl.n/(4*workers)))
+	sl.gen++
+	if sl.gen == 0 {
+		sl.gen = 1
+	}
+	sl.err = nil
+	sl.next, sl.off = 0, 0
+	sl.tileNs.Store(0)
+	sl.compNs.Store(0)
+	sl.aggNs.Store(0)
+	sl.cancel.Store(false)
+	sl.pending.Store(sl.n)
+	sl.claim.Store(uint64(sl.gen) << 32)
+	if err := sl.stage.push(ticket{sl: sl, gen: sl.gen, n: sl.n, grain: grain}); err != nil {
+		return err
+	}
+	sl.inFlight = true
+	return nil
+}
+
+// work claims and processes one range of chunks of batch gen; it reports
+// false when there is nothing left to claim (or the ticket is stale).
+func (sl *cpuSlot) work(w *cpuWorker, t ticket) bool {
+	gen := t.gen
+	var lo, hi int64
+	for {
+		v := sl.claim.Load()
+		if uint32(v>>32) != gen {
+			return false
+		}
+		lo = int64(uint32(v))
+		if lo >= t.n {
+			return false
+		}
+		hi = min(lo+t.grain, t.n)
+		if sl.claim.CompareAndSwap(v, uint64(gen)<<32|uint64(hi)) {
+			break
+		}
+	}
+	if !sl.cancel.Load() {
+		sl.process(w, gen, lo, hi)
+	}
+	if sl.pending.Add(lo-hi) == 0 {
+		sl.finish(gen)
+	}
+	return true
+}
+
+func (sl *cpuSlot) process(w *cpuWorker, gen uint32, lo, hi int64) {
+	l := sl.stage.layout
+	p := sl.plan
+	cb := l.ChunkBytes()
+	var tile, comp time.Duration
+	for k := lo; k < hi; k++ {
+		t0 := time.Now()
+		if sl.tiledInPlace {
+			dst := sl.scratch[k*cb : (k+1)*cb]
+			l.Tile(dst, sl.staging, sl.batch.Frames, p.Epoch[k], p.Pos[k])
+			p.Chunks[k].Off, p.Chunks[k].Size = k*cb, cb
+			tile += time.Since(t0)
+			continue
+		}
+		l.Tile(w.tile, sl.staging, sl.batch.Frames, p.Epoch[k], p.Pos[k])
+		t1 := time.Now()
+		tile += t1.Sub(t0)
+		base := k * sl.bound
+		out, err := w.enc.Encode(sl.scratch[base:base:base+sl.bound], w.tile)
+		comp += time.Since(t1)
+		if err == nil && int64(len(out)) > sl.bound {
+			err = fmt.Errorf("chunk %d: %d bytes exceed the encoder's bound %d", k, len(out), sl.bound)
+		}
+		if err != nil {
+			sl.fail(fmt.Errorf("compress %w", err))
+			out = out[:0]
+		}
+		p.Chunks[k].Size = int64(len(out))
+		sl.finished[k].Store(gen)
+	}
+	sl.tileNs.Add(int64(tile))
+	sl.compNs.Add(int64(comp))
+	if !sl.tiledInPlace {
+		sl.commit(gen, false)
+	}
+}
+
+func (sl *cpuSlot) fail(err error) {
+	sl.errMu.Lock()
+	if sl.err == nil {
+		sl.err = err
+	}
+	sl.errMu.Unlock()
+}
+
+// commit moves finished chunks at the frontier to their final offsets. With
+// wait false it gives up at once if another worker is committing (that one
+// will pick the chunks up, or the final commit will).
+func (sl *cpuSlot) commit(gen uint32, wait bool) {
+	if wait {
+		sl.commitMu.Lock()
+	} else if !sl.commitMu.TryLock() {
+		return
+	}
+	t0 := time.Now()
+	chunks := sl.plan.Chunks
+	for sl.next < sl.n && sl.finished[sl.next].Load() == gen {
+		c := &chunks[sl.next]
+		src := sl.next * sl.bound
+		if src != sl.off {
+			copy(sl.scratch[sl.off:sl.off+c.Size], sl.scratch[src:src+c.Size])
+		}
+		c.Off = sl.off
+		sl.off += c.Size
+		sl.next++
+	}
+	sl.aggNs.Add(int64(time.Since(t0)))
+	sl.commitMu.Unlock()
+}
+
+// finish runs on the worker that completed the batch's last chunk.
+func (sl *cpuSlot) finish(gen uint32) {
+	t0 := time.Now()
+	out := &sl.out
+	p := sl.plan
+	if !sl.tiledInPlace {
+		sl.commit(gen, true)
+	}
+	if !sl.cancel.Load() {
+		for i := range p.Segs {
+			s := &p.Segs[i]
+			first, last := p.Chunks[s.First], p.Chunks[s.First+s.N-1]
+			s.Off = first.Off
+			s.Len = last.Off + last.Size - first.Off
+		}
+		var size int64
+		if n := len(p.Chunks); n > 0 {
+			size = p.Chunks[n-1].Off + p.Chunks[n-1].Size
+		}
+		out.Data = sl.scratch[:size]
+		out.Segs = p.Segs
+		out.Chunks = p.Chunks
+	}
+	out.Times = Times{
+		Tile:      time.Duration(sl.tileNs.Load()),
+		Compress:  time.Duration(sl.compNs.Load()),
+		Aggregate: time.Duration(sl.aggNs.Load()) + time.Since(t0),
+		Wall:      time.Since(sl.kicked),
+	}
+	sl.done <- struct{}{}
+}
+
+// Wait implements Slot.
+func (sl *cpuSlot) Wait(ctx context.Context) (*Output, error) {
+	if !sl.inFlight {
+		return nil, errors.New("wait: no batch was kicked")
+	}
+	select {
+	case <-sl.done:
+	case <-ctx.Done():
+		// Workers skip the chunks they have not started; the channel
+		// receive below is what guarantees they no longer touch the slot.
+		sl.cancel.Store(true)
+		<-sl.done
+		sl.inFlight = false
+		return nil, fmt.Errorf("wait for batch at epoch %d: %w", sl.batch.FirstEpoch, ctx.Err())
+	}
+	sl.inFlight = false
+	if sl.err != nil {
+		return nil, fmt.Errorf("batch at epoch %d: %w", sl.batch.FirstEpoch, sl.err)
+	}
+	return &sl.out, nil
+}
+
+// Free implements Slot.
+func (sl *cpuSlot) Free() error {
+	if sl.inFlight {
+		return errors.New("free: the slot's batch was not waited for")
+	}
+	if sl.freed {
+		return nil
+	}
+	sl.freed = true
+	sl.staging, sl.scratch, sl.finished, sl.plan = nil, nil, nil, nil
+	sl.out = Output{}
+	s := sl.stage
+	s.mu.Lock()
+	s.slots--
+	s.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,86 @@
+package stage
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// TestChunkEncoder: every level, sizes around block and header limits,
+// fills from incompressible to constant; the output lands in dst when dst
+// has Bound room and decodes to the input.
+func TestChunkEncoder(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	fills := map[string]func(b []byte){
+		"noise": func(b []byte) {
+			for i := range b {
+				b[i] = byte(r.IntN(256))
+			}
+		},
+		"zeros": func(b []byte) { clear(b) },
+		"sparse": func(b []byte) {
+			for i := range b {
+				b[i] = 0
+				if r.IntN(9) == 0 {
+					b[i] = byte(r.IntN(256))
+				}
+			}
+		},
+		"repeats": func(b []byte) {
+			for i := range b {
+				b[i] = byte(r.IntN(256))
+				if i > 16 && r.IntN(4) > 0 {
+					b[i] = b[i-1-r.IntN(16)]
+				}
+			}
+		},
+	}
+	sizes := []int{1, 2, 255, 256, 1023, 1025, 4096, 128<<10 + 1}
+	for _, codec := range cpuCodecs {
+		for _, level := range []int{-7, 1, 3, 6, 12} {
+			if codec == zarr.CodecNone && level != 1 {
+				continue
+			}
+			spec := zarr.Spec{Shape: []int64{0, 64}, Chunk: []int64{1, 64}, Shard: []int64{1, 64}, DType: zarr.Uint8, Codec: codec, Level: level}
+			enc, err := NewChunkEncoder(&spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, fill := range fills {
+				t.Run(fmt.Sprintf("%v/%d/%s", codec, level, name), func(t *testing.T) {
+					for _, n := range sizes {
+						src := make([]byte, n)
+						fill(src)
+						dst := make([]byte, 3, 3+enc.Bound(n))
+						copy(dst, "abc")
+						out, err := enc.Encode(dst, src)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if &out[0] != &dst[0] || string(out[:3]) != "abc" {
+							t.Fatalf("size %d: output not appended in place", n)
+						}
+						if got := decodeChunk(t, codec, out[3:]); !bytes.Equal(got, src) {
+							t.Fatalf("size %d: decoded bytes differ", n)
+						}
+					}
+				})
+			}
+			enc.Close()
+		}
+	}
+}
+
+func TestZstdLevelMapping(t *testing.T) {
+	for _, tc := range []struct {
+		level int
+		want  string
+	}{{-7, "fastest"}, {0, "fastest"}, {1, "fastest"}, {2, "default"}, {4, "default"}, {5, "better"}, {8, "better"}, {9, "best"}, {22, "best"}} {
+		if got := zstdLevel(tc.level).String(); got != tc.want {
+			t.Errorf("level %d: %s, want %s", tc.level, got, tc.want)
+		}
+	}
+}

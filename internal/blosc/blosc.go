@@ -1,0 +1,459 @@
+package blosc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/pierrec/lz4/v4"
+)
+
+// Header layout and flag bits of a blosc1 buffer (c-blosc README_HEADER.rst).
+const (
+	HeaderSize = 16
+
+	versionFormat   = 2 // BLOSC_VERSION_FORMAT written by c-blosc 1.x
+	versionLZ4      = 1 // BLOSC_LZ4_VERSION_FORMAT
+	flagShuffle     = 0x01
+	flagMemcpyed    = 0x02
+	flagBitShuffle  = 0x04
+	flagReserved    = 0x08
+	flagDontSplit   = 0x10
+	formatShift     = 5
+	formatLZ4       = 1 // compressor code in flags bits 5-7
+	maxSplits       = 16
+	minBufferSize   = 128 // MIN_BUFFERSIZE: smaller inputs are stored memcpyed
+	maxTypeSize     = 255
+	maxBlosc1Buffer = 1<<31 - 1 - HeaderSize // BLOSC_MAX_BUFFERSIZE
+)
+
+// DefaultBlockSize is the block size used when Options.BlockSize is 0.
+// 64 KiB is what the GPU encoder uses (one CTA per block, LZ4 offsets stay
+// below 64 KiB) and what c-blosc itself picks for LZ4 at clevel 1, so CPU
+// and GPU stores have comparable ratios and c-blosc-like ones.
+const DefaultBlockSize = 64 << 10
+
+// Shuffle is the pre-compression filter recorded in the header flags.
+type Shuffle int
+
+const (
+	NoShuffle Shuffle = iota
+	ByteShuffle
+	BitShuffle // decoding is not supported
+)
+
+func (s Shuffle) String() string {
+	switch s {
+	case NoShuffle:
+		return "noshuffle"
+	case ByteShuffle:
+		return "shuffle"
+	case BitShuffle:
+		return "bitshuffle"
+	}
+	return fmt.Sprintf("shuffle(%d)", int(s))
+}
+
+// Options select how Encode compresses. The zero value is valid: typesize
+// 1, clevel 0 (memcpy), no shuffle, DefaultBlockSize.
+type Options struct {
+	TypeSize  int     // element size for shuffle and split, 1..255 (0 means 1)
+	CLevel    int     // 0..9; 0 stores the input memcpyed
+	Shuffle   Shuffle // NoShuffle or ByteShuffle
+	BlockSize int     // bytes per block; 0 means DefaultBlockSize
+}
+
+// MaxEncodedSize is the largest buffer Encode produces for n input bytes.
+func MaxEncodedSize(n int) int { return n + HeaderSize }
+
+// Encoder compresses chunks into blosc1 buffers. Reuse one per worker: it
+// keeps the LZ4 hash tables and the shuffle scratch block, so Encode does
+// not allocate once dst has room. Not safe for concurrent use.
+type Encoder struct {
+	lz  lz4.CompressorCCompat
+	tmp []byte
+}
+
+// Encode appends the blosc1 buffer of src to dst and returns the extended
+// slice (like append: no allocation when cap(dst)-len(dst) is at least
+// MaxEncodedSize(len(src))). It follows c-blosc 1.x exactly: LZ4 with
+// acceleration 10-clevel (LZ4_compress_fast, as c-blosc calls it), blocks
+// split into typesize byte-plane streams when the FORWARD_COMPAT rule
+// allows, a stream stored raw when LZ4 does not shrink it, and the whole
+// buffer stored memcpyed when clevel is 0, the input is under 128 bytes, or
+// the compressed form would be larger than the input plus the header.
+//
+// It panics if o is out of range or src exceeds the blosc1 limit of about
+// 2 GiB; callers validate options once, not per chunk.
+func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
+	ts := o.TypeSize
+	if ts == 0 {
+		ts = 1
+	}
+	if ts < 0 || ts > maxTypeSize || o.CLevel < 0 || o.CLevel > 9 || o.BlockSize < 0 ||
+		(o.Shuffle != NoShuffle && o.Shuffle != ByteShuffle) {
+		panic(fmt.Sprintf("blosc: invalid options %+v", o))
+	}
+	if len(src) > maxBlosc1Buffer {
+		panic(fmt.Sprintf("blosc: %d bytes exceed the blosc1 limit", len(src)))
+	}
+	nbytes := len(src)
+	bs := blockSize(nbytes, ts, o.BlockSize)
+
+	flags := byte(formatLZ4 << formatShift)
+	if o.Shuffle == ByteShuffle {
+		flags |= flagShuffle
+	}
+	split := ts <= maxSplits && bs/ts >= minBufferSize
+	if !split {
+		flags |= flagDontSplit
+	}
+
+	start := len(dst)
+	limit := start + nbytes + HeaderSize // numcodecs' destsize: never exceed it
+	dst = slices.Grow(dst, nbytes+HeaderSize)
+	if o.CLevel == 0 || nbytes < minBufferSize {
+		return appendMemcpyed(dst, src, flags, ts, bs)
+	}
+
+	nblocks := (nbytes + bs - 1) / bs
+	leftover := nbytes % bs
+	// Header and bstarts; bstarts are filled in as blocks are written.
+	pos := start + HeaderSize + 4*nblocks
+	if pos > limit {
+		return appendMemcpyed(dst, src, flags, ts, bs)
+	}
+	dst = dst[:limit]
+	putHeader(dst[start:], flags, ts, nbytes, bs, 0)
+	doShuffle := o.Shuffle == ByteShuffle && ts > 1
+	if doShuffle && len(e.tmp) < bs {
+		e.tmp = make([]byte, bs)
+	}
+	e.lz.Acceleration = 10 - o.CLevel // c-blosc get_accel for LZ4
+	for b := 0; b < nblocks; b++ {
+		binary.LittleEndian.PutUint32(dst[start+HeaderSize+4*b:], uint32(pos-start))
+		block := src[b*bs : min((b+1)*bs, nbytes)]
+		if doShuffle {
+			shuffle(e.tmp[:len(block)], block, ts)
+			block = e.tmp[:len(block)]
+		}
+		nsplits := 1
+		if split && !(leftover > 0 && b == nblocks-1) {
+			nsplits = ts
+		}
+		neblock := len(block) / nsplits
+		for j := 0; j < nsplits; j++ {
+			stream := block[j*neblock : (j+1)*neblock]
+			pos += 4
+			maxout := min(neblock, limit-pos)
+			if maxout <= 0 {
+				return appendMemcpyed(dst[:start], src, flags, ts, bs)
+			}
+			n, err := e.lz.CompressBlock(stream, dst[pos:pos+maxout])
+			if err != nil || n == 0 || n >= neblock {
+				// LZ4 could not shrink it: store the stream raw (the
+				// decoder recognises csize == neblock), if it fits.
+				if pos+neblock > limit {
+					return appendMemcpyed(dst[:start], src, flags, ts, bs)
+				}
+				copy(dst[pos:], stream)
+				n = neblock
+			}
+			binary.LittleEndian.PutUint32(dst[pos-4:], uint32(n))
+			pos += n
+		}
+	}
+	binary.LittleEndian.PutUint32(dst[start+12:], uint32(pos-start))
+	return dst[:pos]
+}
+
+// blockSize mirrors c-blosc's compute_blocksize for a forced size: at least
+// MIN_BUFFERSIZE, at most nbytes, a multiple of the typesize.
+func blockSize(nbytes, ts, want int) int {
+	bs := want
+	if bs == 0 {
+		bs = DefaultBlockSize
+	}
+	if bs < minBufferSize {
+		bs = minBufferSize
+	}
+	if bs > nbytes {
+		bs = nbytes
+	}
+	if bs > ts {
+		bs = bs / ts * ts
+	}
+	return bs
+}
+
+func putHeader(h []byte, flags byte, ts, nbytes, bs, cbytes int) {
+	h[0] = versionFormat
+	h[1] = versionLZ4
+	h[2] = flags
+	h[3] = byte(ts)
+	binary.LittleEndian.PutUint32(h[4:], uint32(nbytes))
+	binary.LittleEndian.PutUint32(h[8:], uint32(bs))
+	binary.LittleEndian.PutUint32(h[12:], uint32(cbytes))
+}
+
+// appendMemcpyed appends the header with MEMCPYED set (c-blosc keeps the
+// other flag bits) and the raw input. dst has the capacity already.
+func appendMemcpyed(dst, src []byte, flags byte, ts, bs int) []byte {
+	start := len(dst)
+	dst = dst[:start+HeaderSize]
+	putHeader(dst[start:], flags|flagMemcpyed, ts, len(src), bs, len(src)+HeaderSize)
+	return append(dst, src...)
+}
+
+// shuffle is blosc's byte shuffle of one block: out[j*n+i] = in[i*ts+j]
+// for n = len/ts elements; the len%ts trailing bytes are copied as is.
+func shuffle(out, in []byte, ts int) {
+	n := len(in) / ts
+	switch ts {
+	case 2:
+		o0, o1 := out[:n], out[n:2*n]
+		for i := range o0 {
+			o0[i] = in[2*i]
+			o1[i] = in[2*i+1]
+		}
+	case 4:
+		o0, o1, o2, o3 := out[:n], out[n:2*n], out[2*n:3*n], out[3*n:4*n]
+		for i := range o0 {
+			v := in[4*i : 4*i+4]
+			o0[i], o1[i], o2[i], o3[i] = v[0], v[1], v[2], v[3]
+		}
+	default:
+		for j := 0; j < ts; j++ {
+			o := out[j*n : (j+1)*n]
+			for i := range o {
+				o[i] = in[i*ts+j]
+			}
+		}
+	}
+	copy(out[n*ts:], in[n*ts:])
+}
+
+// unshuffle inverts shuffle: out[i*ts+j] = in[j*n+i].
+func unshuffle(out, in []byte, ts int) {
+	n := len(in) / ts
+	switch ts {
+	case 2:
+		i0, i1 := in[:n], in[n:2*n]
+		for i := range i0 {
+			out[2*i] = i0[i]
+			out[2*i+1] = i1[i]
+		}
+	case 4:
+		i0, i1, i2, i3 := in[:n], in[n:2*n], in[2*n:3*n], in[3*n:4*n]
+		for i := range i0 {
+			v := out[4*i : 4*i+4]
+			v[0], v[1], v[2], v[3] = i0[i], i1[i], i2[i], i3[i]
+		}
+	default:
+		for j := 0; j < ts; j++ {
+			s := in[j*n : (j+1)*n]
+			for i, c := range s {
+				out[i*ts+j] = c
+			}
+		}
+	}
+	copy(out[n*ts:], in[n*ts:])
+}
+
+// Header is a parsed blosc1 header.
+type Header struct {
+	Version   uint8
+	VersionLZ uint8
+	Flags     uint8
+	TypeSize  int
+	NBytes    int // decoded size
+	BlockSize int
+	CBytes    int // whole buffer size, header included
+}
+
+// Memcpyed reports whether the data follows the header uncompressed.
+func (h Header) Memcpyed() bool { return h.Flags&flagMemcpyed != 0 }
+
+// Shuffle is the filter recorded in the flags.
+func (h Header) Shuffle() Shuffle {
+	switch {
+	case h.Flags&flagBitShuffle != 0:
+		return BitShuffle
+	case h.Flags&flagShuffle != 0:
+		return ByteShuffle
+	}
+	return NoShuffle
+}
+
+// Split reports whether full blocks are stored as TypeSize streams.
+func (h Header) Split() bool { return h.Flags&flagDontSplit == 0 }
+
+// CompressorName is the compressor recorded in flags bits 5-7.
+func (h Header) CompressorName() string {
+	names := []string{"blosclz", "lz4", "snappy", "zlib", "zstd"}
+	if c := int(h.Flags >> formatShift); c < len(names) {
+		return names[c]
+	}
+	return fmt.Sprintf("compressor(%d)", h.Flags>>formatShift)
+}
+
+// ErrNotSupported marks valid-looking buffers this package cannot decode
+// (another compressor than LZ4, bit shuffle).
+var ErrNotSupported = errors.New("not supported")
+
+// ParseHeader reads and checks the 16-byte header at the start of src.
+func ParseHeader(src []byte) (Header, error) {
+	if len(src) < HeaderSize {
+		return Header{}, fmt.Errorf("blosc: %d bytes is shorter than the 16-byte header", len(src))
+	}
+	h := Header{
+		Version:   src[0],
+		VersionLZ: src[1],
+		Flags:     src[2],
+		TypeSize:  int(src[3]),
+		NBytes:    int(binary.LittleEndian.Uint32(src[4:])),
+		BlockSize: int(binary.LittleEndian.Uint32(src[8:])),
+		CBytes:    int(binary.LittleEndian.Uint32(src[12:])),
+	}
+	switch {
+	case h.Version == 0 || h.Version > versionFormat:
+		return h, fmt.Errorf("blosc: format version %d not supported (want 1 or 2)", h.Version)
+	case h.TypeSize == 0:
+		return h, fmt.Errorf("blosc: typesize 0 in header")
+	case h.Flags&flagReserved != 0:
+		return h, fmt.Errorf("blosc: reserved flag bit 3 set (flags %#02x)", h.Flags)
+	case h.CBytes < HeaderSize:
+		return h, fmt.Errorf("blosc: header says %d bytes in all, less than the header", h.CBytes)
+	case h.NBytes > maxBlosc1Buffer:
+		return h, fmt.Errorf("blosc: decoded size %d exceeds the blosc1 limit", h.NBytes)
+	case h.NBytes > 0 && h.BlockSize <= 0 && !h.Memcpyed():
+		return h, fmt.Errorf("blosc: block size 0 for %d bytes", h.NBytes)
+	case h.BlockSize < 0 || h.BlockSize > maxBlosc1Buffer:
+		return h, fmt.Errorf("blosc: block size %d out of range", h.BlockSize)
+	}
+	return h, nil
+}
+
+// Decoder decodes blosc1 buffers, keeping its scratch block between calls.
+// Not safe for concurrent use.
+type Decoder struct {
+	tmp []byte
+}
+
+// Decode decodes the blosc1 buffer src (exactly one buffer, nothing after
+// it) into dst[:nbytes] when dst has the capacity, else into a new slice,
+// and returns it. See Decoder.Decode.
+func Decode(dst, src []byte) ([]byte, error) {
+	var d Decoder
+	return d.Decode(dst, src)
+}
+
+// Decode decodes src strictly: every size, offset and stream is checked,
+// and each LZ4 stream must decode to exactly its expected length, so a
+// corrupt buffer is an error, never a panic. The output size comes from the
+// header but is bounded by what src could plausibly expand to (LZ4 cannot
+// exceed 255:1), so a forged header cannot force a huge allocation.
+// Supported: LZ4 with no shuffle or byte shuffle, and memcpyed buffers.
+func (d *Decoder) Decode(dst, src []byte) ([]byte, error) {
+	h, err := ParseHeader(src)
+	if err != nil {
+		return nil, err
+	}
+	if h.CBytes != len(src) {
+		return nil, fmt.Errorf("blosc: header says %d bytes, buffer has %d", h.CBytes, len(src))
+	}
+	nbytes := h.NBytes
+	if h.Memcpyed() {
+		if h.CBytes != nbytes+HeaderSize {
+			return nil, fmt.Errorf("blosc: memcpyed buffer of %d bytes for %d data bytes (want %d)", h.CBytes, nbytes, nbytes+HeaderSize)
+		}
+		return append(dst[:0], src[HeaderSize:]...), nil
+	}
+	if c := h.Flags >> formatShift; c != formatLZ4 {
+		return nil, fmt.Errorf("blosc: compressor %s: %w (zwrite reads lz4 only)", h.CompressorName(), ErrNotSupported)
+	}
+	if h.VersionLZ != versionLZ4 {
+		return nil, fmt.Errorf("blosc: lz4 format version %d (want 1)", h.VersionLZ)
+	}
+	if h.Shuffle() == BitShuffle {
+		return nil, fmt.Errorf("blosc: bitshuffle: %w", ErrNotSupported)
+	}
+	if nbytes == 0 {
+		// c-blosc stores empty input memcpyed; anything else is malformed.
+		return nil, fmt.Errorf("blosc: compressed buffer for 0 bytes")
+	}
+	if nbytes/256 > h.CBytes {
+		return nil, fmt.Errorf("blosc: %d bytes cannot come from a %d-byte buffer", nbytes, h.CBytes)
+	}
+	bs := h.BlockSize
+	if bs > nbytes {
+		bs = nbytes // c-blosc never writes this, but the one short block is then the leftover
+	}
+	nblocks := (nbytes + bs - 1) / bs
+	leftover := nbytes % bs
+	bstartsEnd := HeaderSize + 4*nblocks
+	if bstartsEnd > len(src) {
+		return nil, fmt.Errorf("blosc: %d block offsets do not fit in %d bytes", nblocks, len(src))
+	}
+	ts := h.TypeSize
+	doShuffle := h.Shuffle() == ByteShuffle && ts > 1
+	if doShuffle && len(d.tmp) < bs {
+		d.tmp = make([]byte, bs)
+	}
+	out := dst[:0]
+	if cap(out) < nbytes {
+		out = make([]byte, nbytes)
+	}
+	out = out[:nbytes]
+	for b := 0; b < nblocks; b++ {
+		p := int(binary.LittleEndian.Uint32(src[HeaderSize+4*b:]))
+		if p < bstartsEnd || p >= len(src) {
+			return nil, fmt.Errorf("blosc: block %d starts at %d, outside [%d, %d)", b, p, bstartsEnd, len(src))
+		}
+		isLeftover := leftover > 0 && b == nblocks-1
+		bsize := bs
+		if isLeftover {
+			bsize = leftover
+		}
+		block := out[b*bs : b*bs+bsize]
+		if doShuffle {
+			block = d.tmp[:bsize]
+		}
+		nsplits := 1
+		if h.Split() && !isLeftover {
+			nsplits = ts
+		}
+		neblock := bsize / nsplits
+		if neblock*nsplits != bsize {
+			return nil, fmt.Errorf("blosc: block %d of %d bytes does not split into %d streams", b, bsize, nsplits)
+		}
+		for j := 0; j < nsplits; j++ {
+			if len(src)-p < 4 {
+				return nil, fmt.Errorf("blosc: block %d stream %d: size field past the end", b, j)
+			}
+			cs := int(int32(binary.LittleEndian.Uint32(src[p:])))
+			p += 4
+			if cs <= 0 || cs > len(src)-p {
+				return nil, fmt.Errorf("blosc: block %d stream %d: %d compressed bytes, %d left in buffer", b, j, cs, len(src)-p)
+			}
+			s := block[j*neblock : (j+1)*neblock]
+			if cs == neblock {
+				copy(s, src[p:p+cs])
+			} else {
+				n, err := lz4.UncompressBlock(src[p:p+cs], s)
+				if err != nil {
+					return nil, fmt.Errorf("blosc: block %d stream %d: lz4: %w", b, j, err)
+				}
+				if n != neblock {
+					return nil, fmt.Errorf("blosc: block %d stream %d: lz4 gave %d bytes, want %d", b, j, n, neblock)
+				}
+			}
+			p += cs
+		}
+		if doShuffle {
+			unshuffle(out[b*bs:b*bs+bsize], block, ts)
+		}
+	}
+	return out, nil
+}

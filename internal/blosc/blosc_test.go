@@ -1,0 +1,352 @@
+package blosc
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+)
+
+// fill makes test inputs of the kinds the writer sees.
+func fill(kind string, n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, 1))
+	switch kind {
+	case "zeros":
+	case "noise":
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+	case "ramp": // smooth 16-bit image-like data: shuffle pays off
+		for i := 0; i+1 < n; i += 2 {
+			v := uint16(i/2%700) + uint16(r.IntN(4))
+			b[i], b[i+1] = byte(v), byte(v>>8)
+		}
+	case "mixed": // compressible and incompressible runs
+		for i := range b {
+			if (i/5000)%2 == 0 {
+				b[i] = byte(r.Uint32())
+			} else {
+				b[i] = byte(i / 300)
+			}
+		}
+	}
+	return b
+}
+
+func TestRoundTrip(t *testing.T) {
+	sizes := []int{0, 1, 7, 127, 128, 129, 1000, 4095, 65536, 65537, 100003, 1 << 20, 3<<20 + 5}
+	var enc Encoder
+	var dec Decoder
+	var buf, out []byte
+	for _, ts := range []int{1, 2, 4, 8} {
+		for _, kind := range []string{"zeros", "noise", "ramp", "mixed"} {
+			for _, n := range sizes {
+				for _, o := range []Options{
+					{TypeSize: ts, CLevel: 1, Shuffle: ByteShuffle},
+					{TypeSize: ts, CLevel: 5, Shuffle: NoShuffle, BlockSize: 4096},
+					{TypeSize: ts, CLevel: 9, Shuffle: ByteShuffle, BlockSize: 1000},
+					{TypeSize: ts, CLevel: 0, Shuffle: ByteShuffle},
+				} {
+					if n > 1<<20 && (o.CLevel != 1 || kind == "mixed") {
+						continue // keep -race runs short
+					}
+					name := fmt.Sprintf("ts%d/%s/%d/c%d-%v-bs%d", ts, kind, n, o.CLevel, o.Shuffle, o.BlockSize)
+					src := fill(kind, n, uint64(n))
+					buf = enc.Encode(buf[:0], src, o)
+					if len(buf) > MaxEncodedSize(n) {
+						t.Fatalf("%s: %d bytes > bound %d", name, len(buf), MaxEncodedSize(n))
+					}
+					h, err := ParseHeader(buf)
+					if err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					if h.NBytes != n || h.CBytes != len(buf) || h.TypeSize != ts {
+						t.Fatalf("%s: header %+v", name, h)
+					}
+					if mustCopy := o.CLevel == 0 || n < 128; (mustCopy && !h.Memcpyed()) || (kind == "zeros" && !mustCopy && h.Memcpyed()) {
+						t.Errorf("%s: memcpyed = %v", name, h.Memcpyed())
+					}
+					out, err = dec.Decode(out, buf)
+					if err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					if !bytes.Equal(out, src) {
+						t.Fatalf("%s: round trip differs", name)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestEncodeLayout pins the header and split rules of GPU-CODECS.md §2.2.
+func TestEncodeLayout(t *testing.T) {
+	var e Encoder
+	ramp := fill("ramp", 200000, 3)
+	tests := []struct {
+		name      string
+		src       []byte
+		o         Options
+		flags     byte
+		blocksize int
+		memcpyed  bool
+	}{
+		{"shuffle split", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle}, 0x21, 65536, false},
+		{"noshuffle split", ramp, Options{TypeSize: 2, CLevel: 1}, 0x20, 65536, false},
+		{"too few elems to split", ramp, Options{TypeSize: 4, CLevel: 1, Shuffle: ByteShuffle, BlockSize: 256}, 0x31, 256, false},
+		{"typesize over 16", ramp, Options{TypeSize: 32, CLevel: 1, Shuffle: ByteShuffle}, 0x31, 65536, false},
+		{"clevel 0", ramp, Options{TypeSize: 2, Shuffle: ByteShuffle}, 0x23, 65536, true},
+		{"tiny", ramp[:100], Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle}, 0x33, 100, true},
+		{"noise", fill("noise", 70000, 1), Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle}, 0x23, 65536, true},
+		{"odd blocksize rounds to typesize", make([]byte, 100000), Options{TypeSize: 8, CLevel: 1, BlockSize: 5007}, 0x20, 5000, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := e.Encode(nil, tc.src, tc.o)
+			h, err := ParseHeader(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b[0] != 2 || b[1] != 1 || h.Flags != tc.flags || h.BlockSize != tc.blocksize || h.Memcpyed() != tc.memcpyed {
+				t.Fatalf("header % x: flags %#x blocksize %d, want %#x %d", b[:16], h.Flags, h.BlockSize, tc.flags, tc.blocksize)
+			}
+			if tc.memcpyed {
+				if h.CBytes != len(tc.src)+16 || !bytes.Equal(b[16:], tc.src) {
+					t.Fatal("memcpyed body wrong")
+				}
+				return
+			}
+			nblocks := (len(tc.src) + h.BlockSize - 1) / h.BlockSize
+			if got := binary.LittleEndian.Uint32(b[16:]); int(got) != 16+4*nblocks {
+				t.Errorf("bstarts[0] = %d, want %d", got, 16+4*nblocks)
+			}
+		})
+	}
+}
+
+// TestRawStream checks the csize == neblock convention: a block whose one
+// stream is incompressible and another compressible keeps the raw stream.
+func TestRawStream(t *testing.T) {
+	src := make([]byte, 4096)
+	r := rand.New(rand.NewPCG(9, 9))
+	for i := 0; i < len(src); i += 2 {
+		src[i] = byte(r.Uint32()) // low bytes: noise; high bytes: zero
+	}
+	var e Encoder
+	b := e.Encode(nil, src, Options{TypeSize: 2, CLevel: 9, Shuffle: ByteShuffle})
+	h, _ := ParseHeader(b)
+	if h.Memcpyed() {
+		t.Fatal("memcpyed")
+	}
+	if cs := binary.LittleEndian.Uint32(b[20:]); cs != 2048 {
+		t.Errorf("low-byte stream csize %d, want raw 2048", cs)
+	}
+	if got, err := Decode(nil, b); err != nil || !bytes.Equal(got, src) {
+		t.Fatalf("decode: %v", err)
+	}
+}
+
+func TestEncodeNoAlloc(t *testing.T) {
+	var e Encoder
+	src := fill("ramp", 1<<20, 1)
+	dst := make([]byte, 0, MaxEncodedSize(len(src)))
+	e.Encode(dst, src, Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle})
+	if a := testing.AllocsPerRun(5, func() {
+		dst = e.Encode(dst[:0], src, Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle})
+	}); a != 0 {
+		t.Errorf("%v allocations per Encode", a)
+	}
+	var d Decoder
+	out := make([]byte, len(src))
+	if a := testing.AllocsPerRun(5, func() { out, _ = d.Decode(out, dst) }); a != 0 {
+		t.Errorf("%v allocations per Decode", a)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	var e Encoder
+	good := e.Encode(nil, fill("ramp", 10000, 2), Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, BlockSize: 4096})
+	mod := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
+	put := func(off int, v uint32) []byte {
+		return mod(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[off:], v); return b })
+	}
+	tests := []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"empty", nil, "shorter than"},
+		{"version", mod(func(b []byte) []byte { b[0] = 3; return b }), "format version"},
+		{"lz version", mod(func(b []byte) []byte { b[1] = 2; return b }), "lz4 format version"},
+		{"typesize 0", mod(func(b []byte) []byte { b[3] = 0; return b }), "typesize 0"},
+		{"reserved", mod(func(b []byte) []byte { b[2] |= 8; return b }), "reserved"},
+		{"zstd", mod(func(b []byte) []byte { b[2] = b[2]&0x1f | 4<<5; return b }), "not supported"},
+		{"bitshuffle", mod(func(b []byte) []byte { b[2] = b[2]&^1 | 4; return b }), "bitshuffle"},
+		{"truncated", good[:len(good)-1], "buffer has"},
+		{"trailing", append(append([]byte(nil), good...), 0), "buffer has"},
+		{"huge nbytes", put(4, 1<<30), "cannot come from"},
+		{"nbytes too small", put(4, 9999), "lz4"},
+		{"blocksize 0", put(8, 0), "block size 0"},
+		{"bstart", put(16, 3), "block 0 starts"},
+		{"bstart past end", put(20, uint32(len(good))), "block 1 starts"},
+		{"csize", put(28, 1<<20), "compressed bytes"},
+		{"csize negative", put(28, 0xffffffff), "compressed bytes"},
+		{"memcpy size", func() []byte {
+			b := e.Encode(nil, fill("noise", 500, 1), Options{TypeSize: 1})
+			binary.LittleEndian.PutUint32(b[4:], 499)
+			return b
+		}(), "memcpyed buffer"},
+		{"corrupt lz4", func() []byte {
+			b := e.Encode(nil, make([]byte, 10000), Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, BlockSize: 4096})
+			p := binary.LittleEndian.Uint32(b[16:]) + 4 // first stream's data
+			for i := p; i < p+8; i++ {
+				b[i] = 0xff
+			}
+			return b
+		}(), "lz4"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode(nil, tc.b)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := Decode(nil, mod(func(b []byte) []byte { b[2] = b[2]&0x1f | 4<<5; return b })); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("zstd blosc: %v is not ErrNotSupported", err)
+	}
+}
+
+// fixtureShards returns the shard files of one tensorstore store by key.
+func fixtureShards(t testing.TB, store string) map[string][]byte {
+	f, err := os.Open("../zarr/testdata/tensorstore-0.1.85-stores.tar.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	out := map[string][]byte{}
+	prefix := "ref/" + store + "/c/"
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg && strings.HasPrefix(h.Name, prefix) {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[strings.TrimPrefix(h.Name, "ref/"+store+"/")] = b
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no shards for %s", store)
+	}
+	return out
+}
+
+// innerChunks splits a shard (16 inner chunks, index at the end, crc32c)
+// into its chunks by index position; nil for empty slots.
+func innerChunks(t testing.TB, shard []byte) [][]byte {
+	const n = 16
+	idx := shard[len(shard)-16*n-4:]
+	out := make([][]byte, n)
+	for i := 0; i < n; i++ {
+		off := binary.LittleEndian.Uint64(idx[16*i:])
+		nb := binary.LittleEndian.Uint64(idx[16*i+8:])
+		if off == ^uint64(0) {
+			continue
+		}
+		out[i] = shard[off : off+nb]
+	}
+	return out
+}
+
+// TestTensorstoreFixture decodes every blosc-lz4 chunk tensorstore (c-blosc)
+// wrote, compares it with the uncompressed store's chunk, and checks that
+// our encoder reproduces c-blosc's bytes exactly.
+func TestTensorstoreFixture(t *testing.T) {
+	lz := fixtureShards(t, "a-lz4.zarr")
+	raw := fixtureShards(t, "a-none.zarr")
+	var e Encoder
+	var d Decoder
+	var n, memcpyed, same int
+	for key, shard := range lz {
+		rc := innerChunks(t, raw[key])
+		for i, c := range innerChunks(t, shard) {
+			if c == nil {
+				if rc[i] != nil {
+					t.Fatalf("%s[%d]: empty in lz4 store only", key, i)
+				}
+				continue
+			}
+			got, err := d.Decode(nil, c)
+			if err != nil {
+				t.Fatalf("%s[%d]: %v", key, i, err)
+			}
+			if !bytes.Equal(got, rc[i]) {
+				t.Fatalf("%s[%d]: decoded chunk differs from the uncompressed store", key, i)
+			}
+			h, _ := ParseHeader(c)
+			if h.Memcpyed() {
+				memcpyed++
+			}
+			re := e.Encode(nil, got, Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle})
+			if bytes.Equal(re, c) {
+				same++
+			}
+			n++
+		}
+	}
+	t.Logf("%d chunks (%d memcpyed), %d re-encoded byte-identical to c-blosc", n, memcpyed, same)
+	if n != 600 || memcpyed == 0 {
+		t.Errorf("%d chunks, %d memcpyed; the fixture has 600 with 224 memcpyed", n, memcpyed)
+	}
+	if same != n {
+		t.Errorf("only %d of %d chunks re-encode to c-blosc's bytes", same, n)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	var e Encoder
+	for _, o := range []Options{
+		{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, BlockSize: 256},
+		{TypeSize: 4, CLevel: 5, BlockSize: 1000},
+		{TypeSize: 1, CLevel: 0},
+	} {
+		f.Add(e.Encode(nil, fill("ramp", 3000, 1), o))
+		f.Add(e.Encode(nil, fill("mixed", 2000, 1), o))
+	}
+	f.Add(make([]byte, 16))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, err := Decode(nil, b)
+		if err != nil {
+			return
+		}
+		// Whatever decodes re-encodes and decodes back to the same bytes.
+		h, _ := ParseHeader(b)
+		sh := h.Shuffle() % BitShuffle // memcpyed buffers may carry the bitshuffle flag
+		re := e.Encode(nil, out, Options{TypeSize: h.TypeSize, CLevel: 1, Shuffle: sh, BlockSize: h.BlockSize})
+		again, err := Decode(nil, re)
+		if err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("re-encode round trip failed: %v", err)
+		}
+	})
+}

@@ -4,6 +4,8 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -17,8 +19,23 @@ import (
 //go:embed ptx
 var ptxFS embed.FS
 
-// PTX returns the embedded PTX of kernels/name.cu.
+// PTXDirEnv names a directory whose NAME.ptx files replace the embedded
+// ones at load time. Kernel authors use it to try new PTX on the GPU
+// machine without rebuilding the Go binary; it is not for production.
+const PTXDirEnv = "ZWRITE_PTX_DIR"
+
+// PTX returns the PTX of kernels/name.cu: from $ZWRITE_PTX_DIR when set
+// and it holds name.ptx, else the embedded copy.
 func PTX(name string) ([]byte, error) {
+	if dir := os.Getenv(PTXDirEnv); dir != "" {
+		if b, err := os.ReadFile(filepath.Join(dir, name+".ptx")); err == nil {
+			return b, nil
+		}
+	}
+	return embeddedPTX(name)
+}
+
+func embeddedPTX(name string) ([]byte, error) {
 	b, err := ptxFS.ReadFile("ptx/" + name + ".ptx")
 	if err != nil {
 		return nil, fmt.Errorf("no embedded PTX for kernels/%s.cu (run make ptx where nvcc exists): %w", name, err)

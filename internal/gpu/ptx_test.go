@@ -29,7 +29,7 @@ func TestPTXMatchesSource(t *testing.T) {
 			}
 			sum := sha256.Sum256(code)
 			want := hex.EncodeToString(sum[:])
-			ptx, err := PTX(name)
+			ptx, err := embeddedPTX(name)
 			if err != nil {
 				t.Fatalf("%s has no PTX: %v", src, err)
 			}

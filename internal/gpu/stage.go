@@ -1,0 +1,570 @@
+package gpu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// tileParams mirrors struct TileParams in kernels/tile.cu (all fields
+// 8-byte aligned, no padding differences).
+type tileParams struct {
+	limit      [zarr.MaxRank]int64
+	chunk      [zarr.MaxRank]int64
+	grid       [zarr.MaxRank]int64
+	stride     [zarr.MaxRank]int64
+	ext        [zarr.MaxRank]int64
+	estride    [zarr.MaxRank]int64
+	edim       [zarr.MaxRank]int64
+	chunkElems int64
+	rank       int32
+	nd         int32
+}
+
+// Options tune the GPU stage; the zero value is the default.
+type Options struct {
+	// Device is the CUDA ordinal (0 = first GPU).
+	Device int
+	// GeneralPath runs codec none through the codec plug-in path (an
+	// identity encoder, then prefix sum and compaction) instead of copying
+	// the tiled buffer straight back. Tests use it to check aggregation
+	// against the CPU stage with a codec whose output is known.
+	GeneralPath bool
+}
+
+// Stage is the GPU compress stage (stage.Stage). Slots each own a stream,
+// events, device buffers and pinned host buffers, and a worker goroutine
+// that enqueues and completes their batches, so the H2D copy of one slot's
+// batch, the kernels of another's and the D2H copy of a third overlap.
+type Stage struct {
+	spec       zarr.Spec
+	opts       Options
+	d          *Device
+	lay        layout
+	frameBytes int64
+	chunkBytes int64
+
+	tileMod, aggMod *Module
+	codecMod        *Module
+	tileFn          *Function
+	scanFn          *Function
+	compactFn       *Function
+	codec           CodecKernels // nil: codec none, tiled bytes go straight back
+
+	mu    sync.Mutex
+	slots int
+}
+
+var _ stage.Stage = (*Stage)(nil)
+
+// NewStage builds the GPU stage for cfg.Spec on the first GPU.
+func NewStage(cfg stage.Config) (*Stage, error) { return NewStageOptions(cfg, Options{}) }
+
+// NewStageOptions builds the GPU stage with options.
+func NewStageOptions(cfg stage.Config, o Options) (*Stage, error) {
+	spec := cfg.Spec.Clone()
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("gpu stage: %w", err)
+	}
+	d, err := OpenDevice(o.Device)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stage{
+		spec:       spec,
+		opts:       o,
+		d:          d,
+		lay:        newLayout(&spec),
+		frameBytes: spec.FrameBytes(),
+		chunkBytes: spec.ChunkBytes(),
+	}
+	if err := s.load(); err != nil {
+		s.unload()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stage) load() error {
+	var err error
+	if s.tileMod, err = s.d.LoadModule("tile"); err != nil {
+		return err
+	}
+	if s.tileFn, err = s.tileMod.Function(fmt.Sprintf("tile_%d", s.spec.DType.Size())); err != nil {
+		return err
+	}
+	if s.aggMod, err = s.d.LoadModule("aggregate"); err != nil {
+		return err
+	}
+	if s.scanFn, err = s.aggMod.Function("scan_sizes"); err != nil {
+		return err
+	}
+	if s.compactFn, err = s.aggMod.Function("compact"); err != nil {
+		return err
+	}
+	switch {
+	case s.spec.Codec == zarr.CodecNone && s.opts.GeneralPath:
+		s.codec = identityCodec{}
+	case s.spec.Codec == zarr.CodecNone:
+	default:
+		e, ok := lookupCodec(s.spec.Codec)
+		if !ok {
+			return fmt.Errorf("codec %v has no GPU kernels yet (GPU codecs: %v); use --backend cpu", s.spec.Codec, GPUCodecs())
+		}
+		if s.codecMod, err = s.d.LoadModule(e.module); err != nil {
+			return err
+		}
+		if s.codec, err = e.f(s.codecMod, s.spec); err != nil {
+			return fmt.Errorf("gpu %v codec: %w", s.spec.Codec, err)
+		}
+	}
+	return nil
+}
+
+func (s *Stage) unload() error {
+	return errors.Join(s.codecMod.Unload(), s.aggMod.Unload(), s.tileMod.Unload())
+}
+
+// Name implements stage.Stage.
+func (s *Stage) Name() string { return "gpu" }
+
+// Device is the stage's GPU.
+func (s *Stage) Device() *Device { return s.d }
+
+// Close unloads the modules. Every slot must be freed first.
+func (s *Stage) Close() error {
+	s.mu.Lock()
+	n := s.slots
+	s.mu.Unlock()
+	if n > 0 {
+		return fmt.Errorf("gpu stage: close with %d slots not freed", n)
+	}
+	return s.unload()
+}
+
+// stride is the per-chunk capacity of the codec's scratch output, rounded
+// up so every chunk's output starts 256-byte aligned.
+func (s *Stage) stride() int64 {
+	if s.codec == nil {
+		return s.chunkBytes
+	}
+	return (s.codec.Bound(s.chunkBytes) + 255) &^ 255
+}
+
+// slot event indices, in stream order.
+const (
+	evStart = iota
+	evH2D
+	evTile
+	evCodec
+	evAgg
+	evD2HStart
+	evD2HEnd
+	nEvents
+)
+
+// Slot is one GPU pipeline buffer set.
+type Slot struct {
+	s          *Stage
+	maxFrames  int64
+	maxChunks  int64
+	stride     int64
+	staging    *HostBuf // frames, filled by the producer
+	tableHost  *HostBuf // chunk table for the tile kernel
+	offHost    *HostBuf // chunk offsets back from the GPU (general path)
+	outHost    *HostBuf // the batch's shard bytes
+	table      []uint32
+	offsets    []uint64
+	dIn        DevPtr // frames; the compacted output on the general path
+	dTiled     DevPtr
+	dTable     DevPtr
+	dOut       DevPtr // codec output, stride per chunk
+	dSizes     DevPtr
+	dOffsets   DevPtr
+	dScratch   DevPtr
+	inBytes    int64
+	st         *Stream
+	ev         [nEvents]*Event
+	params     tileParams
+	out        stage.Output
+	kick       chan stage.Batch
+	done       chan error
+	quit       chan struct{}
+	wg         sync.WaitGroup
+	inFlight   bool
+	freed      bool
+	tKick      time.Time
+	generalRun bool
+}
+
+var _ stage.Slot = (*Slot)(nil)
+
+// deviceReserve is left free on the card for the context, module code and
+// other users' small allocations.
+const deviceReserve = 256 << 20
+
+// NewSlot allocates a slot for batches of up to maxFrames frames.
+func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
+	if maxFrames <= 0 {
+		return nil, fmt.Errorf("gpu slot: maxFrames %d must be positive", maxFrames)
+	}
+	sl := &Slot{s: s, maxFrames: maxFrames, stride: s.stride()}
+	maxEpochs := s.lay.epochs(maxFrames)
+	sl.maxChunks = maxEpochs * s.lay.perEpoch
+	if sl.maxChunks > 1<<31-1 {
+		return nil, fmt.Errorf("gpu slot: a batch of %d frames holds %d chunks, more than the kernels index (2^31)", maxFrames, sl.maxChunks)
+	}
+	frameBytes := maxFrames * s.frameBytes
+	tiled := sl.maxChunks * s.chunkBytes
+	sl.inBytes = frameBytes
+	need := frameBytes + tiled + sl.maxChunks*8
+	if s.codec != nil {
+		out := sl.maxChunks * sl.stride
+		sl.inBytes = max(frameBytes, out) // dIn also receives the compacted output
+		need = sl.inBytes + tiled + out + sl.maxChunks*8 + sl.maxChunks*4 + (sl.maxChunks+1)*8 + s.codec.Scratch(s.chunkBytes, int(sl.maxChunks))
+	}
+	free, total, err := s.d.MemInfo()
+	if err != nil {
+		return nil, err
+	}
+	if need > free-deviceReserve {
+		return nil, fmt.Errorf("gpu slot: batches of %d frames need %s of device memory per slot but %s of %s are free on %s; use a smaller batch or fewer slots (--depth)",
+			maxFrames, gib(need), gib(free), gib(total), s.d.Name())
+	}
+	if err := sl.alloc(frameBytes, tiled); err != nil {
+		sl.release()
+		return nil, fmt.Errorf("gpu slot: %w", err)
+	}
+	sl.initParams()
+	sl.kick = make(chan stage.Batch)
+	sl.done = make(chan error, 1)
+	sl.quit = make(chan struct{})
+	sl.wg.Add(1)
+	go sl.worker()
+	s.mu.Lock()
+	s.slots++
+	s.mu.Unlock()
+	return sl, nil
+}
+
+func gib(n int64) string { return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30)) }
+
+func (sl *Slot) alloc(frameBytes, tiled int64) error {
+	s, d := sl.s, sl.s.d
+	var err error
+	if sl.staging, err = d.AllocHost(frameBytes); err != nil {
+		return fmt.Errorf("pinned staging (%s): %w", gib(frameBytes), err)
+	}
+	if sl.tableHost, err = d.AllocHost(sl.maxChunks * 8); err != nil {
+		return err
+	}
+	// The table is uint32 pairs in pinned memory, which cuMemHostAlloc
+	// aligns to a page, so the reinterpretation is aligned and in bounds.
+	sl.table = unsafe.Slice((*uint32)(unsafe.Pointer(&sl.tableHost.Bytes()[0])), sl.maxChunks*2)
+	hostOut := tiled
+	if s.codec != nil {
+		hostOut = sl.maxChunks * sl.stride
+		if sl.offHost, err = d.AllocHost((sl.maxChunks + 1) * 8); err != nil {
+			return err
+		}
+		sl.offsets = unsafe.Slice((*uint64)(unsafe.Pointer(&sl.offHost.Bytes()[0])), sl.maxChunks+1)
+	}
+	if sl.outHost, err = d.AllocHost(hostOut); err != nil {
+		return fmt.Errorf("pinned output (%s): %w", gib(hostOut), err)
+	}
+	if sl.dIn, err = d.Alloc(sl.inBytes); err != nil {
+		return err
+	}
+	if sl.dTiled, err = d.Alloc(tiled); err != nil {
+		return err
+	}
+	if sl.dTable, err = d.Alloc(sl.maxChunks * 8); err != nil {
+		return err
+	}
+	if s.codec != nil {
+		if sl.dOut, err = d.Alloc(sl.maxChunks * sl.stride); err != nil {
+			return err
+		}
+		if sl.dSizes, err = d.Alloc(sl.maxChunks * 4); err != nil {
+			return err
+		}
+		if sl.dOffsets, err = d.Alloc((sl.maxChunks + 1) * 8); err != nil {
+			return err
+		}
+		if n := s.codec.Scratch(s.chunkBytes, int(sl.maxChunks)); n > 0 {
+			if sl.dScratch, err = d.Alloc(n); err != nil {
+				return err
+			}
+		}
+	}
+	if sl.st, err = d.NewStream(); err != nil {
+		return err
+	}
+	for i := range sl.ev {
+		if sl.ev[i], err = d.NewEvent(); err != nil {
+			return err
+		}
+	}
+	segCap := sl.s.lay.maxSegments(sl.s.lay.epochs(sl.maxFrames))
+	sl.out.Segs = make([]stage.Segment, 0, segCap)
+	sl.out.Chunks = make([]stage.Chunk, 0, sl.maxChunks)
+	return nil
+}
+
+// release frees whatever alloc got; safe on a partly allocated slot.
+func (sl *Slot) release() error {
+	d := sl.s.d
+	var errs []error
+	for i := range sl.ev {
+		errs = append(errs, sl.ev[i].Destroy())
+	}
+	errs = append(errs, sl.st.Destroy())
+	for _, p := range []*DevPtr{&sl.dIn, &sl.dTiled, &sl.dTable, &sl.dOut, &sl.dSizes, &sl.dOffsets, &sl.dScratch} {
+		errs = append(errs, d.Free(*p))
+		*p = 0
+	}
+	for _, h := range []*HostBuf{sl.staging, sl.tableHost, sl.offHost, sl.outHost} {
+		errs = append(errs, h.Free())
+	}
+	sl.table, sl.offsets = nil, nil
+	return errors.Join(errs...)
+}
+
+func (sl *Slot) initParams() {
+	s := &sl.s.spec
+	p := &sl.params
+	r := s.Rank()
+	p.rank = int32(r)
+	p.chunkElems = s.ChunkElems()
+	st := int64(1)
+	for d := r - 1; d >= 0; d-- {
+		p.stride[d] = st
+		st *= s.Shape[d]
+		p.chunk[d] = s.Chunk[d]
+		p.limit[d] = s.Shape[d]
+	}
+	for d := 1; d < r; d++ {
+		p.grid[d] = sl.s.lay.grid[d-1]
+	}
+	p.nd = 0
+	for d := r - 1; d >= 0; d-- {
+		if s.Chunk[d] > 1 {
+			p.ext[p.nd] = s.Chunk[d]
+			p.estride[p.nd] = p.stride[d]
+			p.edim[p.nd] = int64(d)
+			p.nd++
+		}
+	}
+}
+
+// Staging implements stage.Slot: pinned memory the H2D copy reads.
+func (sl *Slot) Staging() []byte { return sl.staging.Bytes() }
+
+// Kick implements stage.Slot.
+func (sl *Slot) Kick(b stage.Batch) error {
+	if sl.freed {
+		return errors.New("gpu slot: kick after free")
+	}
+	if sl.inFlight {
+		return errors.New("gpu slot: kick while the previous batch is in flight (Wait first)")
+	}
+	if b.Frames <= 0 || b.Frames > sl.maxFrames {
+		return fmt.Errorf("gpu slot: batch of %d frames; this slot holds 1 to %d", b.Frames, sl.maxFrames)
+	}
+	sl.inFlight = true
+	sl.tKick = time.Now()
+	sl.kick <- b
+	return nil
+}
+
+// Wait implements stage.Slot.
+func (sl *Slot) Wait(ctx context.Context) (*stage.Output, error) {
+	if !sl.inFlight {
+		return nil, errors.New("gpu slot: wait without a kicked batch")
+	}
+	var err error
+	select {
+	case err = <-sl.done:
+	case <-ctx.Done():
+		// The GPU finishes what was enqueued on its own, in bounded time;
+		// the buffers are only safe to reuse or free after that.
+		<-sl.done
+		err = ctx.Err()
+	}
+	sl.inFlight = false
+	if err != nil {
+		return nil, err
+	}
+	sl.out.Times.Wall = time.Since(sl.tKick)
+	return &sl.out, nil
+}
+
+// Free implements stage.Slot: it stops the worker and returns every device
+// and pinned buffer, stream and event. Again does nothing.
+func (sl *Slot) Free() error {
+	if sl.freed {
+		return nil
+	}
+	if sl.inFlight {
+		// A batch was kicked and never waited for: let the GPU finish
+		// with the buffers first.
+		<-sl.done
+		sl.inFlight = false
+	}
+	sl.freed = true
+	close(sl.quit)
+	sl.wg.Wait()
+	err := sl.release()
+	sl.s.mu.Lock()
+	sl.s.slots--
+	sl.s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("gpu slot free: %w", err)
+	}
+	return nil
+}
+
+func (sl *Slot) worker() {
+	defer sl.wg.Done()
+	for {
+		select {
+		case <-sl.quit:
+			return
+		case b := <-sl.kick:
+			sl.done <- sl.run(b)
+		}
+	}
+}
+
+// run enqueues one batch and waits for it on the worker's thread.
+func (sl *Slot) run(b stage.Batch) error {
+	s := sl.s
+	defer s.d.enter()()
+	n, segs, chunks, err := s.lay.build(b, sl.table, sl.out.Segs, sl.out.Chunks)
+	sl.out.Segs, sl.out.Chunks = segs, chunks
+	if err != nil {
+		return fmt.Errorf("gpu slot: %w", err)
+	}
+	st := sl.st
+	var q seq
+	rec := func(i int) { q.do(func() error { return sl.ev[i].Record(st) }) }
+	sl.params.limit[0] = b.Frames
+	nChunks := int32(n)
+	rec(evStart)
+	q.do(func() error { return st.CopyHtoD(sl.dIn, sl.staging.Bytes()[:b.Frames*s.frameBytes]) })
+	q.do(func() error { return st.CopyHtoD(sl.dTable, sl.tableHost.Bytes()[:n*8]) })
+	rec(evH2D)
+	q.do(func() error {
+		return st.Launch(s.tileFn, Dim3{X: uint32(n)}, Dim3{X: 256}, 0, sl.dIn, sl.dTiled, sl.dTable, nChunks, &sl.params)
+	})
+	rec(evTile)
+	var total int64
+	if s.codec == nil {
+		total = int64(n) * s.chunkBytes
+		rec(evCodec)
+		rec(evAgg)
+		rec(evD2HStart)
+		q.do(func() error { return st.CopyDtoH(sl.outHost.Bytes()[:total], sl.dTiled) })
+		rec(evD2HEnd)
+		q.do(sl.ev[evD2HEnd].Synchronize)
+		if q.err != nil {
+			return sl.fail(q.err)
+		}
+		for i := range sl.out.Chunks {
+			sl.out.Chunks[i].Off = int64(i) * s.chunkBytes
+			sl.out.Chunks[i].Size = s.chunkBytes
+		}
+	} else {
+		q.do(func() error {
+			if err := s.codec.Encode(st, sl.dTiled, s.chunkBytes, n, sl.dOut, sl.stride, sl.dSizes, sl.dScratch); err != nil {
+				return fmt.Errorf("gpu %v encode: %w", s.spec.Codec, err)
+			}
+			return nil
+		})
+		rec(evCodec)
+		q.do(func() error {
+			return st.Launch(s.scanFn, Dim3{X: 1}, Dim3{X: 1024}, 0, sl.dSizes, nChunks, sl.dOffsets)
+		})
+		q.do(func() error {
+			grid := uint32(min(n, 65535))
+			return st.Launch(s.compactFn, Dim3{X: grid}, Dim3{X: 256}, 0, sl.dOut, sl.stride, sl.dSizes, sl.dOffsets, nChunks, sl.dIn)
+		})
+		q.do(func() error { return st.CopyDtoH(sl.offHost.Bytes()[:(n+1)*8], sl.dOffsets) })
+		rec(evAgg)
+		q.do(sl.ev[evAgg].Synchronize)
+		if q.err != nil {
+			return sl.fail(q.err)
+		}
+		total = int64(sl.offsets[n])
+		if total > int64(len(sl.outHost.Bytes())) {
+			return fmt.Errorf("gpu %v encode: %d bytes of output exceed the codec's bound", s.spec.Codec, total)
+		}
+		rec(evD2HStart)
+		q.do(func() error { return st.CopyDtoH(sl.outHost.Bytes()[:total], sl.dIn) })
+		rec(evD2HEnd)
+		q.do(sl.ev[evD2HEnd].Synchronize)
+		if q.err != nil {
+			return sl.fail(q.err)
+		}
+		for i := range sl.out.Chunks {
+			off := int64(sl.offsets[i])
+			sl.out.Chunks[i].Off = off
+			sl.out.Chunks[i].Size = int64(sl.offsets[i+1]) - off
+		}
+	}
+	sl.out.Data = sl.outHost.Bytes()[:total]
+	for i := range sl.out.Segs {
+		sg := &sl.out.Segs[i]
+		if sg.N == 0 {
+			continue
+		}
+		first, last := sl.out.Chunks[sg.First], sl.out.Chunks[sg.First+sg.N-1]
+		sg.Off = first.Off
+		sg.Len = last.Off + last.Size - first.Off
+	}
+	return sl.times()
+}
+
+// seq runs enqueue steps until the first error.
+type seq struct{ err error }
+
+func (q *seq) do(f func() error) {
+	if q.err == nil {
+		q.err = f()
+	}
+}
+
+// fail waits for whatever was enqueued before an enqueue error, so the
+// buffers are idle when the error reaches the caller.
+func (sl *Slot) fail(err error) error {
+	if serr := sl.st.Synchronize(); serr != nil {
+		return errors.Join(err, serr)
+	}
+	return err
+}
+
+func (sl *Slot) times() error {
+	var ms [nEvents]float32
+	for i := 1; i < nEvents; i++ {
+		v, err := Elapsed(sl.ev[i-1], sl.ev[i])
+		if err != nil {
+			return err
+		}
+		ms[i] = v
+	}
+	dur := func(v float32) time.Duration { return time.Duration(float64(v) * float64(time.Millisecond)) }
+	sl.out.Times = stage.Times{
+		H2D:       dur(ms[evH2D]),
+		Tile:      dur(ms[evTile]),
+		Compress:  dur(ms[evCodec]),
+		Aggregate: dur(ms[evAgg]),
+		D2H:       dur(ms[evD2HEnd]),
+	}
+	return nil
+}

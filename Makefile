@@ -67,3 +67,10 @@ demo: build interop-deps
 
 clean:
 	rm -rf bin demo $(INTEROP)/node_modules
+
+# ptx: rebuild internal/gpu/ptx/*.ptx from internal/gpu/kernels/*.cu with
+# nvcc (only where the CUDA toolkit exists; the PTX is committed and
+# embedded, and a unit test fails when a .cu no longer matches its PTX).
+.PHONY: ptx
+ptx:
+	scripts/ptx.sh

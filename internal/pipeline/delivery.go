@@ -255,7 +255,13 @@ func (w *Writer) putMetaBounded(shape0 int64) {
 		return
 	}
 	t := time.AfterFunc(abortMetaTimeout, func() { f.Abort() })
-	defer t.Stop()
+	defer func() {
+		if !t.Stop() {
+			// The watchdog fired: wait until its Abort has removed the
+			// temp file (Abort is idempotent and a second call waits).
+			f.Abort()
+		}
+	}()
 	if _, err := f.Write(b); err != nil {
 		f.Abort()
 		w.fail(fmt.Errorf("write zarr.json: %w", err))

@@ -14,14 +14,11 @@ import (
 // the pipeline where a stage that can be told to fail is needed.
 type refStage struct {
 	spec zarr.Spec
-	// failAt makes the Wait of the batch starting at this epoch fail
-	// (-1: never).
-	failAt int64
 }
 
-func newRefStage(spec zarr.Spec) *refStage { return &refStage{spec: spec.Clone(), failAt: -1} }
+func newRefStage(spec zarr.Spec) *refStage { return &refStage{spec: spec.Clone()} }
 
-func (r *refStage) Name() string  { return "ref" }
+func (r *refStage) Name() string { return "ref" }
 func (r *refStage) Close() error { return nil }
 
 func (r *refStage) NewSlot(maxFrames int64) (stage.Slot, error) {
@@ -33,7 +30,6 @@ type refSlot struct {
 	staging []byte
 	out     stage.Output
 	done    chan struct{}
-	err     error
 	freed   bool
 }
 
@@ -46,11 +42,6 @@ func (s *refSlot) Kick(b stage.Batch) error {
 	s.done = make(chan struct{})
 	go func() {
 		defer close(s.done)
-		if b.FirstEpoch == s.r.failAt {
-			s.err = errors.New("injected stage failure")
-			return
-		}
-		s.err = nil
 		s.tile(b)
 	}()
 	return nil
@@ -60,9 +51,6 @@ func (s *refSlot) Wait(ctx context.Context) (*stage.Output, error) {
 	// The work is not cancellable, so Wait always lets it finish before
 	// returning: the slot's buffers are untouched afterwards.
 	<-s.done
-	if s.err != nil {
-		return nil, s.err
-	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -181,3 +169,39 @@ func (s *refSlot) tile(b stage.Batch) {
 		}
 	}
 }
+
+// failStage wraps a stage so that the Wait of the batch starting at epoch
+// failAt fails (after the real work finished, as a backend error would).
+type failStage struct {
+	stage.Stage
+	failAt int64
+}
+
+func (f *failStage) NewSlot(maxFrames int64) (stage.Slot, error) {
+	s, err := f.Stage.NewSlot(maxFrames)
+	if err != nil {
+		return nil, err
+	}
+	return &failSlot{Slot: s, f: f}, nil
+}
+
+type failSlot struct {
+	stage.Slot
+	f *failStage
+	b stage.Batch
+}
+
+func (s *failSlot) Kick(b stage.Batch) error {
+	s.b = b
+	return s.Slot.Kick(b)
+}
+
+func (s *failSlot) Wait(ctx context.Context) (*stage.Output, error) {
+	out, err := s.Slot.Wait(ctx)
+	if err == nil && s.b.FirstEpoch == s.f.failAt {
+		return nil, errInjected
+	}
+	return out, err
+}
+
+var errInjected = errors.New("injected stage failure")

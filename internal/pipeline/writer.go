@@ -235,7 +235,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 	}
 	if over {
-		w.inputErr = &TooManyFramesError{Declared: w.spec.Shape[0], AtLeast: w.offered / w.frameBytes}
+		w.inputErr = &TooManyFramesError{Declared: w.spec.Shape[0], AtLeast: (w.offered + w.frameBytes - 1) / w.frameBytes}
 		return n, w.inputErr
 	}
 	return n, nil

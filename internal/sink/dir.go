@@ -183,7 +183,9 @@ type dirFile struct {
 	n                    int64
 	// state moves once, from open to committed or aborted, by CAS: that
 	// settles a race between the owner's Commit and an interrupting Abort.
-	state atomic.Int32
+	state     atomic.Int32
+	abortOnce sync.Once
+	abortErr  error
 }
 
 func (f *dirFile) Write(p []byte) (int, error) {
@@ -254,16 +256,20 @@ func (f *dirFile) Commit() error {
 }
 
 func (f *dirFile) Abort() error {
-	// Closing the file is what interrupts a Write blocked in the kernel.
-	if !f.state.CompareAndSwap(fileOpen, fileAborted) {
-		return nil
+	if !f.state.CompareAndSwap(fileOpen, fileAborted) && f.state.Load() != fileAborted {
+		return nil // committed
 	}
-	defer f.d.forget(f)
-	f.f.Close()
-	if err := os.Remove(f.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove temp file: %w", bare(err))
-	}
-	return nil
+	// Once makes a second, concurrent Abort wait until the temp file is
+	// really gone, so that no caller returns while it still exists.
+	f.abortOnce.Do(func() {
+		defer f.d.forget(f)
+		// Closing the file is what interrupts a Write blocked in the kernel.
+		f.f.Close()
+		if err := os.Remove(f.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			f.abortErr = fmt.Errorf("remove temp file: %w", bare(err))
+		}
+	})
+	return f.abortErr
 }
 
 // Put writes data to key through s.Create, Write and Commit, aborting the

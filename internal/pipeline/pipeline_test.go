@@ -1,0 +1,537 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zwrite/zwrite/internal/sink"
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// midSpec is the mid-size ragged case of the determinism tests: shard rows
+// of two epochs, batches of a few epochs, edges in both frame dims.
+func midSpec(codec zarr.Codec) (zarr.Spec, int64) {
+	return mkSpec(zarr.Uint16, codec, []int64{0, 24, 40}, []int64{4, 8, 16}, []int64{8, 16, 32}), 45
+}
+
+// testCodecs are the codecs the pipeline tests run with.
+var testCodecs = []zarr.Codec{zarr.CodecNone}
+
+func sameFiles(t *testing.T, what string, got, want map[string][]byte) {
+	t.Helper()
+	keys := func(m map[string][]byte) []string {
+		var k []string
+		for key := range m {
+			k = append(k, key)
+		}
+		slices.Sort(k)
+		return k
+	}
+	if g, w := keys(got), keys(want); !slices.Equal(g, w) {
+		t.Fatalf("%s: files %v, want %v", what, g, w)
+	}
+	for k, w := range want {
+		if !bytes.Equal(got[k], w) {
+			t.Fatalf("%s: %s differs from the depth-1 reference (%d vs %d bytes)", what, k, len(got[k]), len(w))
+		}
+	}
+}
+
+// goroutines waits briefly for the count to settle at or below want and
+// returns it.
+func goroutines(want int) int {
+	n := runtime.NumGoroutine()
+	for i := 0; i < 100 && n > want; i++ {
+		time.Sleep(10 * time.Millisecond)
+		n = runtime.NumGoroutine()
+	}
+	return n
+}
+
+func TestDeterminism(t *testing.T) {
+	for _, codec := range testCodecs {
+		spec, frames := midSpec(codec)
+		input := genInput(frames*spec.FrameBytes(), 2)
+		batch := 2 * spec.EpochFrames() * spec.FrameBytes() // 2 epochs: rows span batches and vice versa
+		base := runOpts{cfg: Config{Depth: 1, BatchBytes: batch, CopyHelpers: -1}}
+		ref, err := runWriter(t, spec, input, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, data, err := readStore(ref, &spec); err != nil || !bytes.Equal(data, input) {
+			t.Fatalf("%v: reference store wrong: %v", codec, err)
+		}
+		type tc struct {
+			name string
+			o    runOpts
+		}
+		var cases []tc
+		for d := 1; d <= 6; d++ {
+			cases = append(cases, tc{fmt.Sprintf("depth%d", d), runOpts{cfg: Config{Depth: d, BatchBytes: batch}, writeSize: 4096}})
+		}
+		for h := 1; h <= 8; h++ {
+			// threshold 1: every write is split, so the split points vary
+			cases = append(cases, tc{fmt.Sprintf("helpers%d", h), runOpts{cfg: Config{Depth: 3, BatchBytes: batch, CopyHelpers: h, CopyThreshold: 1}, writeSize: 7919}})
+		}
+		for _, ws := range []int{1, 2, 13, 4099, 65537, 0} {
+			cases = append(cases, tc{fmt.Sprintf("write%d", ws), runOpts{cfg: Config{Depth: 4, BatchBytes: batch}, writeSize: ws}})
+		}
+		cases = append(cases, tc{"readfrom", runOpts{cfg: Config{Depth: 2, BatchBytes: batch}, readFrom: true}})
+		cases = append(cases, tc{"one-epoch-batches", runOpts{cfg: Config{Depth: 5, BatchBytes: 1}, writeSize: 1000}})
+		cases = append(cases, tc{"default-batch", runOpts{cfg: Config{}, writeSize: 1000}})
+		for i := 0; i < 20; i++ {
+			cases = append(cases, tc{fmt.Sprintf("repeat%02d", i), runOpts{cfg: Config{Depth: 4, BatchBytes: batch, CopyHelpers: 4, CopyThreshold: 1024}, writeSize: 10007}})
+		}
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("%v/%s", codec, c.name), func(t *testing.T) {
+				got, err := runWriter(t, spec, input, c.o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameFiles(t, c.name, got, ref)
+			})
+		}
+	}
+}
+
+// TestOrder checks with a recording sink that delivery happens in kick
+// order: every depth produces exactly the depth-1 sequence of sink
+// operations, shard rows are created and committed in ascending order, and
+// a row is committed before the next one starts.
+func TestOrder(t *testing.T) {
+	for _, codec := range testCodecs {
+		for _, sc := range []shapeCase{
+			{"row-per-batch", mkSpec(zarr.Uint16, codec, []int64{0, 9, 20}, []int64{2, 4, 8}, []int64{2, 8, 16}), 41},
+			{"rows-span-batches", mkSpec(zarr.Uint16, codec, []int64{0, 9, 20}, []int64{2, 4, 8}, []int64{8, 8, 16}), 41},
+		} {
+			input := genInput(sc.frames*sc.spec.FrameBytes(), 3)
+			record := func(depth int) []sink.Event {
+				rec := sink.NewRecording(sink.NewMem())
+				_, err := runWriter(t, sc.spec, input, runOpts{cfg: Config{Depth: depth, BatchBytes: 1, Sink: rec}, writeSize: 333})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return rec.Events()
+			}
+			ref := record(1)
+			for depth := 1; depth <= 6; depth++ {
+				t.Run(fmt.Sprintf("%v/%s/depth%d", codec, sc.name, depth), func(t *testing.T) {
+					ev := record(depth)
+					lastRow, open := int64(-1), 0
+					for i, e := range ev {
+						if !strings.HasPrefix(e.Key, "c/") {
+							continue
+						}
+						var row int64
+						fmt.Sscanf(e.Key, "c/%d/", &row)
+						switch e.Op {
+						case sink.OpCreate:
+							if row < lastRow || (row > lastRow && open > 0) {
+								t.Fatalf("event %d: %v while row %d has %d open shards", i, e, lastRow, open)
+							}
+							lastRow = row
+							open++
+						case sink.OpCommit:
+							open--
+						case sink.OpAbort:
+							t.Fatalf("event %d: %v in a clean run", i, e)
+						}
+					}
+					if len(ev) != len(ref) {
+						t.Fatalf("%d sink events, depth 1 has %d", len(ev), len(ref))
+					}
+					for i := range ev {
+						if ev[i] != ref[i] {
+							t.Fatalf("event %d is %v, depth 1 has %v", i, ev[i], ref[i])
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestAbortStalled aborts mid-stream while the sink is stalled and kicked
+// batches wait for delivery: Abort must return within a second, leave no
+// goroutine and no temp file, and the store must verify with what was
+// committed.
+func TestAbortStalled(t *testing.T) {
+	for _, codec := range testCodecs {
+		for _, tc := range []struct {
+			name  string
+			match func(string) bool
+		}{
+			{"shards-stall", func(k string) bool { return strings.HasPrefix(k, "c/") }},
+			{"everything-stalls", nil},
+		} {
+			t.Run(fmt.Sprintf("%v/%s", codec, tc.name), func(t *testing.T) {
+				spec, _ := midSpec(codec)
+				frames := int64(400)
+				input := genInput(frames*spec.FrameBytes(), 4)
+				before := runtime.NumGoroutine()
+				dir := filepath.Join(t.TempDir(), "s.zarr")
+				d, err := sink.NewDir(dir, sink.DirOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// stall in the middle of the third shard row
+				stalled := sink.NewStalled(d, 5*spec.ChunkBytes()*int64(spec.ChunksPerShard()), tc.match)
+				st := newStage(t, spec)
+				w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: stalled, Depth: 4, BatchBytes: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				werr := make(chan error, 1)
+				go func() {
+					_, err := w.Write(input)
+					werr <- err
+				}()
+				select {
+				case <-stalled.Stalling():
+				case <-time.After(10 * time.Second):
+					t.Fatal("the sink never stalled")
+				}
+				// Let the producer fill every slot and block on a join.
+				for i := 0; i < 200 && w.Stats().Batches-w.Stats().Delivered < 3; i++ {
+					time.Sleep(5 * time.Millisecond)
+				}
+				if s := w.Stats(); s.Batches-s.Delivered < 2 {
+					t.Fatalf("only %d batches in flight at the abort", s.Batches-s.Delivered)
+				}
+				reason := errors.New("interrupted by the test")
+				start := time.Now()
+				err = w.Abort(reason)
+				el := time.Since(start)
+				if el > time.Second {
+					t.Errorf("Abort took %v", el)
+				}
+				if !errors.Is(err, reason) {
+					t.Errorf("Abort returned %v, want the reason", err)
+				}
+				select {
+				case err := <-werr:
+					if !errors.Is(err, reason) {
+						t.Errorf("Write returned %v, want the abort reason", err)
+					}
+				case <-time.After(time.Second):
+					t.Fatal("Write still blocked after Abort")
+				}
+				if err := w.Close(); !errors.Is(err, reason) {
+					t.Errorf("Close after Abort: %v", err)
+				}
+				files := readDir(t, dir) // before the sink's Close: the Writer cleaned up itself
+				st.Close()
+				stalled.Close()
+				if n := goroutines(before); n > before {
+					buf := make([]byte, 1<<16)
+					t.Errorf("%d goroutines after Abort, %d before\n%s", n, before, buf[:runtime.Stack(buf, true)])
+				}
+				shape0, data, err := readStore(files, &spec)
+				if err != nil {
+					t.Fatalf("store left by Abort does not verify: %v", err)
+				}
+				if shape0 > w.Stats().Committed || !bytes.Equal(data, input[:len(data)]) {
+					t.Errorf("store holds %d frames (committed %d) or wrong bytes", shape0, w.Stats().Committed)
+				}
+				if tc.match != nil && shape0 != w.Stats().Committed {
+					t.Errorf("zarr.json names %d frames, committed %d", shape0, w.Stats().Committed)
+				}
+			})
+		}
+	}
+}
+
+// readDir returns every file under dir by slash-separated key.
+func readDir(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		files[filepath.ToSlash(rel)] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// TestSinkFailure fills the disk mid-stream: the error names the shard,
+// no temp file remains, the store verifies.
+func TestSinkFailure(t *testing.T) {
+	for _, codec := range testCodecs {
+		for _, depth := range []int{1, 4} {
+			for _, after := range []int64{0, 1000, 10000, 30000, 60000} {
+				t.Run(fmt.Sprintf("%v/depth%d/after%d", codec, depth, after), func(t *testing.T) {
+					spec, frames := midSpec(codec)
+					meta, _ := zarr.MarshalArray(&spec, 0)
+					after += int64(len(meta)) // the initial zarr.json goes through
+					frames *= 4
+					input := genInput(frames*spec.FrameBytes(), 5)
+					before := runtime.NumGoroutine()
+					dir := filepath.Join(t.TempDir(), "s.zarr")
+					d, err := sink.NewDir(dir, sink.DirOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					fs := sink.NewFailing(d, after)
+					_, err = runWriter(t, spec, input, runOpts{cfg: Config{Sink: fs, Depth: depth, BatchBytes: 1}, writeSize: 5000})
+					if !errors.Is(err, syscall.ENOSPC) || !(strings.Contains(err.Error(), "shard c/") || strings.Contains(err.Error(), "zarr.json")) {
+						t.Fatalf("err = %v, want ENOSPC naming the shard or zarr.json", err)
+					}
+					t.Logf("error: %v", err)
+					files := readDir(t, dir)
+					d.Close()
+					if n := goroutines(before); n > before {
+						t.Errorf("%d goroutines after the failure, %d before", n, before)
+					}
+					if _, data, err := readStore(files, &spec); err != nil {
+						t.Fatalf("store does not verify: %v", err)
+					} else if !bytes.Equal(data, input[:len(data)]) {
+						t.Errorf("store bytes differ from the input")
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestSinkFailsAtStart: a sink that cannot take the first zarr.json makes
+// New fail with the key in the message.
+func TestSinkFailsAtStart(t *testing.T) {
+	spec, _ := midSpec(testCodecs[0])
+	st := newStage(t, spec)
+	defer st.Close()
+	before := runtime.NumGoroutine()
+	mem := sink.NewMem()
+	_, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: sink.NewFailing(mem, 10), Depth: 3})
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "zarr.json") {
+		t.Fatalf("New: %v, want ENOSPC naming zarr.json", err)
+	}
+	if mem.Temps() != 0 || len(mem.Files()) != 0 {
+		t.Errorf("files left: %d temps, %d files", mem.Temps(), len(mem.Files()))
+	}
+	if n := goroutines(before); n > before {
+		t.Errorf("%d goroutines, %d before", n, before)
+	}
+}
+
+// TestBackpressure sends ten times MaxPending through a slow sink: the
+// pending bytes never exceed the bound and the producer did block.
+func TestBackpressure(t *testing.T) {
+	for _, codec := range testCodecs {
+		t.Run(codec.String(), func(t *testing.T) {
+			spec, _ := midSpec(codec)
+			epoch := spec.EpochFrames() * spec.FrameBytes()
+			maxPending := 5 * epoch / 2 // 2.5 batches of one epoch
+			frames := 10 * maxPending / spec.FrameBytes()
+			frames += 3 // a partial last epoch
+			input := genInput(frames*spec.FrameBytes(), 6)
+			mem := sink.NewMem()
+			slow := sink.NewSlow(mem, 8<<20)
+			st := newStage(t, spec)
+			defer st.Close()
+			w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: slow, Depth: 6, BatchBytes: epoch, MaxPending: maxPending})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := w.Settings(); s.MaxPending != maxPending || s.BatchBytes != epoch {
+				t.Fatalf("settings %+v", s)
+			}
+			var seen int64
+			var wg sync.WaitGroup
+			stop := make(chan struct{})
+			wg.Add(1)
+			go func() { // sample from another goroutine, as a progress bar would
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					seen = max(seen, w.Stats().Pending)
+					time.Sleep(100 * time.Microsecond)
+				}
+			}()
+			for p := input; len(p) > 0; {
+				k := min(len(p), 3000)
+				if _, err := w.Write(p[:k]); err != nil {
+					t.Fatal(err)
+				}
+				p = p[k:]
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			close(stop)
+			wg.Wait()
+			s := w.Stats()
+			if s.PendingMax > maxPending || seen > maxPending {
+				t.Errorf("pending reached %d (sampled %d), bound %d", s.PendingMax, seen, maxPending)
+			}
+			if s.StallPending == 0 {
+				t.Errorf("the producer never blocked on the bound")
+			}
+			if s.BytesIn < 10*maxPending {
+				t.Errorf("only %d bytes went through", s.BytesIn)
+			}
+			if _, data, err := readStore(mem.Files(), &spec); err != nil || !bytes.Equal(data, input) {
+				t.Errorf("store wrong: %v", err)
+			}
+		})
+	}
+}
+
+func TestInputErrors(t *testing.T) {
+	for _, codec := range testCodecs {
+		growing, _ := midSpec(codec)
+		fixed := growing.Clone()
+		fixed.Shape[0] = 23
+		fb := growing.FrameBytes()
+		tests := []struct {
+			name       string
+			spec       zarr.Spec
+			inputBytes int64
+			wantFrames int64
+			wantErr    string
+			check      func(error) bool
+		}{
+			{"empty", growing, 0, 0, "", nil},
+			{"whole", growing, 37 * fb, 37, "", nil},
+			{"partial-frame", growing, 37*fb + 1234, 37,
+				fmt.Sprintf("input ended 1234 bytes into frame 37 (frame is %d bytes); the partial frame was dropped", fb),
+				func(err error) bool { var e *PartialFrameError; return errors.As(err, &e) }},
+			{"fixed-exact", fixed, 23 * fb, 23, "", nil},
+			{"fixed-too-many", fixed, 30 * fb, 23, "more frames than shape[0] = 23 declares (at least ",
+				func(err error) bool { var e *TooManyFramesError; return errors.As(err, &e) && e.AtLeast > 23 }},
+			{"fixed-short", fixed, 20 * fb, 20, "after 20 of the 23 frames",
+				func(err error) bool { var e *ShortInputError; return errors.As(err, &e) }},
+			{"fixed-short-partial", fixed, 20*fb + 5, 20, "input ended 5 bytes into frame 20",
+				func(err error) bool { var e *PartialFrameError; return errors.As(err, &e) }},
+		}
+		for _, tc := range tests {
+			for _, rf := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%v/%s/readfrom=%v", codec, tc.name, rf), func(t *testing.T) {
+					input := genInput(tc.inputBytes, 7)
+					files, err := runWriter(t, tc.spec, input, runOpts{cfg: Config{Depth: 3, BatchBytes: 1}, writeSize: 1000, readFrom: rf})
+					if tc.wantErr == "" && err != nil {
+						t.Fatalf("Close: %v", err)
+					}
+					if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !tc.check(err)) {
+						t.Fatalf("Close: %v, want an error of the right type containing %q", err, tc.wantErr)
+					}
+					shape0, data, err := readStore(files, &tc.spec)
+					if err != nil {
+						t.Fatalf("store does not verify: %v", err)
+					}
+					if shape0 != tc.wantFrames || !bytes.Equal(data, input[:tc.wantFrames*fb]) {
+						t.Errorf("store holds %d frames, want %d (or bytes differ)", shape0, tc.wantFrames)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestStageFailure: a compress error reaches the caller and the store
+// verifies with what was committed before it.
+func TestStageFailure(t *testing.T) {
+	for _, codec := range testCodecs {
+		for _, depth := range []int{1, 2, 5} {
+			t.Run(fmt.Sprintf("%v/depth%d", codec, depth), func(t *testing.T) {
+				spec, frames := midSpec(codec)
+				input := genInput(4*frames*spec.FrameBytes(), 8)
+				before := runtime.NumGoroutine()
+				st := &failStage{Stage: newStage(t, spec), failAt: 9}
+				mem := sink.NewMem()
+				_, err := runWriter(t, spec, input, runOpts{cfg: Config{Stage: st, Sink: mem, Depth: depth, BatchBytes: 1}, writeSize: 999})
+				st.Close()
+				if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "compress batch at frame 36") {
+					t.Fatalf("err = %v, want the injected failure at frame 36", err)
+				}
+				if n := goroutines(before); n > before {
+					t.Errorf("%d goroutines, %d before", n, before)
+				}
+				if mem.Temps() != 0 {
+					t.Errorf("%d temp files left", mem.Temps())
+				}
+				shape0, data, err := readStore(mem.Files(), &spec)
+				if err != nil || !bytes.Equal(data, input[:len(data)]) || shape0 > 36 {
+					t.Errorf("store: %d frames, %v", shape0, err)
+				}
+			})
+		}
+	}
+}
+
+// TestCancel: the caller's context ends mid-stream.
+func TestCancel(t *testing.T) {
+	spec, frames := midSpec(testCodecs[0])
+	input := genInput(8*frames*spec.FrameBytes(), 9)
+	ctx, cancel := context.WithCancel(context.Background())
+	mem := sink.NewMem()
+	st := newStage(t, spec)
+	defer st.Close()
+	w, err := New(ctx, Config{Spec: spec, Stage: st, Sink: sink.NewSlow(mem, 4<<20), Depth: 3, BatchBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { time.Sleep(30 * time.Millisecond); cancel() }()
+	var werr error
+	for p := input; len(p) > 0 && werr == nil; {
+		k := min(len(p), 4096)
+		_, werr = w.Write(p[:k])
+		p = p[k:]
+	}
+	if !errors.Is(werr, context.Canceled) {
+		t.Fatalf("Write: %v, want context.Canceled", werr)
+	}
+	if err := w.Close(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Close: %v", err)
+	}
+	if err := w.Close(); !errors.Is(err, context.Canceled) {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, _, err := readStore(mem.Files(), &spec); err != nil || mem.Temps() != 0 {
+		t.Errorf("store: %v, %d temps", err, mem.Temps())
+	}
+}
+
+func TestCloseTwice(t *testing.T) {
+	spec, frames := midSpec(testCodecs[0])
+	st := newStage(t, spec)
+	defer st.Close()
+	w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: sink.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(genInput(frames*spec.FrameBytes(), 1))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := w.Write([]byte{1}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Write after Close: %v", err)
+	}
+	if err := w.Abort(nil); err != nil {
+		t.Errorf("Abort after Close: %v", err)
+	}
+}

@@ -7,42 +7,39 @@ import (
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
-// TestLayoutOrder checks layout.build's chunk order against the sorted
-// reference in refOutput for every test geometry and batch (no GPU needed).
+// TestLayoutOrder cross-checks the chunk order the GPU stage takes from
+// stage.Layout against the sorted reference in refOutput, for every test
+// geometry and batch (no GPU needed).
 func TestLayoutOrder(t *testing.T) {
 	for _, tc := range tileCases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.spec(zarr.Uint8, zarr.CodecNone)
-			l := newLayout(&s)
+			l, err := stage.NewLayout(&s)
+			if err != nil {
+				t.Fatal(err)
+			}
 			bf := tc.batchEpochs * s.Chunk[0]
-			maxChunks := l.epochs(bf) * l.perEpoch
-			table := make([]uint32, 2*maxChunks)
-			segs := make([]stage.Segment, 0, l.maxSegments(l.epochs(bf)))
-			chunks := make([]stage.Chunk, 0, maxChunks)
+			p := l.NewPlan(bf)
 			for f0 := int64(0); f0 < s.Shape[0]; f0 += bf {
 				b := stage.Batch{FirstEpoch: f0 / s.Chunk[0], Frames: min(bf, s.Shape[0]-f0)}
 				frames := make([]byte, b.Frames*s.FrameBytes())
 				_, wsegs, wchunks := refOutput(&s, b, frames)
-				n, gsegs, gchunks, err := l.build(b, table, segs, chunks)
-				if err != nil {
+				if err := l.Plan(b, p); err != nil {
 					t.Fatal(err)
 				}
-				if n != len(wchunks) || len(gsegs) != len(wsegs) {
-					t.Fatalf("batch %+v: %d chunks, %d segments; want %d, %d", b, n, len(gsegs), len(wchunks), len(wsegs))
+				if len(p.Chunks) != len(wchunks) || len(p.Segs) != len(wsegs) {
+					t.Fatalf("batch %+v: %d chunks, %d segments; want %d, %d", b, len(p.Chunks), len(p.Segs), len(wchunks), len(wsegs))
 				}
 				for i := range wsegs {
-					g, w := gsegs[i], wsegs[i]
+					g, w := p.Segs[i], wsegs[i]
 					if g.Row != w.Row || g.Col != w.Col || g.First != w.First || g.N != w.N {
 						t.Fatalf("batch %+v: segment %d = %+v; want %+v", b, i, g, w)
 					}
 				}
 				for i := range wchunks {
-					if gchunks[i].Inner != wchunks[i].Inner {
-						t.Fatalf("batch %+v: chunk %d inner %d; want %d", b, i, gchunks[i].Inner, wchunks[i].Inner)
+					if p.Chunks[i].Inner != wchunks[i].Inner {
+						t.Fatalf("batch %+v: chunk %d inner %d; want %d", b, i, p.Chunks[i].Inner, wchunks[i].Inner)
 					}
-				}
-				if cap(gsegs) != cap(segs) || cap(gchunks) != cap(chunks) {
-					t.Fatalf("build grew its buffers (segments %d→%d, chunks %d→%d)", cap(segs), cap(gsegs), cap(chunks), cap(gchunks))
 				}
 			}
 		})

@@ -46,7 +46,7 @@ type Stage struct {
 	spec       zarr.Spec
 	opts       Options
 	d          *Device
-	lay        layout
+	lay        *stage.Layout // shared with the CPU stage: same tiling, same order
 	frameBytes int64
 	chunkBytes int64
 
@@ -76,11 +76,15 @@ func NewStageOptions(cfg stage.Config, o Options) (*Stage, error) {
 	if err != nil {
 		return nil, err
 	}
+	lay, err := stage.NewLayout(&spec)
+	if err != nil {
+		return nil, fmt.Errorf("gpu stage: %w", err)
+	}
 	s := &Stage{
 		spec:       spec,
 		opts:       o,
 		d:          d,
-		lay:        newLayout(&spec),
+		lay:        lay,
 		frameBytes: spec.FrameBytes(),
 		chunkBytes: spec.ChunkBytes(),
 	}
@@ -180,6 +184,7 @@ type Slot struct {
 	offHost    *HostBuf // chunk offsets back from the GPU (general path)
 	outHost    *HostBuf // the batch's shard bytes
 	table      []uint32
+	plan       *stage.Plan
 	offsets    []uint64
 	dIn        DevPtr // frames; the compacted output on the general path
 	dTiled     DevPtr
@@ -215,8 +220,7 @@ func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 		return nil, fmt.Errorf("gpu slot: maxFrames %d must be positive", maxFrames)
 	}
 	sl := &Slot{s: s, maxFrames: maxFrames, stride: s.stride()}
-	maxEpochs := s.lay.epochs(maxFrames)
-	sl.maxChunks = maxEpochs * s.lay.perEpoch
+	sl.maxChunks = s.lay.Epochs(maxFrames) * s.lay.ChunksPerEpoch()
 	if sl.maxChunks > 1<<31-1 {
 		return nil, fmt.Errorf("gpu slot: a batch of %d frames holds %d chunks, more than the kernels index (2^31)", maxFrames, sl.maxChunks)
 	}
@@ -311,9 +315,7 @@ func (sl *Slot) alloc(frameBytes, tiled int64) error {
 			return err
 		}
 	}
-	segCap := sl.s.lay.maxSegments(sl.s.lay.epochs(sl.maxFrames))
-	sl.out.Segs = make([]stage.Segment, 0, segCap)
-	sl.out.Chunks = make([]stage.Chunk, 0, sl.maxChunks)
+	sl.plan = s.lay.NewPlan(sl.maxFrames)
 	return nil
 }
 
@@ -350,7 +352,7 @@ func (sl *Slot) initParams() {
 		p.limit[d] = s.Shape[d]
 	}
 	for d := 1; d < r; d++ {
-		p.grid[d] = sl.s.lay.grid[d-1]
+		p.grid[d] = (s.Shape[d] + s.Chunk[d] - 1) / s.Chunk[d]
 	}
 	p.nd = 0
 	for d := r - 1; d >= 0; d-- {
@@ -446,11 +448,20 @@ func (sl *Slot) worker() {
 func (sl *Slot) run(b stage.Batch) error {
 	s := sl.s
 	defer s.d.enter()()
-	n, segs, chunks, err := s.lay.build(b, sl.table, sl.out.Segs, sl.out.Chunks)
-	sl.out.Segs, sl.out.Chunks = segs, chunks
-	if err != nil {
+	// The plan fixes the chunk order (shard rows, shard columns, ascending
+	// inner index); the tile kernel writes chunk k of it to tiled +
+	// k*chunkBytes, reading table[k] = (epoch in batch, position over dims
+	// 1..), so with codec none the tiled buffer is the shard bytes.
+	p := sl.plan
+	if err := s.lay.Plan(b, p); err != nil {
 		return fmt.Errorf("gpu slot: %w", err)
 	}
+	n := len(p.Chunks)
+	for k := 0; k < n; k++ {
+		sl.table[2*k] = uint32(p.Epoch[k])
+		sl.table[2*k+1] = uint32(p.Pos[k])
+	}
+	sl.out.Segs, sl.out.Chunks = p.Segs, p.Chunks
 	st := sl.st
 	var q seq
 	rec := func(i int) { q.do(func() error { return sl.ev[i].Record(st) }) }

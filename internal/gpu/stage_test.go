@@ -203,9 +203,10 @@ func compareOutput(t *testing.T, s *zarr.Spec, b stage.Batch, out *stage.Output,
 }
 
 // TestTileKernel checks the tile kernel and the shard ordering against a
-// reference cut element by element on the CPU, for ranks 1..5, ragged
-// shapes and every dtype, through the codec-none path and through the
-// general encode-and-compact path.
+// reference cut element by element on the CPU and against the CPU stage's
+// output for the same batch, for ranks 1..5, ragged shapes and every
+// dtype, through the codec-none path and through the general
+// encode-and-compact path.
 func TestTileKernel(t *testing.T) {
 	needGPU(t)
 	for _, general := range []bool{false, true} {
@@ -225,13 +226,54 @@ func TestTileKernel(t *testing.T) {
 						t.Fatal(err)
 					}
 					defer sl.Free()
+					cpu, err := stage.NewCPU(stage.Config{Spec: s, Workers: 2})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer cpu.Close()
+					csl, err := cpu.NewSlot(bf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer csl.Free()
 					rng := rand.New(rand.NewPCG(uint64(len(name)), 7))
 					feed(t, &s, sl, bf, rng, func(b stage.Batch, out *stage.Output, frames []byte) {
 						compareOutput(t, &s, b, out, frames)
+						copy(csl.Staging(), frames)
+						if err := csl.Kick(b); err != nil {
+							t.Fatal(err)
+						}
+						cout, err := csl.Wait(context.Background())
+						if err != nil {
+							t.Fatal(err)
+						}
+						sameOutput(t, b, out, cout)
 					})
 				})
 			}
 		}
+	}
+}
+
+// sameOutput fails unless two stages produced the same Output (times
+// aside).
+func sameOutput(t *testing.T, b stage.Batch, got, want *stage.Output) {
+	t.Helper()
+	if len(got.Segs) != len(want.Segs) || len(got.Chunks) != len(want.Chunks) {
+		t.Fatalf("batch %+v: %d segments, %d chunks; the CPU stage has %d, %d", b, len(got.Segs), len(got.Chunks), len(want.Segs), len(want.Chunks))
+	}
+	for i := range want.Segs {
+		if got.Segs[i] != want.Segs[i] {
+			t.Fatalf("batch %+v: segment %d = %+v; the CPU stage has %+v", b, i, got.Segs[i], want.Segs[i])
+		}
+	}
+	for i := range want.Chunks {
+		if got.Chunks[i] != want.Chunks[i] {
+			t.Fatalf("batch %+v: chunk %d = %+v; the CPU stage has %+v", b, i, got.Chunks[i], want.Chunks[i])
+		}
+	}
+	if !bytes.Equal(got.Data, want.Data) {
+		t.Fatalf("batch %+v: data differ from the CPU stage's", b)
 	}
 }
 

@@ -352,20 +352,8 @@ func copyInput(ctx context.Context, w io.Writer, r io.Reader, bufSize int, onWri
 			return written, nil
 		}
 		if p.err != nil {
-			return written, fmt.Errorf("read: %w", p.err)
+			return written, &readError{p.err}
 		}
 		free <- p.buf
 	}
-}
-
-func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) error {
-	ins, err := checkInputs(args)
-	if err != nil {
-		return err
-	}
-	if err := checkOutput(o); err != nil {
-		return err
-	}
-	_ = ins
-	return errors.New("the writer (internal/pipeline) is not in this build yet")
 }

@@ -42,6 +42,12 @@ func isUsage(err error) bool {
 	return errors.As(err, &u)
 }
 
+// interruptedError is a command's account of what it left behind after a
+// signal stopped it (exit 130).
+type interruptedError struct{ msg string }
+
+func (e *interruptedError) Error() string { return e.msg }
+
 // stdio is what a command reads and writes; tests hand in their own.
 type stdio struct {
 	in       io.Reader
@@ -127,7 +133,12 @@ func execute(ctx context.Context, args []string, io stdio) int {
 	case ctx.Err() != nil:
 		// Cancelled by a signal: whatever error the command met while
 		// shutting down, the signal is the reason the user sees.
-		fmt.Fprintf(io.err, "%s: interrupted: %v\n", name, err)
+		var ie *interruptedError
+		if errors.As(err, &ie) {
+			fmt.Fprintf(io.err, "%s: interrupted; %v\n", name, err)
+		} else {
+			fmt.Fprintf(io.err, "%s: interrupted: %v\n", name, err)
+		}
 		return exitInterrupted
 	case isUsage(err) || !ran:
 		fmt.Fprintf(io.err, "%s: %v\nRun '%s --help' for usage.\n", name, err, name)

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/zwrite/zwrite/internal/backend"
+	"github.com/zwrite/zwrite/internal/pipeline"
+	"github.com/zwrite/zwrite/internal/sink"
+	"github.com/zwrite/zwrite/internal/stage"
+)
+
+// runAppend writes the inputs into a new store. It holds no pipeline
+// logic: it opens the backend, the sink and the Writer, copies the inputs
+// into the Writer, and renders progress and the summary from its Stats.
+func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) error {
+	ins, err := checkInputs(args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(o); err != nil {
+		return err
+	}
+	st, err := backend.Open(o.backend, stage.Config{Spec: o.spec})
+	if err != nil {
+		var ue *backend.UnavailableError
+		if errors.As(err, &ue) {
+			return &usageError{fmt.Errorf("--backend %s: %w", o.backend, err)}
+		}
+		return fmt.Errorf("start %s backend: %w", o.backend, err)
+	}
+	defer st.Close()
+	dir, err := sink.NewDir(o.output, sink.DirOptions{Overwrite: o.overwrite, Fsync: o.fsync})
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+
+	start := time.Now()
+	w, err := pipeline.New(ctx, pipeline.Config{
+		Spec:       o.spec,
+		Stage:      st,
+		Sink:       dir,
+		Depth:      o.depth,
+		MaxPending: o.maxPendingBytes,
+	})
+	if err != nil {
+		return fmt.Errorf("start writer: %w", err)
+	}
+	// An interrupt aborts the Writer from here, even while a Write blocks
+	// on a stalled sink; Abort leaves every delivered shard readable.
+	stopAbort := context.AfterFunc(ctx, func() { w.Abort(context.Cause(ctx)) })
+	defer stopAbort()
+
+	var bar *progress
+	if o.progress {
+		bar = startProgress(io.err, totalSize(ins), o.spec.FrameBytes(), w.Stats)
+	}
+	err = copyInputs(ctx, w, ins, o, io.in)
+	if err == nil {
+		err = w.Close()
+	} else {
+		// Abort keeps the first error: the reason the copy stopped.
+		err = w.Abort(err)
+	}
+	wall := time.Since(start)
+	if bar != nil {
+		bar.stop()
+	}
+	stats := w.Stats()
+	if ctx.Err() != nil {
+		return &interruptedError{fmt.Sprintf("%s holds the first %d frames (every complete shard row), readable; `zwrite verify %s` checks it",
+			o.output, stats.Committed, o.output)}
+	}
+	if err != nil {
+		var pf *pipeline.PartialFrameError
+		var short *pipeline.ShortInputError
+		var long *pipeline.TooManyFramesError
+		if errors.As(err, &pf) || errors.As(err, &short) || errors.As(err, &long) {
+			// The message already says what was kept.
+			return fmt.Errorf("%s: %w", o.output, err)
+		}
+		return fmt.Errorf("%s: %w (the store keeps %d frames, readable)", o.output, err, stats.Committed)
+	}
+	fmt.Fprintln(io.err, summary(o, stats, wall))
+	if o.verbose {
+		printStats(io.err, w.Settings(), stats, wall)
+	}
+	return nil
+}
+
+// copyInputs feeds every input to w in order. Regular files go through
+// io.Copy, which uses the Writer's ReadFrom to read straight into its
+// staging buffers; their reads never block for long, so an interrupt's
+// Abort ends them promptly. Pipes and terminals go through copyInput,
+// whose reads cannot hold up an interrupt. --read-size forces copyInput
+// with that piece size.
+func copyInputs(ctx context.Context, w io.Writer, ins []input, o *appendOptions, stdin io.Reader) error {
+	for _, in := range ins {
+		var r io.Reader = stdin
+		name := "stdin"
+		if in.name != "-" {
+			f, err := os.Open(in.name)
+			if err != nil {
+				return fmt.Errorf("input %s: %w", in.name, unwrapPath(err))
+			}
+			defer f.Close()
+			r, name = f, in.name
+		}
+		var err error
+		if regular(r) && o.readSize == "" {
+			_, err = io.Copy(w, r)
+		} else {
+			_, err = copyInput(ctx, w, r, o.readBytes, nil)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			var rerr *readError
+			if errors.As(err, &rerr) {
+				return fmt.Errorf("read %s: %w", name, rerr.err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// regular reports whether r is a regular file (not a pipe or terminal).
+func regular(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// readError marks a failure to read the input, as opposed to the writer's.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// summary is the one line append prints when it succeeds. The bytes on
+// disk are counted from the store itself, not from the writer's counters,
+// so the ratio is what the user's disk sees.
+func summary(o *appendOptions, s pipeline.Stats, wall time.Duration) string {
+	disk, err := storeSize(o.output)
+	onDisk := humanBytes(disk) + " on disk"
+	if err != nil {
+		onDisk = "size on disk unknown (" + err.Error() + ")"
+	}
+	ratio := "-"
+	if disk > 0 && s.BytesIn > 0 {
+		ratio = fmt.Sprintf("%.2f", float64(s.BytesIn)/float64(disk))
+	}
+	return fmt.Sprintf("%s: %d frames, %s in %.2f s (%s), %s, ratio %s, %d shards, %s %s",
+		o.output, s.Frames, humanBytes(s.BytesIn), wall.Seconds(), rate(s.BytesIn, wall),
+		onDisk, ratio, s.Shards, o.spec.DType, o.spec.Codec)
+}
+
+// storeSize is the total size of the files under dir.
+func storeSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n, err
+}
+
+// rate formats bytes per duration: GB/s (decimal, as disks and links are
+// quoted), or MB/s below 1 GB/s.
+func rate(n int64, d time.Duration) string {
+	if d <= 0 || n <= 0 {
+		return "- GB/s"
+	}
+	r := float64(n) / d.Seconds()
+	if r < 1e9 {
+		return fmt.Sprintf("%.1f MB/s", r/1e6)
+	}
+	return fmt.Sprintf("%.2f GB/s", r/1e9)
+}
+
+// printStats renders the Writer's per-stage figures (--verbose).
+func printStats(w io.Writer, set pipeline.Settings, s pipeline.Stats, wall time.Duration) {
+	fmt.Fprintf(w, "writer: depth %d, batch %d frames (%s), %d copy helpers (threshold %s), max pending %s\n",
+		set.Depth, set.BatchFrames, humanBytes(set.BatchBytes), set.CopyHelpers, humanBytes(int64(set.CopyThreshold)), humanBytes(set.MaxPending))
+	fmt.Fprintf(w, "batches %d kicked, %d delivered; pending high-water %s\n", s.Batches, s.Delivered, humanBytes(s.PendingMax))
+	row := func(name string, d time.Duration, note string) {
+		fmt.Fprintf(w, "  %-14s %9.3f s  %10s  %s\n", name, d.Seconds(), rate(s.BytesIn, d), note)
+	}
+	fmt.Fprintf(w, "  %-14s %9s    %10s  (input bytes over busy time)\n", "stage", "busy", "rate")
+	row("wall", wall, "")
+	row("copy", s.Copy, "producer copy into staging")
+	row("stall join", s.StallJoin, "producer waiting for a slot")
+	row("stall pending", s.StallPending, "producer held by --max-pending")
+	row("h2d", s.Stage.H2D, "")
+	row("tile", s.Stage.Tile, "summed over workers")
+	row("shuffle", s.Stage.Shuffle, "summed over workers")
+	row("compress", s.Stage.Compress, "summed over workers")
+	row("aggregate", s.Stage.Aggregate, "")
+	row("d2h", s.Stage.D2H, "")
+	row("stage wait", s.StageWait, "delivery waiting for the stage")
+	row("deliver", s.Deliver, "delivery writing to the sink")
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/zwrite/zwrite/internal/blosc"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -29,7 +30,11 @@ func decodeChunk(codec zarr.Codec, src []byte, size int64) ([]byte, error) {
 	return nil, fmt.Errorf("no decoder for %v in the tests", codec)
 }
 
-var extraDecoders = map[zarr.Codec]chunkDecoder{}
+var extraDecoders = map[zarr.Codec]chunkDecoder{
+	zarr.CodecLZ4: func(_ zarr.Codec, src []byte, size int64) ([]byte, error) {
+		return blosc.Decode(make([]byte, 0, size), src)
+	},
+}
 
 // readStore checks a store held as files (key → bytes) the way verify
 // does and returns its array bytes in C order: zarr.json parses and

@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -149,3 +150,21 @@ func (c identityCodec) Encode(st *Stream, in DevPtr, chunkBytes int64, n int, ou
 	}
 	return st.Memset32(sizes, uint32(chunkBytes), int64(n))
 }
+
+// Supports reports nil when the GPU backend can write codec c on this
+// machine, else an error saying why: no usable GPU (wrapping ErrNoGPU) or
+// no GPU kernels for c (wrapping ErrNoKernels). backend uses it both for
+// --backend auto (fall back to the CPU on any error) and for --backend gpu
+// (report the error as a usage error).
+func Supports(c zarr.Codec) error {
+	if err := Available(); err != nil {
+		return err
+	}
+	if !HasCodec(c) {
+		return fmt.Errorf("%w: codec %v has no GPU kernels yet (GPU codecs: %v)", ErrNoKernels, c, GPUCodecs())
+	}
+	return nil
+}
+
+// ErrNoKernels is wrapped when a codec cannot run on the GPU.
+var ErrNoKernels = errors.New("no GPU kernels")

@@ -3,6 +3,8 @@ package gpu
 import (
 	"errors"
 	"testing"
+
+	"github.com/zwrite/zwrite/internal/zarr"
 )
 
 // TestAvailable checks both outcomes: on a machine without a GPU the error
@@ -39,5 +41,23 @@ func TestErrorName(t *testing.T) {
 	want := "cuTest: CUDA_ERROR_OUT_OF_MEMORY (2)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("check(2) = %v; want %s", err, want)
+	}
+}
+
+func TestSupports(t *testing.T) {
+	err := Supports(zarr.CodecNone)
+	if Available() != nil {
+		if !errors.Is(err, ErrNoGPU) {
+			t.Fatalf("Supports(none) without a GPU = %v; want ErrNoGPU", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("Supports(none) with a GPU = %v", err)
+	}
+	for _, c := range zarr.Codecs {
+		if err := Supports(c); err != nil && !errors.Is(err, ErrNoKernels) {
+			t.Errorf("Supports(%v) = %v; want nil or ErrNoKernels", c, err)
+		}
 	}
 }

@@ -119,7 +119,7 @@ func (s *Stage) load() error {
 	default:
 		e, ok := lookupCodec(s.spec.Codec)
 		if !ok {
-			return fmt.Errorf("codec %v has no GPU kernels yet (GPU codecs: %v); use --backend cpu", s.spec.Codec, GPUCodecs())
+			return fmt.Errorf("%w: codec %v has no GPU kernels yet (GPU codecs: %v); use --backend cpu", ErrNoKernels, s.spec.Codec, GPUCodecs())
 		}
 		if s.codecMod, err = s.d.LoadModule(e.module); err != nil {
 			return err

@@ -3,6 +3,7 @@ package backend
 import (
 	"fmt"
 
+	"github.com/zwrite/zwrite/internal/gpu"
 	"github.com/zwrite/zwrite/internal/stage"
 )
 
@@ -21,9 +22,21 @@ func Open(name string, cfg stage.Config) (stage.Stage, error) {
 	}
 	switch k {
 	case GPU:
-		return nil, &UnavailableError{"no GPU backend in this build yet; use --backend cpu (or auto)"}
-	case CPU, Auto:
-		// Auto means cpu until this build has a GPU backend.
+		if err := gpu.Supports(cfg.Spec.Codec); err != nil {
+			return nil, &UnavailableError{fmt.Sprintf("the GPU backend cannot run here: %v; use --backend cpu (or auto)", err)}
+		}
+		return gpu.NewStage(cfg)
+	case Auto:
+		// The GPU when there is one and the codec has GPU kernels. If the
+		// GPU stage still fails to start (a driver too old for our PTX,
+		// say), auto means "whatever works": fall back to the CPU.
+		if gpu.Supports(cfg.Spec.Codec) == nil {
+			if st, err := gpu.NewStage(cfg); err == nil {
+				return st, nil
+			}
+		}
+		return stage.NewCPU(cfg)
+	case CPU:
 		return stage.NewCPU(cfg)
 	}
 	return nil, fmt.Errorf("unknown backend %v", k)

@@ -110,7 +110,7 @@ func loadDriver() error {
 		}
 	}
 	if lib == 0 {
-		return fmt.Errorf("%w: cannot load the CUDA driver library libcuda.so.1 (%v); is the NVIDIA driver installed?", ErrNoGPU, openErr)
+		return fmt.Errorf("%w: cannot load libcuda.so.1, the NVIDIA driver's CUDA library (%v)", ErrNoGPU, openErr)
 	}
 	binds := []struct {
 		fn   any

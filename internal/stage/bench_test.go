@@ -40,6 +40,7 @@ func BenchmarkTile(b *testing.B) {
 	}{
 		{"yx64", benchSpec},
 		{"x1", zarr.Spec{Shape: []int64{0, 64, 4096}, Chunk: []int64{16, 64, 1}, Shard: []int64{16, 64, 64}, DType: zarr.Uint16}},
+		{"smallepoch", zarr.Spec{Shape: []int64{0, 16, 16}, Chunk: []int64{32768, 1, 1}, Shard: []int64{32768, 16, 16}, DType: zarr.Uint16}},
 		{"fullframe", zarr.Spec{Shape: []int64{0, 512, 512}, Chunk: []int64{4, 512, 512}, Shard: []int64{8, 512, 512}, DType: zarr.Uint16}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -52,12 +53,23 @@ func BenchmarkTile(b *testing.B) {
 			frames := spec.Chunk[0]
 			staging := make([]byte, frames*l.FrameBytes())
 			fillCamera(staging)
-			dst := make([]byte, l.ChunkBytes())
+			plan := l.NewPlan(frames)
+			if err := l.Plan(Batch{Frames: frames}, plan); err != nil {
+				b.Fatal(err)
+			}
+			dsts := make([][]byte, l.MaxGroup())
+			for i := range dsts {
+				dsts[i] = make([]byte, l.ChunkBytes())
+			}
 			b.SetBytes(int64(len(staging)))
 			b.ReportAllocs()
+			// As the stage tiles: in plan order, grouping neighbours.
 			for b.Loop() {
-				for p := int64(0); p < l.ChunksPerEpoch(); p++ {
-					l.Tile(dst, staging, frames, 0, p)
+				n := int64(len(plan.Chunks))
+				for k := int64(0); k < n; {
+					g := l.groupLen(plan, k, n)
+					l.tileGroup(dsts[:g], staging, frames, 0, plan.Pos[k])
+					k += g
 				}
 			}
 		})

@@ -55,8 +55,10 @@ type ticket struct {
 }
 
 type cpuWorker struct {
-	enc  *ChunkEncoder
-	tile []byte // one padded chunk, for codecs that do not tile in place
+	enc *ChunkEncoder
+	// tiles holds Layout.MaxGroup chunks: padded chunk buffers for codecs
+	// that compress, or slice headers into the slot's scratch for none.
+	tiles [][]byte
 }
 
 // NewCPU starts a CPU stage with cfg.Workers workers (0 = GOMAXPROCS).
@@ -80,9 +82,11 @@ func NewCPU(cfg Config) (Stage, error) {
 			}
 			return nil, fmt.Errorf("new cpu stage: %w", err)
 		}
-		w := &cpuWorker{enc: enc}
+		w := &cpuWorker{enc: enc, tiles: make([][]byte, layout.MaxGroup())}
 		if spec.Codec != zarr.CodecNone {
-			w.tile = make([]byte, layout.ChunkBytes())
+			for i := range w.tiles {
+				w.tiles[i] = make([]byte, layout.ChunkBytes())
+			}
 		}
 		s.workers = append(s.workers, w)
 	}
@@ -279,6 +283,8 @@ func (sl *cpuSlot) Kick(b Batch) error {
 	// so that the workers stay balanced.
 	workers := int64(len(sl.stage.workers))
 	grain := max(1, min(ceilDiv(256<<10, sl.stage.layout.ChunkBytes()), sl.n/(4*workers)))
+	// Let whole groups of neighbours be tiled together (Layout.tileGroup).
+	grain = max(grain, sl.stage.layout.MaxGroup())
 	sl.gen++
 	if sl.gen == 0 {
 		sl.gen = 1
@@ -330,31 +336,44 @@ func (sl *cpuSlot) process(w *cpuWorker, gen uint32, lo, hi int64) {
 	l := sl.stage.layout
 	p := sl.plan
 	cb := l.ChunkBytes()
+	frames := sl.batch.Frames
 	var tile, comp time.Duration
-	for k := lo; k < hi; k++ {
+	for k := lo; k < hi; {
 		t0 := time.Now()
+		g := l.groupLen(p, k, hi)
+		// Tile chunks k..k+g-1: codec none straight to their final place,
+		// the others into the worker's buffers.
+		tiles := w.tiles[:g]
 		if sl.tiledInPlace {
-			dst := sl.scratch[k*cb : (k+1)*cb]
-			l.Tile(dst, sl.staging, sl.batch.Frames, p.Epoch[k], p.Pos[k])
-			p.Chunks[k].Off, p.Chunks[k].Size = k*cb, cb
-			tile += time.Since(t0)
-			continue
+			for i := range tiles {
+				tiles[i] = sl.scratch[(k+int64(i))*cb : (k+int64(i)+1)*cb]
+			}
 		}
-		l.Tile(w.tile, sl.staging, sl.batch.Frames, p.Epoch[k], p.Pos[k])
+		l.tileGroup(tiles, sl.staging, frames, p.Epoch[k], p.Pos[k])
 		t1 := time.Now()
 		tile += t1.Sub(t0)
-		base := k * sl.bound
-		out, err := w.enc.Encode(sl.scratch[base:base:base+sl.bound], w.tile)
-		comp += time.Since(t1)
-		if err == nil && int64(len(out)) > sl.bound {
-			err = fmt.Errorf("chunk %d: %d bytes exceed the encoder's bound %d", k, len(out), sl.bound)
+		for i := range tiles {
+			c := &p.Chunks[k+int64(i)]
+			if sl.tiledInPlace {
+				c.Off, c.Size = (k+int64(i))*cb, cb
+				continue
+			}
+			base := (k + int64(i)) * sl.bound
+			out, err := w.enc.Encode(sl.scratch[base:base:base+sl.bound], tiles[i])
+			if err == nil && int64(len(out)) > sl.bound {
+				err = fmt.Errorf("chunk %d: %d bytes exceed the encoder's bound %d", k+int64(i), len(out), sl.bound)
+			}
+			if err != nil {
+				sl.fail(fmt.Errorf("compress %w", err))
+				out = nil
+			}
+			c.Size = int64(len(out))
+			sl.finished[k+int64(i)].Store(gen)
 		}
-		if err != nil {
-			sl.fail(fmt.Errorf("compress %w", err))
-			out = out[:0]
+		if !sl.tiledInPlace {
+			comp += time.Since(t1)
 		}
-		p.Chunks[k].Size = int64(len(out))
-		sl.finished[k].Store(gen)
+		k += g
 	}
 	sl.tileNs.Add(int64(tile))
 	sl.compNs.Add(int64(comp))

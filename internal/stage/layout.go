@@ -1,6 +1,7 @@
 package stage
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/zwrite/zwrite/internal/zarr"
@@ -29,6 +30,21 @@ type Layout struct {
 	// chunk[j] == shape[j]: dims m.. of a chunk are then one contiguous
 	// run in both staging and chunk, and tiling copies whole runs.
 	merge int
+	// loop lists the dims < merge with chunk > 1, outermost first: the
+	// odometer tiling steps through. Dims of chunk extent 1 only add a base
+	// offset, so skipping them keeps the innermost loop long (a chunk of
+	// 32768x1x1 loops 32768 times in one tight loop, not 32768 odometer
+	// steps).
+	loop  [zarr.MaxRank]int
+	nloop int
+	// maxGroup > 1 when runs are tiny (a few elements of the last dim,
+	// which is not merged): then chunks adjacent in the last dim share
+	// every cache line they read, and tiling up to maxGroup of them in one
+	// pass (tileGroup) reads staging once instead of once per chunk.
+	// lastFull is the last grid position in that dim whose chunk is not
+	// cut by the shape's edge.
+	maxGroup int64
+	lastFull int64
 
 	epochsPerRow  int64 // shard[0]/chunk[0]
 	innerPerEpoch int64 // inner chunks of one shard in one epoch
@@ -70,6 +86,22 @@ func NewLayout(spec *zarr.Spec) (*Layout, error) {
 	for l.merge > 0 && l.chunk[l.merge] == l.shape[l.merge] {
 		l.merge--
 	}
+	for d := 0; d < l.merge; d++ {
+		if l.chunk[d] > 1 {
+			l.loop[l.nloop] = d
+			l.nloop++
+		}
+	}
+	l.maxGroup = 1
+	if L := n - 1; L >= 1 && l.merge == L && l.chunk[L]*l.es <= groupRunMax {
+		// Enough neighbours to cover a few cache lines per step, but
+		// bounded so that the group's buffers stay small.
+		l.maxGroup = max(1, min(l.grid[L], 256/(l.chunk[L]*l.es), (8<<20)/l.chunkBytes))
+		l.lastFull = l.grid[L] - 1
+		if l.shape[L]%l.chunk[L] != 0 {
+			l.lastFull--
+		}
+	}
 
 	sc := spec.ShardChunks()
 	l.epochsPerRow = spec.EpochsPerShardRow()
@@ -110,6 +142,9 @@ func NewLayout(spec *zarr.Spec) (*Layout, error) {
 	}
 	return l, nil
 }
+
+// groupRunMax is the longest run (bytes) for which tiling groups chunks.
+const groupRunMax = 32
 
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 
@@ -162,29 +197,170 @@ func (l *Layout) Tile(dst, staging []byte, frames, e, pos int64) {
 	}
 	m := l.merge
 	run := v[m] * l.dstStride[m]
-	if m == 0 {
+	if l.nloop == 0 {
 		copy(dst[:run], staging[src:src+run])
 		return
 	}
-	// Odometer over dims 0..m-1, copying one run of dims m.. per step.
+	// Odometer over the outer loop dims; the innermost loop dim is walked
+	// by copyRuns, one run of dims m.. per step.
+	inner := l.loop[l.nloop-1]
+	ss, ds, cnt := l.srcStride[inner], l.dstStride[inner], v[inner]
 	var idx [zarr.MaxRank]int64
 	dstOff := int64(0)
 	for {
-		copy(dst[dstOff:dstOff+run], staging[src:src+run])
-		d := m - 1
-		for ; d >= 0; d-- {
-			idx[d]++
+		copyRuns(dst, staging, dstOff, src, run, ss, ds, cnt)
+		j := l.nloop - 2
+		for ; j >= 0; j-- {
+			d := l.loop[j]
+			idx[j]++
 			src += l.srcStride[d]
 			dstOff += l.dstStride[d]
-			if idx[d] < v[d] {
+			if idx[j] < v[d] {
 				break
 			}
 			src -= v[d] * l.srcStride[d]
 			dstOff -= v[d] * l.dstStride[d]
-			idx[d] = 0
+			idx[j] = 0
 		}
-		if d < 0 {
+		if j < 0 {
 			return
+		}
+	}
+}
+
+// MaxGroup is how many chunks tileGroup handles at once (1: no grouping).
+func (l *Layout) MaxGroup() int64 { return l.maxGroup }
+
+// groupLen is how many chunks of p starting at k (and before hi) tileGroup
+// can take together: same epoch, consecutive positions along the last dim,
+// none cut by the shape's edge in that dim, at most maxGroup.
+func (l *Layout) groupLen(p *Plan, k, hi int64) int64 {
+	if l.maxGroup <= 1 {
+		return 1
+	}
+	L := l.rank - 1
+	room := l.lastFull - p.Pos[k]%l.grid[L] + 1 // full positions left in this row
+	g := int64(1)
+	for lim := min(l.maxGroup, hi-k, room); g < lim; g++ {
+		if p.Epoch[k+g] != p.Epoch[k] || p.Pos[k+g] != p.Pos[k]+g {
+			break
+		}
+	}
+	return g
+}
+
+// tileGroup tiles len(dsts) chunks at epoch e and positions pos,
+// pos+1, ... (adjacent in the last dim, none cut by the edge there; see
+// groupLen) into dsts, reading each source span once: for every step of
+// the odometer the chunks' runs lie side by side in staging.
+func (l *Layout) tileGroup(dsts [][]byte, staging []byte, frames, e, pos int64) {
+	if len(dsts) == 1 { // also the edge chunk, which groupLen never groups
+		l.Tile(dsts[0], staging, frames, e, pos)
+		return
+	}
+	var c, v [zarr.MaxRank]int64
+	l.coords(pos, &c)
+	nf := min(l.chunk[0], frames-e*l.chunk[0])
+	full := nf == l.chunk[0]
+	v[0] = nf
+	src := e * l.chunk[0] * l.frameBytes
+	for d := 1; d < l.rank; d++ {
+		s := c[d] * l.chunk[d]
+		v[d] = min(l.chunk[d], l.shape[d]-s)
+		full = full && v[d] == l.chunk[d]
+		src += s * l.srcStride[d]
+	}
+	for i := range dsts {
+		dsts[i] = dsts[i][:l.chunkBytes]
+		if !full {
+			clear(dsts[i])
+		}
+	}
+	if nf <= 0 {
+		return
+	}
+	run := l.chunk[l.rank-1] * l.es
+	if l.nloop == 0 {
+		for i, d := range dsts {
+			copy(d[:run], staging[src+int64(i)*run:])
+		}
+		return
+	}
+	inner := l.loop[l.nloop-1]
+	ss, ds, cnt := l.srcStride[inner], l.dstStride[inner], v[inner]
+	var idx [zarr.MaxRank]int64
+	dstOff := int64(0)
+	for {
+		scatterRuns(dsts, staging, dstOff, src, run, ss, ds, cnt)
+		j := l.nloop - 2
+		for ; j >= 0; j-- {
+			d := l.loop[j]
+			idx[j]++
+			src += l.srcStride[d]
+			dstOff += l.dstStride[d]
+			if idx[j] < v[d] {
+				break
+			}
+			src -= v[d] * l.srcStride[d]
+			dstOff -= v[d] * l.dstStride[d]
+			idx[j] = 0
+		}
+		if j < 0 {
+			return
+		}
+	}
+}
+
+// scatterRuns is copyRuns for a group: at each of cnt steps the group's
+// runs lie back to back at s and go to offset d of each chunk. It works in
+// blocks of steps, one chunk at a time within a block: the block's source
+// lines stay in L1 while each chunk gets a sequential burst. (Writing all
+// chunks at every step is much slower: the chunk buffers are usually a
+// multiple of 4 KiB apart, so their write streams fight over one L1 set.)
+func scatterRuns(dsts [][]byte, src []byte, d, s, run, ss, ds, cnt int64) {
+	const block = 512
+	for t := int64(0); t < cnt; t += block {
+		n := min(block, cnt-t)
+		for i, dst := range dsts {
+			copyRuns(dst, src, d, s+int64(i)*run, run, ss, ds, n)
+		}
+		s, d = s+n*ss, d+n*ds
+	}
+}
+
+// copyRuns copies cnt runs of run bytes, stepping ss in src and ds in dst.
+// Runs of one element are common (chunk 1 in the last dim) and far too
+// short for copy's call overhead, so they get fixed-size loads and stores.
+func copyRuns(dst, src []byte, d, s, run, ss, ds, cnt int64) {
+	switch run {
+	case 1:
+		for i := int64(0); i < cnt; i++ {
+			dst[d] = src[s]
+			s, d = s+ss, d+ds
+		}
+	case 2:
+		for i := int64(0); i < cnt; i++ {
+			binary.LittleEndian.PutUint16(dst[d:], binary.LittleEndian.Uint16(src[s:]))
+			s, d = s+ss, d+ds
+		}
+	case 4:
+		for i := int64(0); i < cnt; i++ {
+			binary.LittleEndian.PutUint32(dst[d:], binary.LittleEndian.Uint32(src[s:]))
+			s, d = s+ss, d+ds
+		}
+	case 8:
+		for i := int64(0); i < cnt; i++ {
+			binary.LittleEndian.PutUint64(dst[d:], binary.LittleEndian.Uint64(src[s:]))
+			s, d = s+ss, d+ds
+		}
+	default:
+		if ss == run && ds == run { // contiguous in both: one copy
+			copy(dst[d:d+run*cnt], src[s:s+run*cnt])
+			return
+		}
+		for i := int64(0); i < cnt; i++ {
+			copy(dst[d:d+run], src[s:s+run])
+			s, d = s+ss, d+ds
 		}
 	}
 }

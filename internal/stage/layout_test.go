@@ -141,6 +141,38 @@ func TestTile(t *testing.T) {
 							}
 						}
 					}
+					// Grouped tiling, as the stage does it, in plan order.
+					plan := l.NewPlan(frames)
+					if err := l.Plan(Batch{0, frames}, plan); err != nil {
+						t.Fatal(err)
+					}
+					dsts := make([][]byte, l.MaxGroup())
+					for i := range dsts {
+						dsts[i] = make([]byte, l.ChunkBytes())
+					}
+					grouped := 0
+					for k := int64(0); k < int64(len(plan.Chunks)); {
+						g := l.groupLen(plan, k, int64(len(plan.Chunks)))
+						for _, d := range dsts[:g] {
+							for i := range d {
+								d[i] = 0xAB
+							}
+						}
+						l.tileGroup(dsts[:g], staging, frames, plan.Epoch[k], plan.Pos[k])
+						for i := int64(0); i < g; i++ {
+							want := naiveTile(&spec, staging, frames, plan.Epoch[k+i], plan.Pos[k+i])
+							if !bytes.Equal(dsts[i], want) {
+								t.Fatalf("frames %d group at %d (+%d of %d):\n got %v\nwant %v", frames, k, i, g, dsts[i], want)
+							}
+						}
+						if g > 1 {
+							grouped++
+						}
+						k += g
+					}
+					if l.MaxGroup() > 1 && grouped == 0 && l.lastFull > 0 {
+						t.Fatalf("max group %d but no group formed", l.MaxGroup())
+					}
 				}
 			})
 		}

@@ -1,0 +1,1129 @@
+// zstd.cu: a zstd encoder (RFC 8878) that turns each chunk of a batch into
+// one standard frame: Single_Segment, frame content size set, no checksum.
+//
+// Work split: one CTA (ZS_NT threads) per zstd block of up to 128 KiB, so a
+// batch runs parallel over chunks and over the blocks of each chunk. Inside a
+// CTA every thread greedy-parses its own ZS_SEG-byte segment with a private
+// hash table in shared memory (primed with the ZS_PRIME bytes before the
+// segment, so matches may reach back into earlier segments and blocks of the
+// same chunk). The literals are then Huffman coded by all threads at once
+// (bit offsets from a prefix sum, words merged with atomicOr on disjoint
+// bits) and the sequences FSE coded by one thread (the state chain is serial;
+// many CTAs in flight hide it). A second kernel assembles the frames.
+//
+// Output depends only on a chunk's bytes: no atomics decide placement and no
+// adaptivity depends on the grid, so runs are byte-identical.
+//
+// The same source compiles with g++ (no __CUDACC__): the CTA is then emulated
+// by running each phase for every thread in turn, which is how the encoder is
+// validated against klauspost/compress on machines without a GPU.
+
+#ifdef __CUDACC__
+#define ZD __device__ __forceinline__
+#define ZDN __device__ __noinline__
+#define ZCONST __constant__
+#define ZS_ATOMIC_OR(p, v) atomicOr((p), (v))
+#define ZS_ATOMIC_ADD(p, v) atomicAdd((p), (v))
+#define ZS_ATOMIC_MIN(p, v) atomicMin((p), (v))
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef int i32;
+typedef unsigned long long u64;
+#else
+#include <stdint.h>
+#include <string.h>
+#define ZD static inline
+#define ZDN static
+#define ZCONST static const
+#define ZS_ATOMIC_OR(p, v) (*(p) |= (v))
+#define ZS_ATOMIC_ADD(p, v) (*(p) += (v))
+#define ZS_ATOMIC_MIN(p, v) (*(p) = *(p) < (v) ? *(p) : (v))
+typedef uint8_t u8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+typedef int32_t i32;
+typedef uint64_t u64;
+#endif
+
+// ---------------------------------------------------------------- parameters
+#define ZS_NT 32                      // threads (segments) per CTA
+#define ZS_BLOCK (128 * 1024)         // zstd Block_Maximum_Size
+#define ZS_SEG (ZS_BLOCK / ZS_NT)     // bytes each thread parses
+#ifndef ZS_HLOG
+#define ZS_HLOG 9                     // hash table entries per thread (log2)
+#endif
+#define ZS_HSIZE (1 << ZS_HLOG)
+#ifndef ZS_PRIME
+#define ZS_PRIME 2048                 // bytes before a segment hashed first
+#endif
+#ifndef ZS_PSTEP
+#define ZS_PSTEP 2                    // priming stride
+#endif
+#ifndef ZS_SKIP
+#define ZS_SKIP 6                     // miss acceleration: step = 1 + run>>SKIP
+#endif
+#ifndef ZS_MM
+#define ZS_MM 6                       // bytes hashed; a match needs >= 4
+#endif
+#ifndef ZS_GLOG
+#define ZS_GLOG 12                    // block-wide first-occurrence table (log2)
+#endif
+#define ZS_GSIZE (1 << ZS_GLOG)
+#ifndef ZS_GMM
+#define ZS_GMM 8                      // bytes hashed for the block-wide table
+#endif
+#define ZS_SEGSEQ (ZS_SEG / 4 + 1)    // sequences per segment, at most
+#define ZS_LITCAP ZS_BLOCK
+#define ZS_SEQCAP (ZS_NT * ZS_SEGSEQ * 8)
+#define ZS_OUTCAP (ZS_BLOCK + 1024)
+// Per-block scratch: compacted literals, sequences, the encoded block.
+#define ZS_BLKSCR ((u64)ZS_LITCAP + ZS_SEQCAP + ZS_OUTCAP)
+#define ZS_HUF_MAXBITS 11
+
+// ------------------------------------------------------------ format tables
+ZCONST u32 zsLLBase[36] = {0,  1,  2,  3,  4,  5,  6,   7,   8,   9,    10,   11,
+                           12, 13, 14, 15, 16, 18, 20,  22,  24,  28,   32,   40,
+                           48, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536};
+ZCONST u8 zsLLBits[36] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  0,  0,  0,  1,  1,
+                          1, 1, 2, 2, 3, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+// Match length baselines minus 3 (mlBase).
+ZCONST u32 zsMLBase[53] = {0,   1,   2,    3,    4,    5,    6,     7,     8,     9,     10,
+                           11,  12,  13,   14,   15,   16,   17,    18,    19,    20,    21,
+                           22,  23,  24,   25,   26,   27,   28,    29,    30,    31,    32,
+                           34,  36,  38,   40,   44,   48,   56,    64,    80,    96,    128,
+                           256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536};
+ZCONST u8 zsMLBits[53] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                          0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1,
+                          2, 2, 3, 3, 4, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+// Predefined distributions (RFC 8878 3.1.1.3.2.2).
+ZCONST short zsLLNorm[36] = {4, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2, 2,
+                             2, 2, 2, 2, 2, 2, 2, 3, 2, 1, 1, 1, 1, 1, -1, -1, -1, -1};
+ZCONST short zsMLNorm[53] = {1, 4, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                             1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                             1, 1, 1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1};
+ZCONST short zsOFNorm[29] = {1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1,
+                             1, 1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1};
+
+// ------------------------------------------------------------------ helpers
+ZD u32 zsHighBit(u32 v) {  // v > 0
+#ifdef __CUDA_ARCH__
+  return 31 - __clz(v);
+#else
+  return 31 - __builtin_clz(v);
+#endif
+}
+ZD u32 zsCtz64(u64 v) {  // v > 0
+#ifdef __CUDA_ARCH__
+  return __ffsll((long long)v) - 1;
+#else
+  return __builtin_ctzll(v);
+#endif
+}
+
+// Unaligned little-endian loads. On the GPU they read the aligned words that
+// hold the wanted bytes (a misaligned 32-bit load faults); each word read
+// contains at least one wanted byte, so it lies inside the allocation.
+ZD u32 zsRd32(const u8* p) {
+#ifdef __CUDA_ARCH__
+  u64 a = (u64)p;
+  const u32* w = (const u32*)(a & ~(u64)3);
+  u32 sh = (u32)(a & 3) * 8;
+  u32 lo = w[0];
+  u32 hi = sh ? w[1] : 0;
+  return __funnelshift_r(lo, hi, sh);
+#else
+  u32 v;
+  memcpy(&v, p, 4);
+  return v;
+#endif
+}
+ZD u64 zsRd64(const u8* p) { return (u64)zsRd32(p) | ((u64)zsRd32(p + 4) << 32); }
+
+ZD u32 zsGHash(const u8* p) {
+  return (u32)(((zsRd64(p) << (64 - 8 * ZS_GMM)) * 0xCF1BBCDCB7A56463ull) >> (64 - ZS_GLOG));
+}
+ZD u32 zsHash(const u8* p) {
+#if ZS_MM == 4
+  return (zsRd32(p) * 2654435761u) >> (32 - ZS_HLOG);
+#else
+  return (u32)(((zsRd64(p) << (64 - 8 * ZS_MM)) * 0xCF1BBCDCB7A56463ull) >> (64 - ZS_HLOG));
+#endif
+}
+
+// Length of the common prefix of ip and m, not reading at or past end.
+ZD u32 zsCount(const u8* ip, const u8* m, const u8* end) {
+  const u8* s = ip;
+  while (ip + 8 <= end) {
+    u64 d = zsRd64(ip) ^ zsRd64(m);
+    if (d) return (u32)(ip - s) + (zsCtz64(d) >> 3);
+    ip += 8;
+    m += 8;
+  }
+  while (ip < end && *ip == *m) ip++, m++;
+  return (u32)(ip - s);
+}
+
+// Serial little-endian bit writer with a hard capacity: on overflow it stops
+// writing and reports it (the block is then stored raw).
+struct ZsBits {
+  u8* p;
+  u8* end;
+  u64 acc;
+  u32 n;
+  u32 over;
+};
+ZD void zsBitsInit(ZsBits& b, u8* p, u8* end) {
+  b.p = p;
+  b.end = end;
+  b.acc = 0;
+  b.n = 0;
+  b.over = 0;
+}
+ZD void zsBitsAdd(ZsBits& b, u32 v, u32 nb) {  // nb <= 24
+  b.acc |= (u64)(v & ((1u << nb) - 1)) << b.n;
+  b.n += nb;
+  if (b.n >= 32) {
+    if (b.p + 4 <= b.end) {
+      b.p[0] = (u8)b.acc;
+      b.p[1] = (u8)(b.acc >> 8);
+      b.p[2] = (u8)(b.acc >> 16);
+      b.p[3] = (u8)(b.acc >> 24);
+    } else {
+      b.over = 1;
+    }
+    b.p += 4;
+    b.acc >>= 32;
+    b.n -= 32;
+  }
+}
+// Adds the end-mark bit and pads; returns bytes written since start.
+ZD u32 zsBitsClose(ZsBits& b, u8* start) {
+  zsBitsAdd(b, 1, 1);
+  while (b.n > 0) {
+    if (b.p < b.end) {
+      *b.p = (u8)b.acc;
+    } else {
+      b.over = 1;
+    }
+    b.p++;
+    b.acc >>= 8;
+    b.n = b.n >= 8 ? b.n - 8 : 0;
+  }
+  return (u32)(b.p - start);
+}
+
+// ---------------------------------------------------------------------- FSE
+struct ZsFseCT {
+  u16 st[512];   // state table
+  i32 dfs[64];   // deltaFindState per symbol
+  u32 dnb[64];   // deltaNbBits per symbol
+  u32 tl;        // table log; 0 = RLE (no bits)
+};
+
+// Builds an encoding table from a normalized distribution (-1 = low
+// probability), spreading symbols exactly as the decoder does.
+ZD void zsFseBuild(ZsFseCT& ct, const short* norm, u32 maxSym, u32 tl, u8* tsym, u16* cumul) {
+  u32 size = 1u << tl, mask = size - 1, step = (size >> 1) + (size >> 3) + 3;
+  u32 high = size - 1;
+  ct.tl = tl;
+  cumul[0] = 0;
+  for (u32 s = 0; s <= maxSym; s++) {
+    if (norm[s] == -1) {
+      cumul[s + 1] = cumul[s] + 1;
+      tsym[high--] = (u8)s;
+    } else {
+      cumul[s + 1] = cumul[s] + (u16)(norm[s] > 0 ? norm[s] : 0);
+    }
+  }
+  u32 pos = 0;
+  for (u32 s = 0; s <= maxSym; s++) {
+    for (int i = 0; i < norm[s]; i++) {
+      tsym[pos] = (u8)s;
+      pos = (pos + step) & mask;
+      while (pos > high) pos = (pos + step) & mask;
+    }
+  }
+  for (u32 u = 0; u < size; u++) {
+    u32 s = tsym[u];
+    ct.st[cumul[s]++] = (u16)(size + u);
+  }
+  i32 total = 0;
+  for (u32 s = 0; s <= maxSym; s++) {
+    int c = norm[s];
+    if (c == 0) {
+      ct.dnb[s] = ((tl + 1) << 16) - size;
+      ct.dfs[s] = 0;
+    } else if (c == -1 || c == 1) {
+      ct.dnb[s] = (tl << 16) - size;
+      ct.dfs[s] = total - 1;
+      total++;
+    } else {
+      u32 maxBitsOut = tl - zsHighBit((u32)c - 1);
+      u32 minStatePlus = (u32)c << maxBitsOut;
+      ct.dnb[s] = (maxBitsOut << 16) - minStatePlus;
+      ct.dfs[s] = total - c;
+      total += c;
+    }
+  }
+}
+ZD u32 zsFseInit(const ZsFseCT& ct, u32 s) {
+  u32 nbOut = (ct.dnb[s] + (1u << 15)) >> 16;
+  u32 v = (nbOut << 16) - ct.dnb[s];
+  return ct.st[(i32)(v >> nbOut) + ct.dfs[s]];
+}
+ZD void zsFseEnc(ZsBits& b, const ZsFseCT& ct, u32& state, u32 s) {
+  u32 nbOut = (state + ct.dnb[s]) >> 16;
+  zsBitsAdd(b, state, nbOut);
+  state = ct.st[(i32)(state >> nbOut) + ct.dfs[s]];
+}
+
+// Writes a normalized distribution header (RFC 8878 4.1.1); returns bytes.
+ZD u32 zsWriteNCount(u8* out, const short* norm, u32 maxSym, u32 tl) {
+  u32 size = 1u << tl;
+  u8* o = out;
+  u32 bits = 0, nbits = 0;
+  bits = tl - 5;
+  nbits = 4;
+  int remaining = (int)size + 1;
+  int threshold = (int)size;
+  int nb = (int)tl + 1;
+  u32 sym = 0;
+  int prev0 = 0;
+  while (sym <= maxSym && remaining > 1) {
+    if (prev0) {
+      u32 start = sym;
+      while (sym <= maxSym && norm[sym] == 0) sym++;
+      while (sym >= start + 24) {
+        start += 24;
+        bits |= 0xFFFFu << nbits;
+        *o++ = (u8)bits;
+        *o++ = (u8)(bits >> 8);
+        bits >>= 16;
+      }
+      while (sym >= start + 3) {
+        start += 3;
+        bits |= 3u << nbits;
+        nbits += 2;
+      }
+      bits |= (sym - start) << nbits;
+      nbits += 2;
+      if (nbits > 16) {
+        *o++ = (u8)bits;
+        *o++ = (u8)(bits >> 8);
+        bits >>= 16;
+        nbits -= 16;
+      }
+    }
+    int count = norm[sym++];
+    int max = (2 * threshold - 1) - remaining;
+    remaining -= count < 0 ? -count : count;
+    count++;
+    if (count >= threshold) count += max;
+    bits |= (u32)count << nbits;
+    nbits += nb;
+    nbits -= (count < max);
+    prev0 = (count == 1);
+    while (remaining < threshold) {
+      nb--;
+      threshold >>= 1;
+    }
+    if (nbits > 16) {
+      *o++ = (u8)bits;
+      *o++ = (u8)(bits >> 8);
+      bits >>= 16;
+      nbits -= 16;
+    }
+  }
+  while (nbits > 0) {
+    *o++ = (u8)bits;
+    bits >>= 8;
+    nbits = nbits >= 8 ? nbits - 8 : 0;
+  }
+  return (u32)(o - out);
+}
+
+// Normalizes counts (sum total, maxSym+1 symbols) to 1<<tl, every present
+// symbol at least 1; deterministic.
+ZD void zsNormalize(short* norm, const u32* cnt, u32 maxSym, u32 total, u32 tl) {
+  int size = 1 << tl, sum = 0;
+  for (u32 s = 0; s <= maxSym; s++) {
+    if (!cnt[s]) {
+      norm[s] = 0;
+      continue;
+    }
+    int v = (int)(((u64)cnt[s] * (u32)size + total / 2) / total);
+    if (v < 1) v = 1;
+    norm[s] = (short)v;
+    sum += v;
+  }
+  while (sum > size) {
+    u32 best = 0;
+    int bv = 1;
+    for (u32 s = 0; s <= maxSym; s++)
+      if (norm[s] > bv) bv = norm[s], best = s;
+    norm[best]--;
+    sum--;
+  }
+  while (sum < size) {
+    u32 best = 0, bc = 0;
+    for (u32 s = 0; s <= maxSym; s++)
+      if (cnt[s] > bc) bc = cnt[s], best = s;
+    norm[best]++;
+    sum++;
+  }
+}
+
+// ---------------------------------------------------------- sequence codes
+ZD u32 zsLLCode(u32 ll) {
+  if (ll < 16) return ll;
+  if (ll >= 64) return zsHighBit(ll) + 19;
+  u32 c = 24;
+  while (zsLLBase[c] > ll) c--;
+  return c;
+}
+ZD u32 zsMLCode(u32 mlBase) {
+  if (mlBase < 32) return mlBase;
+  if (mlBase >= 128) return zsHighBit(mlBase) + 36;
+  u32 c = 42;
+  while (zsMLBase[c] > mlBase) c--;
+  return c;
+}
+
+// Packed sequence: ll | ml << 21 | off << 42 (21 bits each).
+#define ZS_SEQ(ll, ml, of) ((u64)(ll) | ((u64)(ml) << 21) | ((u64)(of) << 42))
+#define ZS_SLL(s) ((u32)(s) & 0x1FFFFF)
+#define ZS_SML(s) ((u32)((s) >> 21) & 0x1FFFFF)
+#define ZS_SOF(s) ((u32)((s) >> 42) & 0x1FFFFF)
+
+// ------------------------------------------------------------ shared memory
+struct ZsEnt {
+  u32 key[256];
+  u16 sorted[256];   // present symbols, ascending (count, symbol)
+  u32 iw[256];       // internal node weights
+  u16 lpar[256];     // parent of leaf (rank)
+  u16 ipar[256];     // parent of internal node
+  u16 idep[256];     // depth of internal node
+  u32 ncodes[34];
+  u8 w[256];         // Huffman weights
+  u8 hdesc[160];     // Huffman tree description
+  u8 tsym[512];
+  u16 cumul[64];
+  short norm[64];
+  u32 wcnt[16];
+  ZsFseCT wct;       // Huffman weights table
+  ZsFseCT ct[3];     // LL, OF, ML
+};
+
+struct ZsSmem {
+  union {
+    struct {
+      u16 htab[ZS_NT][ZS_HSIZE];  // per thread: most recent position
+      u32 gtab[ZS_GSIZE];         // per block: first position (atomicMin)
+    } m;
+    ZsEnt e;
+  } u;
+  u32 hist[256];
+  u16 hcode[256];
+  u8 hlen[256];
+  u32 segNseq[ZS_NT], segTrail[ZS_NT], segLit[ZS_NT], segLitOff[ZS_NT];
+  u32 partBits[ZS_NT], partStart[ZS_NT];
+  u32 notRle;
+  u32 litSize;      // literals in the block
+  u32 nSym;         // distinct literal symbols
+  u32 litMode;      // 0 raw, 1 rle, 2 huffman
+  u32 nStreams;
+  u32 hdescLen;
+  u32 streamByte[4];  // start of each Huffman stream in out
+  u32 streamBits[4];
+  u32 pos;          // bytes of the block body written so far
+  u32 fail;         // compressed form did not fit: store raw
+};
+
+// ------------------------------------------------------------- block phases
+
+// Greedy parse of one segment into (literal length, match length, offset).
+ZD void zsParseSegment(ZsSmem& sm, int t, const u8* src, u32 chunkLen, u32 blkStart, u32 blkEnd,
+                       u64* seqs) {
+  u32 segStart = blkStart + (u32)t * ZS_SEG;
+  if (segStart >= blkEnd) {
+    sm.segNseq[t] = 0;
+    sm.segTrail[t] = 0;
+    sm.segLit[t] = 0;
+    return;
+  }
+  u32 segEnd = segStart + ZS_SEG < blkEnd ? segStart + ZS_SEG : blkEnd;
+  u32 tb = segStart > ZS_PRIME ? segStart - ZS_PRIME : 0;
+  u16* h = sm.u.m.htab[t];
+  for (int i = 0; i < ZS_HSIZE; i++) h[i] = 0;
+  for (u32 p = tb; p < segStart && p + 8 <= chunkLen; p += ZS_PSTEP) h[zsHash(src + p)] = (u16)(p - tb);
+  u32 ip = segStart, anchor = segStart, rep = 0, n = 0, lits = 0;
+  const u8* end = src + segEnd;
+  while (ip + 8 <= segEnd) {
+    u32 hv = zsHash(src + ip);
+    u32 cand = tb + h[hv];
+    h[hv] = (u16)(ip - tb);
+    u32 cur = zsRd32(src + ip);
+    // Candidates: the last offset, the thread's most recent position and the
+    // block's first position with this hash; the longest match wins.
+    u32 gc = sm.u.m.gtab[zsGHash(src + ip)];
+    u32 m = 0, len = 0;
+    if (rep && zsRd32(src + ip - rep) == cur) {
+      m = ip - rep;
+      len = 4 + zsCount(src + ip + 4, src + m + 4, end);
+    }
+    if (cand < ip && cand != m && zsRd32(src + cand) == cur) {
+      u32 l = 4 + zsCount(src + ip + 4, src + cand + 4, end);
+      if (l > len) len = l, m = cand;
+    }
+    if (gc < ip && gc != m && gc != cand && zsRd32(src + gc) == cur) {
+      u32 l = 4 + zsCount(src + ip + 4, src + gc + 4, end);
+      if (l > len) len = l, m = gc;
+    }
+    if (!len) {
+      ip += 1 + ((ip - anchor) >> ZS_SKIP);
+      continue;
+    }
+    while (ip > anchor && m > 0 && src[ip - 1] == src[m - 1]) ip--, m--, len++;
+    seqs[n++] = ZS_SEQ(ip - anchor, len, ip - m);
+    lits += ip - anchor;
+    rep = ip - m;
+    ip += len;
+    anchor = ip;
+    if (ip + 6 <= segEnd && ip - 2 >= tb) h[zsHash(src + ip - 2)] = (u16)(ip - 2 - tb);
+  }
+  sm.segNseq[t] = n;
+  sm.segTrail[t] = segEnd - anchor;
+  sm.segLit[t] = lits + (segEnd - anchor);
+}
+
+// Copies segment t's literals into the block's literal buffer and counts
+// them into the histogram.
+ZD void zsGatherLiterals(ZsSmem& sm, int t, const u8* src, u32 blkStart, const u64* seqs, u8* lit) {
+  u32 segStart = blkStart + (u32)t * ZS_SEG;
+  u32 o = sm.segLitOff[t];
+  u32 ip = segStart;
+  u32 n = sm.segNseq[t];
+  for (u32 k = 0; k <= n; k++) {
+    u32 ll = k < n ? ZS_SLL(seqs[k]) : sm.segTrail[t];
+    for (u32 i = 0; i < ll; i++) {
+      u8 c = src[ip + i];
+      lit[o + i] = c;
+      ZS_ATOMIC_ADD(&sm.hist[c], 1u);
+    }
+    o += ll;
+    ip += ll;
+    if (k < n) ip += ZS_SML(seqs[k]);
+  }
+}
+
+// Builds the Huffman code (lengths <= 11), its weights and tree description;
+// decides between raw, RLE and Huffman literals. Thread 0 only.
+ZD void zsHufBuild(ZsSmem& sm) {
+  ZsEnt& e = sm.u.e;
+  u32 L = sm.litSize;
+  sm.litMode = 0;
+  if (L == 0) return;
+  if (sm.nSym == 1) {
+    sm.litMode = 1;
+    return;
+  }
+  if (L < 64) return;
+  u32 n = sm.nSym;
+  // Two-queue Huffman over leaves sorted by ascending count.
+  u32 li = 0, ii = 0;
+  for (u32 k = 0; k + 1 < n; k++) {
+    u32 sum = 0;
+    for (int pick = 0; pick < 2; pick++) {
+      if (li < n && (ii >= k || sm.hist[e.sorted[li]] <= e.iw[ii])) {
+        sum += sm.hist[e.sorted[li]];
+        e.lpar[li++] = (u16)k;
+      } else {
+        sum += e.iw[ii];
+        e.ipar[ii++] = (u16)k;
+      }
+    }
+    e.iw[k] = sum;
+  }
+  e.idep[n - 2] = 0;
+  for (int k = (int)n - 3; k >= 0; k--) e.idep[k] = e.idep[e.ipar[k]] + 1;
+  for (int i = 0; i < 34; i++) e.ncodes[i] = 0;
+  u32 maxLen = 0;
+  for (u32 i = 0; i < n; i++) {
+    u32 d = e.idep[e.lpar[i]] + 1u;
+    if (d > 33) d = 33;
+    e.ncodes[d]++;
+    if (d > maxLen) maxLen = d;
+  }
+  if (maxLen > ZS_HUF_MAXBITS) {
+    for (u32 l = ZS_HUF_MAXBITS + 1; l < 34; l++) e.ncodes[ZS_HUF_MAXBITS] += e.ncodes[l], e.ncodes[l] = 0;
+    u32 total = 0;
+    for (u32 l = 1; l <= ZS_HUF_MAXBITS; l++) total += e.ncodes[l] << (ZS_HUF_MAXBITS - l);
+    while (total != (1u << ZS_HUF_MAXBITS)) {
+      e.ncodes[ZS_HUF_MAXBITS]--;
+      for (u32 l = ZS_HUF_MAXBITS - 1; l > 0; l--) {
+        if (e.ncodes[l]) {
+          e.ncodes[l]--;
+          e.ncodes[l + 1] += 2;
+          break;
+        }
+      }
+      total--;
+    }
+    maxLen = ZS_HUF_MAXBITS;
+  }
+  for (int s = 0; s < 256; s++) sm.hlen[s] = 0;
+  {
+    u32 r = 0;
+    for (u32 l = maxLen; l > 0; l--)
+      for (u32 c = 0; c < e.ncodes[l]; c++) sm.hlen[e.sorted[r++]] = (u8)l;
+  }
+  while (maxLen > 1 && e.ncodes[maxLen] == 0) maxLen--;
+  u32 maxSym = 0;
+  u64 bits = 0;
+  for (u32 s = 0; s < 256; s++) {
+    e.w[s] = sm.hlen[s] ? (u8)(maxLen + 1 - sm.hlen[s]) : 0;
+    if (sm.hlen[s]) maxSym = s;
+    bits += (u64)sm.hist[s] * sm.hlen[s];
+  }
+  // Canonical codes: longest codes take the smallest values.
+  {
+    u32 nb[ZS_HUF_MAXBITS + 2], val[ZS_HUF_MAXBITS + 2];
+    for (u32 l = 0; l <= ZS_HUF_MAXBITS + 1; l++) nb[l] = 0, val[l] = 0;
+    for (u32 s = 0; s <= maxSym; s++) nb[sm.hlen[s]]++;
+    u32 mn = 0;
+    for (u32 l = maxLen; l > 0; l--) {
+      val[l] = mn;
+      mn += nb[l];
+      mn >>= 1;
+    }
+    for (u32 s = 0; s <= maxSym; s++)
+      if (sm.hlen[s]) sm.hcode[s] = (u16)val[sm.hlen[s]]++;
+  }
+  // Tree description: FSE-compressed weights when possible and smaller,
+  // else direct 4-bit weights (only for maxSym <= 128).
+  u32 nw = maxSym;  // weights written; the last one is implied
+  u32 best = 0;     // 0 = none possible
+  for (int i = 0; i < 16; i++) e.wcnt[i] = 0;
+  u32 maxW = 0, distinct = 0;
+  for (u32 s = 0; s < nw; s++) {
+    if (!e.wcnt[e.w[s]]++) distinct++;
+    if (e.w[s] > maxW) maxW = e.w[s];
+  }
+  if (distinct > 1) {
+    u32 tl = 6;
+    zsNormalize(e.norm, e.wcnt, maxW, nw, tl);
+    u32 hn = zsWriteNCount(e.hdesc + 1, e.norm, maxW, tl);
+    zsFseBuild(e.wct, e.norm, maxW, tl, e.tsym, e.cumul);
+    ZsBits b;
+    zsBitsInit(b, e.hdesc + 1 + hn, e.hdesc + 128);
+    u32 s1 = 0, s2 = 0;
+    for (int i = (int)nw - 1; i >= 0; i--) {
+      u32 sym = e.w[i];
+      bool even = (i & 1) == 0;
+      if (i == (int)nw - 1 || i == (int)nw - 2) {
+        if (even) s1 = zsFseInit(e.wct, sym); else s2 = zsFseInit(e.wct, sym);
+      } else if (even) {
+        zsFseEnc(b, e.wct, s1, sym);
+      } else {
+        zsFseEnc(b, e.wct, s2, sym);
+      }
+    }
+    zsBitsAdd(b, s2, tl);
+    zsBitsAdd(b, s1, tl);
+    u32 bn = zsBitsClose(b, e.hdesc + 1 + hn);
+    u32 fsz = hn + bn;
+    if (!b.over && fsz < 128) {
+      e.hdesc[0] = (u8)fsz;
+      best = fsz + 1;
+    }
+  }
+  u32 dsz = 1 + (nw + 1) / 2;
+  if (nw <= 128 && (best == 0 || dsz < best)) {
+    e.hdesc[0] = (u8)(127 + nw);
+    for (u32 k = 0; k < (nw + 1) / 2; k++) {
+      u32 a = e.w[2 * k], c = 2 * k + 1 < nw ? e.w[2 * k + 1] : 0;
+      e.hdesc[1 + k] = (u8)((a << 4) | c);
+    }
+    best = dsz;
+  }
+  if (best == 0) return;
+  sm.hdescLen = best;
+  u32 ns = L <= 1023 ? 1 : 4;
+  // Upper bound of the compressed literals vs raw.
+  u64 est = best + (ns == 4 ? 6 : 0) + bits / 8 + ns + (L > 16383 ? 5 : L > 1023 ? 4 : 3);
+  u64 raw = L + (L > 4095 ? 3 : L > 31 ? 2 : 1);
+  if (est >= raw) return;
+  sm.litMode = 2;
+  sm.nStreams = ns;
+}
+
+// Literal index range of Huffman part t (parts split each stream evenly).
+ZD void zsPartRange(const ZsSmem& sm, int t, u32& a, u32& b, u32& stream, u32& part) {
+  u32 L = sm.litSize, ns = sm.nStreams, pps = ZS_NT / ns;
+  stream = (u32)t / pps;
+  part = (u32)t % pps;
+  u32 q = (L + 3) / 4;
+  u32 sa = ns == 1 ? 0 : stream * q, sb = ns == 1 ? L : (stream == 3 ? L : (stream + 1) * q);
+  u32 len = sb - sa;
+  a = sa + (u32)(((u64)len * part) / pps);
+  b = sa + (u32)(((u64)len * (part + 1)) / pps);
+}
+
+// Encodes the sequences section at out (thread 0); returns bytes or ~0u.
+ZD u32 zsEncodeSequences(ZsSmem& sm, u64* seqs, u8* out, u8* end, u32 blkIndex) {
+  ZsEnt& e = sm.u.e;
+  // Concatenate segments, fold trailing literals into the next sequence and
+  // turn offsets into offset values with the repeat-offset history. A block
+  // after the first does not know the history left by earlier blocks (they
+  // are coded in parallel), so unknown entries are never used.
+  u32 rep[3] = {1, 4, 8};
+  u32 kn[3] = {blkIndex == 0, blkIndex == 0, blkIndex == 0};
+  u32 ns = 0, carry = 0;
+  for (int t = 0; t < ZS_NT; t++) {
+    const u64* sq = seqs + (u64)t * ZS_SEGSEQ;
+    u32 n = sm.segNseq[t];
+    for (u32 k = 0; k < n; k++) {
+      u64 s = sq[k];
+      u32 ll = ZS_SLL(s) + carry, ml = ZS_SML(s), off = ZS_SOF(s), ov = 0;
+      carry = 0;
+      int j = -1;  // history entry moved to the front, -1: a new offset
+      if (ll) {
+        if (kn[0] && off == rep[0]) ov = 1, j = 0;
+        else if (kn[1] && off == rep[1]) ov = 2, j = 1;
+        else if (kn[2] && off == rep[2]) ov = 3, j = 2;
+      } else {
+        if (kn[1] && off == rep[1]) ov = 1, j = 1;
+        else if (kn[2] && off == rep[2]) ov = 2, j = 2;
+        else if (kn[0] && rep[0] > 1 && off == rep[0] - 1) ov = 3;
+      }
+      if (j < 0) {
+        if (!ov) ov = off + 3;
+        rep[2] = rep[1], kn[2] = kn[1];
+        rep[1] = rep[0], kn[1] = kn[0];
+        rep[0] = off, kn[0] = 1;
+      } else if (j == 1) {
+        rep[1] = rep[0], kn[1] = kn[0];
+        rep[0] = off, kn[0] = 1;
+      } else if (j == 2) {
+        rep[2] = rep[1], kn[2] = kn[1];
+        rep[1] = rep[0], kn[1] = kn[0];
+        rep[0] = off, kn[0] = 1;
+      }
+      seqs[ns++] = ZS_SEQ(ll, ml, ov);
+    }
+    carry += sm.segTrail[t];
+  }
+  u8* o = out;
+  if (ns < 128) {
+    *o++ = (u8)ns;
+  } else if (ns < 0x7F00) {
+    *o++ = (u8)((ns >> 8) + 128);
+    *o++ = (u8)ns;
+  } else {
+    *o++ = 255;
+    *o++ = (u8)(ns - 0x7F00);
+    *o++ = (u8)((ns - 0x7F00) >> 8);
+  }
+  if (ns == 0) return (u32)(o - out);
+  // RLE mode where a code column is constant, else the predefined tables.
+  u32 c0ll = zsLLCode(ZS_SLL(seqs[0])), c0ml = zsMLCode(ZS_SML(seqs[0]) - 3),
+      c0of = zsHighBit(ZS_SOF(seqs[0]));
+  bool rll = true, rml = true, rof = true;
+  for (u32 i = 1; i < ns; i++) {
+    u64 s = seqs[i];
+    rll = rll && zsLLCode(ZS_SLL(s)) == c0ll;
+    rml = rml && zsMLCode(ZS_SML(s) - 3) == c0ml;
+    rof = rof && zsHighBit(ZS_SOF(s)) == c0of;
+  }
+  *o++ = (u8)(((rll ? 1 : 0) << 6) | ((rof ? 1 : 0) << 4) | ((rml ? 1 : 0) << 2));
+  if (rll) *o++ = (u8)c0ll;
+  if (rof) *o++ = (u8)c0of;
+  if (rml) *o++ = (u8)c0ml;
+  ZsFseCT& tLL = e.ct[0];
+  ZsFseCT& tOF = e.ct[1];
+  ZsFseCT& tML = e.ct[2];
+  if (rll) tLL.tl = 0; else zsFseBuild(tLL, zsLLNorm, 35, 6, e.tsym, e.cumul);
+  if (rof) tOF.tl = 0; else zsFseBuild(tOF, zsOFNorm, 28, 5, e.tsym, e.cumul);
+  if (rml) tML.tl = 0; else zsFseBuild(tML, zsMLNorm, 52, 6, e.tsym, e.cumul);
+  ZsBits b;
+  zsBitsInit(b, o, end);
+  u32 sLL = 0, sOF = 0, sML = 0;
+  for (int i = (int)ns - 1; i >= 0; i--) {
+    u64 s = seqs[i];
+    u32 ll = ZS_SLL(s), mlb = ZS_SML(s) - 3, ov = ZS_SOF(s);
+    u32 cll = zsLLCode(ll), cml = zsMLCode(mlb), cof = zsHighBit(ov);
+    if (i == (int)ns - 1) {
+      if (tML.tl) sML = zsFseInit(tML, cml);
+      if (tOF.tl) sOF = zsFseInit(tOF, cof);
+      if (tLL.tl) sLL = zsFseInit(tLL, cll);
+    } else {
+      if (tOF.tl) zsFseEnc(b, tOF, sOF, cof);
+      if (tML.tl) zsFseEnc(b, tML, sML, cml);
+      if (tLL.tl) zsFseEnc(b, tLL, sLL, cll);
+    }
+    zsBitsAdd(b, ll - zsLLBase[cll], zsLLBits[cll]);
+    zsBitsAdd(b, mlb - zsMLBase[cml], zsMLBits[cml]);
+    zsBitsAdd(b, ov - (1u << cof), cof);
+  }
+  if (tML.tl) zsBitsAdd(b, sML, tML.tl);
+  if (tOF.tl) zsBitsAdd(b, sOF, tOF.tl);
+  if (tLL.tl) zsBitsAdd(b, sLL, tLL.tl);
+  u32 bn = zsBitsClose(b, o);
+  if (b.over) return ~0u;
+  return (u32)(o - out) + bn;
+}
+
+#ifdef __CUDACC__
+#define ZS_PHASE { const int t = threadIdx.x;
+#define ZS_END } __syncthreads();
+#define ZS_BLOCKIDX blockIdx.x
+#else
+#define ZS_PHASE for (int t = 0; t < ZS_NT; t++) {
+#define ZS_END }
+#endif
+
+// Encodes block g (chunk g / nb, block g % nb) into its scratch slot:
+// [3-byte block header][body]; blkSize[g] = header + body bytes.
+ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32* blkSize, u32 g) {
+  u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
+  u64 chunk = g / nb;
+  u32 bi = g % nb;
+  const u8* src = in + chunk * chunkBytes;
+  u32 chunkLen = (u32)chunkBytes;
+  u32 blkStart = bi * ZS_BLOCK;
+  u32 blkEnd = blkStart + ZS_BLOCK < chunkLen ? blkStart + ZS_BLOCK : chunkLen;
+  u32 blen = blkEnd - blkStart;
+  u8* base = scratch + (u64)g * ZS_BLKSCR;
+  u8* lit = base;
+  u64* seqs = (u64*)(base + ZS_LITCAP);
+  u8* out = base + ZS_LITCAP + ZS_SEQCAP;
+  u8* body = out + 3;
+  u32 last = bi == nb - 1 ? 1u : 0u;
+
+  ZS_PHASE
+    if (t == 0) sm.notRle = 0;
+  ZS_END
+  ZS_PHASE
+    u32 a = blkStart + (u32)t * ZS_SEG, b = a + ZS_SEG < blkEnd ? a + ZS_SEG : blkEnd;
+    if (blen > 0) {
+      u8 c0 = src[blkStart];
+      for (u32 p = a; p < b; p++)
+        if (src[p] != c0) {
+          sm.notRle = 1;
+          break;
+        }
+    }
+  ZS_END
+  if (blen == 0 || !sm.notRle) {
+    ZS_PHASE
+      if (t == 0) {
+        u32 type = blen == 0 ? 0u : 1u;
+        u32 h = last | (type << 1) | (blen << 3);
+        out[0] = (u8)h;
+        out[1] = (u8)(h >> 8);
+        out[2] = (u8)(h >> 16);
+        if (blen) out[3] = src[blkStart];
+        blkSize[g] = blen ? 4 : 3;
+      }
+    ZS_END
+    return;
+  }
+
+  // Block-wide table of first occurrences: order-independent (atomicMin),
+  // so deterministic; gives every segment candidates from earlier ones.
+  ZS_PHASE
+    for (int i = t; i < ZS_GSIZE; i += ZS_NT) sm.u.m.gtab[i] = 0xFFFFFFFFu;
+  ZS_END
+  ZS_PHASE
+    u32 a = blkStart + (u32)t * ZS_SEG, b = a + ZS_SEG < blkEnd ? a + ZS_SEG : blkEnd;
+    for (u32 p = a; p < b && p + 8 <= chunkLen; p++) ZS_ATOMIC_MIN(&sm.u.m.gtab[zsGHash(src + p)], p);
+  ZS_END
+  // Match finding: every thread its own segment.
+  ZS_PHASE
+    zsParseSegment(sm, t, src, chunkLen, blkStart, blkEnd, seqs + (u64)t * ZS_SEGSEQ);
+  ZS_END
+  ZS_PHASE
+    if (t == 0) {
+      u32 o = 0;
+      for (int k = 0; k < ZS_NT; k++) {
+        sm.segLitOff[k] = o;
+        o += sm.segLit[k];
+      }
+      sm.litSize = o;
+      sm.fail = 0;
+    }
+    for (int s = t; s < 256; s += ZS_NT) sm.hist[s] = 0;
+  ZS_END
+  ZS_PHASE
+    zsGatherLiterals(sm, t, src, blkStart, seqs + (u64)t * ZS_SEGSEQ, lit);
+  ZS_END
+  // Rank the present symbols by (count, symbol): sorted ascending.
+  ZS_PHASE
+    for (int s = t; s < 256; s += ZS_NT) sm.u.e.key[s] = sm.hist[s] ? ((sm.hist[s] << 8) | (u32)s) : 0;
+  ZS_END
+  ZS_PHASE
+    for (int s = t; s < 256; s += ZS_NT) {
+      u32 k = sm.u.e.key[s];
+      if (!k) continue;
+      u32 r = 0;
+      for (int j = 0; j < 256; j++) {
+        u32 kj = sm.u.e.key[j];
+        r += (kj && kj < k) ? 1u : 0u;
+      }
+      sm.u.e.sorted[r] = (u16)s;
+    }
+    if (t == 0) {
+      u32 n = 0;
+      for (int s = 0; s < 256; s++) n += sm.hist[s] ? 1u : 0u;
+      sm.nSym = n;
+    }
+  ZS_END
+  ZS_PHASE
+    if (t == 0) zsHufBuild(sm);
+  ZS_END
+  if (sm.litMode == 2) {
+    ZS_PHASE
+      u32 a, b, st, pt;
+      zsPartRange(sm, t, a, b, st, pt);
+      u32 bits = 0;
+      for (u32 i = a; i < b; i++) bits += sm.hlen[lit[i]];
+      sm.partBits[t] = bits;
+    ZS_END
+    ZS_PHASE
+      if (t == 0) {
+        u32 ns = sm.nStreams, pps = ZS_NT / ns, L = sm.litSize;
+        u32 tot = 0;
+        for (u32 s = 0; s < ns; s++) {
+          u32 sb = 0;
+          // Parts are written last-literal-first: a part starts after all
+          // parts that follow it in the stream.
+          for (int p = (int)pps - 1; p >= 0; p--) {
+            sm.partStart[s * pps + p] = sb;
+            sb += sm.partBits[s * pps + p];
+          }
+          sm.streamBits[s] = sb;
+          tot += sb / 8 + 1;
+        }
+        u32 csize = sm.hdescLen + (ns == 4 ? 6 : 0) + tot;
+        u32 mx = csize > L ? csize : L;
+        u32 hl = ns == 1 ? 3 : (mx <= 1023 ? 3 : mx <= 16383 ? 4 : 5);
+        u32 raw = L + (L > 4095 ? 3 : L > 31 ? 2 : 1);
+        if (hl + csize >= raw || (ns == 1 && csize > 1023)) {
+          sm.litMode = 0;
+        } else {
+          u32 sf = ns == 1 ? 0 : (hl == 3 ? 1 : hl == 4 ? 2 : 3);
+          u32 sz = hl == 3 ? 10 : hl == 4 ? 14 : 18;
+          u64 h = 2u | (sf << 2) | ((u64)L << 4) | ((u64)csize << (4 + sz));
+          for (u32 k = 0; k < hl; k++) body[k] = (u8)(h >> (8 * k));
+          u32 p = hl;
+          for (u32 k = 0; k < sm.hdescLen; k++) body[p + k] = sm.u.e.hdesc[k];
+          p += sm.hdescLen;
+          u32 jt = p;
+          if (ns == 4) p += 6;
+          for (u32 s = 0; s < ns; s++) {
+            sm.streamByte[s] = p;
+            u32 sb = sm.streamBits[s] / 8 + 1;
+            if (s < 3 && ns == 4) {
+              body[jt + 2 * s] = (u8)sb;
+              body[jt + 2 * s + 1] = (u8)(sb >> 8);
+            }
+            p += sb;
+          }
+          sm.pos = p;
+        }
+      }
+    ZS_END
+  }
+  if (sm.litMode == 2) {
+    // Zero the stream bytes, then OR in each part's codes.
+    ZS_PHASE
+      u32 a = sm.streamByte[0];
+      for (u32 i = a + (u32)t; i < sm.pos; i += ZS_NT) body[i] = 0;
+    ZS_END
+    ZS_PHASE
+      u32 a, b, st, pt;
+      zsPartRange(sm, t, a, b, st, pt);
+      // Absolute bit position inside the scratch slot (u32 aligned base).
+      u64 bit = (u64)(3 + sm.streamByte[st]) * 8 + sm.partStart[t];
+      u32* words = (u32*)out;
+      u64 acc = 0;
+      u32 n = (u32)(bit & 31);
+      u64 w = bit >> 5;
+      for (u32 i = b; i > a; i--) {
+        u8 c = lit[i - 1];
+        acc |= (u64)sm.hcode[c] << n;
+        n += sm.hlen[c];
+        if (n >= 32) {
+          ZS_ATOMIC_OR(&words[w], (u32)acc);
+          acc >>= 32;
+          n -= 32;
+          w++;
+        }
+      }
+      if (pt == 0) {  // the part holding the stream's first literals ends it
+        acc |= (u64)1 << n;
+        n++;
+      }
+      if (n > 0) ZS_ATOMIC_OR(&words[w], (u32)acc);
+      if (n > 32) ZS_ATOMIC_OR(&words[w + 1], (u32)(acc >> 32));
+    ZS_END
+  } else {
+    ZS_PHASE
+      if (t == 0) {
+        u32 L = sm.litSize;
+        u32 p;
+        u32 type = sm.litMode == 1 ? 1u : 0u;
+        if (L <= 31) {
+          body[0] = (u8)(type | (L << 3));
+          p = 1;
+        } else if (L <= 4095) {
+          body[0] = (u8)(type | (1u << 2) | ((L & 15) << 4));
+          body[1] = (u8)(L >> 4);
+          p = 2;
+        } else {
+          u32 h = type | (3u << 2) | (L << 4);
+          body[0] = (u8)h;
+          body[1] = (u8)(h >> 8);
+          body[2] = (u8)(h >> 16);
+          p = 3;
+        }
+        sm.streamByte[0] = p;
+        if (sm.litMode == 1) {
+          body[p] = lit[0];
+          p++;
+        } else {
+          p += L;
+        }
+        sm.pos = p;
+      }
+    ZS_END
+    if (sm.litMode == 0) {
+      ZS_PHASE
+        u32 a = sm.streamByte[0], L = sm.litSize;
+        if (a + L <= ZS_BLOCK)
+          for (u32 i = (u32)t; i < L; i += ZS_NT) body[a + i] = lit[i];
+      ZS_END
+    }
+  }
+  ZS_PHASE
+    if (t == 0) {
+      u32 p = sm.pos;
+      u32 n = p < blen ? zsEncodeSequences(sm, seqs, body + p, body + blen, bi) : ~0u;
+      if (n == ~0u || p + n >= blen) {
+        sm.fail = 1;
+      } else {
+        u32 bs = p + n;
+#if defined(ZS_DEBUG) && !defined(__CUDACC__)
+        fprintf(stderr, "blk %u len %u lits %u mode %u litsec %u nseq-sec %u\n", g, blen, sm.litSize, sm.litMode, p, n);
+#endif
+        u32 h = last | (2u << 1) | (bs << 3);
+        out[0] = (u8)h;
+        out[1] = (u8)(h >> 8);
+        out[2] = (u8)(h >> 16);
+        blkSize[g] = 3 + bs;
+      }
+    }
+  ZS_END
+  if (sm.fail) {
+    ZS_PHASE
+      if (t == 0) {
+        u32 h = last | (blen << 3);
+        out[0] = (u8)h;
+        out[1] = (u8)(h >> 8);
+        out[2] = (u8)(h >> 16);
+        blkSize[g] = 3 + blen;
+      }
+      for (u32 i = (u32)t; i < blen; i += ZS_NT) body[i] = src[blkStart + i];
+    ZS_END
+  }
+}
+
+// Frame header for a chunk of n bytes: magic, FHD (Single_Segment, smallest
+// Frame_Content_Size field), FCS. Returns its length.
+ZD u32 zsFrameHeader(u8* h, u64 n) {
+  h[0] = 0x28;
+  h[1] = 0xB5;
+  h[2] = 0x2F;
+  h[3] = 0xFD;
+  if (n < 256) {
+    h[4] = 0x20;
+    h[5] = (u8)n;
+    return 6;
+  }
+  if (n < 65536 + 256) {
+    h[4] = 0x60;
+    h[5] = (u8)(n - 256);
+    h[6] = (u8)((n - 256) >> 8);
+    return 7;
+  }
+  int k = n <= 0xFFFFFFFFull ? 4 : 8;
+  h[4] = k == 4 ? 0xA0 : 0xE0;
+  for (int i = 0; i < k; i++) h[5 + i] = (u8)(n >> (8 * i));
+  return 5 + k;
+}
+
+// Dynamic shared memory per zstd_blocks CTA; the Go side passes the same
+// number (zstd.go, zstdSmemBytes).
+#ifndef ZS_SMEM_BYTES
+#define ZS_SMEM_BYTES 53248
+#endif
+static_assert(sizeof(ZsSmem) <= ZS_SMEM_BYTES, "ZsSmem outgrew ZS_SMEM_BYTES");
+
+#ifdef __CUDACC__
+
+extern "C" __global__ void __launch_bounds__(ZS_NT) zstd_blocks(const u8* in, u64 chunkBytes, u32 nBlocks,
+                                                                u8* scratch, u32* blkSize) {
+  extern __shared__ __align__(16) unsigned char zsDyn[];
+  ZsSmem& sm = *reinterpret_cast<ZsSmem*>(zsDyn);
+  if (blockIdx.x >= nBlocks) return;
+  zsBlockBody(sm, in, chunkBytes, scratch, blkSize, blockIdx.x);
+}
+
+// One CTA per chunk: frame header, then the chunk's blocks in order.
+extern "C" __global__ void __launch_bounds__(256) zstd_assemble(const u8* scratch, const u32* blkSize,
+                                                                u64 chunkBytes, u32 nChunks, u8* out,
+                                                                u64 stride, u32* sizes) {
+  u32 c = blockIdx.x;
+  if (c >= nChunks) return;
+  u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
+  u8* o = out + (u64)c * stride;
+  u8 hdr[16];
+  u32 p = zsFrameHeader(hdr, chunkBytes);
+  if (threadIdx.x < p) o[threadIdx.x] = hdr[threadIdx.x];
+  for (u32 b = 0; b < nb; b++) {
+    u64 g = (u64)c * nb + b;
+    u32 n = blkSize[g];
+    const u8* s = scratch + g * ZS_BLKSCR + ZS_LITCAP + ZS_SEQCAP;
+    for (u32 i = threadIdx.x; i < n; i += blockDim.x) o[p + i] = s[i];
+    p += n;
+  }
+  if (threadIdx.x == 0) sizes[c] = p;
+}
+
+#else  // host emulation
+
+static u64 zsHostScratchBytes(u64 chunkBytes, u64 nChunks) {
+  u64 nb = chunkBytes == 0 ? 1 : (chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK;
+  return nb * nChunks * ZS_BLKSCR;
+}
+
+// Encodes nChunks chunks; frame c goes to out + c*stride, its size to sizes[c].
+static void zsHostEncode(const u8* in, u64 chunkBytes, u32 nChunks, u8* out, u64 stride, u32* sizes,
+                         u8* scratch, u32* blkSize) {
+  static ZsSmem sm;
+  u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
+  for (u32 g = 0; g < nb * nChunks; g++) zsBlockBody(sm, in, chunkBytes, scratch, blkSize, g);
+  for (u32 c = 0; c < nChunks; c++) {
+    u8* o = out + (u64)c * stride;
+    u32 p = zsFrameHeader(o, chunkBytes);
+    for (u32 b = 0; b < nb; b++) {
+      u64 g = (u64)c * nb + b;
+      memcpy(o + p, scratch + g * ZS_BLKSCR + ZS_LITCAP + ZS_SEQCAP, blkSize[g]);
+      p += blkSize[g];
+    }
+    sizes[c] = p;
+  }
+}
+
+#endif

@@ -5,6 +5,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/zwrite/zwrite/internal/blosc"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -16,6 +17,8 @@ type ChunkEncoder struct {
 	codec      zarr.Codec
 	chunkBytes int
 	zstd       *zstd.Encoder
+	blosc      *blosc.Encoder
+	bloscOpts  blosc.Options
 }
 
 // zstdLevel maps a Zarr zstd level (-7..22) onto klauspost's four encoder
@@ -77,6 +80,15 @@ func NewChunkEncoder(spec *zarr.Spec) (*ChunkEncoder, error) {
 			return nil, fmt.Errorf("new zstd encoder (level %d): %w", spec.Level, err)
 		}
 		e.zstd = enc
+	case zarr.CodecLZ4:
+		// What the store's metadata records: blosc cname lz4, clevel =
+		// level, byte shuffle, typesize = dtype size, blocksize 0 (the
+		// blosc package's default, as c-blosc picks for lz4).
+		e.blosc = new(blosc.Encoder)
+		e.bloscOpts = blosc.Options{TypeSize: spec.DType.Size(), CLevel: spec.Level, Shuffle: blosc.ByteShuffle}
+		if spec.Level < 0 || spec.Level > 9 {
+			return nil, fmt.Errorf("new chunk encoder: lz4 (blosc clevel) level %d out of range 0..9", spec.Level)
+		}
 	default:
 		return nil, fmt.Errorf("new chunk encoder: codec %v is not supported by the cpu stage", spec.Codec)
 	}
@@ -96,6 +108,8 @@ func (e *ChunkEncoder) Bound(n int) int {
 	case zarr.CodecZstd:
 		blocks := n/(128<<10) + 1
 		return e.zstd.MaxEncodedSize(n) + zstdSlack*blocks
+	case zarr.CodecLZ4:
+		return blosc.MaxEncodedSize(n)
 	}
 	return n
 }
@@ -115,6 +129,8 @@ func (e *ChunkEncoder) Encode(dst, src []byte) ([]byte, error) {
 			out = append(dst[:len(dst)], out[len(dst):]...)
 		}
 		return out, nil
+	case zarr.CodecLZ4:
+		return e.blosc.Encode(dst, src, e.bloscOpts), nil
 	}
 	return dst, fmt.Errorf("encode chunk: codec %v is not supported", e.codec)
 }

@@ -448,8 +448,8 @@ func parseArray(b []byte) (*Meta, error) {
 		if err := m.parseChain(sc.Codecs, f+".codecs"); err != nil {
 			return nil, err
 		}
-		if m.Spec.ChunksPerShard() > 1<<31 {
-			return nil, fmt.Errorf("%s.chunk_shape: %d inner chunks per shard is too many", f, m.Spec.ChunksPerShard())
+		if _, ok := prodLimit(m.Spec.ShardChunks(), 1<<27); !ok {
+			return nil, fmt.Errorf("%s.chunk_shape: more than 2^27 inner chunks per shard (a 2 GiB index) is not supported", f)
 		}
 	} else {
 		m.Spec.Chunk = append([]int64(nil), m.Spec.Shard...)
@@ -457,8 +457,14 @@ func parseArray(b []byte) (*Meta, error) {
 			return nil, err
 		}
 	}
-	if m.Spec.ChunkBytes() > 1<<31-1 || m.Spec.ChunkBytes() <= 0 {
+	if _, ok := prodLimit(append([]int64{int64(m.Spec.DType.Size())}, m.Spec.Chunk...), 1<<31-1); !ok {
 		return nil, fmt.Errorf("chunk of %v elements is too large (limit 2 GiB)", m.Spec.Chunk)
+	}
+	if _, ok := prodLimit(append([]int64{int64(m.Spec.DType.Size())}, m.Spec.Shape...), 1<<62); !ok {
+		return nil, fmt.Errorf("shape: %v is too large (more than 2^62 bytes)", m.Spec.Shape)
+	}
+	if _, ok := prodLimit(append(append([]int64(nil), m.Spec.Shard...), int64(m.Spec.DType.Size())), 1<<62); !ok {
+		return nil, fmt.Errorf("chunk_grid.configuration.chunk_shape: %v is too large", m.Spec.Shard)
 	}
 
 	// fill_value
@@ -489,6 +495,24 @@ func parseArray(b []byte) (*Meta, error) {
 		m.Attributes = append(json.RawMessage(nil), raw...)
 	}
 	return m, nil
+}
+
+// prodLimit multiplies v (all >= 0) and reports false when the product
+// exceeds limit, without overflowing on the way.
+func prodLimit(v []int64, limit int64) (int64, bool) {
+	p := int64(1)
+	for _, x := range v {
+		if x == 0 {
+			return 0, true
+		}
+	}
+	for _, x := range v {
+		if x > limit/p {
+			return 0, false
+		}
+		p *= x
+	}
+	return p, true
 }
 
 func orMissing(raw json.RawMessage) string {

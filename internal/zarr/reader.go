@@ -307,8 +307,11 @@ func (a *Array) ReadAll(w io.Writer) error {
 	if ep*fb > 1<<34 {
 		return fmt.Errorf("read: an epoch of %d frames is %d bytes, too large to buffer", ep, ep*fb)
 	}
-	buf := make([]byte, ep*fb)
 	grid := a.ChunkGridAll()
+	if prod(grid) == 0 {
+		return nil // an empty array (some dimension is 0)
+	}
+	buf := make([]byte, ep*fb)
 	var chunk []byte
 	coords := make([]int64, n)
 	for e := int64(0); e < grid[0]; e++ {

@@ -45,3 +45,33 @@ func TestLayoutOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestFastDivisor checks the tile kernel's division by multiplication on
+// the host, for every divisor up to 4096, edge values and random n < 2^31.
+func TestFastDivisor(t *testing.T) {
+	div := func(n, mul, shr uint32) uint32 {
+		if mul == 0 {
+			return n
+		}
+		return uint32((uint64(n)*uint64(mul))>>32) >> shr
+	}
+	ns := []uint32{0, 1, 2, 3, 63, 64, 65, 1<<31 - 1, 1<<31 - 2, 1 << 30, 123456789}
+	for i := uint32(0); i < 2000; i++ {
+		ns = append(ns, (i*2654435761)&(1<<31-1))
+	}
+	divisors := []uint32{1<<31 - 1, 1 << 30, 1<<30 + 1, 3 << 20, 1000003}
+	for d := uint32(1); d <= 4096; d++ {
+		divisors = append(divisors, d)
+	}
+	for _, d := range divisors {
+		mul, shr := fastDivisor(d)
+		for _, n := range append(ns, d-1, d, d+1, 2*d-1, (1<<31-1)/d*d, (1<<31-1)/d*d-1) {
+			if n >= 1<<31 {
+				continue
+			}
+			if got := div(n, mul, shr); got != n/d {
+				t.Fatalf("fastDivisor(%d) = %d, %d: %d/%d gives %d; want %d", d, mul, shr, n, d, got, n/d)
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 	"time"
 	"unsafe"
@@ -22,6 +23,8 @@ type tileParams struct {
 	ext        [zarr.MaxRank]int64
 	estride    [zarr.MaxRank]int64
 	edim       [zarr.MaxRank]int64
+	emul       [zarr.MaxRank]uint32
+	eshr       [zarr.MaxRank]uint32
 	chunkElems int64
 	rank       int32
 	nd         int32
@@ -360,9 +363,25 @@ func (sl *Slot) initParams() {
 			p.ext[p.nd] = s.Chunk[d]
 			p.estride[p.nd] = p.stride[d]
 			p.edim[p.nd] = int64(d)
+			p.emul[p.nd], p.eshr[p.nd] = fastDivisor(uint32(s.Chunk[d]))
 			p.nd++
 		}
 	}
+}
+
+// fastDivisor returns mul, shr such that n/d == umulhi(n, mul) >> shr for
+// every n < 2^31 (the tile kernel's in-chunk indices; chunks hold < 2^31
+// elements), and mul = 0 for d = 1. This is the round-up method (as in
+// CUTLASS's FastDivmod): with p = 31 + ceil(log2 d), mul = ceil(2^p / d),
+// and the error of the rounded reciprocal stays below one for n < 2^31.
+func fastDivisor(d uint32) (mul, shr uint32) {
+	if d <= 1 {
+		return 0, 0
+	}
+	l := uint32(bits.Len32(d - 1)) // ceil(log2 d)
+	p := 31 + l
+	m := (uint64(1)<<p + uint64(d) - 1) / uint64(d)
+	return uint32(m), p - 32
 }
 
 // Staging implements stage.Slot: pinned memory the H2D copy reads.

@@ -24,10 +24,20 @@ struct TileParams {
     long long ext[MAX_RANK];     // squeezed in-chunk dims, innermost first: extent
     long long estride[MAX_RANK]; //   source element stride
     long long edim[MAX_RANK];    //   original dim index
+    unsigned emul[MAX_RANK];     //   fast division by ext: multiplier
+    unsigned eshr[MAX_RANK];     //   and shift (see fastdiv)
     long long chunkElems;
     int rank;
     int nd;                      // number of squeezed dims
 };
+
+// fastdiv is n / d for n < 2^31 with mul, shr precomputed on the host for
+// d (mul = 0 means d = 1): the quotient is umulhi(n, mul) >> shr, three
+// instructions instead of a full integer division.
+__device__ __forceinline__ unsigned fastdiv(unsigned n, unsigned mul, unsigned shr)
+{
+    return mul == 0 ? n : (__umulhi(n, mul) >> shr);
+}
 
 template <typename T>
 __device__ __forceinline__ void tile_body(const T* __restrict__ src, T* __restrict__ dst,
@@ -72,7 +82,7 @@ __device__ __forceinline__ void tile_body(const T* __restrict__ src, T* __restri
             for (int k = 0; k < MAX_RANK; k++) {
                 if (k < p.nd) {
                     unsigned e = (unsigned)p.ext[k];
-                    unsigned q = r / e;
+                    unsigned q = fastdiv(r, p.emul[k], p.eshr[k]);
                     unsigned cd = r - q * e;
                     r = q;
                     ok = ok && (cd < rk[k]);

@@ -44,7 +44,10 @@ func (c *copier) copy(dst, src []byte) {
 		copy(dst, src)
 		return
 	}
-	part := (n + c.helpers) / (c.helpers + 1)
+	// Parts of at least half the threshold: a part costs a channel
+	// hand-off and a wake-up (a few µs), which must stay small next to it.
+	parts := min(c.helpers+1, max(1, n/max(1, c.threshold/2)))
+	part := (n + parts - 1) / parts
 	part = (part + copyAlign - 1) / copyAlign * copyAlign
 	first := min(part, n)
 	for off := first; off < n; off += part {

@@ -40,7 +40,7 @@ type Shuffle int
 const (
 	NoShuffle Shuffle = iota
 	ByteShuffle
-	BitShuffle // decoding is not supported
+	BitShuffle
 )
 
 func (s Shuffle) String() string {
@@ -60,7 +60,7 @@ func (s Shuffle) String() string {
 type Options struct {
 	TypeSize  int     // element size for shuffle and split, 1..255 (0 means 1)
 	CLevel    int     // 0..9; 0 stores the input memcpyed
-	Shuffle   Shuffle // NoShuffle or ByteShuffle
+	Shuffle   Shuffle // NoShuffle, ByteShuffle or BitShuffle
 	BlockSize int     // bytes per block; 0 means DefaultBlockSize
 }
 
@@ -92,7 +92,7 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 		ts = 1
 	}
 	if ts < 0 || ts > maxTypeSize || o.CLevel < 0 || o.CLevel > 9 || o.BlockSize < 0 ||
-		(o.Shuffle != NoShuffle && o.Shuffle != ByteShuffle) {
+		o.Shuffle < NoShuffle || o.Shuffle > BitShuffle {
 		panic(fmt.Sprintf("blosc: invalid options %+v", o))
 	}
 	if len(src) > maxBlosc1Buffer {
@@ -102,8 +102,11 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 	bs := blockSize(nbytes, ts, o.BlockSize)
 
 	flags := byte(formatLZ4 << formatShift)
-	if o.Shuffle == ByteShuffle {
+	switch o.Shuffle {
+	case ByteShuffle:
 		flags |= flagShuffle
+	case BitShuffle:
+		flags |= flagBitShuffle
 	}
 	split := ts <= maxSplits && bs/ts >= minBufferSize
 	if !split {
@@ -126,7 +129,9 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 	}
 	dst = dst[:limit]
 	putHeader(dst[start:], flags, ts, nbytes, bs, 0)
-	doShuffle := o.Shuffle == ByteShuffle && ts > 1
+	// As c-blosc: byte shuffle only for typesize > 1, bit shuffle for any
+	// block at least one element long.
+	doShuffle := (o.Shuffle == ByteShuffle && ts > 1) || o.Shuffle == BitShuffle
 	if doShuffle && len(e.tmp) < bs {
 		e.tmp = make([]byte, bs)
 	}
@@ -134,8 +139,12 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 	for b := 0; b < nblocks; b++ {
 		binary.LittleEndian.PutUint32(dst[start+HeaderSize+4*b:], uint32(pos-start))
 		block := src[b*bs : min((b+1)*bs, nbytes)]
-		if doShuffle {
-			shuffle(e.tmp[:len(block)], block, ts)
+		if doShuffle && (o.Shuffle == ByteShuffle || len(block) >= ts) {
+			if o.Shuffle == ByteShuffle {
+				shuffle(e.tmp[:len(block)], block, ts)
+			} else {
+				bitTranspose(e.tmp[:len(block)], block, ts, false)
+			}
 			block = e.tmp[:len(block)]
 		}
 		nsplits := 1
@@ -277,11 +286,12 @@ func (h Header) Memcpyed() bool { return h.Flags&flagMemcpyed != 0 }
 
 // Shuffle is the filter recorded in the flags.
 func (h Header) Shuffle() Shuffle {
+	// c-blosc's decoder tests the byte-shuffle bit first.
 	switch {
-	case h.Flags&flagBitShuffle != 0:
-		return BitShuffle
 	case h.Flags&flagShuffle != 0:
 		return ByteShuffle
+	case h.Flags&flagBitShuffle != 0:
+		return BitShuffle
 	}
 	return NoShuffle
 }
@@ -299,7 +309,7 @@ func (h Header) CompressorName() string {
 }
 
 // ErrNotSupported marks valid-looking buffers this package cannot decode
-// (another compressor than LZ4, bit shuffle).
+// (another compressor than LZ4).
 var ErrNotSupported = errors.New("not supported")
 
 // ParseHeader reads and checks the 16-byte header at the start of src.
@@ -354,7 +364,8 @@ func Decode(dst, src []byte) ([]byte, error) {
 // corrupt buffer is an error, never a panic. The output size comes from the
 // header but is bounded by what src could plausibly expand to (LZ4 cannot
 // exceed 255:1), so a forged header cannot force a huge allocation.
-// Supported: LZ4 with no shuffle or byte shuffle, and memcpyed buffers.
+// Supported: LZ4 with no shuffle, byte shuffle or bit shuffle, and
+// memcpyed buffers.
 func (d *Decoder) Decode(dst, src []byte) ([]byte, error) {
 	h, err := ParseHeader(src)
 	if err != nil {
@@ -376,9 +387,6 @@ func (d *Decoder) Decode(dst, src []byte) ([]byte, error) {
 	if h.VersionLZ != versionLZ4 {
 		return nil, fmt.Errorf("blosc: lz4 format version %d (want 1)", h.VersionLZ)
 	}
-	if h.Shuffle() == BitShuffle {
-		return nil, fmt.Errorf("blosc: bitshuffle: %w", ErrNotSupported)
-	}
 	if nbytes == 0 {
 		// c-blosc stores empty input memcpyed; anything else is malformed.
 		return nil, fmt.Errorf("blosc: compressed buffer for 0 bytes")
@@ -397,7 +405,8 @@ func (d *Decoder) Decode(dst, src []byte) ([]byte, error) {
 		return nil, fmt.Errorf("blosc: %d block offsets do not fit in %d bytes", nblocks, len(src))
 	}
 	ts := h.TypeSize
-	doShuffle := h.Shuffle() == ByteShuffle && ts > 1
+	sh := h.Shuffle()
+	doShuffle := (sh == ByteShuffle && ts > 1) || sh == BitShuffle
 	if doShuffle && len(d.tmp) < bs {
 		d.tmp = make([]byte, bs)
 	}
@@ -417,7 +426,9 @@ func (d *Decoder) Decode(dst, src []byte) ([]byte, error) {
 			bsize = leftover
 		}
 		block := out[b*bs : b*bs+bsize]
-		if doShuffle {
+		// c-blosc bit-unshuffles only blocks of at least one element.
+		unshuf := doShuffle && (sh == ByteShuffle || bsize >= ts)
+		if unshuf {
 			block = d.tmp[:bsize]
 		}
 		nsplits := 1
@@ -451,9 +462,63 @@ func (d *Decoder) Decode(dst, src []byte) ([]byte, error) {
 			}
 			p += cs
 		}
-		if doShuffle {
-			unshuffle(out[b*bs:b*bs+bsize], block, ts)
+		if unshuf {
+			if sh == ByteShuffle {
+				unshuffle(out[b*bs:b*bs+bsize], block, ts)
+			} else {
+				bitTranspose(out[b*bs:b*bs+bsize], block, ts, true)
+			}
 		}
 	}
 	return out, nil
+}
+
+// bitTranspose is blosc1's bit shuffle of one block (bitshuffle's
+// bshuf_trans_bit_elem, scalar form), or its inverse. With n = len/ts
+// elements, bit k of byte j of element i moves to bit i%8 of byte
+// (j*8+k)*n/8 + i/8: one row of n bits per bit of the element. As c-blosc
+// 1.x does for its format version 2, a block whose element count is not a
+// multiple of 8 is copied unchanged, and bytes past the last whole element
+// are copied as is.
+func bitTranspose(out, in []byte, ts int, inverse bool) {
+	n := len(in) / ts
+	if n%8 != 0 {
+		copy(out, in)
+		return
+	}
+	nbr := n / 8 // bytes per bit row
+	for ii := 0; ii < nbr; ii++ {
+		for jj := 0; jj < ts; jj++ {
+			// Eight bytes (byte jj of elements 8ii..8ii+7, or the eight
+			// bit rows of byte jj at column ii) as an 8x8 bit matrix.
+			var x uint64
+			for kk := 0; kk < 8; kk++ {
+				if inverse {
+					x |= uint64(in[jj*n+kk*nbr+ii]) << (8 * kk)
+				} else {
+					x |= uint64(in[(ii*8+kk)*ts+jj]) << (8 * kk)
+				}
+			}
+			x = transpose8x8(x)
+			for kk := 0; kk < 8; kk++ {
+				if inverse {
+					out[(ii*8+kk)*ts+jj] = byte(x >> (8 * kk))
+				} else {
+					out[jj*n+kk*nbr+ii] = byte(x >> (8 * kk))
+				}
+			}
+		}
+	}
+	copy(out[n*ts:], in[n*ts:])
+}
+
+// transpose8x8 transposes the 8x8 bit matrix x (byte r = row r, bit c =
+// column c), bitshuffle's TRANS_BIT_8X8. It is its own inverse.
+func transpose8x8(x uint64) uint64 {
+	t := (x ^ (x >> 7)) & 0x00AA00AA00AA00AA
+	x = x ^ t ^ (t << 7)
+	t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCC
+	x = x ^ t ^ (t << 14)
+	t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0
+	return x ^ t ^ (t << 28)
 }

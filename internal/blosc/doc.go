@@ -8,4 +8,9 @@
 // arrays or shards (internal/zarr and internal/stage call it). The rules it
 // follows are written down in shared/GPU-CODECS.md §2.2; the GPU encoder in
 // internal/gpu must produce buffers this decoder accepts.
+//
+// Byte shuffle and the encoder are checked against c-blosc's own output
+// (tensorstore fixture, byte for byte). Bit shuffle follows the bitshuffle
+// library's scalar algorithm and c-blosc 1.x's rules for it, but no
+// c-blosc-written bit-shuffled buffer has been checked yet.
 package blosc

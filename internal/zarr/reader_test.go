@@ -124,6 +124,7 @@ type storeOpts struct {
 	indexStart bool
 	noCRC      bool
 	unsharded  bool // plain chunks, one file each (chunk grid = Chunk)
+	bitshuffle bool // blosc with bit shuffle (zarr-python's default for 1-byte types)
 	skip       func(coords []int64) bool
 }
 
@@ -141,6 +142,9 @@ func writeStore(t testing.TB, s Spec, shape0 int64, data []byte, o storeOpts) fs
 	if o.indexStart {
 		js = strings.Replace(js, `"index_location": "end"`, `"index_location": "start"`, 1)
 	}
+	if o.bitshuffle {
+		js = strings.Replace(js, `"shuffle": "shuffle"`, `"shuffle": "bitshuffle"`, 1)
+	}
 	if o.noCRC {
 		js = strings.Replace(js, `,
           {
@@ -154,7 +158,7 @@ func writeStore(t testing.TB, s Spec, shape0 int64, data []byte, o storeOpts) fs
 	for d := range shape {
 		chunkGrid[d] = ceilDiv(shape[d], s.Chunk[d])
 	}
-	encode := encoder(t, s)
+	encode := encoder(t, s, o.bitshuffle)
 	chunkAt := func(cc []int64) []byte {
 		out := make([]byte, s.ChunkBytes())
 		var local [MaxRank]int64
@@ -269,7 +273,7 @@ func plainArrayJSON(t testing.TB, s Spec, shape0 int64) string {
 		js(shape), s.DType, js(s.Chunk), comp)
 }
 
-func encoder(t testing.TB, s Spec) func([]byte) []byte {
+func encoder(t testing.TB, s Spec, bitshuffle bool) func([]byte) []byte {
 	switch s.Codec {
 	case CodecZstd:
 		z, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
@@ -279,8 +283,12 @@ func encoder(t testing.TB, s Spec) func([]byte) []byte {
 		return func(b []byte) []byte { return z.EncodeAll(b, nil) }
 	case CodecLZ4:
 		var e blosc.Encoder
+		sh := blosc.ByteShuffle
+		if bitshuffle {
+			sh = blosc.BitShuffle
+		}
 		return func(b []byte) []byte {
-			return e.Encode(nil, b, blosc.Options{TypeSize: s.DType.Size(), CLevel: s.Level, Shuffle: blosc.ByteShuffle, BlockSize: 256})
+			return e.Encode(nil, b, blosc.Options{TypeSize: s.DType.Size(), CLevel: s.Level, Shuffle: sh, BlockSize: 256})
 		}
 	}
 	return func(b []byte) []byte { return append([]byte(nil), b...) }
@@ -314,6 +322,7 @@ func TestReadRoundTrip(t *testing.T) {
 		{"index-start", storeOpts{indexStart: true}},
 		{"no-crc", storeOpts{noCRC: true}},
 		{"unsharded", storeOpts{unsharded: true}},
+		{"bitshuffle", storeOpts{bitshuffle: true}},
 	}
 	seed := uint64(0)
 	for _, sh := range shapes {

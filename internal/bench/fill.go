@@ -152,7 +152,9 @@ func FillElems(kind Fill, spec *zarr.Spec, firstElem int64, dst []byte) error {
 		workers = int(max(n, 1))
 	}
 	if workers == 1 {
-		newFiller(kind, spec).fill(firstElem, dst)
+		f := newFiller(kind, spec)
+		f.fill(firstElem, dst)
+		f.release()
 		return nil
 	}
 	var wg sync.WaitGroup
@@ -161,7 +163,11 @@ func FillElems(kind Fill, spec *zarr.Spec, firstElem int64, dst []byte) error {
 		cnt := min(per, n-w)
 		part := dst[w*int64(es) : (w+cnt)*int64(es)]
 		start := firstElem + w
-		wg.Go(func() { newFiller(kind, spec).fill(start, part) })
+		wg.Go(func() {
+			f := newFiller(kind, spec)
+			f.fill(start, part)
+			f.release()
+		})
 	}
 	wg.Wait()
 	return nil
@@ -176,11 +182,23 @@ type filler struct {
 	shape []int64 // shape with dim 0 unbounded; rank 1 is treated as 1×N
 	coord []int64
 	band  int // the thirds axis, an index into shape
-	vals  [rowSeg]uint64
+	vals  *[rowSeg]uint64
+}
+
+// scratchPool recycles the generators' value buffers, so that many small
+// fills (a synth pipe, a tiler filling chunk rows) do not allocate 16 KiB
+// each. Plain heap memory, so a pool is fine here.
+var scratchPool = sync.Pool{New: func() any { return new([rowSeg]uint64) }}
+
+// release returns the filler's scratch to the pool; the filler must not
+// be used afterwards.
+func (f *filler) release() {
+	scratchPool.Put(f.vals)
+	f.vals = nil
 }
 
 func newFiller(kind Fill, spec *zarr.Spec) *filler {
-	f := &filler{kind: kind, dt: spec.DType}
+	f := &filler{kind: kind, dt: spec.DType, vals: scratchPool.Get().(*[rowSeg]uint64)}
 	if spec.Rank() == 1 {
 		// One long row along dim 0: coordinates (0, t).
 		f.shape = []int64{1, math.MaxInt64}

@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+
+	"github.com/zwrite/zwrite/internal/gpu"
 )
 
 // Machine is where a run happened; every number in a record is only
@@ -22,22 +24,14 @@ type Machine struct {
 	GoVersion  string `json:"go_version"`
 	Commit     string `json:"commit"`          // vcs.revision of the binary, "" if unknown
 	Modified   bool   `json:"commit_modified"` // built from a dirty tree
-	GPUs       []GPU  `json:"gpus"`
-	// GPUNote says why GPUs is empty ("no GPU found: ...").
-	GPUNote string `json:"gpu_note,omitempty"`
+	// GPUs as internal/gpu discovers them (NVML, else the CUDA driver
+	// API), with the driver; empty with GPUNote saying why.
+	GPUs      []gpu.GPUInfo `json:"gpus"`
+	GPUDriver string        `json:"gpu_driver,omitempty"`
+	GPUCUDA   string        `json:"gpu_cuda,omitempty"`
+	GPUSource string        `json:"gpu_source,omitempty"`
+	GPUNote   string        `json:"gpu_note,omitempty"`
 }
-
-// GPU is one card as NVML reports it.
-type GPU struct {
-	Name     string `json:"name"`
-	MemBytes int64  `json:"mem_bytes"`
-	Driver   string `json:"driver,omitempty"`
-	PCIe     string `json:"pcie,omitempty"` // "gen5 x16"
-}
-
-// gpuProbe reports the GPUs of this machine; set by gpu_probe.go once the
-// GPU discovery package exists. nil: no discovery in this build.
-var gpuProbe func() ([]GPU, error)
 
 // DescribeMachine gathers the machine fields. It never fails: what cannot
 // be read stays empty.
@@ -60,15 +54,19 @@ func DescribeMachine() Machine {
 			}
 		}
 	}
-	m.GPUs = []GPU{}
-	if gpuProbe == nil {
-		m.GPUNote = "no GPU found: this build has no GPU discovery"
-	} else if g, err := gpuProbe(); err != nil {
-		m.GPUNote = "no GPU found: " + err.Error()
-	} else if len(g) == 0 {
+	m.GPUs = []gpu.GPUInfo{}
+	sys, err := gpu.Discover()
+	switch {
+	case err != nil:
+		m.GPUNote = err.Error()
+		if !strings.HasPrefix(m.GPUNote, "no GPU") {
+			m.GPUNote = "no GPU found: " + m.GPUNote
+		}
+	case len(sys.GPUs) == 0:
 		m.GPUNote = "no GPU found"
-	} else {
-		m.GPUs = g
+	default:
+		m.GPUs = sys.GPUs
+		m.GPUDriver, m.GPUCUDA, m.GPUSource = sys.DriverVersion, sys.CUDAVersion, sys.Source
 	}
 	return m
 }

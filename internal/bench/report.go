@@ -67,7 +67,9 @@ type Result struct {
 	FlushS      float64 `json:"flush_s"` // Close: last batch, delivery, metadata
 	// FillS is the producer's time making data between writes (zero with
 	// --prefill); it is inside Wall.
-	FillS      float64 `json:"fill_s"`
+	FillS float64 `json:"fill_s"`
+	// CPUS is the process's CPU time (user + system) over Wall.
+	CPUS       float64 `json:"cpu_s"`
 	InputGBps  float64 `json:"input_gbps"`  // 1e9 bytes/s
 	InputGiBps float64 `json:"input_gibps"` // 2^30 bytes/s
 	OutputGBps float64 `json:"output_gbps"`
@@ -120,7 +122,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  input\t%s\t%d frames\t%.3f GB/s\t(%.3f GiB/s)\n", humanBytes(res.InputBytes), res.Frames, res.InputGBps, res.InputGiBps)
 	fmt.Fprintf(tw, "  output\t%s\tratio %.3f\t%.3f GB/s\t\n", humanBytes(res.OutputBytes), res.Ratio, res.OutputGBps)
-	fmt.Fprintf(tw, "  wall\t%.3f s\tinit %.3f s\tflush %.3f s\tfill %.3f s\n", res.WallS, res.InitS, res.FlushS, res.FillS)
+	fmt.Fprintf(tw, "  wall\t%.3f s\tinit %.3f s\tflush %.3f s\tfill %.3f s\tcpu %.3f s\n", res.WallS, res.InitS, res.FlushS, res.FillS, res.CPUS)
 	fmt.Fprintf(tw, "  producer stall\t%.3f s\tjoin %.3f s\tbackpressure %.3f s\t\n", res.ProducerStallS, res.StallJoinS, res.StallBackS)
 	tw.Flush()
 	b.WriteString("\n  stage        busy s      GB/s (per busy s)\n")
@@ -132,6 +134,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if bl.CeilingGBps > 0 {
 		fmt.Fprintf(&b, "  %-4s codec, all cores  %8.3f GB/s   end-to-end / ceiling  %.3f   (sample ratio %.3f, %d chunks)\n",
 			s.Codec, bl.CeilingGBps, bl.OverCeiling, bl.CeilingRatio, bl.CeilingChunks)
+		if bl.OverCeilingCPU > 0 {
+			fmt.Fprintf(&b, "  per CPU second: end-to-end / ceiling  %.3f   (steadier on a shared machine)\n", bl.OverCeilingCPU)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

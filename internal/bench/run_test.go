@@ -1,0 +1,188 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zwrite/zwrite/internal/backend"
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// smokeScenario is small and ragged everywhere: edge chunks in every dim,
+// a partial last epoch, a partial last shard row.
+func smokeScenario(t *testing.T) Scenario {
+	t.Helper()
+	s, err := CustomScenario([]int64{0, 3, 100, 70}, []int64{4, 2, 32, 32}, []int64{8, 2, 64, 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestSmokeBench is the bench that `make test` runs: a few frames with
+// every codec, prefilled or not, to a store that must verify, and a report
+// whose fields must be filled in and consistent.
+func TestSmokeBench(t *testing.T) {
+	defer func(d time.Duration) { baselineMin = d }(baselineMin)
+	baselineMin = 20 * time.Millisecond
+	for _, codec := range zarr.Codecs {
+		for _, prefill := range []bool{false, true} {
+			name := codec.String()
+			if prefill {
+				name += "/prefill"
+			}
+			t.Run(name, func(t *testing.T) {
+				sc := smokeScenario(t)
+				dir := t.TempDir() + "/s.zarr"
+				const frames = 13
+				r, err := Run(context.Background(), Options{
+					Scenario: sc, DType: zarr.Uint16, Codec: codec, Level: codec.DefaultLevel(),
+					Fill: FillThirds, Frames: frames, WriteBytes: 9998, Prefill: prefill,
+					Backend: "cpu", Depth: 2, OutDir: dir, Command: []string{"test"},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkReport(t, r, frames)
+
+				// The store verifies and holds exactly the data written.
+				spec, _ := sc.Spec(zarr.Uint16, codec, codec.DefaultLevel(), frames)
+				fb := spec.FrameBytes()
+				want := make([]byte, frames*fb)
+				if prefill {
+					epoch := make([]byte, spec.Chunk[0]*fb)
+					if err := FillFrames(FillThirds, &spec, 0, epoch); err != nil {
+						t.Fatal(err)
+					}
+					for off := 0; off < len(want); off += len(epoch) {
+						copy(want[off:], epoch)
+					}
+				} else if err := FillFrames(FillThirds, &spec, 0, want); err != nil {
+					t.Fatal(err)
+				}
+				a, err := zarr.Open(os.DirFS(dir))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer a.Close()
+				vr, err := a.Verify(zarr.VerifyOptions{Raw: bytes.NewReader(want)})
+				if err != nil {
+					t.Fatalf("verify: %v (%v)", err, vr.Problems)
+				}
+				if !vr.RawCompared || vr.Frames != frames {
+					t.Fatalf("verify: compared %v, %d frames", vr.RawCompared, vr.Frames)
+				}
+				if vr.BytesStored > r.Result.OutputBytes {
+					t.Fatalf("store holds %d shard bytes, report says %d written", vr.BytesStored, r.Result.OutputBytes)
+				}
+			})
+		}
+	}
+}
+
+func checkReport(t *testing.T, r *Report, frames int64) {
+	t.Helper()
+	res := &r.Result
+	fb := r.Scenario.FrameBytes
+	switch {
+	case r.Schema != Schema || r.Tool != "zwrite":
+		t.Errorf("schema %q tool %q", r.Schema, r.Tool)
+	case frames > 0 && (res.Frames != frames || res.InputBytes != frames*fb || r.Scenario.Shape[0] != frames):
+		t.Errorf("frames %d, input %d, shape %v; want %d frames of %d bytes", res.Frames, res.InputBytes, r.Scenario.Shape, frames, fb)
+	case res.InputBytes%fb != 0:
+		t.Errorf("input %d bytes is not whole %d-byte frames", res.InputBytes, fb)
+	case res.OutputBytes <= 0 || res.Ratio <= 0 || res.WallS <= 0 || res.InputGBps <= 0 || res.OutputGBps <= 0:
+		t.Errorf("empty result: %+v", *res)
+	case res.InputGiBps >= res.InputGBps:
+		t.Errorf("GiB/s %.4f should be below GB/s %.4f", res.InputGiBps, res.InputGBps)
+	case r.Config.Backend != "cpu" || r.Config.Depth <= 0:
+		t.Errorf("config %+v", r.Config)
+	case r.Machine.Cores < 1 || r.Machine.GoVersion == "" || r.Machine.CPUModel == "":
+		t.Errorf("machine %+v", r.Machine)
+	case len(r.Machine.GPUs) == 0 && r.Machine.GPUNote == "":
+		t.Errorf("no GPUs and no note saying why")
+	}
+	names := map[string]bool{}
+	for _, s := range r.Stages {
+		names[s.Name] = true
+	}
+	for _, n := range []string{"copy", "compress", "deliver", "stage wall"} {
+		if !names[n] {
+			t.Errorf("stage %q missing from %v", n, r.Stages)
+		}
+	}
+	bl := &r.Baselines
+	if bl.MemmoveGBps <= 0 || bl.CeilingGBps <= 0 || bl.CeilingRatio <= 0 || bl.OverCeiling <= 0 || bl.OverMemmove <= 0 {
+		t.Errorf("baselines missing: %+v", *bl)
+	}
+	var tb bytes.Buffer
+	if err := r.WriteTable(&tb); err != nil || !strings.Contains(tb.String(), "end-to-end / ceiling") {
+		t.Errorf("table: %v\n%s", err, tb.String())
+	}
+}
+
+func TestTimedBench(t *testing.T) {
+	r, err := Run(context.Background(), Options{
+		Scenario: smokeScenario(t), DType: zarr.Uint8, Codec: zarr.CodecZstd, Level: 1,
+		Fill: FillRand, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
+		WriteBytes: 50000, Prefill: true, Backend: "cpu", NoBaselines: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Result.Frames <= 0 || r.Result.InputBytes != r.Result.Frames*r.Scenario.FrameBytes {
+		t.Fatalf("timed run: %d frames, %d bytes", r.Result.Frames, r.Result.InputBytes)
+	}
+	if r.Result.WallS < 0.3 {
+		t.Fatalf("timed run lasted %.3f s; want at least the 0.3 s asked for", r.Result.WallS)
+	}
+}
+
+func TestBenchErrors(t *testing.T) {
+	sc := smokeScenario(t)
+	base := Options{Scenario: sc, DType: zarr.Uint16, Codec: zarr.CodecZstd, Level: 1, Frames: 4, Backend: "cpu", NoBaselines: true}
+	tests := []struct {
+		name string
+		mod  func(o *Options)
+		want string
+	}{
+		{"bad backend", func(o *Options) { o.Backend = "tpu" }, "backend"},
+		{"bad level", func(o *Options) { o.Level = 99 }, "level"},
+		{"tiny writes", func(o *Options) { o.WriteBytes = 1 }, "element"},
+		{"no dtype", func(o *Options) { o.DType = 0 }, "dtype"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			tc.mod(&o)
+			_, err := Run(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v; want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("gpu without a GPU", func(t *testing.T) {
+		o := base
+		o.Backend = "gpu"
+		_, err := Run(context.Background(), o)
+		if err == nil {
+			t.Skip("this machine has a usable GPU")
+		}
+		var ue *backend.UnavailableError
+		if !errors.As(err, &ue) {
+			t.Fatalf("error %v (%T); want a backend.UnavailableError", err, err)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := Run(ctx, base); !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v; want context.Canceled", err)
+		}
+	})
+}

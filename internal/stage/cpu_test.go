@@ -359,11 +359,8 @@ func TestCPUMisuse(t *testing.T) {
 // TestCPUNoAllocs: after the first batch a slot allocates nothing per batch
 // or per chunk (Kick, the workers' tiling and compression, Wait).
 func TestCPUNoAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector allocates; run without -race")
-	}
 	for _, codec := range cpuCodecs {
-		spec := zarr.Spec{Shape: []int64{0, 100, 300}, Chunk: []int64{4, 32, 64}, Shard: []int64{8, 64, 128}, DType: zarr.Uint16, Codec: codec, Level: 1}
+		spec := zarr.Spec{Shape: []int64{0, 50, 150}, Chunk: []int64{4, 32, 64}, Shard: []int64{8, 64, 128}, DType: zarr.Uint16, Codec: codec, Level: 1}
 		t.Run(codec.String(), func(t *testing.T) {
 			st, err := NewCPU(Config{Spec: spec, Workers: 2})
 			if err != nil {
@@ -386,10 +383,13 @@ func TestCPUNoAllocs(t *testing.T) {
 				}
 				epoch += 3
 			}
-			for i := 0; i < 3; i++ { // warm up the encoders
+			// Warm up: klauspost sizes its FSE tables on first need, so
+			// every worker must have met every kind of chunk; which worker
+			// gets which chunk is up to the scheduler, so run many rounds.
+			for i := 0; i < 20; i++ {
 				step()
 			}
-			if a := testing.AllocsPerRun(20, step); a != 0 {
+			if a := testing.AllocsPerRun(10, step); a != 0 {
 				t.Fatalf("%v allocations per batch, want 0", a)
 			}
 		})

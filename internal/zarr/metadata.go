@@ -200,6 +200,22 @@ func (m *Meta) ChunkKey(coords []int64) string {
 	return b.String()
 }
 
+// CompressorString describes the chunk codec for humans (zwrite info):
+// "none", "zstd level 1 checksum", "blosc lz4 clevel 1 shuffle".
+func (m *Meta) CompressorString() string {
+	switch m.Spec.Codec {
+	case CodecZstd:
+		s := fmt.Sprintf("zstd level %d", m.Spec.Level)
+		if m.ZstdChecksum {
+			s += " checksum"
+		}
+		return s
+	case CodecLZ4:
+		return fmt.Sprintf("blosc %s clevel %d %s", m.BloscCName, m.Spec.Level, m.BloscShuffle)
+	}
+	return "none"
+}
+
 // FillIsZero reports whether the fill value is all zero bytes.
 func (m *Meta) FillIsZero() bool {
 	for _, c := range m.Fill {
@@ -309,6 +325,8 @@ func parseArray(b []byte) (*Meta, error) {
 		switch k {
 		case "zarr_format", "node_type", "shape", "data_type", "chunk_grid",
 			"chunk_key_encoding", "fill_value", "codecs", "attributes", "dimension_names":
+		case "consolidated_metadata":
+			// zarr-python may record it (null) on any node; nothing to read.
 		case "storage_transformers":
 			var st []json.RawMessage
 			if err := json.Unmarshal(v, &st); err != nil || len(st) != 0 {

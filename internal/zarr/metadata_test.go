@@ -127,6 +127,10 @@ func TestMarshalParseRoundTrip(t *testing.T) {
 				if c == CodecLZ4 && (m.BloscShuffle != ByteShuffle || m.BloscTypeSize != d.Size() || m.BloscCName != "lz4") {
 					t.Errorf("blosc = %q %v %d", m.BloscCName, m.BloscShuffle, m.BloscTypeSize)
 				}
+				want0 := map[Codec]string{CodecNone: "none", CodecZstd: "zstd level 1", CodecLZ4: "blosc lz4 clevel 1 shuffle"}[c]
+				if got := m.CompressorString(); got != want0 {
+					t.Errorf("CompressorString = %q, want %q", got, want0)
+				}
 				if got := m.ChunkKey([]int64{1, 0, 2}); got != "c/1/0/2" {
 					t.Errorf("key = %q", got)
 				}

@@ -213,8 +213,25 @@ func checkFrames(t *testing.T, frames [][]byte, data []byte, chunkBytes int64) i
 			t.Fatalf("chunk %d: header %+v; want single segment, content size %d, no checksum, no dictionary", i, h, chunkBytes)
 		}
 		total += int64(len(f))
+		dumpFrame(t, i, f, want)
 	}
 	return total
+}
+
+// dumpFrame writes frame and chunk under $ZWRITE_ZSTD_DUMP when set, so a
+// second decoder (libzstd, scripts run on the GPU machine) can check them.
+func dumpFrame(t *testing.T, i int, frame, chunk []byte) {
+	dir := os.Getenv("ZWRITE_ZSTD_DUMP")
+	if dir == "" {
+		return
+	}
+	base := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+fmt.Sprintf("_%d", i))
+	if err := os.WriteFile(base+".zst", frame, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(base+".raw", chunk, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // zstdFill makes n chunks of chunkBytes with a named pattern.

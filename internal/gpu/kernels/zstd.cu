@@ -73,6 +73,9 @@ typedef uint64_t u64;
 #ifndef ZS_GMM
 #define ZS_GMM 8                      // bytes hashed for the block-wide table
 #endif
+#ifndef ZS_GPSTEP
+#define ZS_GPSTEP 2                   // stride over the previous block
+#endif
 #define ZS_SEGSEQ (ZS_SEG / 4 + 1)    // sequences per segment, at most
 #define ZS_LITCAP ZS_BLOCK
 #define ZS_SEQCAP (ZS_NT * ZS_SEGSEQ * 8)
@@ -105,6 +108,10 @@ ZCONST short zsMLNorm[53] = {1, 4, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 
 ZCONST short zsOFNorm[29] = {1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1,
                              1, 1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1};
 
+// log2(1 + i/256) * 256, for integer cost estimates (identical on host and
+// device, so the CPU build stays byte-identical to the GPU).
+ZCONST u8 zsLog2Frac[256] = {0, 1, 3, 4, 6, 7, 9, 10, 11, 13, 14, 16, 17, 18, 20, 21, 22, 24, 25, 26, 28, 29, 30, 32, 33, 34, 36, 37, 38, 40, 41, 42, 44, 45, 46, 47, 49, 50, 51, 52, 54, 55, 56, 57, 59, 60, 61, 62, 63, 65, 66, 67, 68, 69, 71, 72, 73, 74, 75, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90, 92, 93, 94, 95, 96, 97, 98, 99, 100, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143, 144, 145, 146, 147, 148, 149, 150, 151, 152, 153, 154, 155, 155, 156, 157, 158, 159, 160, 161, 162, 163, 164, 165, 166, 167, 168, 169, 169, 170, 171, 172, 173, 174, 175, 176, 177, 178, 178, 179, 180, 181, 182, 183, 184, 185, 185, 186, 187, 188, 189, 190, 191, 192, 192, 193, 194, 195, 196, 197, 198, 198, 199, 200, 201, 202, 203, 203, 204, 205, 206, 207, 208, 208, 209, 210, 211, 212, 212, 213, 214, 215, 216, 216, 217, 218, 219, 220, 220, 221, 222, 223, 224, 224, 225, 226, 227, 228, 228, 229, 230, 231, 231, 232, 233, 234, 234, 235, 236, 237, 238, 238, 239, 240, 241, 241, 242, 243, 244, 244, 245, 246, 247, 247, 248, 249, 249, 250, 251, 252, 252, 253, 254, 255, 255};
+
 // ------------------------------------------------------------------ helpers
 ZD u32 zsHighBit(u32 v) {  // v > 0
 #ifdef __CUDA_ARCH__
@@ -119,6 +126,13 @@ ZD u32 zsCtz64(u64 v) {  // v > 0
 #else
   return __builtin_ctzll(v);
 #endif
+}
+
+// log2(x) * 256, x > 0.
+ZD u32 zsLog2Fp(u32 x) {
+  u32 hb = zsHighBit(x);
+  u32 m = hb >= 8 ? (x >> (hb - 8)) & 255 : (x << (8 - hb)) & 255;
+  return hb * 256 + zsLog2Frac[m];
 }
 
 // Unaligned little-endian loads. On the GPU they read the aligned words that
@@ -411,6 +425,7 @@ struct ZsEnt {
   u16 cumul[64];
   short norm[64];
   u32 wcnt[16];
+  u32 cnt[3][64];    // LL, OF, ML code counts
   ZsFseCT wct;       // Huffman weights table
   ZsFseCT ct[3];     // LL, OF, ML
 };
@@ -726,26 +741,61 @@ ZD u32 zsEncodeSequences(ZsSmem& sm, u64* seqs, u8* out, u8* end, u32 blkIndex) 
     *o++ = (u8)((ns - 0x7F00) >> 8);
   }
   if (ns == 0) return (u32)(o - out);
-  // RLE mode where a code column is constant, else the predefined tables.
-  u32 c0ll = zsLLCode(ZS_SLL(seqs[0])), c0ml = zsMLCode(ZS_SML(seqs[0]) - 3),
-      c0of = zsHighBit(ZS_SOF(seqs[0]));
-  bool rll = true, rml = true, rof = true;
-  for (u32 i = 1; i < ns; i++) {
+  // Per code column: RLE when constant, else the predefined table or one
+  // computed from this block's codes, whichever costs fewer bits.
+  for (int i = 0; i < 64; i++) e.cnt[0][i] = e.cnt[1][i] = e.cnt[2][i] = 0;
+  for (u32 i = 0; i < ns; i++) {
     u64 s = seqs[i];
-    rll = rll && zsLLCode(ZS_SLL(s)) == c0ll;
-    rml = rml && zsMLCode(ZS_SML(s) - 3) == c0ml;
-    rof = rof && zsHighBit(ZS_SOF(s)) == c0of;
+    e.cnt[0][zsLLCode(ZS_SLL(s))]++;
+    e.cnt[1][zsHighBit(ZS_SOF(s))]++;
+    e.cnt[2][zsMLCode(ZS_SML(s) - 3)]++;
   }
-  *o++ = (u8)(((rll ? 1 : 0) << 6) | ((rof ? 1 : 0) << 4) | ((rml ? 1 : 0) << 2));
-  if (rll) *o++ = (u8)c0ll;
-  if (rof) *o++ = (u8)c0of;
-  if (rml) *o++ = (u8)c0ml;
+  u8* modes = o++;
+  u32 mode[3];
+  for (int c = 0; c < 3; c++) {  // LL, OF, ML: the order of their descriptions
+    const u32* cnt = e.cnt[c];
+    const short* pre = c == 0 ? zsLLNorm : c == 1 ? zsOFNorm : zsMLNorm;
+    u32 preMax = c == 0 ? 35 : c == 1 ? 28 : 52, preTl = c == 1 ? 5 : 6, maxTl = c == 1 ? 8 : 9;
+    u32 maxSym = 0, distinct = 0;
+    for (u32 k = 0; k < 64; k++)
+      if (cnt[k]) maxSym = k, distinct++;
+    if (distinct == 1) {
+      mode[c] = 1;
+      *o++ = (u8)maxSym;
+      e.ct[c].tl = 0;
+      continue;
+    }
+    u64 costPre = ~0ull;
+    if (maxSym <= preMax) {
+      costPre = 0;
+      for (u32 k = 0; k <= maxSym; k++)
+        if (cnt[k]) costPre += (u64)cnt[k] * (preTl * 256 - zsLog2Fp(pre[k] < 0 ? 1u : (u32)pre[k]));
+    }
+    // Table log as libzstd's FSE_optimalTableLog picks it.
+    u32 tl = maxTl, hbs = zsHighBit(ns - 1);
+    if (hbs >= 2 && hbs - 2 < tl) tl = hbs - 2;
+    u32 minBits = hbs + 1 < zsHighBit(maxSym) + 2 ? hbs + 1 : zsHighBit(maxSym) + 2;
+    if (minBits > tl) tl = minBits;
+    if (tl < 5) tl = 5;
+    if (tl > maxTl) tl = maxTl;
+    zsNormalize(e.norm, cnt, maxSym, ns, tl);
+    u32 hn = zsWriteNCount(o, e.norm, maxSym, tl);
+    u64 costFse = (u64)hn * 8 * 256;
+    for (u32 k = 0; k <= maxSym; k++)
+      if (cnt[k]) costFse += (u64)cnt[k] * (tl * 256 - zsLog2Fp((u32)e.norm[k]));
+    if (costFse < costPre) {
+      mode[c] = 2;
+      o += hn;
+      zsFseBuild(e.ct[c], e.norm, maxSym, tl, e.tsym, e.cumul);
+    } else {
+      mode[c] = 0;
+      zsFseBuild(e.ct[c], pre, preMax, preTl, e.tsym, e.cumul);
+    }
+  }
+  *modes = (u8)((mode[0] << 6) | (mode[1] << 4) | (mode[2] << 2));
   ZsFseCT& tLL = e.ct[0];
   ZsFseCT& tOF = e.ct[1];
   ZsFseCT& tML = e.ct[2];
-  if (rll) tLL.tl = 0; else zsFseBuild(tLL, zsLLNorm, 35, 6, e.tsym, e.cumul);
-  if (rof) tOF.tl = 0; else zsFseBuild(tOF, zsOFNorm, 28, 5, e.tsym, e.cumul);
-  if (rml) tML.tl = 0; else zsFseBuild(tML, zsMLNorm, 52, 6, e.tsym, e.cumul);
   ZsBits b;
   zsBitsInit(b, o, end);
   u32 sLL = 0, sOF = 0, sML = 0;
@@ -774,9 +824,25 @@ ZD u32 zsEncodeSequences(ZsSmem& sm, u64* seqs, u8* out, u8* end, u32 blkIndex) 
   return (u32)(o - out) + bn;
 }
 
+#if defined(ZS_PROF) && defined(__CUDA_ARCH__)
+// Profiling builds only (harness): CTA cycles per executed phase, summed.
+__device__ unsigned long long zsProf[32];
+#define ZS_TICK_INIT long long zsT = clock64(); int zsPh = 0;
+#define ZS_TICK                                                                     \
+  if (threadIdx.x == 0) {                                                           \
+    long long now = clock64();                                                      \
+    atomicAdd(&zsProf[zsPh < 31 ? zsPh : 31], (unsigned long long)(now - zsT));     \
+    zsT = now;                                                                      \
+  }                                                                                 \
+  zsPh++;
+#else
+#define ZS_TICK_INIT
+#define ZS_TICK
+#endif
+
 #ifdef __CUDACC__
 #define ZS_PHASE { const int t = threadIdx.x;
-#define ZS_END } __syncthreads();
+#define ZS_END } __syncthreads(); ZS_TICK
 #define ZS_BLOCKIDX blockIdx.x
 #else
 #define ZS_PHASE for (int t = 0; t < ZS_NT; t++) {
@@ -800,6 +866,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
   u8* out = base + ZS_LITCAP + ZS_SEQCAP;
   u8* body = out + 3;
   u32 last = bi == nb - 1 ? 1u : 0u;
+  ZS_TICK_INIT
 
   ZS_PHASE
     if (t == 0) sm.notRle = 0;
@@ -808,7 +875,11 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
     u32 a = blkStart + (u32)t * ZS_SEG, b = a + ZS_SEG < blkEnd ? a + ZS_SEG : blkEnd;
     if (blen > 0) {
       u8 c0 = src[blkStart];
-      for (u32 p = a; p < b; p++)
+      u64 c8 = 0x0101010101010101ull * c0;
+      u32 p = a;
+      for (; p + 8 <= b; p += 8)
+        if (zsRd64(src + p) != c8) break;
+      for (; p < b; p++)
         if (src[p] != c0) {
           sm.notRle = 1;
           break;
@@ -838,6 +909,10 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
   ZS_PHASE
     u32 a = blkStart + (u32)t * ZS_SEG, b = a + ZS_SEG < blkEnd ? a + ZS_SEG : blkEnd;
     for (u32 p = a; p < b && p + 8 <= chunkLen; p++) ZS_ATOMIC_MIN(&sm.u.m.gtab[zsGHash(src + p)], p);
+    // The previous block of the chunk too (every ZS_GPSTEP-th position),
+    // so a block finds what its predecessor already held.
+    if (blkStart >= ZS_BLOCK)
+      for (u32 p = a - ZS_BLOCK; p < b - ZS_BLOCK; p += ZS_GPSTEP) ZS_ATOMIC_MIN(&sm.u.m.gtab[zsGHash(src + p)], p);
   ZS_END
   // Match finding: every thread its own segment.
   ZS_PHASE
@@ -1015,7 +1090,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
       } else {
         u32 bs = p + n;
 #if defined(ZS_DEBUG) && !defined(__CUDACC__)
-        fprintf(stderr, "blk %u len %u lits %u mode %u litsec %u nseq-sec %u\n", g, blen, sm.litSize, sm.litMode, p, n);
+        { u32 ns = 0; for (int k = 0; k < ZS_NT; k++) ns += sm.segNseq[k]; fprintf(stderr, "blk %u len %u lits %u mode %u litsec %u seqsec %u nseq %u bits/seq %.1f\n", g, blen, sm.litSize, sm.litMode, p, n, ns, n * 8.0 / ns); }
 #endif
         u32 h = last | (2u << 1) | (bs << 3);
         out[0] = (u8)h;

@@ -590,11 +590,15 @@ func (sl *Slot) times() error {
 	}
 	dur := func(v float32) time.Duration { return time.Duration(float64(v) * float64(time.Millisecond)) }
 	sl.out.Times = stage.Times{
-		H2D:       dur(ms[evH2D]),
-		Tile:      dur(ms[evTile]),
-		Compress:  dur(ms[evCodec]),
-		Aggregate: dur(ms[evAgg]),
-		D2H:       dur(ms[evD2HEnd]),
+		H2D:  dur(ms[evH2D]),
+		Tile: dur(ms[evTile]),
+		D2H:  dur(ms[evD2HEnd]),
+	}
+	if sl.s.codec != nil {
+		// Codec none has no compress or aggregate step (the tiled buffer
+		// goes straight back); those stay zero as the contract asks.
+		sl.out.Times.Compress = dur(ms[evCodec])
+		sl.out.Times.Aggregate = dur(ms[evAgg])
 	}
 	return nil
 }

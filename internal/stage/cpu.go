@@ -28,6 +28,13 @@ import (
 // still being compressed). Whichever worker finishes a chunk advances the
 // frontier if nobody else is; the worker that finishes the batch completes
 // it. The bytes therefore depend only on the input, never on scheduling.
+// The commit is serial but cheap: measured at about 1% of the compress
+// time for zstd and lz4, so one committer keeps up with ~50+ workers.
+//
+// Memory per slot, allocated once by NewSlot: staging (maxFrames frames),
+// scratch (one encoder bound per chunk of the largest batch, about the
+// staging size; Output.Data lives in it), and the plan (a few words per
+// chunk). Per worker: an encoder and Layout.MaxGroup padded chunk buffers.
 type CPU struct {
 	spec    zarr.Spec
 	layout  *Layout

@@ -21,11 +21,16 @@ type Baselines struct {
 	// CeilingGBps: the CPU codec alone (stage's per-chunk encoder, the
 	// same the CPU backend runs) compressing tiled chunks of the same
 	// scenario and fill on all cores, input bytes per second.
-	CeilingGBps   float64 `json:"codec_ceiling_gbps"`
-	CeilingBytes  int64   `json:"codec_ceiling_bytes"`
-	CeilingChunks int     `json:"codec_ceiling_chunks"` // distinct chunks in the sample
-	CeilingRatio  float64 `json:"codec_ceiling_ratio"`  // compression ratio of the sample
-	// CeilingCPUS is the process CPU time of the timed ceiling passes.
+	CeilingGBps float64 `json:"codec_ceiling_gbps"`
+	// The ceiling is measured just before and just after the run;
+	// CeilingGBps is over both together.
+	CeilingBeforeGBps float64 `json:"codec_ceiling_before_gbps"`
+	CeilingAfterGBps  float64 `json:"codec_ceiling_after_gbps"`
+	CeilingBytes      int64   `json:"codec_ceiling_bytes"`
+	CeilingChunks     int     `json:"codec_ceiling_chunks"` // distinct chunks in the sample
+	CeilingRatio      float64 `json:"codec_ceiling_ratio"`  // compression ratio of the sample
+	// CeilingCPUS is the process CPU time of the timed ceiling passes
+	// (before and after together).
 	CeilingCPUS float64 `json:"codec_ceiling_cpu_s"`
 	// End-to-end input rate over each baseline.
 	OverMemmove float64 `json:"e2e_over_memmove"`
@@ -85,95 +90,119 @@ type ChunkEncoder interface {
 // enough for a 24 GiB machine beside the pipeline's slots.
 const ceilingSampleMax = 256 << 20
 
-// codecCeiling tiles up to ceilingSampleMax bytes of chunks of epoch 0
-// (positions spread evenly over the epoch, so every part of the frame is
-// represented) from the fill, then compresses them on all cores in
-// passes for at least baselineMin.
-func codecCeiling(kind Fill, spec *zarr.Spec, newEnc func() (ChunkEncoder, error)) (gbps float64, bytes int64, nchunks int, ratio, cpuS float64, err error) {
-	cb := spec.ChunkBytes()
-	perEpoch := spec.ChunksPerEpoch()
-	n := min(perEpoch, max(ceilingSampleMax/cb, 1))
-	sample := make([]byte, n*cb)
-	{
-		// Tile in parallel: the sample can be 256 MiB.
-		workers := runtime.GOMAXPROCS(0)
-		var wg sync.WaitGroup
-		for w := 0; w < workers; w++ {
-			wg.Go(func() {
-				f := newFiller(kind, spec)
-				defer f.release()
-				for i := int64(w); i < n; i += int64(workers) {
-					pos := i * perEpoch / n
-					fillChunk(f, kind, spec, 0, pos, sample[i*cb:(i+1)*cb])
-				}
-			})
-		}
-		wg.Wait()
-	}
+// ceiling is the codec-ceiling baseline: a tiled sample of the scenario's
+// chunks and one encoder per core, made once so that the ceiling can be
+// measured before and after the run (the mean of both is what the run is
+// compared with: on a shared machine, load changes over a run).
+type ceiling struct {
+	sample   []byte
+	cb, n    int64
+	encs     []ChunkEncoder
+	outs     [][]byte
+	outBytes int64 // compressed size of the whole sample
+	firstErr error
+	errOnce  sync.Once
+}
 
+// newCeiling tiles up to ceilingSampleMax bytes of chunks of epoch 0
+// (positions spread evenly over the epoch, so every part of the frame is
+// represented) from the fill, makes the encoders and compresses the sample
+// once, untimed (warms the encoders' tables; measures the ratio).
+func newCeiling(kind Fill, spec *zarr.Spec, newEnc func() (ChunkEncoder, error)) (*ceiling, error) {
+	c := &ceiling{cb: spec.ChunkBytes()}
+	perEpoch := spec.ChunksPerEpoch()
+	c.n = min(perEpoch, max(ceilingSampleMax/c.cb, 1))
+	c.sample = make([]byte, c.n*c.cb)
 	workers := runtime.GOMAXPROCS(0)
-	encs := make([]ChunkEncoder, workers)
-	outs := make([][]byte, workers)
-	defer func() {
-		for _, e := range encs {
-			if c, ok := e.(io.Closer); ok {
-				_ = c.Close()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		// Tile in parallel: the sample can be 256 MiB.
+		wg.Go(func() {
+			f := newFiller(kind, spec)
+			defer f.release()
+			for i := int64(w); i < c.n; i += int64(workers) {
+				pos := i * perEpoch / c.n
+				fillChunk(f, kind, spec, 0, pos, c.sample[i*c.cb:(i+1)*c.cb])
 			}
-		}
-	}()
-	for i := range encs {
-		if encs[i], err = newEnc(); err != nil {
-			return 0, 0, 0, 0, 0, fmt.Errorf("codec ceiling: %w", err)
-		}
-		room := int(cb + cb/8 + 1024)
-		if b, ok := encs[i].(interface{ Bound(int) int }); ok {
-			room = max(room, b.Bound(int(cb)))
-		}
-		outs[i] = make([]byte, 0, room)
+		})
 	}
-	var outBytes atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
-	pass := func(count bool) {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() {
-				for {
-					i := next.Add(1) - 1
-					if i >= n {
-						return
-					}
-					out, err := encs[w].Encode(outs[w][:0], sample[i*cb:(i+1)*cb])
-					if err != nil {
-						errOnce.Do(func() { firstErr = err })
-						return
-					}
-					outs[w] = out
-					if count {
-						outBytes.Add(int64(len(out)))
-					}
+	wg.Wait()
+
+	c.encs = make([]ChunkEncoder, workers)
+	c.outs = make([][]byte, workers)
+	for i := range c.encs {
+		e, err := newEnc()
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("codec ceiling: %w", err)
+		}
+		c.encs[i] = e
+		room := int(c.cb + c.cb/8 + 1024)
+		if b, ok := e.(interface{ Bound(int) int }); ok {
+			room = max(room, b.Bound(int(c.cb)))
+		}
+		c.outs[i] = make([]byte, 0, room)
+	}
+	c.outBytes = c.pass(true)
+	if c.firstErr != nil {
+		c.close()
+		return nil, fmt.Errorf("codec ceiling: encode: %w", c.firstErr)
+	}
+	return c, nil
+}
+
+// pass compresses the sample once on all cores; with count it returns the
+// compressed size.
+func (c *ceiling) pass(count bool) int64 {
+	var next, out atomic.Int64
+	var wg sync.WaitGroup
+	for w := range c.encs {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= c.n {
+					return
 				}
-			})
-		}
-		wg.Wait()
+				o, err := c.encs[w].Encode(c.outs[w][:0], c.sample[i*c.cb:(i+1)*c.cb])
+				if err != nil {
+					c.errOnce.Do(func() { c.firstErr = err })
+					return
+				}
+				c.outs[w] = o
+				if count {
+					out.Add(int64(len(o)))
+				}
+			}
+		})
 	}
-	pass(true) // warm the encoders' tables; also measures the ratio
-	if firstErr != nil {
-		return 0, 0, 0, 0, 0, fmt.Errorf("codec ceiling: encode: %w", firstErr)
-	}
+	wg.Wait()
+	return out.Load()
+}
+
+// measure runs passes for at least baselineMin and returns the bytes
+// compressed, the wall time and the process CPU time they took.
+func (c *ceiling) measure() (bytes int64, wall, cpu time.Duration, err error) {
 	start, cpu0 := time.Now(), cpuTime()
 	for time.Since(start) < baselineMin {
-		pass(false)
-		bytes += int64(len(sample))
+		c.pass(false)
+		bytes += int64(len(c.sample))
 	}
-	cpuS = (cpuTime() - cpu0).Seconds()
-	if firstErr != nil {
-		return 0, 0, 0, 0, 0, fmt.Errorf("codec ceiling: encode: %w", firstErr)
+	if c.firstErr != nil {
+		return 0, 0, 0, fmt.Errorf("codec ceiling: encode: %w", c.firstErr)
 	}
-	gbps = float64(bytes) / time.Since(start).Seconds() / 1e9
-	ratio = float64(len(sample)) / float64(max(outBytes.Load(), 1))
-	return gbps, bytes, int(n), ratio, cpuS, nil
+	return bytes, time.Since(start), cpuTime() - cpu0, nil
+}
+
+// ratio is the sample's compression ratio.
+func (c *ceiling) ratio() float64 { return float64(len(c.sample)) / float64(max(c.outBytes, 1)) }
+
+func (c *ceiling) close() {
+	for _, e := range c.encs {
+		if cl, ok := e.(io.Closer); ok && e != nil {
+			_ = cl.Close()
+		}
+	}
+	c.encs = nil
 }
 
 // fillChunk writes inner chunk pos (C order over dims 1..) of epoch into

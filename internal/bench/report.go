@@ -132,8 +132,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	b.WriteString("\n  same-run baselines\n")
 	fmt.Fprintf(&b, "  memmove, all cores      %8.3f GB/s   end-to-end / memmove  %.3f\n", bl.MemmoveGBps, bl.OverMemmove)
 	if bl.CeilingGBps > 0 {
-		fmt.Fprintf(&b, "  %-4s codec, all cores  %8.3f GB/s   end-to-end / ceiling  %.3f   (sample ratio %.3f, %d chunks)\n",
-			s.Codec, bl.CeilingGBps, bl.OverCeiling, bl.CeilingRatio, bl.CeilingChunks)
+		fmt.Fprintf(&b, "  %-4s codec, all cores  %8.3f GB/s   end-to-end / ceiling  %.3f   (before %.3f, after %.3f; sample ratio %.3f, %d chunks)\n",
+			s.Codec, bl.CeilingGBps, bl.OverCeiling, bl.CeilingBeforeGBps, bl.CeilingAfterGBps, bl.CeilingRatio, bl.CeilingChunks)
 		if bl.OverCeilingCPU > 0 {
 			fmt.Fprintf(&b, "  per CPU second: end-to-end / ceiling  %.3f   (steadier on a shared machine)\n", bl.OverCeilingCPU)
 		}

@@ -103,6 +103,9 @@ func (s Scenario) clone() Scenario {
 // Spec is the array the scenario writes with frames frames along dim 0
 // (frames == 0: growing, for timed runs).
 func (s Scenario) Spec(dt zarr.DType, codec zarr.Codec, level int, frames int64) (zarr.Spec, error) {
+	if len(s.Shape) == 0 || len(s.Chunk) != len(s.Shape) || len(s.Shard) != len(s.Shape) {
+		return zarr.Spec{}, fmt.Errorf("scenario %q: shape %v, chunk %v and shard %v must have the same, non-zero number of dimensions", s.Name, s.Shape, s.Chunk, s.Shard)
+	}
 	spec := zarr.Spec{
 		Shape: append([]int64(nil), s.Shape...),
 		DType: dt, Codec: codec, Level: level,

@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +204,22 @@ func TestHumanBytes(t *testing.T) {
 	}{{0, "0 B"}, {1023, "1023 B"}, {1024, "1 KiB"}, {64 << 20, "64 MiB"}, {1536 << 20, "1.50 GiB"}} {
 		if got := humanBytes(tc.n); got != tc.want {
 			t.Errorf("humanBytes(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
+
+// TestPeerScenarioTable keeps scripts/peer/scenarios.py, the table the
+// tensorstore peer writes from, equal to ours.
+func TestPeerScenarioTable(t *testing.T) {
+	src, err := os.ReadFile("../../scripts/peer/scenarios.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(src)), "")
+	for _, s := range Scenarios() {
+		want := fmt.Sprintf(`"%s":dict(shape=[%s],chunk=[%s],shard=[%s],`, s.Name, fmtShape(s.Shape), fmtShape(s.Chunk), fmtShape(s.Shard))
+		if !strings.Contains(text, want) {
+			t.Errorf("scenarios.py has no entry %s", want)
 		}
 	}
 }

@@ -25,13 +25,8 @@ mkdir -p "$OUT_DIR"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# Geometry from the peer script's scenario table (the same as zwrite's).
-read -r epoch_shape shard0 < <("$PYTHON" -c '
-import sys; sys.path.insert(0, sys.argv[1])
-from tensorstore_bench import SCENARIOS
-g = SCENARIOS[sys.argv[2]]
-print(",".join(str(v) for v in [g["chunk"][0]] + g["shape"][1:]), g["shard"][0])
-' "$here" "$scen")
+# Geometry from the peer scripts' scenario table (the same as zwrite's).
+read -r epoch_shape shard0 < <("$PYTHON" "$here/scenarios.py" "$scen")
 frames=${frames:-$shard0}
 if [ $((frames % shard0)) -ne 0 ]; then
 	frames=$(((frames + shard0 - 1) / shard0 * shard0))

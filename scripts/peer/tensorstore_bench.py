@@ -37,17 +37,8 @@ import numpy as np
 
 SCHEMA = "zwrite-bench/1"
 
-# The reference scenarios; must match internal/bench/scenario.go.
-SCENARIOS = {
-    "256cube": dict(shape=[1000, 256, 256, 256, 3], chunk=[4, 32, 32, 32, 1],
-                    shard=[64, 128, 128, 128, 3], dims=["t", "z", "y", "x", "c"]),
-    "orca2": dict(shape=[10000, 2, 2048, 2304], chunk=[32, 1, 64, 64],
-                  shard=[640, 2, 512, 576], dims=["t", "c", "y", "x"]),
-    "medfmt": dict(shape=[10, 1, 10240, 15360], chunk=[4, 1, 128, 256],
-                   shard=[12, 1, 2560, 3840], dims=["z", "c", "y", "x"]),
-    "smallepoch": dict(shape=[65536, 16, 16], chunk=[32768, 1, 1],
-                       shard=[32768, 16, 16], dims=["t", "y", "x"]),
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scenarios import SCENARIOS  # noqa: E402  (the same table as zwrite's)
 
 DTYPES = {
     "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64,

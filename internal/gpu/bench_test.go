@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/zwrite/zwrite/internal/pipeline"
+	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
@@ -33,6 +36,7 @@ func BenchmarkStage(b *testing.B) {
 				defer st.Close()
 				frames := tc.batchEpochs * tc.spec.Chunk[0]
 				var slots []stage.Slot
+				t0 := time.Now()
 				for i := 0; i < depth; i++ {
 					sl, err := st.NewSlot(frames)
 					if err != nil {
@@ -45,6 +49,7 @@ func BenchmarkStage(b *testing.B) {
 					}
 					slots = append(slots, sl)
 				}
+				newSlot := float64(time.Since(t0).Milliseconds()) / float64(depth)
 				busy := make([]bool, depth)
 				var sum stage.Times
 				wait := func(i int) {
@@ -83,11 +88,57 @@ func BenchmarkStage(b *testing.B) {
 					}
 					return bytes / d / 1e9
 				}
+				b.ReportMetric(newSlot, "newslot-ms")
 				b.ReportMetric(gbs(sum.H2D.Seconds()), "h2d-GB/s")
 				b.ReportMetric(gbs(sum.Tile.Seconds()), "tile-GB/s")
 				b.ReportMetric(gbs(sum.Aggregate.Seconds()), "agg-GB/s")
 				b.ReportMetric(gbs(sum.D2H.Seconds()), "d2h-GB/s")
 			})
 		}
+	}
+}
+
+// BenchmarkPipeline writes a prefilled orca2 epoch through the whole
+// writer with the GPU stage and a discard sink, for several copy-helper
+// counts: with the GPU doing the compress work the producer's staging copy
+// is what is left on the CPU, so this shows how far more copiers move it.
+func BenchmarkPipeline(b *testing.B) {
+	needGPU(b)
+	spec := zarr.Spec{Shape: []int64{0, 2, 2048, 2304}, DType: zarr.Uint16, Chunk: []int64{32, 1, 64, 64}, Shard: []int64{640, 2, 512, 576}, Codec: zarr.CodecNone}
+	epoch := make([]byte, spec.Chunk[0]*spec.FrameBytes())
+	for i := range epoch {
+		epoch[i] = byte(i * 13 >> 4)
+	}
+	const writeBytes = 64 << 20
+	for _, helpers := range []int{2, 6, 10, 14} {
+		b.Run(fmt.Sprintf("helpers=%d", helpers), func(b *testing.B) {
+			st, err := NewStage(stage.Config{Spec: spec})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			w, err := pipeline.New(context.Background(), pipeline.Config{Spec: spec, Stage: st, Sink: sink.NewDiscard(), Depth: 3, CopyHelpers: helpers})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(epoch)))
+			b.ResetTimer()
+			for n := 0; n < b.N; n++ {
+				for off := 0; off < len(epoch); off += writeBytes {
+					if _, err := w.Write(epoch[off:min(off+writeBytes, len(epoch))]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			s := w.Stats()
+			b.ReportMetric(float64(s.BytesIn)/s.Copy.Seconds()/1e9, "copy-GB/s")
+			b.ReportMetric(s.StallJoin.Seconds()*1e3, "stall-join-ms")
+			b.ReportMetric(s.StageWait.Seconds()*1e3, "stage-wait-ms")
+			b.ReportMetric(s.Copy.Seconds()*1e3, "copy-ms")
+		})
 	}
 }

@@ -308,11 +308,17 @@ type Event struct {
 	h uintptr
 }
 
-// NewEvent creates a timing event.
+// cuEventCreate flag: a thread in cuEventSynchronize sleeps instead of
+// spinning. The default spin-wait burns a core per waiting slot worker,
+// and those are the cores the producer's staging copy needs.
+const eventBlockingSync = 1
+
+// NewEvent creates a timing event whose Synchronize blocks without
+// spinning.
 func (d *Device) NewEvent() (*Event, error) {
 	defer d.enter()()
 	e := &Event{d: d}
-	if err := check("cuEventCreate", drv.cuEventCreate(&e.h, 0)); err != nil {
+	if err := check("cuEventCreate", drv.cuEventCreate(&e.h, eventBlockingSync)); err != nil {
 		return nil, err
 	}
 	return e, nil

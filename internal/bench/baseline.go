@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zwrite/zwrite/internal/gpu"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -32,6 +33,11 @@ type Baselines struct {
 	// CeilingCPUS is the process CPU time of the timed ceiling passes
 	// (before and after together).
 	CeilingCPUS float64 `json:"codec_ceiling_cpu_s"`
+	// Copy is the card's pinned H2D/D2H bandwidth, measured after the run
+	// when the GPU backend ran (nil otherwise); OverH2D is end-to-end over
+	// its H2D rate, the PCIe ceiling of a GPU pipeline.
+	Copy    *gpu.CopyBandwidth `json:"gpu_copy,omitempty"`
+	OverH2D float64            `json:"e2e_over_h2d,omitempty"`
 	// End-to-end input rate over each baseline.
 	OverMemmove float64 `json:"e2e_over_memmove"`
 	OverCeiling float64 `json:"e2e_over_ceiling"`

@@ -138,6 +138,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(&b, "  per CPU second: end-to-end / ceiling  %.3f   (steadier on a shared machine)\n", bl.OverCeilingCPU)
 		}
 	}
+	if c := bl.Copy; c != nil {
+		fmt.Fprintf(&b, "  pinned copy (%s)  H2D %.3f GB/s  D2H %.3f GB/s  both %.3f GB/s   end-to-end / H2D  %.3f\n",
+			c.Device, c.H2DGBs, c.D2HGBs, c.BothGBs, bl.OverH2D)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zwrite/zwrite/internal/backend"
+	"github.com/zwrite/zwrite/internal/gpu"
 	"github.com/zwrite/zwrite/internal/pipeline"
 	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/stage"
@@ -366,6 +367,17 @@ func measureBaselines(r *Report, ceil *ceiling, before ceilingRun, buf []byte, i
 		bl.MemmoveGBps, bl.MemmoveBytes = memmoveGBps(buf, dst, min(in, 4<<30))
 		if bl.MemmoveGBps > 0 {
 			bl.OverMemmove = r.Result.InputGBps / bl.MemmoveGBps
+		}
+	}
+	if r.Config.Backend == "gpu" {
+		// 256 MiB copies: large enough for the link's full rate.
+		cb, err := gpu.MeasureCopyBandwidth(256 << 20)
+		if err != nil {
+			return fmt.Errorf("gpu copy bandwidth: %w", err)
+		}
+		bl.Copy = &cb
+		if cb.H2DGBs > 0 {
+			bl.OverH2D = r.Result.InputGBps / cb.H2DGBs
 		}
 	}
 	after, err := runCeiling(ceil)

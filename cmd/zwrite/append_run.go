@@ -63,9 +63,23 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 		bar = startProgress(io.err, totalSize(ins), o.spec.FrameBytes(), w.Stats)
 	}
 	err = copyInputs(ctx, w, ins, o, io.in)
-	if err == nil {
+	var long *pipeline.TooManyFramesError
+	var rerr *readError
+	switch {
+	case err == nil:
 		err = w.Close()
-	} else {
+	case ctx.Err() != nil:
+		err = w.Abort(err)
+	case errors.As(err, &long):
+		// The declared frames are all in: Close stores them and reports
+		// the surplus.
+		err = w.Close()
+	case errors.As(err, &rerr):
+		// The input broke, not the store: keep every whole frame that
+		// arrived, as for input that ends mid-frame.
+		w.Close()
+		err = fmt.Errorf("%w; the store keeps the %d whole frames read before it", err, w.Stats().Frames)
+	default:
 		// Abort keeps the first error: the reason the copy stopped.
 		err = w.Abort(err)
 	}
@@ -81,8 +95,7 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 	if err != nil {
 		var pf *pipeline.PartialFrameError
 		var short *pipeline.ShortInputError
-		var long *pipeline.TooManyFramesError
-		if errors.As(err, &pf) || errors.As(err, &short) || errors.As(err, &long) {
+		if errors.As(err, &pf) || errors.As(err, &short) || errors.As(err, &long) || errors.As(err, &rerr) {
 			// The message already says what was kept.
 			return fmt.Errorf("%s: %w", o.output, err)
 		}
@@ -125,7 +138,7 @@ func copyInputs(ctx context.Context, w io.Writer, ins []input, o *appendOptions,
 			}
 			var rerr *readError
 			if errors.As(err, &rerr) {
-				return fmt.Errorf("read %s: %w", name, rerr.err)
+				return &readError{fmt.Errorf("read %s: %w", name, rerr.err)}
 			}
 			return err
 		}

@@ -97,6 +97,9 @@ enough to keep up with a camera. cat, verify and info read stores back.`,
 	}
 	root.AddCommand(
 		newAppendCmd(io, wrap),
+		newCatCmd(io, wrap),
+		newVerifyCmd(io, wrap),
+		newInfoCmd(io, wrap),
 		newSynthCmd(io, wrap),
 		newVersionCmd(io, wrap),
 	)

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// TestRuntimeErrors covers append's failures that are not usage mistakes:
+// exit 1, a message that says what happened, and nothing corrupt on disk.
+func TestRuntimeErrors(t *testing.T) {
+	const fb = 3 * 5 * 2 // frame bytes of --shape N,3,5 --dtype u16
+	base := func(store, shape string) []string {
+		return []string{"append", "-o", store, "--shape", shape, "--dtype", "u16", "--chunk", "2,2,2", "--shard", "4,2,4"}
+	}
+	tests := []struct {
+		name   string
+		shape  string
+		input  []byte
+		extra  []string // extra args (input files)
+		want   []string // substrings of stderr
+		frames int64    // whole frames the store must hold afterwards; -1: no store
+	}{
+		{"partial frame", "0,3,5", randomBytes(7*fb+12, 1), nil,
+			[]string{"input ended 12 bytes into frame 7 (frame is 30 bytes); the partial frame was dropped"}, 7},
+		{"fixed dim 0 short", "8,3,5", randomBytes(5*fb, 2), nil,
+			[]string{"5", "8"}, 5},
+		{"fixed dim 0 too long", "4,3,5", randomBytes(6*fb, 3), nil,
+			[]string{"4"}, 4},
+		{"missing input file", "0,3,5", nil, []string{"/nonexistent/in.raw"},
+			[]string{"input /nonexistent/in.raw: no such file or directory"}, -1},
+		{"input is a directory", "0,3,5", nil, []string{"/"},
+			[]string{"input / is a directory"}, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			store := filepath.Join(t.TempDir(), "s.zarr")
+			args := append(base(store, tc.shape), tc.extra...)
+			code, _, stderr := zw(t, context.Background(), tc.input, args...)
+			if code != exitFailure {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, exitFailure, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, stderr)
+				}
+			}
+			if tc.frames < 0 {
+				if _, err := os.Stat(store); !os.IsNotExist(err) {
+					t.Errorf("a failed append left %s behind (stat: %v)", store, err)
+				}
+				return
+			}
+			// Whole frames are kept, readable and checked.
+			mustZw(t, nil, "verify", store)
+			got := mustZw(t, nil, "cat", store)
+			if int64(len(got)) != tc.frames*fb || !bytes.Equal([]byte(got), tc.input[:len(got)]) {
+				t.Errorf("store holds %d bytes, want the first %d frames (%d bytes) of the input", len(got), tc.frames, tc.frames*fb)
+			}
+		})
+	}
+}
+
+// TestInputReadError: a failing input keeps the whole frames read before.
+func TestInputReadError(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "s.zarr")
+	good := randomBytes(5*30+7, 4)
+	in := io.MultiReader(bytes.NewReader(good), iotest.ErrReader(errors.New("device went away")))
+	var out, errb bytes.Buffer
+	code := execute(context.Background(), []string{"append", "-o", store, "--shape", "0,3,5", "--dtype", "u16", "--chunk", "2,2,2"},
+		stdio{in: in, out: &out, err: &errb})
+	if code != exitFailure || !strings.Contains(errb.String(), "read stdin: device went away; the store keeps the 5 whole frames read before it") {
+		t.Fatalf("exit %d, want %d and the read error:\n%s", code, exitFailure, errb.String())
+	}
+	if got := mustZw(t, nil, "cat", store); got != string(good[:5*30]) {
+		t.Errorf("store holds %d bytes, want the 5 whole frames", len(got))
+	}
+}
+
+func TestOutputNotWritable(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A path under a regular file cannot be created, even by root.
+	store := filepath.Join(file, "s.zarr")
+	code, _, stderr := zw(t, context.Background(), randomBytes(60, 1),
+		"append", "-o", store, "--shape", "0,3,5", "--dtype", "u16", "--chunk", "2,2,2")
+	if code != exitFailure || !strings.Contains(stderr, store) || !strings.Contains(stderr, "not a directory") {
+		t.Errorf("exit %d, want %d and a message naming %s:\n%s", code, exitFailure, store, stderr)
+	}
+}
+
+// TestEmptyInput: zero bytes in give a valid empty array (shape[0] = 0).
+func TestEmptyInput(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "s.zarr")
+	mustZw(t, nil, "append", "-o", store, "--shape", "0,3,5", "--dtype", "f32", "--chunk", "2,2,2")
+	if got := mustZw(t, nil, "cat", store); got != "" {
+		t.Errorf("cat of an empty store gave %d bytes", len(got))
+	}
+	mustZw(t, nil, "verify", store)
+	info := mustZw(t, nil, "info", store)
+	if !strings.Contains(info, "0,3,5") && !strings.Contains(info, "[0 3 5]") && !strings.Contains(info, "0 × 3 × 5") {
+		t.Errorf("info does not show shape 0,3,5:\n%s", info)
+	}
+}
+
+// TestOverwrite: an existing store is replaced only with --overwrite.
+func TestOverwrite(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "s.zarr")
+	args := []string{"append", "-o", store, "--shape", "0,3,5", "--dtype", "u16", "--chunk", "2,2,2"}
+	first, second := randomBytes(4*30, 1), randomBytes(6*30, 2)
+	mustZw(t, first, args...)
+	if code, _, stderr := zw(t, context.Background(), second, args...); code != exitUsage || !strings.Contains(stderr, "--overwrite") {
+		t.Fatalf("second append without --overwrite: exit %d:\n%s", code, stderr)
+	}
+	if got := mustZw(t, nil, "cat", store); got != string(first) {
+		t.Fatal("the refused append changed the store")
+	}
+	mustZw(t, second, append(args, "--overwrite")...)
+	if got := mustZw(t, nil, "cat", store); got != string(second) {
+		t.Fatal("--overwrite did not replace the store")
+	}
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// interopCase is one store for the independent reader: written by the real
+// binary from raw bytes, then opened by zarrita (scripts/interop).
+type interopCase struct {
+	name                string
+	shape, chunk, shard string
+	dtype               string
+	frames              int64
+	// source of the raw bytes: "random" (any bit pattern; integer dtypes
+	// only, since a reader may canonicalise NaN payloads) or a synth fill.
+	fill string
+}
+
+var interopCases = []interopCase{
+	// The issue's acceptance shape: growing dim 0, ragged in every dim,
+	// a partial last epoch (37 = 9*4+1) and shard row (37 = 4*8+5).
+	{"u16-rank4-growing", "0,3,129,67", "4,2,32,32", "8,2,64,64", "uint16", 37, "random"},
+	// Rank 1: partial last epoch and shard row.
+	{"u8-rank1-growing", "0", "100", "300", "uint8", 1234, "random"},
+	// Fixed dim 0, written in full; shard larger than the shape in dim 1.
+	{"f32-rank2-fixed", "50,33", "8,16", "16,64", "float32", 50, "thirds"},
+	// Growing, one frame short of a whole epoch, several shards per row.
+	{"i64-rank3-growing", "0,5,7", "3,2,4", "6,4,4", "int64", 20, "random"},
+	// Fixed dim 0, xor fill of float64.
+	{"f64-rank3-fixed", "9,10,11", "4,5,5", "8,10,10", "float64", 9, "xor"},
+	// int16 rank 4 with chunk = shard (one chunk per shard).
+	{"i16-rank4-chunk-is-shard", "0,2,9,10", "2,1,4,4", "2,1,4,4", "int16", 5, "random"},
+	// uint32 with a single epoch that stays partial.
+	{"u32-rank2-one-partial-epoch", "0,17", "8,8", "16,16", "uint32", 3, "rand"},
+	// An empty array: zero-length input gives shape[0] = 0.
+	{"u16-empty", "0,4,4", "2,2,2", "4,4,4", "uint16", 0, "random"},
+}
+
+// interopRaw makes the raw input of c.
+func interopRaw(t *testing.T, c interopCase) []byte {
+	t.Helper()
+	if c.fill != "random" {
+		shape := strings.SplitN(c.shape, ",", 2)
+		shape[0] = strconv.FormatInt(c.frames, 10)
+		code, out, stderr := run(t, nil, "synth", "--shape", strings.Join(shape, ","), "--dtype", c.dtype, "--fill", c.fill)
+		if code != 0 {
+			t.Fatalf("synth: exit %d: %s", code, stderr)
+		}
+		return out
+	}
+	n := c.frames * frameBytes(t, c.shape, c.dtype)
+	raw := make([]byte, n)
+	r := rand.New(rand.NewPCG(uint64(n), 42))
+	for i := range raw {
+		raw[i] = byte(r.Uint32())
+	}
+	return raw
+}
+
+// frameBytes is prod(shape[1:]) * itemsize for a shape flag.
+func frameBytes(t testing.TB, shape, dtype string) int64 {
+	t.Helper()
+	fb := int64(map[string]int{"uint8": 1, "int8": 1, "uint16": 2, "int16": 2, "uint32": 4, "int32": 4,
+		"float32": 4, "uint64": 8, "int64": 8, "float64": 8}[dtype])
+	if fb == 0 {
+		t.Fatalf("unknown dtype %q", dtype)
+	}
+	for _, s := range strings.Split(shape, ",")[1:] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fb *= n
+	}
+	return fb
+}
+
+// TestInterop writes a store for every case and codec with the real binary
+// and has zarrita (scripts/interop/check.mjs) compare every element with
+// the raw input. It needs Node and `npm ci` in scripts/interop; `make test`
+// provides both and sets ZWRITE_INTEROP=require so that it cannot skip.
+func TestInterop(t *testing.T) {
+	script, err := filepath.Abs("../../scripts/interop/check.mjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	required := os.Getenv("ZWRITE_INTEROP") == "require"
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if required {
+			t.Fatal("node is not installed; the interop check needs Node.js")
+		}
+		t.Skip("node is not installed; run `make interop` for the independent-reader check")
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "zarrita")); err != nil {
+		if required {
+			t.Fatal("scripts/interop/node_modules is missing; run `make interop-deps` (npm ci)")
+		}
+		t.Skip("scripts/interop/node_modules is missing; run `make interop` for the independent-reader check")
+	}
+
+	dir := t.TempDir()
+	type entry struct {
+		Name  string  `json:"name"`
+		Store string  `json:"store"`
+		Raw   string  `json:"raw"`
+		Codec string  `json:"codec"`
+		DType string  `json:"dtype"`
+		Shape []int64 `json:"shape"`
+	}
+	var manifest []entry
+	for _, c := range interopCases {
+		raw := interopRaw(t, c)
+		rawPath := filepath.Join(dir, c.name+".raw")
+		if err := os.WriteFile(rawPath, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		shape, err := parseDims("shape", c.shape)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shape[0] = c.frames
+		for _, codec := range []string{"none", "zstd", "lz4"} {
+			name := c.name + "-" + codec
+			store := filepath.Join(dir, name+".zarr")
+			args := []string{"append", "-o", store, "--shape", c.shape, "--dtype", c.dtype,
+				"--chunk", c.chunk, "--shard", c.shard, "--codec", codec, rawPath}
+			if code, _, stderr := run(t, nil, args...); code != 0 {
+				t.Fatalf("%s: zwrite %q: exit %d:\n%s", name, args, code, stderr)
+			}
+			manifest = append(manifest, entry{name, name + ".zarr", c.name + ".raw", codec, c.dtype, shape})
+		}
+	}
+	mb, err := json.MarshalIndent(manifest, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mpath := filepath.Join(dir, "manifest.json")
+	if err := os.WriteFile(mpath, mb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(node, script, mpath).CombinedOutput()
+	t.Logf("zarrita check:\n%s", out)
+	if err != nil {
+		t.Fatalf("the independent reader disagrees with the input: %v", err)
+	}
+
+	// The check must be able to fail: a flipped byte in the last element of
+	// a raw input, and a flipped bit in a shard index, are both caught.
+	first := manifest[0]
+	bad := filepath.Join(dir, "flipped.raw")
+	raw, err := os.ReadFile(filepath.Join(dir, first.Raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-1] ^= 0x40
+	if err := os.WriteFile(bad, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(node, script, filepath.Join(dir, first.Store), bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "element [36,2,128,66] differs") {
+		t.Errorf("a flipped last byte went unnoticed (err %v):\n%s", err, out)
+	}
+	shard := filepath.Join(dir, first.Store, "c", "0", "0", "0", "0")
+	sb, err := os.ReadFile(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb[len(sb)-10] ^= 1
+	if err := os.WriteFile(shard, sb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(node, script, filepath.Join(dir, first.Store), filepath.Join(dir, first.Raw)).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "index crc32c") {
+		t.Errorf("a corrupt shard index went unnoticed (err %v):\n%s", err, out)
+	}
+}

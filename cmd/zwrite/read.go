@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// openStore opens the array store at path for reading, with a message
+// that says what is wrong with a path that is no store.
+func openStore(path string) (*zarr.Array, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, unwrapPath(err))
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("store %s is a file; want a Zarr store directory", path)
+	}
+	a, err := zarr.Open(os.DirFS(path))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("store %s has no zarr.json; it is not a Zarr v3 array store (or a writer never got to write one)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return a, nil
+}
+
+// interruptible runs fn and returns its error, or ctx's as soon as ctx
+// ends. The reading commands hold nothing that needs cleaning up, so on an
+// interrupt they leave fn to die with the process rather than wait for a
+// long read to finish.
+func interruptible(ctx context.Context, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// storeArg checks that exactly one STORE is given.
+func storeArg(cmd *cobra.Command, args []string) error {
+	switch len(args) {
+	case 0:
+		return usagef("no STORE given")
+	case 1:
+		return nil
+	}
+	return usagef("one STORE at a time; got %d arguments (%q ...)", len(args), args[1])
+}

@@ -114,6 +114,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "  writes of %s, prefill %s, sink %s\n", humanBytes(c.WriteBytes), pre, c.Sink)
 	m := &r.Machine
 	gpu := m.GPUNote
+	if len(gpu) > 60 {
+		gpu = gpu[:57] + "..." // the JSON record has it whole
+	}
 	if len(m.GPUs) > 0 {
 		gpu = fmt.Sprintf("%d× %s", len(m.GPUs), m.GPUs[0].Name)
 	}

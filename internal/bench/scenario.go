@@ -128,12 +128,11 @@ func (s Scenario) Spec(dt zarr.DType, codec zarr.Codec, level int, frames int64)
 	return spec, nil
 }
 
-// bytesPerCoreSecond is the CPU zstd-1 rate per core that the default
-// frame count assumes: klauspost zstd SpeedFastest compressed the thirds
-// fill's chunks of orca2, medfmt and 256cube at 0.55 to 1.1 GB/s per core
-// on the 2-core AMD EPYC dev machine (shared, so the low end). Defaults
-// thus aim at a ~10 s run wherever the bench runs.
-const bytesPerCoreSecond = 500e6
+// bytesPerCoreSecond is the CPU zstd-1 end-to-end rate per core that the
+// default frame count assumes. On the 2-core AMD EPYC dev VM, medfmt and
+// orca2 with the thirds fill ran at 0.5 to 1.1 GB/s per core depending on
+// the other load; defaults thus aim at a ~10 s run wherever the bench runs.
+const bytesPerCoreSecond = 800e6
 
 // DefaultFrames is the frame count a run uses when the user gives neither
 // --frames nor --duration: about ten seconds of CPU zstd-1 work on this

@@ -8,9 +8,12 @@ import (
 
 // The zstd codec: kernels/zstd.cu turns every chunk into one standard zstd
 // frame (RFC 8878: Single_Segment, Frame_Content_Size set, no checksum).
-// zstd_blocks encodes each 128 KiB block of each chunk in its own CTA into
-// a scratch slot; zstd_assemble writes each chunk's frame header and copies
-// its blocks behind it.
+// zstd_blocks finds the matches and codes the literals of each 128 KiB block
+// of each chunk in its own CTA, into a scratch slot; zstd_seqs then codes
+// every block's sequences (one thread per block: the FSE state chain is
+// serial, so many blocks run side by side) and picks compressed or raw;
+// zstd_assemble writes each chunk's frame header and copies its blocks
+// behind it, raw ones straight from the input.
 
 func init() { RegisterCodec(zarr.CodecZstd, "zstd", newZstd) }
 
@@ -22,11 +25,13 @@ const (
 	zstdSegSeq     = zstdBlock/zstdThreads/4 + 1
 	zstdBlkScratch = zstdBlock + zstdThreads*zstdSegSeq*8 + zstdBlock + 1024 // ZS_BLKSCR
 	zstdSmemBytes  = 53248                                                   // ZS_SMEM_BYTES
+	zstdSeqThreads = 64
 	zstdAsmThreads = 256
 )
 
 type zstdCodec struct {
 	blocks   *Function
+	seqs     *Function
 	assemble *Function
 }
 
@@ -35,6 +40,10 @@ func newZstd(m *Module, spec zarr.Spec) (CodecKernels, error) {
 	// fixed parse (a level-1 class greedy matcher), so every level is taken.
 	_ = spec
 	b, err := m.Function("zstd_blocks")
+	if err != nil {
+		return nil, fmt.Errorf("zstd codec: %w", err)
+	}
+	sq, err := m.Function("zstd_seqs")
 	if err != nil {
 		return nil, fmt.Errorf("zstd codec: %w", err)
 	}
@@ -48,7 +57,7 @@ func newZstd(m *Module, spec zarr.Spec) (CodecKernels, error) {
 	if err := b.SetMaxDynamicShared(zstdSmemBytes); err != nil {
 		return nil, fmt.Errorf("zstd codec: %w", err)
 	}
-	return &zstdCodec{blocks: b, assemble: a}, nil
+	return &zstdCodec{blocks: b, seqs: sq, assemble: a}, nil
 }
 
 // zstdBlocks is the number of zstd blocks of a chunk (an empty chunk is one
@@ -106,8 +115,12 @@ func (c *zstdCodec) Encode(st *Stream, in DevPtr, chunkBytes int64, n int, out D
 		in, uint64(chunkBytes), uint32(nb), slots, blkSize); err != nil {
 		return fmt.Errorf("zstd codec: %w", err)
 	}
+	if err := st.Launch(c.seqs, Dim3{X: uint32((nb + zstdSeqThreads - 1) / zstdSeqThreads)}, Dim3{X: zstdSeqThreads}, 0,
+		uint64(chunkBytes), uint32(nb), slots, blkSize); err != nil {
+		return fmt.Errorf("zstd codec: %w", err)
+	}
 	if err := st.Launch(c.assemble, Dim3{X: uint32(n)}, Dim3{X: zstdAsmThreads}, 0,
-		slots, blkSize, uint64(chunkBytes), uint32(n), out, uint64(stride), sizes); err != nil {
+		in, slots, blkSize, uint64(chunkBytes), uint32(n), out, uint64(stride), sizes); err != nil {
 		return fmt.Errorf("zstd codec: %w", err)
 	}
 	return nil

@@ -22,6 +22,7 @@
 #define ZD __device__ __forceinline__
 #define ZDN __device__ __noinline__
 #define ZCONST __constant__
+#define ZS_UNROLL _Pragma("unroll")
 #define ZS_ATOMIC_OR(p, v) atomicOr((p), (v))
 #define ZS_ATOMIC_ADD(p, v) atomicAdd((p), (v))
 #define ZS_ATOMIC_MIN(p, v) atomicMin((p), (v))
@@ -36,6 +37,7 @@ typedef unsigned long long u64;
 #define ZD static inline
 #define ZDN static
 #define ZCONST static const
+#define ZS_UNROLL
 #define ZS_ATOMIC_OR(p, v) (*(p) |= (v))
 #define ZS_ATOMIC_ADD(p, v) (*(p) += (v))
 #define ZS_ATOMIC_MIN(p, v) (*(p) = *(p) < (v) ? *(p) : (v))
@@ -74,7 +76,7 @@ typedef uint64_t u64;
 #define ZS_GMM 8                      // bytes hashed for the block-wide table
 #endif
 #ifndef ZS_GPSTEP
-#define ZS_GPSTEP 2                   // stride over the previous block
+#define ZS_GPSTEP 2                   // stride over the previous block (1 or 2)
 #endif
 #define ZS_SEGSEQ (ZS_SEG / 4 + 1)    // sequences per segment, at most
 #define ZS_LITCAP ZS_BLOCK
@@ -83,6 +85,7 @@ typedef uint64_t u64;
 // Per-block scratch: compacted literals, sequences, the encoded block.
 #define ZS_BLKSCR ((u64)ZS_LITCAP + ZS_SEQCAP + ZS_OUTCAP)
 #define ZS_HUF_MAXBITS 11
+#define ZS_RAWFLAG 0x80000000u        // blkSize: a raw block, body from the input
 
 // ------------------------------------------------------------ format tables
 ZCONST u32 zsLLBase[36] = {0,  1,  2,  3,  4,  5,  6,   7,   8,   9,    10,   11,
@@ -154,15 +157,35 @@ ZD u32 zsRd32(const u8* p) {
 }
 ZD u64 zsRd64(const u8* p) { return (u64)zsRd32(p) | ((u64)zsRd32(p + 4) << 32); }
 
-ZD u32 zsGHash(const u8* p) {
-  return (u32)(((zsRd64(p) << (64 - 8 * ZS_GMM)) * 0xCF1BBCDCB7A56463ull) >> (64 - ZS_GLOG));
-}
-ZD u32 zsHash(const u8* p) {
+// Hashes of the ZS_GMM / ZS_MM bytes at the low end of v (8 bytes loaded).
+ZD u32 zsGHashV(u64 v) { return (u32)(((v << (64 - 8 * ZS_GMM)) * 0xCF1BBCDCB7A56463ull) >> (64 - ZS_GLOG)); }
+ZD u32 zsHashV(u64 v) {
 #if ZS_MM == 4
-  return (zsRd32(p) * 2654435761u) >> (32 - ZS_HLOG);
+  return ((u32)v * 2654435761u) >> (32 - ZS_HLOG);
 #else
-  return (u32)(((zsRd64(p) << (64 - 8 * ZS_MM)) * 0xCF1BBCDCB7A56463ull) >> (64 - ZS_HLOG));
+  return (u32)(((v << (64 - 8 * ZS_MM)) * 0xCF1BBCDCB7A56463ull) >> (64 - ZS_HLOG));
 #endif
+}
+ZD u32 zsGHash(const u8* p) { return zsGHashV(zsRd64(p)); }
+ZD u32 zsHash(const u8* p) { return zsHashV(zsRd64(p)); }
+
+// Inserts positions [a, b) step 1 or 2 into the first-occurrence table,
+// reading each input word once (a sliding 12-byte window) instead of 8
+// bytes per position.
+ZD void zsGInsert(u32* gtab, const u8* src, u32 a, u32 b, u32 step, u32 chunkLen) {
+  u32 p = a;
+  if (p < b && p + 12 <= chunkLen) {
+    u64 w = zsRd64(src + p);
+    for (; p < b && p + 12 <= chunkLen; p += 4) {
+      u32 nx = zsRd32(src + p + 8);
+      ZS_ATOMIC_MIN(&gtab[zsGHashV(w)], p);
+      if (step == 1 && p + 1 < b) ZS_ATOMIC_MIN(&gtab[zsGHashV((w >> 8) | ((u64)nx << 56))], p + 1);
+      if (p + 2 < b) ZS_ATOMIC_MIN(&gtab[zsGHashV((w >> 16) | ((u64)nx << 48))], p + 2);
+      if (step == 1 && p + 3 < b) ZS_ATOMIC_MIN(&gtab[zsGHashV((w >> 24) | ((u64)nx << 40))], p + 3);
+      w = (w >> 32) | ((u64)nx << 32);
+    }
+  }
+  for (; p < b && p + 8 <= chunkLen; p += step) ZS_ATOMIC_MIN(&gtab[zsGHash(src + p)], p);
 }
 
 // Length of the common prefix of ip and m, not reading at or past end.
@@ -389,19 +412,24 @@ ZD void zsNormalize(short* norm, const u32* cnt, u32 maxSym, u32 total, u32 tl) 
 }
 
 // ---------------------------------------------------------- sequence codes
+// Literal and match length codes (RFC 8878 3.1.1.3.2.1.1), by arithmetic:
+// no table walk, so a lone thread does not wait on memory.
 ZD u32 zsLLCode(u32 ll) {
   if (ll < 16) return ll;
   if (ll >= 64) return zsHighBit(ll) + 19;
-  u32 c = 24;
-  while (zsLLBase[c] > ll) c--;
-  return c;
+  if (ll < 24) return 16 + ((ll - 16) >> 1);
+  if (ll < 32) return 20 + ((ll - 24) >> 2);
+  if (ll < 48) return 22 + ((ll - 32) >> 3);
+  return 24;
 }
-ZD u32 zsMLCode(u32 mlBase) {
-  if (mlBase < 32) return mlBase;
-  if (mlBase >= 128) return zsHighBit(mlBase) + 36;
-  u32 c = 42;
-  while (zsMLBase[c] > mlBase) c--;
-  return c;
+ZD u32 zsMLCode(u32 m) {  // m = match length - 3
+  if (m < 32) return m;
+  if (m >= 128) return zsHighBit(m) + 36;
+  if (m < 40) return 32 + ((m - 32) >> 1);
+  if (m < 48) return 36 + ((m - 40) >> 2);
+  if (m < 64) return 38 + ((m - 48) >> 3);
+  if (m < 96) return 40 + ((m - 64) >> 4);
+  return 42;
 }
 
 // Packed sequence: ll | ml << 21 | off << 42 (21 bits each).
@@ -425,8 +453,20 @@ struct ZsEnt {
   u16 cumul[64];
   short norm[64];
   u32 wcnt[16];
-  u32 cnt[3][64];    // LL, OF, ML code counts
   ZsFseCT wct;       // Huffman weights table
+};
+
+// Sequence-coding workspace of one block, in the block's scratch slot (over
+// the literal buffer, free by then): zstd_seqs runs one thread per block,
+// so its tables live in global memory (L1-resident), not shared memory.
+struct ZsSeqWs {
+  u32 segNseq[ZS_NT], segTrail[ZS_NT];
+  u32 pos;           // where the sequences section starts in the body
+  u32 pending;       // 1: the block still needs its sequences section
+  u32 cnt[3][64];    // LL, OF, ML code counts
+  short norm[64];
+  u16 cumul[64];
+  u8 tsym[512];
   ZsFseCT ct[3];     // LL, OF, ML
 };
 
@@ -475,13 +515,14 @@ ZD void zsParseSegment(ZsSmem& sm, int t, const u8* src, u32 chunkLen, u32 blkSt
   u32 ip = segStart, anchor = segStart, rep = 0, n = 0, lits = 0;
   const u8* end = src + segEnd;
   while (ip + 8 <= segEnd) {
-    u32 hv = zsHash(src + ip);
+    u64 v = zsRd64(src + ip);
+    u32 hv = zsHashV(v);
     u32 cand = tb + h[hv];
     h[hv] = (u16)(ip - tb);
-    u32 cur = zsRd32(src + ip);
+    u32 cur = (u32)v;
     // Candidates: the last offset, the thread's most recent position and the
     // block's first position with this hash; the longest match wins.
-    u32 gc = sm.u.m.gtab[zsGHash(src + ip)];
+    u32 gc = sm.u.m.gtab[zsGHashV(v)];
     u32 m = 0, len = 0;
     if (rep && zsRd32(src + ip - rep) == cur) {
       m = ip - rep;
@@ -521,7 +562,16 @@ ZD void zsGatherLiterals(ZsSmem& sm, int t, const u8* src, u32 blkStart, const u
   u32 n = sm.segNseq[t];
   for (u32 k = 0; k <= n; k++) {
     u32 ll = k < n ? ZS_SLL(seqs[k]) : sm.segTrail[t];
-    for (u32 i = 0; i < ll; i++) {
+    u32 i = 0;
+    for (; i + 4 <= ll; i += 4) {  // 4 bytes per load
+      u32 v = zsRd32(src + ip + i);
+      for (int q = 0; q < 4; q++) {
+        u8 c = (u8)(v >> (8 * q));
+        lit[o + i + q] = c;
+        ZS_ATOMIC_ADD(&sm.hist[c], 1u);
+      }
+    }
+    for (; i < ll; i++) {
       u8 c = src[ip + i];
       lit[o + i] = c;
       ZS_ATOMIC_ADD(&sm.hist[c], 1u);
@@ -686,8 +736,7 @@ ZD void zsPartRange(const ZsSmem& sm, int t, u32& a, u32& b, u32& stream, u32& p
 }
 
 // Encodes the sequences section at out (thread 0); returns bytes or ~0u.
-ZD u32 zsEncodeSequences(ZsSmem& sm, u64* seqs, u8* out, u8* end, u32 blkIndex) {
-  ZsEnt& e = sm.u.e;
+ZD u32 zsEncodeSequences(ZsSeqWs& e, u64* seqs, u8* out, u8* end, u32 blkIndex) {
   // Concatenate segments, fold trailing literals into the next sequence and
   // turn offsets into offset values with the repeat-offset history. A block
   // after the first does not know the history left by earlier blocks (they
@@ -695,39 +744,51 @@ ZD u32 zsEncodeSequences(ZsSmem& sm, u64* seqs, u8* out, u8* end, u32 blkIndex) 
   u32 rep[3] = {1, 4, 8};
   u32 kn[3] = {blkIndex == 0, blkIndex == 0, blkIndex == 0};
   u32 ns = 0, carry = 0;
+  for (int i = 0; i < 64; i++) e.cnt[0][i] = e.cnt[1][i] = e.cnt[2][i] = 0;
   for (int t = 0; t < ZS_NT; t++) {
     const u64* sq = seqs + (u64)t * ZS_SEGSEQ;
-    u32 n = sm.segNseq[t];
-    for (u32 k = 0; k < n; k++) {
-      u64 s = sq[k];
-      u32 ll = ZS_SLL(s) + carry, ml = ZS_SML(s), off = ZS_SOF(s), ov = 0;
-      carry = 0;
-      int j = -1;  // history entry moved to the front, -1: a new offset
-      if (ll) {
-        if (kn[0] && off == rep[0]) ov = 1, j = 0;
-        else if (kn[1] && off == rep[1]) ov = 2, j = 1;
-        else if (kn[2] && off == rep[2]) ov = 3, j = 2;
-      } else {
-        if (kn[1] && off == rep[1]) ov = 1, j = 1;
-        else if (kn[2] && off == rep[2]) ov = 2, j = 2;
-        else if (kn[0] && rep[0] > 1 && off == rep[0] - 1) ov = 3;
+    u32 n = e.segNseq[t];
+    for (u32 k0 = 0; k0 < n; k0 += 8) {
+      // Load 8 sequences at once: one memory wait per 8, not per sequence.
+      u64 buf[8];
+ZS_UNROLL
+      for (int q = 0; q < 8; q++) buf[q] = k0 + q < n ? sq[k0 + q] : 0;
+ZS_UNROLL
+      for (int q = 0; q < 8; q++) {
+        if (k0 + q >= n) continue;
+        u64 s = buf[q];
+        u32 ll = ZS_SLL(s) + carry, ml = ZS_SML(s), off = ZS_SOF(s), ov = 0;
+        carry = 0;
+        int j = -1;  // history entry moved to the front, -1: a new offset
+        if (ll) {
+          if (kn[0] && off == rep[0]) ov = 1, j = 0;
+          else if (kn[1] && off == rep[1]) ov = 2, j = 1;
+          else if (kn[2] && off == rep[2]) ov = 3, j = 2;
+        } else {
+          if (kn[1] && off == rep[1]) ov = 1, j = 1;
+          else if (kn[2] && off == rep[2]) ov = 2, j = 2;
+          else if (kn[0] && rep[0] > 1 && off == rep[0] - 1) ov = 3;
+        }
+        if (j < 0) {
+          if (!ov) ov = off + 3;
+          rep[2] = rep[1], kn[2] = kn[1];
+          rep[1] = rep[0], kn[1] = kn[0];
+          rep[0] = off, kn[0] = 1;
+        } else if (j == 1) {
+          rep[1] = rep[0], kn[1] = kn[0];
+          rep[0] = off, kn[0] = 1;
+        } else if (j == 2) {
+          rep[2] = rep[1], kn[2] = kn[1];
+          rep[1] = rep[0], kn[1] = kn[0];
+          rep[0] = off, kn[0] = 1;
+        }
+        e.cnt[0][zsLLCode(ll)]++;
+        e.cnt[1][zsHighBit(ov)]++;
+        e.cnt[2][zsMLCode(ml - 3)]++;
+        seqs[ns++] = ZS_SEQ(ll, ml, ov);
       }
-      if (j < 0) {
-        if (!ov) ov = off + 3;
-        rep[2] = rep[1], kn[2] = kn[1];
-        rep[1] = rep[0], kn[1] = kn[0];
-        rep[0] = off, kn[0] = 1;
-      } else if (j == 1) {
-        rep[1] = rep[0], kn[1] = kn[0];
-        rep[0] = off, kn[0] = 1;
-      } else if (j == 2) {
-        rep[2] = rep[1], kn[2] = kn[1];
-        rep[1] = rep[0], kn[1] = kn[0];
-        rep[0] = off, kn[0] = 1;
-      }
-      seqs[ns++] = ZS_SEQ(ll, ml, ov);
     }
-    carry += sm.segTrail[t];
+    carry += e.segTrail[t];
   }
   u8* o = out;
   if (ns < 128) {
@@ -743,13 +804,6 @@ ZD u32 zsEncodeSequences(ZsSmem& sm, u64* seqs, u8* out, u8* end, u32 blkIndex) 
   if (ns == 0) return (u32)(o - out);
   // Per code column: RLE when constant, else the predefined table or one
   // computed from this block's codes, whichever costs fewer bits.
-  for (int i = 0; i < 64; i++) e.cnt[0][i] = e.cnt[1][i] = e.cnt[2][i] = 0;
-  for (u32 i = 0; i < ns; i++) {
-    u64 s = seqs[i];
-    e.cnt[0][zsLLCode(ZS_SLL(s))]++;
-    e.cnt[1][zsHighBit(ZS_SOF(s))]++;
-    e.cnt[2][zsMLCode(ZS_SML(s) - 3)]++;
-  }
   u8* modes = o++;
   u32 mode[3];
   for (int c = 0; c < 3; c++) {  // LL, OF, ML: the order of their descriptions
@@ -799,22 +853,30 @@ ZD u32 zsEncodeSequences(ZsSmem& sm, u64* seqs, u8* out, u8* end, u32 blkIndex) 
   ZsBits b;
   zsBitsInit(b, o, end);
   u32 sLL = 0, sOF = 0, sML = 0;
-  for (int i = (int)ns - 1; i >= 0; i--) {
-    u64 s = seqs[i];
-    u32 ll = ZS_SLL(s), mlb = ZS_SML(s) - 3, ov = ZS_SOF(s);
-    u32 cll = zsLLCode(ll), cml = zsMLCode(mlb), cof = zsHighBit(ov);
-    if (i == (int)ns - 1) {
-      if (tML.tl) sML = zsFseInit(tML, cml);
-      if (tOF.tl) sOF = zsFseInit(tOF, cof);
-      if (tLL.tl) sLL = zsFseInit(tLL, cll);
-    } else {
-      if (tOF.tl) zsFseEnc(b, tOF, sOF, cof);
-      if (tML.tl) zsFseEnc(b, tML, sML, cml);
-      if (tLL.tl) zsFseEnc(b, tLL, sLL, cll);
+  for (int i0 = (int)ns - 1; i0 >= 0; i0 -= 8) {
+    u64 buf[8];
+ZS_UNROLL
+    for (int q = 0; q < 8; q++) buf[q] = i0 - q >= 0 ? seqs[i0 - q] : 0;
+ZS_UNROLL
+    for (int q = 0; q < 8; q++) {
+      int i = i0 - q;
+      if (i < 0) continue;
+      u64 s = buf[q];
+      u32 ll = ZS_SLL(s), mlb = ZS_SML(s) - 3, ov = ZS_SOF(s);
+      u32 cll = zsLLCode(ll), cml = zsMLCode(mlb), cof = zsHighBit(ov);
+      if (i == (int)ns - 1) {
+        if (tML.tl) sML = zsFseInit(tML, cml);
+        if (tOF.tl) sOF = zsFseInit(tOF, cof);
+        if (tLL.tl) sLL = zsFseInit(tLL, cll);
+      } else {
+        if (tOF.tl) zsFseEnc(b, tOF, sOF, cof);
+        if (tML.tl) zsFseEnc(b, tML, sML, cml);
+        if (tLL.tl) zsFseEnc(b, tLL, sLL, cll);
+      }
+      zsBitsAdd(b, ll - zsLLBase[cll], zsLLBits[cll]);
+      zsBitsAdd(b, mlb - zsMLBase[cml], zsMLBits[cml]);
+      zsBitsAdd(b, ov - (1u << cof), cof);
     }
-    zsBitsAdd(b, ll - zsLLBase[cll], zsLLBits[cll]);
-    zsBitsAdd(b, mlb - zsMLBase[cml], zsMLBits[cml]);
-    zsBitsAdd(b, ov - (1u << cof), cof);
   }
   if (tML.tl) zsBitsAdd(b, sML, tML.tl);
   if (tOF.tl) zsBitsAdd(b, sOF, tOF.tl);
@@ -824,9 +886,11 @@ ZD u32 zsEncodeSequences(ZsSmem& sm, u64* seqs, u8* out, u8* end, u32 blkIndex) 
   return (u32)(o - out) + bn;
 }
 
-#if defined(ZS_PROF) && defined(__CUDA_ARCH__)
+#if defined(ZS_PROF) && defined(__CUDACC__)
 // Profiling builds only (harness): CTA cycles per executed phase, summed.
 __device__ unsigned long long zsProf[32];
+#endif
+#if defined(ZS_PROF) && defined(__CUDA_ARCH__)
 #define ZS_TICK_INIT long long zsT = clock64(); int zsPh = 0;
 #define ZS_TICK                                                                     \
   if (threadIdx.x == 0) {                                                           \
@@ -896,6 +960,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
         out[2] = (u8)(h >> 16);
         if (blen) out[3] = src[blkStart];
         blkSize[g] = blen ? 4 : 3;
+        ((ZsSeqWs*)lit)->pending = 0;
       }
     ZS_END
     return;
@@ -908,11 +973,10 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
   ZS_END
   ZS_PHASE
     u32 a = blkStart + (u32)t * ZS_SEG, b = a + ZS_SEG < blkEnd ? a + ZS_SEG : blkEnd;
-    for (u32 p = a; p < b && p + 8 <= chunkLen; p++) ZS_ATOMIC_MIN(&sm.u.m.gtab[zsGHash(src + p)], p);
+    zsGInsert(sm.u.m.gtab, src, a, b, 1, chunkLen);
     // The previous block of the chunk too (every ZS_GPSTEP-th position),
     // so a block finds what its predecessor already held.
-    if (blkStart >= ZS_BLOCK)
-      for (u32 p = a - ZS_BLOCK; p < b - ZS_BLOCK; p += ZS_GPSTEP) ZS_ATOMIC_MIN(&sm.u.m.gtab[zsGHash(src + p)], p);
+    if (blkStart >= ZS_BLOCK) zsGInsert(sm.u.m.gtab, src, a - ZS_BLOCK, b - ZS_BLOCK, ZS_GPSTEP, chunkLen);
   ZS_END
   // Match finding: every thread its own segment.
   ZS_PHASE
@@ -931,7 +995,50 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
     for (int s = t; s < 256; s += ZS_NT) sm.hist[s] = 0;
   ZS_END
   ZS_PHASE
+#ifdef __CUDA_ARCH__
+    // Literal-heavy blocks: the warp copies each segment's runs together
+    // (coalesced); sequence-heavy ones: each thread its own segment. Both
+    // give the same buffer and histogram.
+    u32 nsq = 0;
+    for (int k = 0; k < ZS_NT; k++) nsq += sm.segNseq[k];
+    if (sm.litSize >= 16 * nsq) {
+      for (int sg = 0; sg < ZS_NT; sg++) {
+        u32 n = sm.segNseq[sg], o = sm.segLitOff[sg], ip = blkStart + (u32)sg * ZS_SEG;
+        const u64* sq = seqs + (u64)sg * ZS_SEGSEQ;
+        for (u32 k0 = 0; k0 <= n; k0 += 32) {
+          u64 mine = k0 + t < n ? sq[k0 + t] : 0;
+          u32 cnt = n + 1 - k0 < 32 ? n + 1 - k0 : 32;
+          for (u32 q = 0; q < cnt; q++) {
+            u64 sv = __shfl_sync(0xFFFFFFFFu, mine, q);
+            u32 ll = k0 + q < n ? ZS_SLL(sv) : sm.segTrail[sg], ml = k0 + q < n ? ZS_SML(sv) : 0;
+            // Lane t takes bytes 4t..4t+3 of every 128: one load each.
+            for (u32 i = 4 * (u32)t; i < ll; i += 128) {
+              if (i + 4 <= ll) {
+                u32 v = zsRd32(src + ip + i);
+                for (int q = 0; q < 4; q++) {
+                  u8 c = (u8)(v >> (8 * q));
+                  lit[o + i + q] = c;
+                  atomicAdd(&sm.hist[c], 1u);
+                }
+              } else {
+                for (u32 j = i; j < ll; j++) {
+                  u8 c = src[ip + j];
+                  lit[o + j] = c;
+                  atomicAdd(&sm.hist[c], 1u);
+                }
+              }
+            }
+            o += ll;
+            ip += ll + ml;
+          }
+        }
+      }
+    } else {
+      zsGatherLiterals(sm, t, src, blkStart, seqs + (u64)t * ZS_SEGSEQ, lit);
+    }
+#else
     zsGatherLiterals(sm, t, src, blkStart, seqs + (u64)t * ZS_SEGSEQ, lit);
+#endif
   ZS_END
   // Rank the present symbols by (count, symbol): sorted ascending.
   ZS_PHASE
@@ -1081,37 +1188,50 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
       ZS_END
     }
   }
+  // The sequences section is left to zstd_seqs (one thread per block, so
+  // the serial FSE state chains of many blocks run side by side).
   ZS_PHASE
+    ZsSeqWs* w = (ZsSeqWs*)lit;
+    w->segNseq[t] = sm.segNseq[t];
+    w->segTrail[t] = sm.segTrail[t];
     if (t == 0) {
-      u32 p = sm.pos;
-      u32 n = p < blen ? zsEncodeSequences(sm, seqs, body + p, body + blen, bi) : ~0u;
-      if (n == ~0u || p + n >= blen) {
-        sm.fail = 1;
-      } else {
-        u32 bs = p + n;
-#if defined(ZS_DEBUG) && !defined(__CUDACC__)
-        { u32 ns = 0; for (int k = 0; k < ZS_NT; k++) ns += sm.segNseq[k]; fprintf(stderr, "blk %u len %u lits %u mode %u litsec %u seqsec %u nseq %u bits/seq %.1f\n", g, blen, sm.litSize, sm.litMode, p, n, ns, n * 8.0 / ns); }
-#endif
-        u32 h = last | (2u << 1) | (bs << 3);
-        out[0] = (u8)h;
-        out[1] = (u8)(h >> 8);
-        out[2] = (u8)(h >> 16);
-        blkSize[g] = 3 + bs;
-      }
+      w->pos = sm.pos;
+      w->pending = 1;
+      blkSize[g] = 0;
     }
   ZS_END
-  if (sm.fail) {
-    ZS_PHASE
-      if (t == 0) {
-        u32 h = last | (blen << 3);
-        out[0] = (u8)h;
-        out[1] = (u8)(h >> 8);
-        out[2] = (u8)(h >> 16);
-        blkSize[g] = 3 + blen;
-      }
-      for (u32 i = (u32)t; i < blen; i += ZS_NT) body[i] = src[blkStart + i];
-    ZS_END
+}
+
+// Sequences section, block header and final size of block g (after
+// zsBlockBody): raw when the compressed form does not pay.
+ZD void zsSeqBody(u8* scratch, u64 chunkBytes, u32* blkSize, u32 g) {
+  u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
+  u32 bi = g % nb;
+  u32 chunkLen = (u32)chunkBytes;
+  u32 blkStart = bi * ZS_BLOCK;
+  u32 blkEnd = blkStart + ZS_BLOCK < chunkLen ? blkStart + ZS_BLOCK : chunkLen;
+  u32 blen = blkEnd - blkStart;
+  u8* base = scratch + (u64)g * ZS_BLKSCR;
+  ZsSeqWs* w = (ZsSeqWs*)base;
+  if (!w->pending) return;  // RLE or empty block, done by zsBlockBody
+  w->pending = 0;
+  u64* seqs = (u64*)(base + ZS_LITCAP);
+  u8* out = base + ZS_LITCAP + ZS_SEQCAP;
+  u8* body = out + 3;
+  u32 last = bi == nb - 1 ? 1u : 0u;
+  u32 p = w->pos;
+  u32 n = p < blen ? zsEncodeSequences(*w, seqs, body + p, body + blen, bi) : ~0u;
+  u32 h;
+  if (n == ~0u || p + n >= blen) {
+    h = last | (blen << 3);
+    blkSize[g] = (3 + blen) | ZS_RAWFLAG;  // the assembler copies the input
+  } else {
+    h = last | (2u << 1) | ((p + n) << 3);
+    blkSize[g] = 3 + p + n;
   }
+  out[0] = (u8)h;
+  out[1] = (u8)(h >> 8);
+  out[2] = (u8)(h >> 16);
 }
 
 // Frame header for a chunk of n bytes: magic, FHD (Single_Segment, smallest
@@ -1155,8 +1275,27 @@ extern "C" __global__ void __launch_bounds__(ZS_NT) zstd_blocks(const u8* in, u6
   zsBlockBody(sm, in, chunkBytes, scratch, blkSize, blockIdx.x);
 }
 
-// One CTA per chunk: frame header, then the chunk's blocks in order.
-extern "C" __global__ void __launch_bounds__(256) zstd_assemble(const u8* scratch, const u32* blkSize,
+extern "C" __global__ void __launch_bounds__(64) zstd_seqs(u64 chunkBytes, u32 nBlocks, u8* scratch, u32* blkSize) {
+  u32 g = blockIdx.x * blockDim.x + threadIdx.x;
+  if (g < nBlocks) zsSeqBody(scratch, chunkBytes, blkSize, g);
+}
+
+// Copies n bytes with the threads of a CTA: aligned 32-bit stores, source
+// words through zsRd32 (any alignment).
+ZD void zsCopy(u8* dst, const u8* src, u32 n) {
+  u32 head = (u32)((4 - ((u64)dst & 3)) & 3);
+  if (head > n) head = n;
+  if (threadIdx.x < head) dst[threadIdx.x] = src[threadIdx.x];
+  u32 nw = (n - head) / 4;
+  u32* dw = (u32*)(dst + head);
+  const u8* sp = src + head;
+  for (u32 i = threadIdx.x; i < nw; i += blockDim.x) dw[i] = zsRd32(sp + 4 * i);
+  for (u32 i = head + 4 * nw + threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
+}
+
+// One CTA per chunk: frame header, then the chunk's blocks in order (raw
+// blocks straight from the input).
+extern "C" __global__ void __launch_bounds__(256) zstd_assemble(const u8* in, const u8* scratch, const u32* blkSize,
                                                                 u64 chunkBytes, u32 nChunks, u8* out,
                                                                 u64 stride, u32* sizes) {
   u32 c = blockIdx.x;
@@ -1170,7 +1309,13 @@ extern "C" __global__ void __launch_bounds__(256) zstd_assemble(const u8* scratc
     u64 g = (u64)c * nb + b;
     u32 n = blkSize[g];
     const u8* s = scratch + g * ZS_BLKSCR + ZS_LITCAP + ZS_SEQCAP;
-    for (u32 i = threadIdx.x; i < n; i += blockDim.x) o[p + i] = s[i];
+    if (n & ZS_RAWFLAG) {
+      n &= ~ZS_RAWFLAG;
+      if (threadIdx.x < 3) o[p + threadIdx.x] = s[threadIdx.x];
+      zsCopy(o + p + 3, in + (u64)c * chunkBytes + (u64)b * ZS_BLOCK, n - 3);
+    } else {
+      zsCopy(o + p, s, n);
+    }
     p += n;
   }
   if (threadIdx.x == 0) sizes[c] = p;
@@ -1189,13 +1334,16 @@ static void zsHostEncode(const u8* in, u64 chunkBytes, u32 nChunks, u8* out, u64
   static ZsSmem sm;
   u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
   for (u32 g = 0; g < nb * nChunks; g++) zsBlockBody(sm, in, chunkBytes, scratch, blkSize, g);
+  for (u32 g = 0; g < nb * nChunks; g++) zsSeqBody(scratch, chunkBytes, blkSize, g);
   for (u32 c = 0; c < nChunks; c++) {
     u8* o = out + (u64)c * stride;
     u32 p = zsFrameHeader(o, chunkBytes);
     for (u32 b = 0; b < nb; b++) {
       u64 g = (u64)c * nb + b;
-      memcpy(o + p, scratch + g * ZS_BLKSCR + ZS_LITCAP + ZS_SEQCAP, blkSize[g]);
-      p += blkSize[g];
+      u32 n = blkSize[g] & ~ZS_RAWFLAG;
+      memcpy(o + p, scratch + g * ZS_BLKSCR + ZS_LITCAP + ZS_SEQCAP, (blkSize[g] & ZS_RAWFLAG) ? 3 : n);
+      if (blkSize[g] & ZS_RAWFLAG) memcpy(o + p + 3, in + (u64)c * chunkBytes + (u64)b * ZS_BLOCK, n - 3);
+      p += n;
     }
     sizes[c] = p;
   }

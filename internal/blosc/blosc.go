@@ -215,61 +215,6 @@ func appendMemcpyed(dst, src []byte, flags byte, ts, bs int) []byte {
 	return append(dst, src...)
 }
 
-// shuffle is blosc's byte shuffle of one block: out[j*n+i] = in[i*ts+j]
-// for n = len/ts elements; the len%ts trailing bytes are copied as is.
-func shuffle(out, in []byte, ts int) {
-	n := len(in) / ts
-	switch ts {
-	case 2:
-		o0, o1 := out[:n], out[n:2*n]
-		for i := range o0 {
-			o0[i] = in[2*i]
-			o1[i] = in[2*i+1]
-		}
-	case 4:
-		o0, o1, o2, o3 := out[:n], out[n:2*n], out[2*n:3*n], out[3*n:4*n]
-		for i := range o0 {
-			v := in[4*i : 4*i+4]
-			o0[i], o1[i], o2[i], o3[i] = v[0], v[1], v[2], v[3]
-		}
-	default:
-		for j := 0; j < ts; j++ {
-			o := out[j*n : (j+1)*n]
-			for i := range o {
-				o[i] = in[i*ts+j]
-			}
-		}
-	}
-	copy(out[n*ts:], in[n*ts:])
-}
-
-// unshuffle inverts shuffle: out[i*ts+j] = in[j*n+i].
-func unshuffle(out, in []byte, ts int) {
-	n := len(in) / ts
-	switch ts {
-	case 2:
-		i0, i1 := in[:n], in[n:2*n]
-		for i := range i0 {
-			out[2*i] = i0[i]
-			out[2*i+1] = i1[i]
-		}
-	case 4:
-		i0, i1, i2, i3 := in[:n], in[n:2*n], in[2*n:3*n], in[3*n:4*n]
-		for i := range i0 {
-			v := out[4*i : 4*i+4]
-			v[0], v[1], v[2], v[3] = i0[i], i1[i], i2[i], i3[i]
-		}
-	default:
-		for j := 0; j < ts; j++ {
-			s := in[j*n : (j+1)*n]
-			for i, c := range s {
-				out[i*ts+j] = c
-			}
-		}
-	}
-	copy(out[n*ts:], in[n*ts:])
-}
-
 // Header is a parsed blosc1 header.
 type Header struct {
 	Version   uint8
@@ -471,54 +416,4 @@ func (d *Decoder) Decode(dst, src []byte) ([]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-// bitTranspose is blosc1's bit shuffle of one block (bitshuffle's
-// bshuf_trans_bit_elem, scalar form), or its inverse. With n = len/ts
-// elements, bit k of byte j of element i moves to bit i%8 of byte
-// (j*8+k)*n/8 + i/8: one row of n bits per bit of the element. As c-blosc
-// 1.x does for its format version 2, a block whose element count is not a
-// multiple of 8 is copied unchanged, and bytes past the last whole element
-// are copied as is.
-func bitTranspose(out, in []byte, ts int, inverse bool) {
-	n := len(in) / ts
-	if n%8 != 0 {
-		copy(out, in)
-		return
-	}
-	nbr := n / 8 // bytes per bit row
-	for ii := 0; ii < nbr; ii++ {
-		for jj := 0; jj < ts; jj++ {
-			// Eight bytes (byte jj of elements 8ii..8ii+7, or the eight
-			// bit rows of byte jj at column ii) as an 8x8 bit matrix.
-			var x uint64
-			for kk := 0; kk < 8; kk++ {
-				if inverse {
-					x |= uint64(in[jj*n+kk*nbr+ii]) << (8 * kk)
-				} else {
-					x |= uint64(in[(ii*8+kk)*ts+jj]) << (8 * kk)
-				}
-			}
-			x = transpose8x8(x)
-			for kk := 0; kk < 8; kk++ {
-				if inverse {
-					out[(ii*8+kk)*ts+jj] = byte(x >> (8 * kk))
-				} else {
-					out[jj*n+kk*nbr+ii] = byte(x >> (8 * kk))
-				}
-			}
-		}
-	}
-	copy(out[n*ts:], in[n*ts:])
-}
-
-// transpose8x8 transposes the 8x8 bit matrix x (byte r = row r, bit c =
-// column c), bitshuffle's TRANS_BIT_8X8. It is its own inverse.
-func transpose8x8(x uint64) uint64 {
-	t := (x ^ (x >> 7)) & 0x00AA00AA00AA00AA
-	x = x ^ t ^ (t << 7)
-	t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCC
-	x = x ^ t ^ (t << 14)
-	t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0
-	return x ^ t ^ (t << 28)
 }

@@ -9,7 +9,9 @@
 // follows are written down in shared/GPU-CODECS.md §2.2; the GPU encoder in
 // internal/gpu must produce buffers this decoder accepts.
 //
-// Byte shuffle and the encoder are checked against c-blosc's own output
+// The shuffle filters (shuffle.go) move whole words, with SSE2 kernels on
+// amd64 (build tag purego selects the pure-Go loops); tests compare every
+// path with the one-byte reference loops. Byte shuffle and the encoder are checked against c-blosc's own output
 // (tensorstore fixture, byte for byte). Bit shuffle follows the bitshuffle
 // library's scalar algorithm and c-blosc 1.x's rules for it, but no
 // c-blosc-written bit-shuffled buffer has been checked yet.

@@ -1,0 +1,12 @@
+//go:build !amd64 || purego
+
+package blosc
+
+// Without the SSE2 kernels the pure-Go loops in shuffle.go do all the work.
+
+var noAsm = true
+
+func shuffle2Asm(out, in []byte, n int) int   { return 0 }
+func unshuffle2Asm(out, in []byte, n int) int { return 0 }
+func shuffle4Asm(out, in []byte, n int) int   { return 0 }
+func unshuffle4Asm(out, in []byte, n int) int { return 0 }

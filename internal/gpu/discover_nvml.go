@@ -12,7 +12,7 @@ import (
 // libnvidia-ml.so.1; a missing library is an error, not a crash).
 func discoverNVML() (System, error) {
 	if r := nvml.Init(); r != nvml.SUCCESS {
-		return System{}, fmt.Errorf("%w: NVML: %s", ErrNoGPU, nvml.ErrorString(r))
+		return System{}, fmt.Errorf("NVML: %s", nvml.ErrorString(r))
 	}
 	defer nvml.Shutdown()
 	sys := System{Source: "nvml"}

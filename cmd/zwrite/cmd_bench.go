@@ -218,6 +218,7 @@ time is reported as fill and is part of wall).`,
 func runBench(ctx context.Context, o *benchOptions, io stdio) error {
 	b := o.opts
 	b.Command = os.Args
+	b.Version = versionString()
 	if o.progress {
 		bar := newBenchBar(io.err, b.Duration > 0)
 		b.Progress = func(done, total int64) {

@@ -20,6 +20,7 @@ type Report struct {
 	Tool    string    `json:"tool"` // "zwrite" (the peer script writes "tensorstore")
 	Time    time.Time `json:"time"`
 	Command []string  `json:"command,omitempty"`
+	Version string    `json:"version,omitempty"` // zwrite version (git describe, or module version)
 	Machine Machine   `json:"machine"`
 
 	Scenario ScenarioInfo `json:"scenario"`

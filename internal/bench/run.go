@@ -53,6 +53,7 @@ type Options struct {
 	// producer goroutine and must be quick.
 	Progress func(done, total int64)
 	Command  []string // recorded in the report
+	Version  string   // recorded in the report
 }
 
 // Run performs one bench run and returns its report. It prints nothing.
@@ -88,7 +89,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	total := frames * fb
 
 	r := &Report{
-		Schema: Schema, Tool: "zwrite", Time: time.Now().UTC(), Command: o.Command,
+		Schema: Schema, Tool: "zwrite", Time: time.Now().UTC(), Command: o.Command, Version: o.Version,
 		Machine: DescribeMachine(),
 		Scenario: ScenarioInfo{
 			Name: o.Scenario.Name, Chunk: spec.Chunk, Shard: spec.Shard,

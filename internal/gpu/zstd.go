@@ -24,8 +24,8 @@ const (
 	zstdThreads    = 32        // ZS_NT
 	zstdSegSeq     = zstdBlock/zstdThreads/4 + 1
 	zstdBlkScratch = zstdBlock + zstdThreads*zstdSegSeq*8 + zstdBlock + 1024 // ZS_BLKSCR
-	zstdSmemBytes  = 53248                                                   // ZS_SMEM_BYTES
-	zstdSeqThreads = 64
+	zstdSmemBytes  = 27648                                                   // ZS_SMEM_BYTES
+	zstdSeqThreads = 32                                                      // ZS_SEQ_NT
 	zstdAsmThreads = 256
 )
 

@@ -53,11 +53,11 @@ typedef uint64_t u64;
 #define ZS_BLOCK (128 * 1024)         // zstd Block_Maximum_Size
 #define ZS_SEG (ZS_BLOCK / ZS_NT)     // bytes each thread parses
 #ifndef ZS_HLOG
-#define ZS_HLOG 9                     // hash table entries per thread (log2)
+#define ZS_HLOG 8                     // hash table entries per thread (log2)
 #endif
 #define ZS_HSIZE (1 << ZS_HLOG)
 #ifndef ZS_PRIME
-#define ZS_PRIME 2048                 // bytes before a segment hashed first
+#define ZS_PRIME 1024                 // bytes before a segment hashed first
 #endif
 #ifndef ZS_PSTEP
 #define ZS_PSTEP 2                    // priming stride
@@ -69,7 +69,7 @@ typedef uint64_t u64;
 #define ZS_MM 6                       // bytes hashed; a match needs >= 4
 #endif
 #ifndef ZS_GLOG
-#define ZS_GLOG 12                    // block-wide first-occurrence table (log2)
+#define ZS_GLOG 11                    // block-wide first-occurrence table (log2)
 #endif
 #define ZS_GSIZE (1 << ZS_GLOG)
 #ifndef ZS_GMM
@@ -382,7 +382,8 @@ ZD u32 zsWriteNCount(u8* out, const short* norm, u32 maxSym, u32 tl) {
 
 // Normalizes counts (sum total, maxSym+1 symbols) to 1<<tl, every present
 // symbol at least 1; deterministic.
-ZD void zsNormalize(short* norm, const u32* cnt, u32 maxSym, u32 total, u32 tl) {
+template <typename C>
+ZD void zsNormalize(short* norm, const C* cnt, u32 maxSym, u32 total, u32 tl) {
   int size = 1 << tl, sum = 0;
   for (u32 s = 0; s <= maxSym; s++) {
     if (!cnt[s]) {
@@ -405,7 +406,7 @@ ZD void zsNormalize(short* norm, const u32* cnt, u32 maxSym, u32 total, u32 tl) 
   while (sum < size) {
     u32 best = 0, bc = 0;
     for (u32 s = 0; s <= maxSym; s++)
-      if (cnt[s] > bc) bc = cnt[s], best = s;
+      if ((u32)cnt[s] > bc) bc = cnt[s], best = s;
     norm[best]++;
     sum++;
   }
@@ -463,11 +464,19 @@ struct ZsSeqWs {
   u32 segNseq[ZS_NT], segTrail[ZS_NT];
   u32 pos;           // where the sequences section starts in the body
   u32 pending;       // 1: the block still needs its sequences section
-  u32 cnt[3][64];    // LL, OF, ML code counts
+  ZsFseCT ct[3];     // LL, OF, ML
+};
+
+// zstd_seqs' per-thread temporaries, in shared memory: they are updated in
+// place (counts, cumulative counts), which global memory would turn into a
+// chain of L2 round trips. 1156 bytes: an odd number of words, so threads
+// touching the same field hit different banks.
+struct ZsSeqTmp {
+  u16 cnt[3][64];    // LL, OF, ML code counts
   short norm[64];
   u16 cumul[64];
   u8 tsym[512];
-  ZsFseCT ct[3];     // LL, OF, ML
+  u32 pad;
 };
 
 struct ZsSmem {
@@ -492,7 +501,6 @@ struct ZsSmem {
   u32 streamByte[4];  // start of each Huffman stream in out
   u32 streamBits[4];
   u32 pos;          // bytes of the block body written so far
-  u32 fail;         // compressed form did not fit: store raw
 };
 
 // ------------------------------------------------------------- block phases
@@ -736,7 +744,7 @@ ZD void zsPartRange(const ZsSmem& sm, int t, u32& a, u32& b, u32& stream, u32& p
 }
 
 // Encodes the sequences section at out (thread 0); returns bytes or ~0u.
-ZD u32 zsEncodeSequences(ZsSeqWs& e, u64* seqs, u8* out, u8* end, u32 blkIndex) {
+ZD u32 zsEncodeSequences(ZsSeqWs& e, ZsSeqTmp& x, u64* seqs, u8* out, u8* end, u32 blkIndex) {
   // Concatenate segments, fold trailing literals into the next sequence and
   // turn offsets into offset values with the repeat-offset history. A block
   // after the first does not know the history left by earlier blocks (they
@@ -744,7 +752,7 @@ ZD u32 zsEncodeSequences(ZsSeqWs& e, u64* seqs, u8* out, u8* end, u32 blkIndex) 
   u32 rep[3] = {1, 4, 8};
   u32 kn[3] = {blkIndex == 0, blkIndex == 0, blkIndex == 0};
   u32 ns = 0, carry = 0;
-  for (int i = 0; i < 64; i++) e.cnt[0][i] = e.cnt[1][i] = e.cnt[2][i] = 0;
+  for (int i = 0; i < 64; i++) x.cnt[0][i] = x.cnt[1][i] = x.cnt[2][i] = 0;
   for (int t = 0; t < ZS_NT; t++) {
     const u64* sq = seqs + (u64)t * ZS_SEGSEQ;
     u32 n = e.segNseq[t];
@@ -782,9 +790,9 @@ ZS_UNROLL
           rep[1] = rep[0], kn[1] = kn[0];
           rep[0] = off, kn[0] = 1;
         }
-        e.cnt[0][zsLLCode(ll)]++;
-        e.cnt[1][zsHighBit(ov)]++;
-        e.cnt[2][zsMLCode(ml - 3)]++;
+        x.cnt[0][zsLLCode(ll)]++;
+        x.cnt[1][zsHighBit(ov)]++;
+        x.cnt[2][zsMLCode(ml - 3)]++;
         seqs[ns++] = ZS_SEQ(ll, ml, ov);
       }
     }
@@ -807,7 +815,7 @@ ZS_UNROLL
   u8* modes = o++;
   u32 mode[3];
   for (int c = 0; c < 3; c++) {  // LL, OF, ML: the order of their descriptions
-    const u32* cnt = e.cnt[c];
+    const u16* cnt = x.cnt[c];
     const short* pre = c == 0 ? zsLLNorm : c == 1 ? zsOFNorm : zsMLNorm;
     u32 preMax = c == 0 ? 35 : c == 1 ? 28 : 52, preTl = c == 1 ? 5 : 6, maxTl = c == 1 ? 8 : 9;
     u32 maxSym = 0, distinct = 0;
@@ -832,18 +840,18 @@ ZS_UNROLL
     if (minBits > tl) tl = minBits;
     if (tl < 5) tl = 5;
     if (tl > maxTl) tl = maxTl;
-    zsNormalize(e.norm, cnt, maxSym, ns, tl);
-    u32 hn = zsWriteNCount(o, e.norm, maxSym, tl);
+    zsNormalize(x.norm, cnt, maxSym, ns, tl);
+    u32 hn = zsWriteNCount(o, x.norm, maxSym, tl);
     u64 costFse = (u64)hn * 8 * 256;
     for (u32 k = 0; k <= maxSym; k++)
-      if (cnt[k]) costFse += (u64)cnt[k] * (tl * 256 - zsLog2Fp((u32)e.norm[k]));
+      if (cnt[k]) costFse += (u64)cnt[k] * (tl * 256 - zsLog2Fp((u32)x.norm[k]));
     if (costFse < costPre) {
       mode[c] = 2;
       o += hn;
-      zsFseBuild(e.ct[c], e.norm, maxSym, tl, e.tsym, e.cumul);
+      zsFseBuild(e.ct[c], x.norm, maxSym, tl, x.tsym, x.cumul);
     } else {
       mode[c] = 0;
-      zsFseBuild(e.ct[c], pre, preMax, preTl, e.tsym, e.cumul);
+      zsFseBuild(e.ct[c], pre, preMax, preTl, x.tsym, x.cumul);
     }
   }
   *modes = (u8)((mode[0] << 6) | (mode[1] << 4) | (mode[2] << 2));
@@ -990,7 +998,6 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
         o += sm.segLit[k];
       }
       sm.litSize = o;
-      sm.fail = 0;
     }
     for (int s = t; s < 256; s += ZS_NT) sm.hist[s] = 0;
   ZS_END
@@ -1204,7 +1211,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
 
 // Sequences section, block header and final size of block g (after
 // zsBlockBody): raw when the compressed form does not pay.
-ZD void zsSeqBody(u8* scratch, u64 chunkBytes, u32* blkSize, u32 g) {
+ZD void zsSeqBody(ZsSeqTmp& x, u8* scratch, u64 chunkBytes, u32* blkSize, u32 g) {
   u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
   u32 bi = g % nb;
   u32 chunkLen = (u32)chunkBytes;
@@ -1220,7 +1227,7 @@ ZD void zsSeqBody(u8* scratch, u64 chunkBytes, u32* blkSize, u32 g) {
   u8* body = out + 3;
   u32 last = bi == nb - 1 ? 1u : 0u;
   u32 p = w->pos;
-  u32 n = p < blen ? zsEncodeSequences(*w, seqs, body + p, body + blen, bi) : ~0u;
+  u32 n = p < blen ? zsEncodeSequences(*w, x, seqs, body + p, body + blen, bi) : ~0u;
   u32 h;
   if (n == ~0u || p + n >= blen) {
     h = last | (blen << 3);
@@ -1261,7 +1268,7 @@ ZD u32 zsFrameHeader(u8* h, u64 n) {
 // Dynamic shared memory per zstd_blocks CTA; the Go side passes the same
 // number (zstd.go, zstdSmemBytes).
 #ifndef ZS_SMEM_BYTES
-#define ZS_SMEM_BYTES 53248
+#define ZS_SMEM_BYTES 27648
 #endif
 static_assert(sizeof(ZsSmem) <= ZS_SMEM_BYTES, "ZsSmem outgrew ZS_SMEM_BYTES");
 
@@ -1275,9 +1282,13 @@ extern "C" __global__ void __launch_bounds__(ZS_NT) zstd_blocks(const u8* in, u6
   zsBlockBody(sm, in, chunkBytes, scratch, blkSize, blockIdx.x);
 }
 
-extern "C" __global__ void __launch_bounds__(64) zstd_seqs(u64 chunkBytes, u32 nBlocks, u8* scratch, u32* blkSize) {
+#define ZS_SEQ_NT 32  // zstd_seqs threads per CTA (zstd.go: zstdSeqThreads)
+static_assert(sizeof(ZsSeqTmp) % 8 == 4, "ZsSeqTmp should span an odd number of words");
+
+extern "C" __global__ void __launch_bounds__(ZS_SEQ_NT) zstd_seqs(u64 chunkBytes, u32 nBlocks, u8* scratch, u32* blkSize) {
+  __shared__ ZsSeqTmp tmp[ZS_SEQ_NT];
   u32 g = blockIdx.x * blockDim.x + threadIdx.x;
-  if (g < nBlocks) zsSeqBody(scratch, chunkBytes, blkSize, g);
+  if (g < nBlocks) zsSeqBody(tmp[threadIdx.x], scratch, chunkBytes, blkSize, g);
 }
 
 // Copies n bytes with the threads of a CTA: aligned 32-bit stores, source
@@ -1334,7 +1345,8 @@ static void zsHostEncode(const u8* in, u64 chunkBytes, u32 nChunks, u8* out, u64
   static ZsSmem sm;
   u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
   for (u32 g = 0; g < nb * nChunks; g++) zsBlockBody(sm, in, chunkBytes, scratch, blkSize, g);
-  for (u32 g = 0; g < nb * nChunks; g++) zsSeqBody(scratch, chunkBytes, blkSize, g);
+  static ZsSeqTmp tmp;
+  for (u32 g = 0; g < nb * nChunks; g++) zsSeqBody(tmp, scratch, chunkBytes, blkSize, g);
   for (u32 c = 0; c < nChunks; c++) {
     u8* o = out + (u64)c * stride;
     u32 p = zsFrameHeader(o, chunkBytes);

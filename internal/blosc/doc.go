@@ -11,8 +11,9 @@
 //
 // The shuffle filters (shuffle.go) move whole words, with SSE2 kernels on
 // amd64 (build tag purego selects the pure-Go loops); tests compare every
-// path with the one-byte reference loops. Byte shuffle and the encoder are checked against c-blosc's own output
-// (tensorstore fixture, byte for byte). Bit shuffle follows the bitshuffle
+// path with the one-byte reference loops. Byte shuffle and the encoder are
+// checked against c-blosc's own output (tensorstore fixture, byte for
+// byte). Bit shuffle follows the bitshuffle
 // library's scalar algorithm and c-blosc 1.x's rules for it, but no
 // c-blosc-written bit-shuffled buffer has been checked yet.
 package blosc

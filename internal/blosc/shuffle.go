@@ -87,7 +87,7 @@ func shuffle(out, in []byte, ts int) {
 	case ts == 4:
 		m, cols = shuffle4(out, in, n, shuffle4Asm(out, in, n)), 4
 	case ts >= 8:
-		m, cols = shuffle8(out, in, n, ts), ts&^7
+		m, cols = shuffle8(out, in, n, ts, shuffle8Asm(out, in, n, ts)), ts&^7
 	}
 	shuffleBytes(out, in, n, ts, m, 0, cols)
 	shuffleBytes(out, in, n, ts, 0, cols, ts)
@@ -137,12 +137,13 @@ func shuffle4(out, in []byte, n, i0 int) int {
 	return m
 }
 
-// shuffle8 handles typesize 8 and the first ts&^7 columns of larger ones:
-// 8 elements by 8 bytes is an 8x8 byte transpose.
-func shuffle8(out, in []byte, n, ts int) int {
+// shuffle8 handles elements [i0, n&^7) of typesize 8 and of the first
+// ts&^7 columns of larger ones: 8 elements by 8 bytes is an 8x8 byte
+// transpose.
+func shuffle8(out, in []byte, n, ts, i0 int) int {
 	m := n &^ 7
 	var w [8]uint64
-	for i := 0; i < m; i += 8 {
+	for i := i0; i < m; i += 8 {
 		for j := 0; j+8 <= ts; j += 8 {
 			s := in[i*ts+j:]
 			for r := range w {
@@ -171,7 +172,7 @@ func unshuffle(out, in []byte, ts int) {
 	case ts == 4:
 		m, cols = unshuffle4(out, in, n, unshuffle4Asm(out, in, n)), 4
 	case ts >= 8:
-		m, cols = unshuffle8(out, in, n, ts), ts&^7
+		m, cols = unshuffle8(out, in, n, ts, unshuffle8Asm(out, in, n, ts)), ts&^7
 	}
 	unshuffleBytes(out, in, n, ts, m, 0, cols)
 	unshuffleBytes(out, in, n, ts, 0, cols, ts)
@@ -214,10 +215,10 @@ func unshuffle4(out, in []byte, n, i0 int) int {
 	return m
 }
 
-func unshuffle8(out, in []byte, n, ts int) int {
+func unshuffle8(out, in []byte, n, ts, i0 int) int {
 	m := n &^ 7
 	var w [8]uint64
-	for i := 0; i < m; i += 8 {
+	for i := i0; i < m; i += 8 {
 		for j := 0; j+8 <= ts; j += 8 {
 			for r := range w {
 				w[r] = le.Uint64(in[(j+r)*n+i:])
@@ -233,12 +234,11 @@ func unshuffle8(out, in []byte, n, ts int) int {
 }
 
 // bitTranspose is blosc1's bit shuffle of one block (bitshuffle's
-// bshuf_trans_bit_elem, scalar form), or its inverse. With n = len/ts
-// elements, bit k of byte j of element i moves to bit i%8 of byte
-// (j*8+k)*n/8 + i/8: one row of n bits per bit of the element. As c-blosc
-// 1.x does for its format version 2, a block whose element count is not a
-// multiple of 8 is copied unchanged, and bytes past the last whole element
-// are copied as is.
+// bshuf_trans_bit_elem), or its inverse. With n = len/ts elements, bit k
+// of byte j of element i moves to bit i%8 of byte (j*8+k)*n/8 + i/8: one
+// row of n bits per bit of the element. As c-blosc 1.x does for its format
+// version 2, a block whose element count is not a multiple of 8 is copied
+// unchanged, and bytes past the last whole element are copied as is.
 func bitTranspose(out, in []byte, ts int, inverse bool) {
 	n := len(in) / ts
 	if n%8 != 0 {
@@ -246,7 +246,11 @@ func bitTranspose(out, in []byte, ts int, inverse bool) {
 		return
 	}
 	nbr := n / 8 // bytes per bit row
-	for ii := 0; ii < nbr; ii++ {
+	done := 0    // bytes of each row already written
+	if ts <= bitWideMaxTS {
+		done = bitTransposeWide(out, in, n, ts, inverse)
+	}
+	for ii := done; ii < nbr; ii++ {
 		for jj := 0; jj < ts; jj++ {
 			// Eight bytes (byte jj of elements 8ii..8ii+7, or the eight
 			// bit rows of byte jj at column ii) as an 8x8 bit matrix.
@@ -269,6 +273,55 @@ func bitTranspose(out, in []byte, ts int, inverse bool) {
 		}
 	}
 	copy(out[n*ts:], in[n*ts:])
+}
+
+// bitWideMaxTS is the largest typesize bitTransposeWide takes: its scratch
+// of 64 elements lives on the stack.
+const bitWideMaxTS = 32
+
+// bitTransposeWide does the bit transpose 64 elements at a time, for the
+// first n&^63 elements, and returns the row bytes it wrote (n/64*8). The
+// 64 elements are byte-shuffled into a stack buffer (fast kernels), each
+// 8-byte group of a byte plane is bit-transposed as one word, and an 8x8
+// byte transpose of eight such words gives 8 bytes of each of the 8 bit
+// rows, stored as whole words. The inverse runs the same steps backwards.
+func bitTransposeWide(out, in []byte, n, ts int, inverse bool) int {
+	nbr := n / 8
+	var buf [64 * bitWideMaxTS]byte
+	blk := buf[:64*ts]
+	var w [8]uint64
+	for ii := 0; ii+8 <= nbr; ii += 8 {
+		elems := in[ii*8*ts : (ii+8)*8*ts]
+		if inverse {
+			elems = out[ii*8*ts : (ii+8)*8*ts]
+		} else {
+			shuffle(blk, elems, ts)
+		}
+		for jj := 0; jj < ts; jj++ {
+			p := blk[jj*64 : jj*64+64]
+			if inverse {
+				for kk := range w {
+					w[kk] = le.Uint64(in[jj*n+kk*nbr+ii:])
+				}
+				transpose8x8Bytes(&w)
+				for m := range w {
+					le.PutUint64(p[8*m:], transpose8x8(w[m]))
+				}
+				continue
+			}
+			for m := range w {
+				w[m] = transpose8x8(le.Uint64(p[8*m:]))
+			}
+			transpose8x8Bytes(&w)
+			for kk := range w {
+				le.PutUint64(out[jj*n+kk*nbr+ii:], w[kk])
+			}
+		}
+		if inverse {
+			unshuffle(elems, blk, ts)
+		}
+	}
+	return nbr &^ 7
 }
 
 // transpose8x8 transposes the 8x8 bit matrix x (byte r = row r, bit c =

@@ -67,3 +67,31 @@ func unshuffle4Asm(out, in []byte, n int) int {
 	unshuffle4SSE2(&out[0], &in[0], &in[n], &in[2*n], &in[3*n], m/16)
 	return m
 }
+
+//go:noescape
+func shuffle8SSE2(dst, src *byte, n, chunks int)
+
+//go:noescape
+func unshuffle8SSE2(dst, src *byte, n, chunks int)
+
+// shuffle8Asm shuffles the first n&^15 elements of typesize ts when it is
+// 8 (wider typesizes use the word loop) and returns that count.
+func shuffle8Asm(out, in []byte, n, ts int) int {
+	m := n &^ 15
+	if ts != 8 || m == 0 || noAsm {
+		return 0
+	}
+	_, _ = out[7*n+m-1], in[8*m-1]
+	shuffle8SSE2(&out[0], &in[0], n, m/16)
+	return m
+}
+
+func unshuffle8Asm(out, in []byte, n, ts int) int {
+	m := n &^ 15
+	if ts != 8 || m == 0 || noAsm {
+		return 0
+	}
+	_, _ = out[8*m-1], in[7*n+m-1]
+	unshuffle8SSE2(&out[0], &in[0], n, m/16)
+	return m
+}

@@ -6,7 +6,9 @@ package blosc
 
 var noAsm = true
 
-func shuffle2Asm(out, in []byte, n int) int   { return 0 }
-func unshuffle2Asm(out, in []byte, n int) int { return 0 }
-func shuffle4Asm(out, in []byte, n int) int   { return 0 }
-func unshuffle4Asm(out, in []byte, n int) int { return 0 }
+func shuffle2Asm(out, in []byte, n int) int       { return 0 }
+func unshuffle2Asm(out, in []byte, n int) int     { return 0 }
+func shuffle4Asm(out, in []byte, n int) int       { return 0 }
+func unshuffle4Asm(out, in []byte, n int) int     { return 0 }
+func shuffle8Asm(out, in []byte, n, ts int) int   { return 0 }
+func unshuffle8Asm(out, in []byte, n, ts int) int { return 0 }

@@ -12,7 +12,8 @@
 # acceptance check of issue 3 for each codec on the cpu and gpu backends,
 # ragged shapes and dtypes on the gpu backend, each also read back by
 # `zwrite verify --raw` and by tensorstore (scripts/interop/
-# tensorstore_check.py), and --depth 1 vs --depth 4 store identity;
+# tensorstore_check.py), the same at the scenarios' chunk sizes, --depth 1
+# vs --depth 4 store identity, and gpu vs cpu identity for codec none;
 # (d) benches with --prefill and a discard sink: zwrite gpu and cpu for
 # none, lz4, zstd, then tensorstore_bench.py on the same scenario and codec.
 #
@@ -41,7 +42,7 @@ PYTHON=${PYTHON:-python3}
 DRY=${DRY:-0}
 BUDGET=${BUDGET:-530}
 RESERVE=${RESERVE:-15}
-SCENARIOS=${SCENARIOS:-medfmt orca2 256cube}
+SCENARIOS=${SCENARIOS-medfmt orca2 256cube} # empty: no benches
 CODECS=${CODECS:-none lz4 zstd}
 GPUTEST_CAP=${GPUTEST_CAP:-150}
 case $ZWRITE in /*) ;; *) ZWRITE=$ROOT/$ZWRITE ;; esac
@@ -139,6 +140,20 @@ depth_ident() {
 	echo "depth 1 == depth 4 ($be $codec)"
 }
 
+# same_store CODEC RAW: the gpu and cpu backends write identical stores.
+same_store() {
+	local h=()
+	for be in cpu gpu; do
+		rm -rf "$W/same-$be.zarr"
+		"$ZWRITE" append -o "$W/same-$be.zarr" --shape 0,512,512 --dtype uint16 --chunk 8,128,128 \
+			--shard 16,256,512 --codec "$1" --backend "$be" "$2" || { echo "$be: append failed"; return 1; }
+		h+=("$(treehash "$W/same-$be.zarr")")
+		echo "$be $1: tree sha256 ${h[-1]}"
+	done
+	rm -rf "$W"/same-*.zarr
+	[ "${h[0]}" = "${h[1]}" ] || { echo "gpu and cpu stores differ ($1)"; return 1; }
+}
+
 # jsonl FILE: append FILE's record(s) to bench.jsonl, one per line.
 jsonl() {
 	if command -v "$PYTHON" >/dev/null 2>&1; then
@@ -185,7 +200,7 @@ print(",".join(str(v) for v in [g["chunk"][0]] + g["shape"][1:]))' "$ROOT/script
 	"$ZWRITE" synth --shape "$shape" --dtype uint16 --fill thirds >"$2"
 }
 
-export -f rt depth_ident treehash jsonl bench_zw bench_ts epoch_raw
+export -f rt depth_ident same_store treehash jsonl bench_zw bench_ts epoch_raw
 export ROOT ZWRITE GPUTEST PYTHON W JSONL
 
 echo "final.sh: $(date -u +%FT%TZ) on $(hostname), budget $BUDGET s, dry $DRY, work $W"
@@ -282,10 +297,36 @@ if "$ZWRITE" synth --shape 400,512,512 --dtype uint16 --fill thirds >"$W/depth.r
 	for c in $CODECS; do
 		step "depth 1 vs 4 $RAGGED_BE $c" 40 depth_ident "$RAGGED_BE" "$c" "$W/depth.raw"
 	done
+	# Codec none: the GPU stage's store is the CPU stage's, byte for byte.
+	if [ "$HAVE_GPU" = 1 ]; then
+		step "gpu none == cpu none" 40 same_store none "$W/depth.raw"
+	else
+		skip "gpu none == cpu none" "no GPU"
+	fi
 else
 	echo "synth for the depth check failed"
 fi
 rm -f "$W/depth.raw" "$W/f.raw"
+
+# Scenario-sized chunks (256 KiB: two 128 KiB zstd blocks, many lz4
+# blocks) with a partial last epoch and shard row, on the GPU backend.
+#   scenario frames  frame shape        chunk           shard
+SCALE="
+orca2      48  2,2048,2304      32,1,64,64      640,2,512,576
+medfmt     5   1,10240,15360    4,1,128,256     12,1,2560,3840
+256cube    6   256,256,256,3    4,32,32,32,1    64,128,128,128,3
+"
+while read -r scen frames fshape chunk shard; do
+	[ -n "$scen" ] || continue
+	[ "$DRY" = 1 ] && frames=1
+	raw=$W/scale-$scen.raw
+	"$ZWRITE" synth --shape "$frames,$fshape" --dtype uint16 --fill thirds >"$raw" ||
+		{ echo "synth $scen failed"; continue; }
+	for c in $CODECS; do
+		step "scale $RAGGED_BE $c $scen ($frames frames)" 45 rt "scale-$scen-$RAGGED_BE-$c" "$RAGGED_BE" "$c" "$raw" uint16 "0,$fshape" "$chunk" "$shard"
+	done
+	rm -f "$raw"
+done <<<"$SCALE"
 
 # ---- (d) benches ------------------------------------------------------------
 # Frames per run: ~16 GB of input for zwrite (a few seconds at 5-15 GB/s),

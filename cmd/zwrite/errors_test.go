@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/zwrite/zwrite/internal/gpu"
+	"github.com/zwrite/zwrite/internal/zarr"
 )
 
 // TestRuntimeErrors covers append's failures that are not usage mistakes:
@@ -127,5 +130,22 @@ func TestOverwrite(t *testing.T) {
 	mustZw(t, second, append(args, "--overwrite")...)
 	if got := mustZw(t, nil, "cat", store); got != string(second) {
 		t.Fatal("--overwrite did not replace the store")
+	}
+}
+
+// TestGPUUnavailable: asking for the GPU where it cannot run is a usage
+// error that says so and suggests the CPU, and writes nothing.
+func TestGPUUnavailable(t *testing.T) {
+	if err := gpu.Supports(zarr.CodecZstd); err == nil {
+		t.Skip("a GPU that runs zstd is present; --backend gpu is valid here")
+	}
+	store := filepath.Join(t.TempDir(), "s.zarr")
+	code, _, stderr := zw(t, context.Background(), randomBytes(60, 1),
+		"append", "-o", store, "--backend", "gpu", "--shape", "0,3,5", "--dtype", "u16", "--chunk", "2,2,2")
+	if code != exitUsage || !strings.Contains(stderr, "--backend gpu:") || !strings.Contains(stderr, "--backend cpu") {
+		t.Errorf("exit %d, want %d and a message suggesting --backend cpu:\n%s", code, exitUsage, stderr)
+	}
+	if _, err := os.Stat(store); !os.IsNotExist(err) {
+		t.Errorf("a refused append left %s behind (stat: %v)", store, err)
 	}
 }

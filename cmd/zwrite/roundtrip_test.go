@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,9 +168,16 @@ head -c $((37*3*129*67*2)) /dev/urandom > f.raw && zwrite append -o s.zarr --sha
 	}
 }
 
-// TestInterrupt sends SIGINT to append while it reads an open pipe: it must
-// exit non-zero within 2 s with a message, and leave a store that verifies.
+// TestInterrupt sends SIGINT (and SIGTERM) to append while it reads an
+// open pipe: it must exit 130 within 2 s with a message, and leave a store
+// that verifies and holds a prefix of the input.
 func TestInterrupt(t *testing.T) {
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) { testInterrupt(t, sig) })
+	}
+}
+
+func testInterrupt(t *testing.T, sig os.Signal) {
 	dir := t.TempDir()
 	store := filepath.Join(dir, "s.zarr")
 	// Frames of 64 KiB, shard rows of 8 frames. The writer kicks 32 MiB
@@ -209,7 +217,7 @@ func TestInterrupt(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	start := time.Now()
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -219,9 +227,9 @@ func TestInterrupt(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("zwrite did not exit within 2 s of SIGINT; stderr:\n%s", stderr.String())
+		t.Fatalf("zwrite did not exit within 2 s of %v; stderr:\n%s", sig, stderr.String())
 	}
-	t.Logf("exited %v after SIGINT in %v; stderr:\n%s", err, time.Since(start), stderr.String())
+	t.Logf("exited %v after %v in %v; stderr:\n%s", err, sig, time.Since(start), stderr.String())
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != exitInterrupted {
 		t.Fatalf("exit %v, want code %d", err, exitInterrupted)

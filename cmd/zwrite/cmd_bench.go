@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -41,6 +42,7 @@ type benchOptions struct {
 	prefill    bool
 	duration   time.Duration
 	warmup     time.Duration
+	baselines  bool
 
 	opts bench.Options // set by validate
 }
@@ -65,6 +67,7 @@ func (o *benchOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.BoolVar(&o.prefill, "prefill", false, "make the data once (one epoch, cycled) so that only the writer is timed")
 	f.DurationVar(&o.duration, "duration", 0, "run for this long instead of a frame count, e.g. 10s (dim 0 grows)")
 	f.DurationVar(&o.warmup, "warmup", 0, "with --duration: write this long first without counting it")
+	f.BoolVar(&o.baselines, "baselines", true, "measure the same-run baselines (memmove, codec ceiling; about 3 s)")
 }
 
 func (o *benchOptions) validate(f *pflag.FlagSet) error {
@@ -143,6 +146,7 @@ func (o *benchOptions) validate(f *pflag.FlagSet) error {
 	}
 	b.WriteBytes = wb
 	b.Prefill = o.prefill
+	b.NoBaselines = !o.baselines
 	// The spec must be valid before anything runs: a bad custom geometry
 	// or level is the user's to fix.
 	if _, err := b.Scenario.Spec(b.DType, b.Codec, b.Level, max(o.frames, 0)); err != nil {
@@ -158,7 +162,9 @@ func (o *benchOptions) validate(f *pflag.FlagSet) error {
 }
 
 // checkBenchOutput refuses an existing, non-empty output without
-// --overwrite, and clears it with --overwrite (a bench store is scratch).
+// --overwrite, and with it removes the old store (a bench store is
+// scratch). Only a directory holding a zarr.json is removed: a mistyped -o
+// must never delete anything else.
 func checkBenchOutput(path string, overwrite bool) error {
 	ents, err := os.ReadDir(path)
 	switch {
@@ -170,6 +176,9 @@ func checkBenchOutput(path string, overwrite bool) error {
 		return nil
 	case !overwrite:
 		return usagef("output %s already exists; pass --overwrite to replace it, or choose another -o", path)
+	}
+	if _, err := os.Stat(filepath.Join(path, "zarr.json")); err != nil {
+		return usagef("output %s exists and is not a Zarr store (no zarr.json); refusing to delete it, choose another -o", path)
 	}
 	if err := os.RemoveAll(path); err != nil {
 		return fmt.Errorf("remove old output %s: %w", path, err)

@@ -52,6 +52,36 @@ func TestBenchCommand(t *testing.T) {
 	}
 }
 
+// TestBenchOverwrite: --overwrite replaces an old store but never deletes
+// a directory that is not one.
+func TestBenchOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	args := func(out string, extra ...string) []string {
+		return append([]string{"bench", "--shape", "0,8,8", "--chunk", "2,8,8", "--frames", "4",
+			"--backend", "cpu", "--progress=false", "--baselines=false", "-o", out}, extra...)
+	}
+	store := filepath.Join(dir, "s.zarr")
+	mustZw(t, nil, args(store)...)
+	if code, _, stderr := zw(t, context.Background(), nil, args(store)...); code != exitUsage || !strings.Contains(stderr, "--overwrite") {
+		t.Fatalf("second run without --overwrite: exit %d, %s", code, stderr)
+	}
+	mustZw(t, nil, args(store, "--overwrite")...)
+	other := filepath.Join(dir, "notes")
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keep := filepath.Join(other, "keep.txt")
+	if err := os.WriteFile(keep, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := zw(t, context.Background(), nil, args(other, "--overwrite")...); code != exitUsage || !strings.Contains(stderr, "not a Zarr store") {
+		t.Fatalf("--overwrite on a plain directory: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Fatalf("a plain directory lost its file: %v", err)
+	}
+}
+
 func TestBenchUsageErrors(t *testing.T) {
 	tests := []struct {
 		name string

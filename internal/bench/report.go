@@ -134,7 +134,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, "  %-10s %8.3f  %10.3f\n", st.Name, st.BusyS, st.GBps)
 	}
 	b.WriteString("\n  same-run baselines\n")
-	fmt.Fprintf(&b, "  memmove, all cores      %8.3f GB/s   end-to-end / memmove  %.3f\n", bl.MemmoveGBps, bl.OverMemmove)
+	if bl.MemmoveGBps == 0 && bl.CeilingGBps == 0 {
+		b.WriteString("  not measured (--baselines=false)\n")
+	} else {
+		fmt.Fprintf(&b, "  memmove, all cores      %8.3f GB/s   end-to-end / memmove  %.3f\n", bl.MemmoveGBps, bl.OverMemmove)
+	}
 	if bl.CeilingGBps > 0 {
 		fmt.Fprintf(&b, "  %-4s codec, all cores  %8.3f GB/s   end-to-end / ceiling  %.3f   (before %.3f, after %.3f; sample ratio %.3f, %d chunks)\n",
 			s.Codec, bl.CeilingGBps, bl.OverCeiling, bl.CeilingBeforeGBps, bl.CeilingAfterGBps, bl.CeilingRatio, bl.CeilingChunks)

@@ -370,10 +370,14 @@ def main():
           f"shard row {human(rowbuf.nbytes)}", file=sys.stderr)
 
     mach = machine()
-    records = [run_one(args, geo, c.strip(), rowbuf, mach) for c in args.codec.split(",")]
-    if args.json_dir:
-        os.makedirs(args.json_dir, exist_ok=True)
-        for rec in records:
+    records = []
+    for c in args.codec.split(","):
+        rec = run_one(args, geo, c.strip(), rowbuf, mach)
+        records.append(rec)
+        if args.json_dir:
+            # Each record as soon as it exists: a later codec that fails
+            # or runs out of time does not lose the earlier ones.
+            os.makedirs(args.json_dir, exist_ok=True)
             name = f"tensorstore-{rec['scenario']['name']}-{rec['scenario']['codec']}.json"
             with open(os.path.join(args.json_dir, name), "w") as f:
                 f.write(json.dumps(rec, indent=2) + "\n")

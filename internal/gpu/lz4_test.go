@@ -1,0 +1,350 @@
+package gpu
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zwrite/zwrite/internal/blosc"
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// TestLZ4ConstantsMatchSource keeps lz4.go's copies of the kernel's
+// launch constants in step with kernels/lz4.cu. It needs no GPU.
+func TestLZ4ConstantsMatchSource(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("kernels", "lz4.cu"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("#define LZ4_WPB %d\n", lz4WarpsPerCTA),
+		fmt.Sprintf("#define LZ4_SHUF_CTA %d\n", lz4ShufCTA),
+		"#define LZ4_SHUF_TILE (LZ4_SHUF_CTA * 16)\n",
+		fmt.Sprintf("#define LZ4_ASM_CTA %d\n", lz4AsmCTA),
+	} {
+		if !strings.Contains(string(src), want) {
+			t.Errorf("kernels/lz4.cu lacks %q: update lz4.go's constants", strings.TrimSpace(want))
+		}
+	}
+}
+
+func TestLZ4Geom(t *testing.T) {
+	tests := []struct {
+		nbytes, typesize, nblocks, spc int64
+	}{
+		{2, 2, 1, 1},              // memcpyed anyway; one unsplit block
+		{200, 2, 1, 1},            // 100 elements < 128: not split
+		{256, 2, 1, 2},            // 128 elements: split
+		{1 << 20, 2, 16, 32},      // orca2-like chunk
+		{3*65536 + 2000, 2, 4, 7}, // short last block is never split
+		{65536, 8, 1, 8},
+		{65536, 1, 1, 1},
+	}
+	for _, tc := range tests {
+		g := newLZ4Geom(tc.nbytes, tc.typesize)
+		if g.nblocks != tc.nblocks || g.spc != tc.spc {
+			t.Errorf("geom(%d, %d) = %d blocks, %d streams; want %d, %d", tc.nbytes, tc.typesize, g.nblocks, g.spc, tc.nblocks, tc.spc)
+		}
+	}
+}
+
+// lz4Rig holds the lz4 codec for one dtype and level on the first GPU.
+type lz4Rig struct {
+	d  *Device
+	st *Stream
+	c  CodecKernels
+}
+
+// newLZ4Rig skips the test without a GPU. ZWRITE_PTX_DIR, when set, may
+// hold a freshly built lz4.ptx to use instead of the embedded one.
+func newLZ4Rig(t testing.TB, dt zarr.DType, level int) *lz4Rig {
+	t.Helper()
+	if err := Available(); err != nil {
+		t.Skipf("needs a GPU: %v", err)
+	}
+	d, err := OpenDevice(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := d.LoadModule("lz4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Unload() })
+	c, err := newLZ4(m, zarr.Spec{Shape: []int64{0, 8}, Chunk: []int64{1, 8}, Shard: []int64{1, 8}, DType: dt, Codec: zarr.CodecLZ4, Level: level})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.NewStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Destroy() })
+	return &lz4Rig{d: d, st: st, c: c}
+}
+
+type lz4Bufs struct {
+	in, out, sizes, scratch DevPtr
+	stride                  int64
+	free                    func()
+}
+
+func (r *lz4Rig) alloc(t testing.TB, chunkBytes int64, n int) *lz4Bufs {
+	t.Helper()
+	b := &lz4Bufs{stride: (r.c.Bound(chunkBytes) + 255) &^ 255}
+	var ptrs []DevPtr
+	get := func(sz int64) DevPtr {
+		p, err := r.d.Alloc(max(sz, 4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ptrs = append(ptrs, p)
+		return p
+	}
+	b.in = get(chunkBytes * int64(n))
+	b.out = get(b.stride * int64(n))
+	b.sizes = get(4 * int64(n))
+	b.scratch = get(r.c.Scratch(chunkBytes, n))
+	b.free = func() {
+		for _, p := range ptrs {
+			r.d.Free(p)
+		}
+	}
+	return b
+}
+
+// encode compresses data (whole chunks of chunkBytes) on the GPU and
+// returns each chunk's blosc buffer.
+func (r *lz4Rig) encode(t testing.TB, data []byte, chunkBytes int64) [][]byte {
+	t.Helper()
+	n := len(data) / int(chunkBytes)
+	b := r.alloc(t, chunkBytes, n)
+	defer b.free()
+	if err := r.st.CopyHtoD(b.in, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.c.Encode(r.st, b.in, chunkBytes, n, b.out, b.stride, b.sizes, b.scratch); err != nil {
+		t.Fatal(err)
+	}
+	sizes := make([]byte, 4*n)
+	out := make([]byte, b.stride*int64(n))
+	if err := r.st.CopyDtoH(sizes, b.sizes); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.st.CopyDtoH(out, b.out); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.st.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		sz := int64(binary.LittleEndian.Uint32(sizes[4*i:]))
+		if sz > r.c.Bound(chunkBytes) {
+			t.Fatalf("chunk %d: size %d exceeds Bound %d", i, sz, r.c.Bound(chunkBytes))
+		}
+		bufs[i] = out[int64(i)*b.stride : int64(i)*b.stride+sz]
+	}
+	return bufs
+}
+
+// checkLZ4 decodes every buffer with internal/blosc and with the strict
+// reader of lz4check_test.go and compares with its chunk; it returns the
+// total encoded size.
+func checkLZ4(t *testing.T, bufs [][]byte, data []byte, chunkBytes int64, typesize int) int64 {
+	t.Helper()
+	var total int64
+	for i, b := range bufs {
+		want := data[int64(i)*chunkBytes : int64(i+1)*chunkBytes]
+		got, err := blosc.Decode(nil, b)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("chunk %d of %d bytes: internal/blosc: %v (equal %v)", i, chunkBytes, err, bytes.Equal(got, want))
+		}
+		got, err = decodeBloscLZ4(b)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("chunk %d of %d bytes: strict reader: %v", i, chunkBytes, err)
+		}
+		if int(b[3]) != typesize {
+			t.Fatalf("chunk %d: typesize %d in the header, want %d", i, b[3], typesize)
+		}
+		total += int64(len(b))
+	}
+	return total
+}
+
+// lz4Fill makes n chunks of chunkBytes of elements of size ts.
+func lz4Fill(kind string, seed uint64, ts int, chunkBytes int64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 7))
+	b := make([]byte, chunkBytes*int64(n))
+	ne := len(b) / ts
+	var tmp [8]byte
+	for e := 0; e < ne; e++ {
+		x, y := uint64(e%256), uint64(e/256)
+		var v uint64
+		switch kind {
+		case "zeros":
+		case "noise":
+			v = r.Uint64()
+		case "xor": // image-like: t^y^x over 64x64 tiles
+			v = x%64 ^ y%64 ^ y/64
+		case "thirds": // noise, gradient, zeros
+			switch e * 3 / ne {
+			case 0:
+				v = uint64(1000 + r.NormFloat64()*50)
+			case 1:
+				v = uint64(e / 16)
+			}
+		case "camera": // sCMOS-like: offset plus a few bits of noise
+			v = 100 + uint64(r.IntN(23))
+		case "ramp":
+			v = uint64(e / 7)
+		}
+		binary.LittleEndian.PutUint64(tmp[:], v)
+		copy(b[e*ts:], tmp[:ts])
+	}
+	return b
+}
+
+// TestLZ4GPUDecodes: every dtype, ragged and tiny shapes, noise and zeros
+// decode to exactly the input with both readers.
+func TestLZ4GPUDecodes(t *testing.T) {
+	for _, dt := range zarr.DTypes {
+		ts := dt.Size()
+		r := newLZ4Rig(t, dt, 1)
+		for _, kind := range []string{"zeros", "noise", "xor", "thirds", "camera", "ramp"} {
+			for _, elems := range []int64{1, 50, 64, 1000, 32768, 65536/int64(ts) + 3, 3*65536/int64(ts) + 999} {
+				cb := elems * int64(ts)
+				t.Run(fmt.Sprintf("%v/%s/%d", dt, kind, cb), func(t *testing.T) {
+					data := lz4Fill(kind, uint64(cb), ts, cb, 3)
+					checkLZ4(t, r.encode(t, data, cb), data, cb, ts)
+				})
+			}
+		}
+	}
+}
+
+// TestLZ4GPULevels: clevel 0 stores memcpyed, every other level decodes.
+func TestLZ4GPULevels(t *testing.T) {
+	const cb = 200000
+	data := lz4Fill("thirds", 1, 2, cb, 2)
+	for level := 0; level <= 9; level++ {
+		t.Run(fmt.Sprint(level), func(t *testing.T) {
+			r := newLZ4Rig(t, zarr.Uint16, level)
+			bufs := r.encode(t, data, cb)
+			checkLZ4(t, bufs, data, cb, 2)
+			if memcpyed := bufs[0][2]&0x02 != 0; memcpyed != (level == 0) {
+				t.Fatalf("level %d: memcpyed %v", level, memcpyed)
+			}
+		})
+	}
+}
+
+// TestLZ4GPUDeterministic: 20 runs give the same bytes, and a chunk's
+// bytes do not depend on the batch it is in.
+func TestLZ4GPUDeterministic(t *testing.T) {
+	r := newLZ4Rig(t, zarr.Uint16, 1)
+	const cb = 1 << 20
+	data := append(lz4Fill("thirds", 3, 2, cb, 4), lz4Fill("xor", 4, 2, cb, 4)...)
+	first := r.encode(t, data, cb)
+	for run := 1; run < 20; run++ {
+		got := r.encode(t, data, cb)
+		for i := range got {
+			if !bytes.Equal(got[i], first[i]) {
+				t.Fatalf("run %d: chunk %d differs", run, i)
+			}
+		}
+	}
+	for i := range first {
+		alone := r.encode(t, data[int64(i)*cb:int64(i+1)*cb], cb)
+		if !bytes.Equal(alone[0], first[i]) {
+			t.Fatalf("chunk %d encoded alone differs from the batch", i)
+		}
+	}
+}
+
+// TestLZ4GPURatio compares with the CPU backend's encoder (internal/blosc,
+// c-blosc's algorithm) at clevel 1 on the same chunks: the GPU output may
+// be at most 10% larger.
+func TestLZ4GPURatio(t *testing.T) {
+	r := newLZ4Rig(t, zarr.Uint16, 1)
+	const cb = 1 << 20
+	for _, kind := range []string{"xor", "noise", "thirds", "zeros", "camera", "ramp"} {
+		t.Run(kind, func(t *testing.T) {
+			data := lz4Fill(kind, 9, 2, cb, 4)
+			gpu := checkLZ4(t, r.encode(t, data, cb), data, cb, 2)
+			var cpu int64
+			var e blosc.Encoder
+			for i := 0; i < 4; i++ {
+				cpu += int64(len(e.Encode(nil, data[i*cb:(i+1)*cb], blosc.Options{TypeSize: 2, CLevel: 1, Shuffle: blosc.ByteShuffle})))
+			}
+			in := float64(len(data))
+			t.Logf("%s: ratio gpu %.3f, cpu %.3f (gpu/cpu size %.3f)", kind, in/float64(gpu), in/float64(cpu), float64(gpu)/float64(cpu))
+			if float64(gpu) > 1.10*float64(cpu) {
+				t.Errorf("%s: GPU output %d bytes, more than 10%% above the CPU's %d", kind, gpu, cpu)
+			}
+		})
+	}
+}
+
+// TestLZ4GPUThroughput times the codec's kernels alone on device-resident
+// data (1 GiB of 1 MiB uint16 chunks per fill) and reports GB/s of input
+// next to the pinned H2D bandwidth that bounds the pipeline.
+func TestLZ4GPUThroughput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing run")
+	}
+	r := newLZ4Rig(t, zarr.Uint16, 1)
+	bw, err := MeasureCopyBandwidth(256 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: pinned H2D %.1f GB/s", bw.Device, bw.H2DGBs)
+	const cb = 1 << 20
+	const n = 1024
+	for _, kind := range []string{"xor", "noise", "thirds", "zeros", "camera"} {
+		t.Run(kind, func(t *testing.T) {
+			data := lz4Fill(kind, 5, 2, cb, 16)
+			full := bytes.Repeat(data, n/16)
+			b := r.alloc(t, cb, n)
+			defer b.free()
+			if err := r.st.CopyHtoD(b.in, full); err != nil {
+				t.Fatal(err)
+			}
+			ev0, _ := r.d.NewEvent()
+			ev1, _ := r.d.NewEvent()
+			defer ev0.Destroy()
+			defer ev1.Destroy()
+			best := float32(math.MaxFloat32)
+			for rep := 0; rep < 5; rep++ {
+				ev0.Record(r.st)
+				if err := r.c.Encode(r.st, b.in, cb, n, b.out, b.stride, b.sizes, b.scratch); err != nil {
+					t.Fatal(err)
+				}
+				ev1.Record(r.st)
+				if err := ev1.Synchronize(); err != nil {
+					t.Fatal(err)
+				}
+				ms, err := Elapsed(ev0, ev1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				best = min(best, ms)
+			}
+			sizes := make([]byte, 4*n)
+			r.st.CopyDtoH(sizes, b.sizes)
+			r.st.Synchronize()
+			var tot int64
+			for i := 0; i < n; i++ {
+				tot += int64(binary.LittleEndian.Uint32(sizes[4*i:]))
+			}
+			gbs := float64(cb*n) / (float64(best) / 1e3) / 1e9
+			t.Logf("%s: %d chunks of %d B: %.2f ms, %.1f GB/s (pinned H2D %.1f GB/s), ratio %.3f", kind, n, cb, best, gbs, bw.H2DGBs, float64(cb*n)/float64(tot))
+		})
+	}
+}

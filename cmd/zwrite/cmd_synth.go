@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/bits"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -60,6 +61,15 @@ func (o *synthOptions) validate(f *pflag.FlagSet) error {
 	if o.kind, err = bench.ParseFill(o.fill); err != nil {
 		return &usageError{fmt.Errorf("--fill: %w", err)}
 	}
+	// synth holds at least one frame in memory.
+	fb := int64(dt.Size())
+	for _, d := range shape[1:] {
+		hi, lo := bits.Mul64(uint64(fb), uint64(d))
+		if hi != 0 || lo > maxSynthFrame {
+			return usagef("--shape %q: one frame would exceed 1 GiB, more than synth makes", o.shape)
+		}
+		fb = int64(lo)
+	}
 	o.spec = zarr.Spec{Shape: shape, DType: dt}
 	return nil
 }
@@ -89,6 +99,10 @@ same bytes.`,
 	o.addFlags(cmd.Flags())
 	return cmd
 }
+
+// maxSynthFrame bounds the frame size synth accepts: it fills whole
+// frames in one buffer.
+const maxSynthFrame = 1 << 30
 
 // synthBatch is the most bytes filled per write to stdout.
 const synthBatch = 4 << 20

@@ -1,9 +1,3 @@
-// Command zwrite streams raw frames into compressed, sharded Zarr v3
-// stores, and reads them back (cat, verify, info).
-//
-// main alone turns errors into exit codes: 0 ok, 1 runtime failure, 2 bad
-// usage, 130 interrupted. SIGINT and SIGTERM cancel the root context; every
-// command watches it.
 package main
 
 import (

@@ -149,3 +149,39 @@ func TestGPUUnavailable(t *testing.T) {
 		t.Errorf("a refused append left %s behind (stat: %v)", store, err)
 	}
 }
+
+// TestVerifyDamaged: verify and cat report a damaged store with exit 1,
+// and verify --raw reports a store that differs from its input.
+func TestVerifyDamaged(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "s.zarr")
+	raw := randomBytes(9*30, 5)
+	mustZw(t, raw, "append", "-o", store, "--shape", "0,3,5", "--dtype", "u16", "--chunk", "2,2,2", "--shard", "4,4,4")
+	other := filepath.Join(dir, "other.raw")
+	changed := append([]byte(nil), raw...)
+	changed[100] ^= 1
+	if err := os.WriteFile(other, changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := zw(t, context.Background(), nil, "verify", store, "--raw", other)
+	if code != exitFailure || !strings.Contains(stderr, "differs from the raw input at byte 100 (frame 3)") {
+		t.Errorf("verify --raw of a different input: exit %d:\n%s", code, stderr)
+	}
+
+	shard := filepath.Join(store, "c", "1", "0", "0")
+	b, err := os.ReadFile(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-5] ^= 0x10 // in the index, before its checksum
+	if err := os.WriteFile(shard, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = zw(t, context.Background(), nil, "verify", store)
+	if code != exitFailure || !strings.Contains(stderr, "problem: ") || !strings.Contains(stderr, "c/1/0/0") {
+		t.Errorf("verify of a damaged shard index: exit %d, want %d naming c/1/0/0:\n%s", code, exitFailure, stderr)
+	}
+	if code, _, stderr = zw(t, context.Background(), nil, "cat", store); code != exitFailure {
+		t.Errorf("cat of a damaged store: exit %d, want %d:\n%s", code, exitFailure, stderr)
+	}
+}

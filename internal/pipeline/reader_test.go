@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"testing/fstest"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/zwrite/zwrite/internal/blosc"
@@ -147,6 +148,23 @@ func readStore(files map[string][]byte, spec *zarr.Spec) (shape0 int64, data []b
 	}
 	if other := len(files) - 1 - seen; other != 0 {
 		return 0, nil, fmt.Errorf("%d files in the store besides zarr.json and the shards inside shape[0] = %d", other, shape0)
+	}
+	// And zarr's own reader, as zwrite verify runs it, must agree.
+	fsys := fstest.MapFS{}
+	for k, v := range files {
+		fsys[k] = &fstest.MapFile{Data: v}
+	}
+	a, err := zarr.Open(fsys)
+	if err != nil {
+		return 0, nil, fmt.Errorf("zarr.Open: %w", err)
+	}
+	defer a.Close()
+	rep, err := a.Verify(zarr.VerifyOptions{Raw: bytes.NewReader(data)})
+	if err != nil {
+		return 0, nil, fmt.Errorf("zarr verify: %w", err)
+	}
+	if len(rep.Problems) > 0 || len(rep.Stray) > 0 || !rep.RawCompared || rep.Frames != shape0 {
+		return 0, nil, fmt.Errorf("zarr verify: %+v", rep)
 	}
 	return shape0, data, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -71,15 +72,19 @@ func sameFiles(t *testing.T, what string, got, want map[string][]byte) {
 	}
 }
 
-// goroutines waits briefly for the count to settle at or below want and
-// returns it.
-func goroutines(want int) int {
+// checkGoroutines waits briefly for the goroutine count to settle at or
+// below before and fails the test with every stack if it does not.
+func checkGoroutines(t *testing.T, before int) {
+	t.Helper()
 	n := runtime.NumGoroutine()
-	for i := 0; i < 100 && n > want; i++ {
+	for i := 0; i < 100 && n > before; i++ {
 		time.Sleep(10 * time.Millisecond)
 		n = runtime.NumGoroutine()
 	}
-	return n
+	if n > before {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines left, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
 }
 
 func TestDeterminism(t *testing.T) {
@@ -256,10 +261,7 @@ func TestAbortStalled(t *testing.T) {
 				files := readDir(t, dir) // before the sink's Close: the Writer cleaned up itself
 				st.Close()
 				stalled.Close()
-				if n := goroutines(before); n > before {
-					buf := make([]byte, 1<<16)
-					t.Errorf("%d goroutines after Abort, %d before\n%s", n, before, buf[:runtime.Stack(buf, true)])
-				}
+				checkGoroutines(t, before)
 				shape0, data, err := readStore(files, &spec)
 				if err != nil {
 					t.Fatalf("store left by Abort does not verify: %v", err)
@@ -320,9 +322,7 @@ func TestSinkFailure(t *testing.T) {
 					t.Logf("error: %v", err)
 					files := readDir(t, dir)
 					d.Close()
-					if n := goroutines(before); n > before {
-						t.Errorf("%d goroutines after the failure, %d before", n, before)
-					}
+					checkGoroutines(t, before)
 					if _, data, err := readStore(files, &spec); err != nil {
 						t.Fatalf("store does not verify: %v", err)
 					} else if !bytes.Equal(data, input[:len(data)]) {
@@ -349,9 +349,7 @@ func TestSinkFailsAtStart(t *testing.T) {
 	if mem.Temps() != 0 || len(mem.Files()) != 0 {
 		t.Errorf("files left: %d temps, %d files", mem.Temps(), len(mem.Files()))
 	}
-	if n := goroutines(before); n > before {
-		t.Errorf("%d goroutines, %d before", n, before)
-	}
+	checkGoroutines(t, before)
 }
 
 // TestBackpressure sends ten times MaxPending through a slow sink: the
@@ -488,9 +486,7 @@ func TestStageFailure(t *testing.T) {
 				if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "compress batch at frame 36") {
 					t.Fatalf("err = %v, want the injected failure at frame 36", err)
 				}
-				if n := goroutines(before); n > before {
-					t.Errorf("%d goroutines, %d before", n, before)
-				}
+				checkGoroutines(t, before)
 				if mem.Temps() != 0 {
 					t.Errorf("%d temp files left", mem.Temps())
 				}
@@ -556,5 +552,79 @@ func TestCloseTwice(t *testing.T) {
 	}
 	if err := w.Abort(nil); err != nil {
 		t.Errorf("Abort after Close: %v", err)
+	}
+}
+
+// TestAbortWhileReading: the producer is blocked reading an idle pipe (as
+// zwrite append is on a quiet stdin) when Abort comes from another
+// goroutine, as on SIGINT. Abort must not wait for the read.
+func TestAbortWhileReading(t *testing.T) {
+	for _, codec := range testCodecs {
+		t.Run(codec.String(), func(t *testing.T) {
+			spec, frames := midSpec(codec)
+			input := genInput(frames*spec.FrameBytes()+100, 10)
+			before := runtime.NumGoroutine()
+			mem := sink.NewMem()
+			st := newStage(t, spec)
+			w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: mem, Depth: 3, BatchBytes: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pr, pw := io.Pipe()
+			rerr := make(chan error, 1)
+			go func() {
+				_, err := w.ReadFrom(pr)
+				rerr <- err
+			}()
+			if _, err := pw.Write(input); err != nil { // all taken: the reader now waits for more
+				t.Fatal(err)
+			}
+			for i := 0; i < 200 && w.Stats().Delivered < 3; i++ {
+				time.Sleep(5 * time.Millisecond)
+			}
+			for i := 0; i < 200; i++ { // until ReadFrom waits in Read
+				w.mu.Lock()
+				in := w.reading != nil
+				w.mu.Unlock()
+				if in {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond) // past a Read that just returned
+			reason := errors.New("signal: interrupt")
+			start := time.Now()
+			if err := w.Abort(reason); !errors.Is(err, reason) {
+				t.Errorf("Abort: %v", err)
+			}
+			if el := time.Since(start); el > time.Second {
+				t.Errorf("Abort took %v", el)
+			}
+			files := mem.Files()
+			go func() {
+				pw.Write([]byte{1, 2, 3}) // the blocked Read returns; its bytes are dropped
+				pw.Close()
+			}()
+			select {
+			case err := <-rerr:
+				if !errors.Is(err, reason) {
+					t.Errorf("ReadFrom: %v, want the abort reason", err)
+				}
+			case <-time.After(time.Second):
+				t.Fatal("ReadFrom did not return")
+			}
+			pr.Close() // in case ReadFrom returned before taking the bytes
+			if err := st.Close(); err != nil {
+				t.Errorf("stage Close: %v (a slot not freed?)", err)
+			}
+			checkGoroutines(t, before)
+			shape0, data, err := readStore(files, &spec)
+			if err != nil || !bytes.Equal(data, input[:len(data)]) {
+				t.Fatalf("store: %v", err)
+			}
+			if shape0 != w.Stats().Committed || shape0 == 0 {
+				t.Errorf("zarr.json names %d frames, committed %d", shape0, w.Stats().Committed)
+			}
+		})
 	}
 }

@@ -115,6 +115,8 @@ type Writer struct {
 	offered   int64 // bytes offered, including those refused by a fixed shape
 	inputErr  error // too many frames: reported, but the store is finished
 	closed    atomic.Bool
+	reading   *slot // ReadFrom is in r.Read into this slot, without mu
+	deferFree *slot // its Free, left to ReadFrom by a teardown meanwhile
 
 	jobs       chan *slot
 	workerDone chan struct{}
@@ -268,6 +270,10 @@ func (w *Writer) check() error {
 // ReadFrom reads r to its end straight into staging, saving the copy that
 // io.Copy's intermediate buffer would cost. io.Copy uses it when the
 // source does not implement io.WriterTo itself.
+//
+// The Writer's lock is released while r.Read blocks (an idle pipe may
+// block forever), so that Abort from another goroutine still returns
+// promptly; the slot being read into is then freed only once Read returns.
 func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -275,36 +281,51 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 		return 0, err
 	}
 	var total int64
+	var one [1]byte
 	for {
 		s := w.slots[w.cur]
 		if err := w.join(s); err != nil {
 			return total, err
 		}
 		buf := s.staging[s.fill:]
+		probe := false
 		if !w.spec.Growing() {
 			room := w.spec.Shape[0]*w.frameBytes - w.bytesIn
 			if room == 0 {
 				// Declared frames are all in: one more byte means too many.
-				var one [1]byte
-				n, err := io.ReadFull(r, one[:])
-				if n > 0 {
-					w.offered++
-					w.inputErr = &TooManyFramesError{Declared: w.spec.Shape[0], AtLeast: w.spec.Shape[0] + 1}
-					return total, w.inputErr
-				}
-				if err == io.EOF || err == io.ErrUnexpectedEOF {
-					return total, nil
-				}
-				return total, fmt.Errorf("read input: %w", err)
-			}
-			if int64(len(buf)) > room {
+				buf, probe = one[:], true
+			} else if int64(len(buf)) > room {
 				buf = buf[:room]
 			}
 		}
+		w.reading = s
+		w.mu.Unlock()
 		start := time.Now()
 		n, err := r.Read(buf)
 		w.c.copy.Add(int64(time.Since(start)))
-		if n > 0 {
+		w.mu.Lock()
+		w.reading = nil
+		if w.closed.Load() {
+			// Abort tore the Writer down while Read blocked: the bytes are
+			// dropped, and the slot left for us is freed now.
+			if w.deferFree != nil {
+				if ferr := w.deferFree.st.Free(); ferr != nil {
+					w.fail(fmt.Errorf("free slot: %w", ferr))
+				}
+				w.deferFree = nil
+			}
+			if res := w.result(); res != nil {
+				return total, res
+			}
+			return total, ErrClosed
+		}
+		if probe {
+			if n > 0 {
+				w.offered++
+				w.inputErr = &TooManyFramesError{Declared: w.spec.Shape[0], AtLeast: w.spec.Shape[0] + 1}
+				return total, w.inputErr
+			}
+		} else if n > 0 {
 			s.fill += n
 			total += int64(n)
 			w.bytesIn += int64(n)
@@ -615,6 +636,11 @@ func (w *Writer) teardown() {
 
 func (w *Writer) freeSlots() {
 	for _, s := range w.slots {
+		if s == w.reading {
+			// r.Read is still writing into its staging (see ReadFrom).
+			w.deferFree = s
+			continue
+		}
 		if err := s.st.Free(); err != nil {
 			w.fail(fmt.Errorf("free slot: %w", err))
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/stage"
@@ -62,6 +63,9 @@ func genInput(n int64, seed uint64) []byte {
 	return b
 }
 
+// hangLimit is how long one runWriter may take before it counts as hung.
+const hangLimit = 30 * time.Second
+
 type runOpts struct {
 	cfg       Config
 	writeSize int // 0: all at once
@@ -87,6 +91,11 @@ func runWriter(t testing.TB, spec zarr.Spec, input []byte, o runOpts) (map[strin
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	// A deadlock must fail the test, not wait for go test's timeout.
+	hung := time.AfterFunc(hangLimit, func() {
+		panic(fmt.Sprintf("%s: the writer hung for %v (deadlock)", t.Name(), hangLimit))
+	})
+	defer hung.Stop()
 	var werr error
 	if o.readFrom {
 		_, werr = w.ReadFrom(bytes.NewReader(input))

@@ -62,6 +62,12 @@ type Stage struct {
 
 	mu    sync.Mutex
 	slots int
+	// hostFree holds the pinned buffers of freed slots for the next
+	// NewSlot. Pinning and unpinning cost about 1 s per GB on the H100
+	// machine, so a Writer's teardown (or a new Writer on the same stage)
+	// does not pay them again; Close releases them. Device memory is
+	// never cached: Slot.Free returns it to the card at once.
+	hostFree []*HostBuf
 }
 
 var _ stage.Stage = (*Stage)(nil)
@@ -135,7 +141,46 @@ func (s *Stage) load() error {
 }
 
 func (s *Stage) unload() error {
-	return errors.Join(s.codecMod.Unload(), s.aggMod.Unload(), s.tileMod.Unload())
+	s.mu.Lock()
+	free := s.hostFree
+	s.hostFree = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, h := range free {
+		errs = append(errs, h.Free())
+	}
+	errs = append(errs, s.codecMod.Unload(), s.aggMod.Unload(), s.tileMod.Unload())
+	return errors.Join(errs...)
+}
+
+// takeHost returns a pinned buffer of at least n bytes: the smallest
+// cached one that fits, else a new one.
+func (s *Stage) takeHost(n int64) (*HostBuf, error) {
+	s.mu.Lock()
+	best := -1
+	for i, h := range s.hostFree {
+		if l := int64(len(h.Bytes())); l >= n && (best < 0 || l < int64(len(s.hostFree[best].Bytes()))) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		h := s.hostFree[best]
+		s.hostFree = append(s.hostFree[:best], s.hostFree[best+1:]...)
+		s.mu.Unlock()
+		return h, nil
+	}
+	s.mu.Unlock()
+	return s.d.AllocHost(n)
+}
+
+// putHost caches a freed slot's pinned buffer (nil is ignored).
+func (s *Stage) putHost(h *HostBuf) {
+	if h == nil {
+		return
+	}
+	s.mu.Lock()
+	s.hostFree = append(s.hostFree, h)
+	s.mu.Unlock()
 }
 
 // Name implements stage.Stage.
@@ -197,6 +242,7 @@ type Slot struct {
 	dOffsets   DevPtr
 	dScratch   DevPtr
 	inBytes    int64
+	outBytes   int64 // capacity of the shard bytes in outHost
 	st         *Stream
 	ev         [nEvents]*Event
 	params     tileParams
@@ -265,10 +311,10 @@ func gib(n int64) string { return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30)) }
 func (sl *Slot) alloc(frameBytes, tiled int64) error {
 	s, d := sl.s, sl.s.d
 	var err error
-	if sl.staging, err = d.AllocHost(frameBytes); err != nil {
+	if sl.staging, err = s.takeHost(frameBytes); err != nil {
 		return fmt.Errorf("pinned staging (%s): %w", gib(frameBytes), err)
 	}
-	if sl.tableHost, err = d.AllocHost(sl.maxChunks * 8); err != nil {
+	if sl.tableHost, err = s.takeHost(sl.maxChunks * 8); err != nil {
 		return err
 	}
 	// The table is uint32 pairs in pinned memory, which cuMemHostAlloc
@@ -277,12 +323,13 @@ func (sl *Slot) alloc(frameBytes, tiled int64) error {
 	hostOut := tiled
 	if s.codec != nil {
 		hostOut = sl.maxChunks * sl.stride
-		if sl.offHost, err = d.AllocHost((sl.maxChunks + 1) * 8); err != nil {
+		if sl.offHost, err = s.takeHost((sl.maxChunks + 1) * 8); err != nil {
 			return err
 		}
 		sl.offsets = unsafe.Slice((*uint64)(unsafe.Pointer(&sl.offHost.Bytes()[0])), sl.maxChunks+1)
 	}
-	if sl.outHost, err = d.AllocHost(hostOut); err != nil {
+	sl.outBytes = hostOut
+	if sl.outHost, err = s.takeHost(hostOut); err != nil {
 		return fmt.Errorf("pinned output (%s): %w", gib(hostOut), err)
 	}
 	if sl.dIn, err = d.Alloc(sl.inBytes); err != nil {
@@ -335,8 +382,9 @@ func (sl *Slot) release() error {
 		*p = 0
 	}
 	for _, h := range []*HostBuf{sl.staging, sl.tableHost, sl.offHost, sl.outHost} {
-		errs = append(errs, h.Free())
+		sl.s.putHost(h)
 	}
+	sl.staging, sl.tableHost, sl.offHost, sl.outHost = nil, nil, nil, nil
 	sl.table, sl.offsets = nil, nil
 	return errors.Join(errs...)
 }
@@ -385,7 +433,7 @@ func fastDivisor(d uint32) (mul, shr uint32) {
 }
 
 // Staging implements stage.Slot: pinned memory the H2D copy reads.
-func (sl *Slot) Staging() []byte { return sl.staging.Bytes() }
+func (sl *Slot) Staging() []byte { return sl.staging.Bytes()[:sl.maxFrames*sl.s.frameBytes] }
 
 // Kick implements stage.Slot.
 func (sl *Slot) Kick(b stage.Batch) error {
@@ -426,8 +474,10 @@ func (sl *Slot) Wait(ctx context.Context) (*stage.Output, error) {
 	return &sl.out, nil
 }
 
-// Free implements stage.Slot: it stops the worker and returns every device
-// and pinned buffer, stream and event. Again does nothing.
+// Free implements stage.Slot: it stops the worker, returns every device
+// buffer, stream and event to the driver, and hands the pinned host
+// buffers back to the stage, which reuses them for its next slots and
+// frees them in Close. Again does nothing.
 func (sl *Slot) Free() error {
 	if sl.freed {
 		return nil
@@ -532,7 +582,7 @@ func (sl *Slot) run(b stage.Batch) error {
 			return sl.fail(q.err)
 		}
 		total = int64(sl.offsets[n])
-		if total > int64(len(sl.outHost.Bytes())) {
+		if total > sl.outBytes {
 			return fmt.Errorf("gpu %v encode: %d bytes of output exceed the codec's bound", s.spec.Codec, total)
 		}
 		rec(evD2HStart)

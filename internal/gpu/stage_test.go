@@ -427,6 +427,40 @@ func TestSlotFreesDeviceMemory(t *testing.T) {
 	}
 }
 
+// TestPinnedReuse: a freed slot's pinned buffers serve the next slot of
+// the stage (no second pinning), and the new slot works.
+func TestPinnedReuse(t *testing.T) {
+	needGPU(t)
+	s := zarr.Spec{Shape: []int64{21, 300, 200}, DType: zarr.Uint16, Chunk: []int64{4, 64, 64}, Shard: []int64{8, 128, 128}, Codec: zarr.CodecNone}
+	st, err := NewStage(stage.Config{Spec: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := st.NewSlot(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := &a.Staging()[0]
+	if err := a.Free(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.NewSlot(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Free()
+	if &b.Staging()[0] != first {
+		t.Error("the second slot pinned new staging instead of reusing the first's")
+	}
+	if int64(len(b.Staging())) != 8*s.FrameBytes() {
+		t.Fatalf("staging is %d bytes; want %d", len(b.Staging()), 8*s.FrameBytes())
+	}
+	feed(t, &s, b, 8, rand.New(rand.NewPCG(1, 2)), func(bt stage.Batch, out *stage.Output, frames []byte) {
+		compareOutput(t, &s, bt, out, frames)
+	})
+}
+
 // TestSlotTooBig checks the clear error when a slot cannot fit.
 func TestSlotTooBig(t *testing.T) {
 	d := needGPU(t)

@@ -25,7 +25,7 @@ const (
 	zstdSegSeq     = zstdBlock/zstdThreads/4 + 1
 	zstdBlkScratch = zstdBlock + zstdThreads*zstdSegSeq*8 + zstdBlock + 1024 // ZS_BLKSCR
 	zstdSmemBytes  = 27648                                                   // ZS_SMEM_BYTES
-	zstdSeqThreads = 32                                                      // ZS_SEQ_NT
+	zstdSeqThreads = 8                                                       // ZS_SEQ_NT
 	zstdAsmThreads = 256
 )
 

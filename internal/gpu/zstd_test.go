@@ -32,7 +32,7 @@ func TestZstdConstantsMatchSource(t *testing.T) {
 		fmt.Sprintf("#define ZS_OUTCAP (ZS_BLOCK + %d)\n", zstdBlkScratch-2*zstdBlock-zstdThreads*zstdSegSeq*8),
 		"#define ZS_BLKSCR ((u64)ZS_LITCAP + ZS_SEQCAP + ZS_OUTCAP)\n",
 		fmt.Sprintf("#define ZS_SMEM_BYTES %d\n", zstdSmemBytes),
-		fmt.Sprintf("#define ZS_SEQ_NT %d ", zstdSeqThreads),
+		fmt.Sprintf("#define ZS_SEQ_NT %d\n", zstdSeqThreads),
 	} {
 		if !strings.Contains(string(src), want) {
 			t.Errorf("kernels/zstd.cu lacks %q: update zstd.go's constants", strings.TrimSpace(want))

@@ -251,16 +251,27 @@ ZD u32 zsBitsClose(ZsBits& b, u8* start) {
 }
 
 // ---------------------------------------------------------------------- FSE
-struct ZsFseCT {
-  u16 st[512];   // state table
-  i32 dfs[64];   // deltaFindState per symbol
-  u32 dnb[64];   // deltaNbBits per symbol
+// An FSE encoding table of up to S states and N symbols.
+template <int S, int N>
+struct ZsFseT {
+  u16 st[S];     // state table
+  u32 dnb[N];    // deltaNbBits per symbol
+  i32 dfs[N];    // deltaFindState per symbol
   u32 tl;        // table log; 0 = RLE (no bits)
+};
+typedef ZsFseT<512, 64> ZsFseCT;
+// The three sequence tables of one block, sized to their limits (LL and ML
+// table log <= 9, OF <= 8; 36, 32 and 53 codes).
+struct ZsSeqCT {
+  ZsFseT<512, 36> ll;
+  ZsFseT<256, 32> of;
+  ZsFseT<512, 53> ml;
 };
 
 // Builds an encoding table from a normalized distribution (-1 = low
 // probability), spreading symbols exactly as the decoder does.
-ZD void zsFseBuild(ZsFseCT& ct, const short* norm, u32 maxSym, u32 tl, u8* tsym, u16* cumul) {
+template <int S, int N>
+ZD void zsFseBuild(ZsFseT<S, N>& ct, const short* norm, u32 maxSym, u32 tl, u8* tsym, u16* cumul) {
   u32 size = 1u << tl, mask = size - 1, step = (size >> 1) + (size >> 3) + 3;
   u32 high = size - 1;
   ct.tl = tl;
@@ -304,12 +315,14 @@ ZD void zsFseBuild(ZsFseCT& ct, const short* norm, u32 maxSym, u32 tl, u8* tsym,
     }
   }
 }
-ZD u32 zsFseInit(const ZsFseCT& ct, u32 s) {
+template <int S, int N>
+ZD u32 zsFseInit(const ZsFseT<S, N>& ct, u32 s) {
   u32 nbOut = (ct.dnb[s] + (1u << 15)) >> 16;
   u32 v = (nbOut << 16) - ct.dnb[s];
   return ct.st[(i32)(v >> nbOut) + ct.dfs[s]];
 }
-ZD void zsFseEnc(ZsBits& b, const ZsFseCT& ct, u32& state, u32 s) {
+template <int S, int N>
+ZD void zsFseEnc(ZsBits& b, const ZsFseT<S, N>& ct, u32& state, u32 s) {
   u32 nbOut = (state + ct.dnb[s]) >> 16;
   zsBitsAdd(b, state, nbOut);
   state = ct.st[(i32)(state >> nbOut) + ct.dfs[s]];
@@ -464,16 +477,15 @@ struct ZsSeqWs {
   u32 segNseq[ZS_NT], segTrail[ZS_NT];
   u32 pos;           // where the sequences section starts in the body
   u32 pending;       // 1: the block still needs its sequences section
-  ZsFseCT ct[3];     // LL, OF, ML
 };
 
 // zstd_seqs' per-thread temporaries, in shared memory: they are updated in
 // place (counts, cumulative counts), which global memory would turn into a
-// chain of L2 round trips. 1156 bytes: an odd number of words, so threads
+// chain of L2 round trips. 1412 bytes: an odd number of words, so threads
 // touching the same field hit different banks.
 struct ZsSeqTmp {
   u16 cnt[3][64];    // LL, OF, ML code counts
-  short norm[64];
+  short norm[3][64];
   u16 cumul[64];
   u8 tsym[512];
   u32 pad;
@@ -744,7 +756,16 @@ ZD void zsPartRange(const ZsSmem& sm, int t, u32& a, u32& b, u32& stream, u32& p
 }
 
 // Encodes the sequences section at out (thread 0); returns bytes or ~0u.
-ZD u32 zsEncodeSequences(ZsSeqWs& e, ZsSeqTmp& x, u64* seqs, u8* out, u8* end, u32 blkIndex) {
+// Builds column c's table: predefined (mode 0) or from x.norm[c] (mode 2).
+template <int S, int N>
+ZD void zsSeqTable(ZsFseT<S, N>& ct, ZsSeqTmp& x, u32 mode, u32 maxSym, u32 tl, const short* pre, u32 preMax,
+                   u32 preTl, int c) {
+  if (mode == 1) ct.tl = 0;
+  else if (mode == 2) zsFseBuild(ct, x.norm[c], maxSym, tl, x.tsym, x.cumul);
+  else zsFseBuild(ct, pre, preMax, preTl, x.tsym, x.cumul);
+}
+
+ZD u32 zsEncodeSequences(ZsSeqWs& e, ZsSeqTmp& x, ZsSeqCT& ct, u64* seqs, u8* out, u8* end, u32 blkIndex) {
   // Concatenate segments, fold trailing literals into the next sequence and
   // turn offsets into offset values with the repeat-offset history. A block
   // after the first does not know the history left by earlier blocks (they
@@ -813,7 +834,7 @@ ZS_UNROLL
   // Per code column: RLE when constant, else the predefined table or one
   // computed from this block's codes, whichever costs fewer bits.
   u8* modes = o++;
-  u32 mode[3];
+  u32 mode[3], cmax[3], ctl[3];
   for (int c = 0; c < 3; c++) {  // LL, OF, ML: the order of their descriptions
     const u16* cnt = x.cnt[c];
     const short* pre = c == 0 ? zsLLNorm : c == 1 ? zsOFNorm : zsMLNorm;
@@ -821,10 +842,11 @@ ZS_UNROLL
     u32 maxSym = 0, distinct = 0;
     for (u32 k = 0; k < 64; k++)
       if (cnt[k]) maxSym = k, distinct++;
+    cmax[c] = maxSym;
+    ctl[c] = 0;
     if (distinct == 1) {
       mode[c] = 1;
       *o++ = (u8)maxSym;
-      e.ct[c].tl = 0;
       continue;
     }
     u64 costPre = ~0ull;
@@ -840,24 +862,26 @@ ZS_UNROLL
     if (minBits > tl) tl = minBits;
     if (tl < 5) tl = 5;
     if (tl > maxTl) tl = maxTl;
-    zsNormalize(x.norm, cnt, maxSym, ns, tl);
-    u32 hn = zsWriteNCount(o, x.norm, maxSym, tl);
+    zsNormalize(x.norm[c], cnt, maxSym, ns, tl);
+    u32 hn = zsWriteNCount(o, x.norm[c], maxSym, tl);
     u64 costFse = (u64)hn * 8 * 256;
     for (u32 k = 0; k <= maxSym; k++)
-      if (cnt[k]) costFse += (u64)cnt[k] * (tl * 256 - zsLog2Fp((u32)x.norm[k]));
+      if (cnt[k]) costFse += (u64)cnt[k] * (tl * 256 - zsLog2Fp((u32)x.norm[c][k]));
     if (costFse < costPre) {
       mode[c] = 2;
+      ctl[c] = tl;
       o += hn;
-      zsFseBuild(e.ct[c], x.norm, maxSym, tl, x.tsym, x.cumul);
     } else {
       mode[c] = 0;
-      zsFseBuild(e.ct[c], pre, preMax, preTl, x.tsym, x.cumul);
     }
   }
   *modes = (u8)((mode[0] << 6) | (mode[1] << 4) | (mode[2] << 2));
-  ZsFseCT& tLL = e.ct[0];
-  ZsFseCT& tOF = e.ct[1];
-  ZsFseCT& tML = e.ct[2];
+  zsSeqTable(ct.ll, x, mode[0], cmax[0], ctl[0], zsLLNorm, 35, 6, 0);
+  zsSeqTable(ct.of, x, mode[1], cmax[1], ctl[1], zsOFNorm, 28, 5, 1);
+  zsSeqTable(ct.ml, x, mode[2], cmax[2], ctl[2], zsMLNorm, 52, 6, 2);
+  ZsFseT<512, 36>& tLL = ct.ll;
+  ZsFseT<256, 32>& tOF = ct.of;
+  ZsFseT<512, 53>& tML = ct.ml;
   ZsBits b;
   zsBitsInit(b, o, end);
   u32 sLL = 0, sOF = 0, sML = 0;
@@ -1211,7 +1235,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
 
 // Sequences section, block header and final size of block g (after
 // zsBlockBody): raw when the compressed form does not pay.
-ZD void zsSeqBody(ZsSeqTmp& x, u8* scratch, u64 chunkBytes, u32* blkSize, u32 g) {
+ZD void zsSeqBody(ZsSeqTmp& x, ZsSeqCT& ct, u8* scratch, u64 chunkBytes, u32* blkSize, u32 g) {
   u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
   u32 bi = g % nb;
   u32 chunkLen = (u32)chunkBytes;
@@ -1227,7 +1251,7 @@ ZD void zsSeqBody(ZsSeqTmp& x, u8* scratch, u64 chunkBytes, u32* blkSize, u32 g)
   u8* body = out + 3;
   u32 last = bi == nb - 1 ? 1u : 0u;
   u32 p = w->pos;
-  u32 n = p < blen ? zsEncodeSequences(*w, x, seqs, body + p, body + blen, bi) : ~0u;
+  u32 n = p < blen ? zsEncodeSequences(*w, x, ct, seqs, body + p, body + blen, bi) : ~0u;
   u32 h;
   if (n == ~0u || p + n >= blen) {
     h = last | (blen << 3);
@@ -1282,13 +1306,18 @@ extern "C" __global__ void __launch_bounds__(ZS_NT) zstd_blocks(const u8* in, u6
   zsBlockBody(sm, in, chunkBytes, scratch, blkSize, blockIdx.x);
 }
 
-#define ZS_SEQ_NT 32  // zstd_seqs threads per CTA (zstd.go: zstdSeqThreads)
+// zstd_seqs threads per CTA (zstd.go: zstdSeqThreads): each needs its FSE
+// tables and temporaries in shared memory (about 5 KB), so a CTA is small
+// and several share an SM.
+#define ZS_SEQ_NT 8
 static_assert(sizeof(ZsSeqTmp) % 8 == 4, "ZsSeqTmp should span an odd number of words");
+static_assert(sizeof(ZsSeqCT) % 8 == 4, "ZsSeqCT should span an odd number of words");
 
 extern "C" __global__ void __launch_bounds__(ZS_SEQ_NT) zstd_seqs(u64 chunkBytes, u32 nBlocks, u8* scratch, u32* blkSize) {
   __shared__ ZsSeqTmp tmp[ZS_SEQ_NT];
+  __shared__ ZsSeqCT cts[ZS_SEQ_NT];
   u32 g = blockIdx.x * blockDim.x + threadIdx.x;
-  if (g < nBlocks) zsSeqBody(tmp[threadIdx.x], scratch, chunkBytes, blkSize, g);
+  if (g < nBlocks) zsSeqBody(tmp[threadIdx.x], cts[threadIdx.x], scratch, chunkBytes, blkSize, g);
 }
 
 // Copies n bytes with the threads of a CTA: aligned 32-bit stores, source
@@ -1346,7 +1375,8 @@ static void zsHostEncode(const u8* in, u64 chunkBytes, u32 nChunks, u8* out, u64
   u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
   for (u32 g = 0; g < nb * nChunks; g++) zsBlockBody(sm, in, chunkBytes, scratch, blkSize, g);
   static ZsSeqTmp tmp;
-  for (u32 g = 0; g < nb * nChunks; g++) zsSeqBody(tmp, scratch, chunkBytes, blkSize, g);
+  static ZsSeqCT cts;
+  for (u32 g = 0; g < nb * nChunks; g++) zsSeqBody(tmp, cts, scratch, chunkBytes, blkSize, g);
   for (u32 c = 0; c < nChunks; c++) {
     u8* o = out + (u64)c * stride;
     u32 p = zsFrameHeader(o, chunkBytes);

@@ -259,7 +259,9 @@ func TestAbortStalled(t *testing.T) {
 					t.Errorf("Close after Abort: %v", err)
 				}
 				files := readDir(t, dir) // before the sink's Close: the Writer cleaned up itself
-				st.Close()
+				if err := st.Close(); err != nil {
+					t.Errorf("stage Close: %v", err)
+				}
 				stalled.Close()
 				checkGoroutines(t, before)
 				shape0, data, err := readStore(files, &spec)
@@ -482,7 +484,9 @@ func TestStageFailure(t *testing.T) {
 				st := &failStage{Stage: newStage(t, spec), failAt: 9}
 				mem := sink.NewMem()
 				_, err := runWriter(t, spec, input, runOpts{cfg: Config{Stage: st, Sink: mem, Depth: depth, BatchBytes: 1}, writeSize: 999})
-				st.Close()
+				if err := st.Close(); err != nil {
+					t.Errorf("stage Close: %v", err)
+				}
 				if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "compress batch at frame 36") {
 					t.Fatalf("err = %v, want the injected failure at frame 36", err)
 				}
@@ -624,6 +628,43 @@ func TestAbortWhileReading(t *testing.T) {
 			}
 			if shape0 != w.Stats().Committed || shape0 == 0 {
 				t.Errorf("zarr.json names %d frames, committed %d", shape0, w.Stats().Committed)
+			}
+		})
+	}
+}
+
+func TestSettings(t *testing.T) {
+	spec, _ := midSpec(zarr.CodecNone) // frame 1920 bytes, epoch 4 frames = 7680 bytes
+	fixed := spec.Clone()
+	fixed.Shape[0] = 10
+	epoch := int64(7680)
+	tests := []struct {
+		name        string
+		spec        zarr.Spec
+		cfg         Config
+		wantFrames  int64
+		wantPending int64 // 0: not checked
+		wantDepth   int
+	}{
+		{"defaults", spec, Config{}, (DefaultBatchBytes + epoch/2) / epoch * 4, 0, DefaultDepth},
+		{"nearest-epoch-down", spec, Config{BatchBytes: epoch*3 + epoch/3}, 12, 0, DefaultDepth},
+		{"nearest-epoch-up", spec, Config{BatchBytes: epoch*3 + epoch*2/3}, 16, 0, DefaultDepth},
+		{"at-least-one-epoch", spec, Config{BatchBytes: 1, Depth: 1}, 4, 0, 1},
+		{"fixed-caps-batch", fixed, Config{BatchBytes: 100 * epoch}, 12, 0, DefaultDepth},
+		{"pending-shrinks-batch", spec, Config{BatchBytes: 10 * epoch, MaxPending: 3 * epoch}, 12, 3 * epoch, DefaultDepth},
+		{"pending-below-one-epoch", spec, Config{BatchBytes: 10 * epoch, MaxPending: 100}, 4, epoch, DefaultDepth},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := settle(&tc.spec, tc.cfg)
+			if s.BatchFrames != tc.wantFrames || s.BatchBytes != s.BatchFrames*tc.spec.FrameBytes() || s.Depth != tc.wantDepth {
+				t.Errorf("settings %+v, want %d frames per batch, depth %d", s, tc.wantFrames, tc.wantDepth)
+			}
+			if tc.wantPending != 0 && s.MaxPending != tc.wantPending {
+				t.Errorf("MaxPending %d, want %d", s.MaxPending, tc.wantPending)
+			}
+			if s.MaxPending < s.BatchBytes {
+				t.Errorf("MaxPending %d below one batch %d: nothing could move", s.MaxPending, s.BatchBytes)
 			}
 		})
 	}

@@ -84,8 +84,15 @@ func runWriter(t testing.TB, spec zarr.Spec, input []byte, o runOpts) (map[strin
 		cfg.Sink = mem
 	}
 	if cfg.Stage == nil {
-		cfg.Stage = newStage(t, spec)
-		defer cfg.Stage.Close()
+		st := newStage(t, spec)
+		cfg.Stage = st
+		defer func() {
+			// The stage refuses to close while a slot is not freed: this
+			// checks that every buffer came back, on every path.
+			if err := st.Close(); err != nil {
+				t.Errorf("stage Close: %v", err)
+			}
+		}()
 	}
 	w, err := New(context.Background(), cfg)
 	if err != nil {

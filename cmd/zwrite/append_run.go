@@ -24,6 +24,12 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 	if err != nil {
 		return err
 	}
+	for _, in := range ins {
+		if in.name == "-" && isTerminal(io.in) {
+			// Raw frames are never typed in: the user forgot the input.
+			return usagef("stdin is a terminal; name the input FILE or pipe the frames in")
+		}
+	}
 	if err := checkOutput(o); err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ const (
 	lz4BlockSize   = 64 << 10
 	lz4ShufCTA     = 256 // LZ4_SHUF_CTA
 	lz4ShufTile    = lz4ShufCTA * 16
-	lz4WarpsPerCTA = 4   // LZ4_WPB
+	lz4WarpsPerCTA = 1   // LZ4_WPB
 	lz4AsmCTA      = 128 // LZ4_ASM_CTA
 	// lz4Pad is the slack after each scratch buffer: the match finder
 	// reads a little past a stream's end (never uses those bytes).

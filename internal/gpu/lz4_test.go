@@ -348,3 +348,56 @@ func TestLZ4GPUThroughput(t *testing.T) {
 		})
 	}
 }
+
+// TestLZ4GPUSweep is for tuning on the GPU machine: with ZWRITE_LZ4_SWEEP
+// set to a list of shared-memory carveouts ("-1,25,50"; -1 = driver's
+// choice) it times the kernels per carveout on the slow fills, and with
+// ZWRITE_LZ4_FILLS a list of fills replaces them.
+func TestLZ4GPUSweep(t *testing.T) {
+	sweep := os.Getenv("ZWRITE_LZ4_SWEEP")
+	if sweep == "" {
+		t.Skip("ZWRITE_LZ4_SWEEP not set")
+	}
+	fills := []string{"xor", "thirds", "camera"}
+	if f := os.Getenv("ZWRITE_LZ4_FILLS"); f != "" {
+		fills = strings.Split(f, ",")
+	}
+	const cb = 1 << 20
+	const n = 512
+	for _, cs := range strings.Split(sweep, ",") {
+		var carve int
+		fmt.Sscan(cs, &carve)
+		r := newLZ4Rig(t, zarr.Uint16, 1)
+		if carve >= 0 {
+			if err := setCarveout(r.c.(*lz4Codec).compress, carve); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, kind := range fills {
+			full := bytes.Repeat(lz4Fill(kind, 5, 2, cb, 16), n/16)
+			b := r.alloc(t, cb, n)
+			if err := r.st.CopyHtoD(b.in, full); err != nil {
+				t.Fatal(err)
+			}
+			ev0, _ := r.d.NewEvent()
+			ev1, _ := r.d.NewEvent()
+			best := float32(math.MaxFloat32)
+			for rep := 0; rep < 3; rep++ {
+				ev0.Record(r.st)
+				if err := r.c.Encode(r.st, b.in, cb, n, b.out, b.stride, b.sizes, b.scratch); err != nil {
+					t.Fatal(err)
+				}
+				ev1.Record(r.st)
+				if err := ev1.Synchronize(); err != nil {
+					t.Fatal(err)
+				}
+				ms, _ := Elapsed(ev0, ev1)
+				best = min(best, ms)
+			}
+			ev0.Destroy()
+			ev1.Destroy()
+			b.free()
+			t.Logf("carveout %3d %-7s %.1f GB/s", carve, kind, float64(cb*n)/(float64(best)/1e3)/1e9)
+		}
+	}
+}

@@ -76,7 +76,7 @@ type Stats struct {
 	Pending    int64 // raw bytes kicked and not yet delivered
 	PendingMax int64 // high-water mark of Pending
 
-	Copy         time.Duration // producer copying into staging (wall, helpers included)
+	Copy         time.Duration // input into staging: Write's copy (helpers included), or ReadFrom's reads (source waits included)
 	StallJoin    time.Duration // producer waiting for a slot's delivery
 	StallPending time.Duration // producer blocked by MaxPending
 	StageWait    time.Duration // delivery waiting for the compress stage

@@ -101,13 +101,14 @@ func memAvailable() int64 {
 
 // Copy-helper defaults, from BenchmarkWrite (Write into a Writer with a
 // do-nothing stage vs a plain memmove of the same bytes, interleaved in
-// the same op; 2-core AMD EPYC dev machine under load 8-14, ratios of
-// Write to memmove over 3 runs):
+// the same op; 2-core AMD EPYC dev machine, load ~4.5; ratio of Write to
+// memmove over 3 runs, every write split when helpers run):
 //
 //	write size      64 KiB     1 MiB      4 MiB      16 MiB
-//	serial          0.8-1.1    0.77-0.96  0.99-1.08  0.97-1.0
-//	1 helper, split 0.83-2.0*  0.36-0.93  0.83-0.96  0.75-0.89
-//	(* memmove pass disturbed by the load)
+//	serial          0.92-0.96  0.92-0.98  0.98-1.02  0.95-1.02
+//	1 helper        0.63-0.69  0.43-0.49  0.88-0.92  0.71-0.98
+//	3 helpers       0.53-0.57  0.57-0.86  0.88-0.89  0.86-0.95
+//	(memmove: 10 GB/s at 64 KiB, 15-17 GB/s from 1 MiB up)
 //
 // A serial copy already runs at memmove speed (~17 GB/s per core here, far
 // above one stream's 2-5 GB/s), and a split costs a hand-off and a wake-up

@@ -144,3 +144,67 @@ func BenchmarkDepth(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOverhead compares the whole Writer (copy in, kick, deliver to a
+// discard sink) with the CPU stage driven bare (two slots kicked and
+// waited in turn on staging filled once): the difference is what the
+// pipeline itself costs on top of compression.
+func BenchmarkOverhead(b *testing.B) {
+	spec := mkSpec(zarr.Uint16, zarr.CodecZstd, []int64{0, 512, 1024}, []int64{4, 128, 128}, []int64{16, 512, 1024})
+	input := genInput(64<<20, 1)
+	const batch = 4 << 20
+	frames := int64(batch) / spec.FrameBytes()
+	b.Run("stage-alone", func(b *testing.B) {
+		st, err := stage.NewCPU(stage.Config{Spec: spec})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		var slots [2]stage.Slot
+		for i := range slots {
+			if slots[i], err = st.NewSlot(frames); err != nil {
+				b.Fatal(err)
+			}
+			copy(slots[i].Staging(), input)
+		}
+		b.SetBytes(int64(len(input)))
+		for b.Loop() {
+			n := len(input) / batch
+			for i := 0; i <= n; i++ {
+				if i < n {
+					if err := slots[i%2].Kick(stage.Batch{FirstEpoch: int64(i) * frames / 4, Frames: frames}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if i > 0 {
+					if _, err := slots[(i-1)%2].Wait(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+		for _, s := range slots {
+			s.Free()
+		}
+	})
+	b.Run("writer", func(b *testing.B) {
+		st, err := stage.NewCPU(stage.Config{Spec: spec})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		b.SetBytes(int64(len(input)))
+		for b.Loop() {
+			w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: sink.NewDiscard(), BatchBytes: batch})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := w.Write(input); err != nil {
+				b.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

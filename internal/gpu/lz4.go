@@ -26,8 +26,11 @@ const (
 	lz4BlockSize   = 64 << 10
 	lz4ShufCTA     = 256 // LZ4_SHUF_CTA
 	lz4ShufTile    = lz4ShufCTA * 16
-	lz4WarpsPerCTA = 1   // LZ4_WPB
-	lz4AsmCTA      = 128 // LZ4_ASM_CTA
+	lz4WarpsPerCTA = 4 // LZ4_WPB
+	// lz4CTAsPerSM sizes lz4_compress's persistent grid: more CTAs than
+	// fit at once on an SM (those start late and find no work left).
+	lz4CTAsPerSM = 16
+	lz4AsmCTA    = 128 // LZ4_ASM_CTA
 	// lz4Pad is the slack after each scratch buffer: the match finder
 	// reads a little past a stream's end (never uses those bytes).
 	lz4Pad = 256
@@ -47,6 +50,7 @@ type lz4Codec struct {
 	accel uint32
 	// memcpy is clevel 0: c-blosc stores the chunk uncompressed.
 	memcpy bool
+	sms    int64 // multiprocessors, for the persistent grid
 }
 
 func newLZ4(m *Module, spec zarr.Spec) (CodecKernels, error) {
@@ -56,7 +60,7 @@ func newLZ4(m *Module, spec zarr.Spec) (CodecKernels, error) {
 	if cb := spec.ChunkBytes(); cb > lz4MaxChunk {
 		return nil, fmt.Errorf("lz4 codec: a chunk of %d bytes exceeds the blosc1 limit of %d; use smaller chunks", cb, lz4MaxChunk)
 	}
-	c := &lz4Codec{typesize: uint32(spec.DType.Size()), accel: uint32(10 - spec.Level), memcpy: spec.Level == 0}
+	c := &lz4Codec{typesize: uint32(spec.DType.Size()), accel: uint32(10 - spec.Level), memcpy: spec.Level == 0, sms: int64(max(m.Device().SMs(), 1))}
 	if c.typesize == 0 {
 		return nil, fmt.Errorf("lz4 codec: dtype %v has no size", spec.DType)
 	}
@@ -114,18 +118,19 @@ func newLZ4Geom(nbytes, typesize int64) lz4Geom {
 // Bound: a chunk that does not compress is stored memcpyed, header + bytes.
 func (*lz4Codec) Bound(chunkBytes int64) int64 { return chunkBytes + 16 }
 
-// lz4ScratchLayout places, for n chunks, the shuffled streams, the LZ4
-// output (both n*cstride + pad) and the per-stream sizes, 256-aligned.
-func (c *lz4Codec) scratchLayout(chunkBytes int64, n int) (shuf, lzout, csizes, total int64) {
+// scratchLayout places, for n chunks, the shuffled streams, the LZ4
+// output (both n*cstride + pad, 256-aligned), the work counter of
+// lz4_compress and the per-stream sizes.
+func (c *lz4Codec) scratchLayout(chunkBytes int64, n int) (shuf, lzout, next, csizes, total int64) {
 	g := newLZ4Geom(chunkBytes, int64(c.typesize))
 	region := (g.cstride*int64(n) + lz4Pad + 255) &^ 255
-	shuf, lzout, csizes = 0, region, 2*region
+	shuf, lzout, next, csizes = 0, region, 2*region, 2*region+256
 	total = csizes + 4*g.spc*int64(n)
 	return
 }
 
 func (c *lz4Codec) Scratch(chunkBytes int64, nChunks int) int64 {
-	_, _, _, total := c.scratchLayout(chunkBytes, nChunks)
+	_, _, _, _, total := c.scratchLayout(chunkBytes, nChunks)
 	return total
 }
 
@@ -140,8 +145,11 @@ func (c *lz4Codec) Encode(st *Stream, in DevPtr, chunkBytes int64, n int, out De
 		return fmt.Errorf("lz4 encode: output stride %d for chunks of %d bytes", stride, chunkBytes)
 	}
 	g := newLZ4Geom(chunkBytes, int64(c.typesize))
-	so, lo, co, _ := c.scratchLayout(chunkBytes, n)
-	shuf, lzout, csizes := scratch.Add(so), scratch.Add(lo), scratch.Add(co)
+	if g.spc*int64(n) > 1<<31-1 {
+		return fmt.Errorf("lz4 encode: %d chunks of %d bytes are %d LZ4 streams, more than one batch may hold; use smaller batches", n, chunkBytes, g.spc*int64(n))
+	}
+	so, lo, no, co, _ := c.scratchLayout(chunkBytes, n)
+	shuf, lzout, next, csizes := scratch.Add(so), scratch.Add(lo), scratch.Add(no), scratch.Add(co)
 	nb, ts, bs, nn := uint32(chunkBytes), c.typesize, uint32(lz4BlockSize), uint32(n)
 	grid := func(v int64) (Dim3, error) {
 		if v > 1<<31-1 {
@@ -160,11 +168,11 @@ func (c *lz4Codec) Encode(st *Stream, in DevPtr, chunkBytes int64, n int, out De
 		if err := st.Launch(c.shuffle, g1, Dim3{X: lz4ShufCTA}, 0, in, shuf, nb, ts, bs, nn); err != nil {
 			return fmt.Errorf("lz4 encode: %w", err)
 		}
-		g2, err := grid((g.spc*int64(n) + lz4WarpsPerCTA - 1) / lz4WarpsPerCTA)
-		if err != nil {
-			return err
+		if err := st.Memset32(next, 0, 1); err != nil {
+			return fmt.Errorf("lz4 encode: %w", err)
 		}
-		if err := st.Launch(c.compress, g2, Dim3{X: 32 * lz4WarpsPerCTA}, 0, shuf, lzout, csizes, nb, ts, bs, nn, c.accel); err != nil {
+		g2 := Dim3{X: uint32(min((g.spc*int64(n)+lz4WarpsPerCTA-1)/lz4WarpsPerCTA, c.sms*lz4CTAsPerSM))}
+		if err := st.Launch(c.compress, g2, Dim3{X: 32 * lz4WarpsPerCTA}, 0, shuf, lzout, csizes, nb, ts, bs, nn, c.accel, next); err != nil {
 			return fmt.Errorf("lz4 encode: %w", err)
 		}
 	}

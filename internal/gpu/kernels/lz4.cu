@@ -60,10 +60,10 @@ typedef unsigned long long u64;
 #define LZ4_HLOG 11
 #endif
 #define LZ4_HSIZE (1u << LZ4_HLOG)
-// Warps (streams) per CTA of lz4_compress. One: streams differ a lot in
-// cost, and a CTA keeps its shared memory until its slowest warp ends;
-// with one warp per CTA the block scheduler balances the load.
-#define LZ4_WPB 1
+// Warps per CTA of lz4_compress (4 x 4 KiB of tables). The grid is
+// persistent and hands out streams one at a time, so a CTA's warps never
+// wait for each other.
+#define LZ4_WPB 4
 #ifndef LZ4_SKIP
 #define LZ4_SKIP 6
 #endif
@@ -123,11 +123,44 @@ __host__ __device__ __forceinline__ void lz4_stream_at(const Geom& g, u32 s, u32
 // ---------------------------------------------------------------------------
 // lz4_shuffle: shuf[c*cstride + o] for every output byte o of every chunk.
 // Blosc shuffles each block on its own: out[j*nelem + i] = in[i*T + j].
-// One thread makes 16 consecutive output bytes; grid = n * ceil(cstride/4096)
-// CTAs of 256 threads.
+// grid = n * ceil(cstride/4096) CTAs of 256 threads, one thread per 16
+// output bytes. When every block holds a multiple of 16 elements and T is
+// 1, 2, 4 or 8 (the usual case), thread k instead shuffles elements
+// 16k..16k+15 with 16-byte loads and stores (lz4_shuf16); else each
+// thread gathers its 16 output bytes one by one.
 
 #define LZ4_SHUF_CTA 256
 #define LZ4_SHUF_TILE (LZ4_SHUF_CTA * 16)
+
+// lz4_shuf16 shuffles 16 elements of T bytes at src (16-byte aligned) into
+// 16 bytes of each of the T planes dst + j*nelem.
+template <int T>
+__device__ __forceinline__ void lz4_shuf16(const u8* src, u8* dst, u32 nelem) {
+  u32 w[4 * T];
+#pragma unroll
+  for (int t = 0; t < T; t++) {
+    uint4 v = ((const uint4*)src)[t];
+    w[4 * t] = v.x;
+    w[4 * t + 1] = v.y;
+    w[4 * t + 2] = v.z;
+    w[4 * t + 3] = v.w;
+  }
+#pragma unroll
+  for (int j = 0; j < T; j++) {
+    u32 o[4] = {0, 0, 0, 0};
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+      int k = i * T + j;
+      o[i / 4] |= ((w[k / 4] >> (8 * (k % 4))) & 255u) << (8 * (i % 4));
+    }
+    uint4 v;
+    v.x = o[0];
+    v.y = o[1];
+    v.z = o[2];
+    v.w = o[3];
+    *(uint4*)(dst + (u64)j * nelem) = v;
+  }
+}
 
 extern "C" __global__ void __launch_bounds__(LZ4_SHUF_CTA)
 lz4_shuffle(const u8* __restrict__ in, u8* __restrict__ shuf, u32 nbytes, u32 T, u32 blocksize, u32 n) {
@@ -136,6 +169,23 @@ lz4_shuffle(const u8* __restrict__ in, u8* __restrict__ shuf, u32 nbytes, u32 T,
   u32 c = blockIdx.x / tiles;
   if (c >= n) return;
   u32 o0 = (blockIdx.x % tiles) * LZ4_SHUF_TILE + threadIdx.x * 16;
+  if ((T == 1 || T == 2 || T == 4 || T == 8) && nbytes % 16 == 0 && ((unsigned long long)in & 15) == 0 &&
+      g.bs % (16 * T) == 0 && g.leftover % (16 * T) == 0) {
+    u32 k = o0 / 16;  // group of 16 elements
+    u32 x = k * 16 * T;
+    if (x >= nbytes) return;
+    u32 b = x / g.bs, r = x % g.bs;
+    u32 nelem = (b < g.nfull ? g.bs : g.leftover) / T;
+    const u8* src = in + (u64)c * nbytes + x;
+    u8* dst = shuf + (u64)c * g.cstride + b * g.bs + r / T;
+    switch (T) {
+      case 1: lz4_shuf16<1>(src, dst, nelem); break;
+      case 2: lz4_shuf16<2>(src, dst, nelem); break;
+      case 4: lz4_shuf16<4>(src, dst, nelem); break;
+      default: lz4_shuf16<8>(src, dst, nelem); break;
+    }
+    return;
+  }
   if (o0 >= g.cstride) return;
   const u8* src = in + (u64)c * nbytes;
   u32 w[4] = {0, 0, 0, 0};
@@ -322,20 +372,30 @@ __device__ u32 lz4_block(const u8* src, u8* dst, u32 len, u16* tab, u32 accel, u
 }
 
 // grid = ceil(n*spc / LZ4_WPB) CTAs of 32*LZ4_WPB threads.
+// A persistent grid: each warp takes the next stream from *next (zeroed
+// before the launch) until none is left, so warps stay busy although
+// streams differ a lot in cost. Which warp compresses a stream never
+// changes its bytes: the atomic only hands out work.
 extern "C" __global__ void __launch_bounds__(32 * LZ4_WPB)
 lz4_compress(const u8* __restrict__ shuf, u8* __restrict__ lzout, u32* __restrict__ csizes,
-             u32 nbytes, u32 T, u32 blocksize, u32 n, u32 accel) {
+             u32 nbytes, u32 T, u32 blocksize, u32 n, u32 accel, u32* __restrict__ next) {
   __shared__ __align__(16) u16 tabs[LZ4_WPB][LZ4_HSIZE];
   Geom g = lz4_geom(nbytes, T, blocksize);
   u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  u64 gw = (u64)blockIdx.x * LZ4_WPB + warp;
-  if (gw >= (u64)n * g.spc) return;  // whole warp leaves together
-  u32 c = (u32)(gw / g.spc), s = (u32)(gw % g.spc);
-  u32 off, len;
-  lz4_stream_at(g, s, off, len);
-  u64 base = (u64)c * g.cstride + off;
-  u32 size = lz4_block(shuf + base, lzout + base, len, tabs[warp], accel < 1 ? 1 : accel, lane);
-  if (lane == 0) csizes[gw] = size;
+  u32 total = n * g.spc;  // the host keeps this below 2^31
+  for (;;) {
+    u32 gw = 0;
+    if (lane == 0) gw = atomicAdd(next, 1u);
+    gw = __shfl_sync(LZ4_FULL, gw, 0);
+    if (gw >= total) return;  // whole warp leaves together
+    u32 c = gw / g.spc, s = gw % g.spc;
+    u32 off, len;
+    lz4_stream_at(g, s, off, len);
+    u64 base = (u64)c * g.cstride + off;
+    u32 size = lz4_block(shuf + base, lzout + base, len, tabs[warp], accel < 1 ? 1 : accel, lane);
+    if (lane == 0) csizes[gw] = size;
+    __syncwarp();
+  }
 }
 
 // ---------------------------------------------------------------------------

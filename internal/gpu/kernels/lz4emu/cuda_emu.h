@@ -238,3 +238,9 @@ inline unsigned __funnelshift_r(unsigned lo, unsigned hi, unsigned sh) {
 }
 template <class T>
 inline T __ldg(const T* p) { return *p; }
+// Fibers never run at the same time, so a plain read-modify-write is atomic.
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+  unsigned old = *p;
+  *p = old + v;
+  return old;
+}

@@ -99,7 +99,7 @@ struct Batch {
   uint32_t T, nbytes, n, ostride, spc;
   size_t cstride, scratchShuf;
   uint8_t *in, *shuf, *lzout, *out;
-  uint32_t *csizes, *sizes;
+  uint32_t *csizes, *sizes, *next;
 };
 
 // accel is LZ4's acceleration, 10 - clevel as c-blosc sets it; LZ4_ACCEL
@@ -154,6 +154,7 @@ static Batch make_batch(uint32_t T, uint32_t nbytes, uint32_t n) {
   b.out = (uint8_t*)xalloc((size_t)b.ostride * n);
   b.csizes = (uint32_t*)xalloc((size_t)4 * g.spc * n);
   b.sizes = (uint32_t*)xalloc((size_t)4 * n);
+  b.next = (uint32_t*)xalloc(4);
   return b;
 }
 
@@ -164,6 +165,7 @@ static void free_batch(Batch& b) {
   xfree(b.out);
   xfree(b.csizes);
   xfree(b.sizes);
+  xfree(b.next);
 }
 
 // run enqueues the three kernels exactly as the Go plug-in does.
@@ -172,17 +174,23 @@ static void run(Batch& b) {
   uint32_t tiles = (g.cstride + LZ4_SHUF_TILE - 1) / LZ4_SHUF_TILE;
   uint32_t g1 = tiles * b.n;
   uint32_t g2 = (uint32_t)(((uint64_t)b.n * g.spc + LZ4_WPB - 1) / LZ4_WPB);
+  if (g2 > 132 * 16) g2 = 132 * 16;
+#ifdef __CUDACC__
+  CK(cudaMemset(b.next, 0, 4));
+#else
+  *b.next = 0;
+#endif
   uint32_t g3 = g.nblocks * b.n;
 #ifdef __CUDACC__
   lz4_shuffle<<<g1, LZ4_SHUF_CTA>>>(b.in, b.shuf, b.nbytes, b.T, BLOCKSIZE, b.n);
-  lz4_compress<<<g2, 32 * LZ4_WPB>>>(b.shuf, b.lzout, b.csizes, b.nbytes, b.T, BLOCKSIZE, b.n, accel());
+  lz4_compress<<<g2, 32 * LZ4_WPB>>>(b.shuf, b.lzout, b.csizes, b.nbytes, b.T, BLOCKSIZE, b.n, accel(), b.next);
   lz4_assemble<<<g3, LZ4_ASM_CTA>>>(b.in, b.shuf, b.lzout, b.csizes, b.out, b.ostride, b.sizes, b.nbytes, b.T,
                                     BLOCKSIZE, b.n, 0);
   CK(cudaGetLastError());
 #else
   emu::launch(dim3(g1), dim3(LZ4_SHUF_CTA), [&] { lz4_shuffle(b.in, b.shuf, b.nbytes, b.T, BLOCKSIZE, b.n); });
   emu::launch(dim3(g2), dim3(32 * LZ4_WPB),
-              [&] { lz4_compress(b.shuf, b.lzout, b.csizes, b.nbytes, b.T, BLOCKSIZE, b.n, accel()); });
+              [&] { lz4_compress(b.shuf, b.lzout, b.csizes, b.nbytes, b.T, BLOCKSIZE, b.n, accel(), b.next); });
   emu::launch(dim3(g3), dim3(LZ4_ASM_CTA), [&] {
     lz4_assemble(b.in, b.shuf, b.lzout, b.csizes, b.out, b.ostride, b.sizes, b.nbytes, b.T, BLOCKSIZE, b.n, 0);
   });
@@ -283,7 +291,7 @@ static int bench(uint32_t nbytes, uint32_t n, uint32_t T) {
       lz4_shuffle<<<tiles * n, LZ4_SHUF_CTA>>>(b.in, b.shuf, nbytes, T, BLOCKSIZE, n);
       CK(cudaEventRecord(e[1]));
       lz4_compress<<<(uint32_t)(((uint64_t)n * g.spc + LZ4_WPB - 1) / LZ4_WPB), 32 * LZ4_WPB>>>(
-          b.shuf, b.lzout, b.csizes, nbytes, T, BLOCKSIZE, n, accel());
+          b.shuf, b.lzout, b.csizes, nbytes, T, BLOCKSIZE, n, accel(), b.next);
       CK(cudaEventRecord(e[2]));
       lz4_assemble<<<g.nblocks * n, LZ4_ASM_CTA>>>(b.in, b.shuf, b.lzout, b.csizes, b.out, b.ostride, b.sizes, nbytes,
                                                    T, BLOCKSIZE, n, 0);

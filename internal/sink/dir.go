@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,7 +79,7 @@ func NewDir(p string, o DirOptions) (*Dir, error) {
 	}
 	// Probe now, so that an unwritable output fails before any data is
 	// read rather than at the first shard.
-	f, err := os.CreateTemp(p, ".zwrite-probe-*")
+	f, err := createTemp(p, ".zwrite-probe")
 	if err != nil {
 		return nil, fmt.Errorf("output %s is not writable: %w", p, err)
 	}
@@ -85,6 +87,24 @@ func NewDir(p string, o DirOptions) (*Dir, error) {
 	f.Close()
 	os.Remove(name)
 	return &Dir{root: p, opt: o, dirs: map[string]bool{".": true}, open: map[*dirFile]bool{}}, nil
+}
+
+// createTemp creates a new file named prefix-<random> in dir, as
+// os.CreateTemp does, but with mode 0666 minus the process umask (what
+// os.Create gives) rather than CreateTemp's 0600: the temp file is renamed
+// into place as a store file, which readers other than its owner must be
+// able to open. Asking open(2) for 0666 lets the kernel apply the umask, so
+// we never have to read it (syscall.Umask can only read by setting, which
+// would race with other goroutines creating files).
+func createTemp(dir, prefix string) (*os.File, error) {
+	for try := 0; ; try++ {
+		name := filepath.Join(dir, prefix+"-"+strconv.FormatUint(rand.Uint64(), 36))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if errors.Is(err, fs.ErrExist) && try < 100 {
+			continue // name taken (vanishingly rare with 64 random bits)
+		}
+		return f, err
+	}
 }
 
 // Root is the store directory.
@@ -116,7 +136,7 @@ func (d *Dir) Create(key string) (File, error) {
 		}
 		d.dirs[rel] = true
 	}
-	f, err := os.CreateTemp(dir, "."+path.Base(key)+".tmp-*")
+	f, err := createTemp(dir, "."+path.Base(key)+".tmp")
 	if err != nil {
 		return nil, bare(err)
 	}

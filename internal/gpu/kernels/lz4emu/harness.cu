@@ -1,16 +1,17 @@
-// harness.cu drives the lz4 kernels over a fixed set of test cases and
-// writes every case's input and blosc output to a directory, for the Go
-// checker (internal/gpu TestLZ4Vectors) to decode.
+// harness.cu runs the lz4 kernels (../lz4.cu, unchanged) on the CPU
+// through cuda_emu.h over a fixed set of test cases, and writes every
+// case's input and blosc output to a directory for the Go checker
+// (internal/gpu TestLZ4Emulator and TestLZ4Vectors) to decode. It launches
+// the kernels with the same grid rules as internal/gpu/lz4.go.
 //
-//   g++ -O2 -std=c++17 -x c++ harness.cu -o lz4emu      (CPU, emulated)
-//   nvcc -O3 -arch=sm_90 harness.cu -o lz4gpu            (GPU)
+//   g++ -O2 -std=c++17 -x c++ harness.cu -o lz4emu
+//   lz4emu vectors DIR [SUBSTR,SUBSTR...]   cases whose name contains one
+//                                           of the substrings (all if none)
 //
-//   lz4emu vectors DIR     all cases, outputs to DIR
-//   lz4gpu vectors DIR     same on the GPU (outputs must be byte-identical)
-//   lz4gpu bench          kernel throughput per fill + pinned H2D rate
+// LZ4_ACCEL overrides the acceleration (default 9, c-blosc's clevel 1).
+// GPU runs are the Go tests' job (TestLZ4GPU*), on the same kernels.
 #include "../lz4.cu"
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -83,16 +84,6 @@ static std::vector<Case> cases() {
   return cs;
 }
 
-#ifdef __CUDACC__
-#define CK(x)                                                                 \
-  do {                                                                        \
-    cudaError_t e = (x);                                                      \
-    if (e != cudaSuccess) {                                                   \
-      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e)); \
-      exit(1);                                                                \
-    }                                                                         \
-  } while (0)
-#endif
 
 // Batch holds one batch's buffers (device or host, per build).
 struct Batch {
@@ -112,33 +103,16 @@ static uint32_t accel() {
 static size_t round16(size_t v) { return (v + 15) & ~size_t(15); }
 
 static void* xalloc(size_t n) {
-#ifdef __CUDACC__
-  void* p;
-  CK(cudaMalloc(&p, n));
-  CK(cudaMemset(p, 0, n));
-  return p;
-#else
   void* p = aligned_alloc(16, round16(n));
   memset(p, 0, round16(n));
   return p;
-#endif
 }
 
 static void xfree(void* p) {
-#ifdef __CUDACC__
-  cudaFree(p);
-#else
   free(p);
-#endif
 }
 
 static Batch make_batch(uint32_t T, uint32_t nbytes, uint32_t n) {
-#ifdef __CUDACC__
-  // LZ4_CARVEOUT: preferred shared-memory carveout (percent) of
-  // lz4_compress; less shared memory leaves more L1 for the stream data.
-  if (const char* e = getenv("LZ4_CARVEOUT"))
-    CK(cudaFuncSetAttribute(lz4_compress, cudaFuncAttributePreferredSharedMemoryCarveout, atoi(e)));
-#endif
   Batch b;
   b.T = T;
   b.nbytes = nbytes;
@@ -175,42 +149,22 @@ static void run(Batch& b) {
   uint32_t g1 = tiles * b.n;
   uint32_t g2 = (uint32_t)(((uint64_t)b.n * g.spc + LZ4_WPB - 1) / LZ4_WPB);
   if (g2 > 132 * 16) g2 = 132 * 16;
-#ifdef __CUDACC__
-  CK(cudaMemset(b.next, 0, 4));
-#else
   *b.next = 0;
-#endif
   uint32_t g3 = g.nblocks * b.n;
-#ifdef __CUDACC__
-  lz4_shuffle<<<g1, LZ4_SHUF_CTA>>>(b.in, b.shuf, b.nbytes, b.T, BLOCKSIZE, b.n);
-  lz4_compress<<<g2, 32 * LZ4_WPB>>>(b.shuf, b.lzout, b.csizes, b.nbytes, b.T, BLOCKSIZE, b.n, accel(), b.next);
-  lz4_assemble<<<g3, LZ4_ASM_CTA>>>(b.in, b.shuf, b.lzout, b.csizes, b.out, b.ostride, b.sizes, b.nbytes, b.T,
-                                    BLOCKSIZE, b.n, 0);
-  CK(cudaGetLastError());
-#else
   emu::launch(dim3(g1), dim3(LZ4_SHUF_CTA), [&] { lz4_shuffle(b.in, b.shuf, b.nbytes, b.T, BLOCKSIZE, b.n); });
   emu::launch(dim3(g2), dim3(32 * LZ4_WPB),
               [&] { lz4_compress(b.shuf, b.lzout, b.csizes, b.nbytes, b.T, BLOCKSIZE, b.n, accel(), b.next); });
   emu::launch(dim3(g3), dim3(LZ4_ASM_CTA), [&] {
     lz4_assemble(b.in, b.shuf, b.lzout, b.csizes, b.out, b.ostride, b.sizes, b.nbytes, b.T, BLOCKSIZE, b.n, 0);
   });
-#endif
 }
 
 static void to_dev(uint8_t* dst, const void* src, size_t n) {
-#ifdef __CUDACC__
-  CK(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice));
-#else
   memcpy(dst, src, n);
-#endif
 }
 
 static void from_dev(void* dst, const void* src, size_t n) {
-#ifdef __CUDACC__
-  CK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost));
-#else
   memcpy(dst, src, n);
-#endif
 }
 
 static void write_file(const std::string& path, const void* p, size_t n) {
@@ -225,7 +179,18 @@ static void write_file(const std::string& path, const void* p, size_t n) {
 static int vectors(const std::string& dir, const char* only) {
   std::string manifest;
   for (const Case& c : cases()) {
-    if (only && c.name.find(only) == std::string::npos) continue;
+    if (only) {
+      bool hit = false;
+      std::string list = only;
+      size_t a = 0;
+      while (a <= list.size()) {
+        size_t e = list.find(',', a);
+        if (e == std::string::npos) e = list.size();
+        if (e > a && c.name.find(list.substr(a, e - a)) != std::string::npos) hit = true;
+        a = e + 1;
+      }
+      if (!hit) continue;
+    }
     Batch b = make_batch(c.T, c.nbytes, c.n);
     std::vector<uint8_t> host((size_t)c.nbytes * c.n);
     for (uint32_t i = 0; i < c.n; i++) {
@@ -254,81 +219,9 @@ static int vectors(const std::string& dir, const char* only) {
   return 0;
 }
 
-#ifdef __CUDACC__
-// bench: a batch of n chunks per fill, kernels timed with events (median
-// of reps), plus pinned H2D bandwidth on the same bytes.
-static int bench(uint32_t nbytes, uint32_t n, uint32_t T) {
-  const char* kinds[] = {"xor64", "grad", "xor", "camera", "thirds", "noise", "zeros", "ramp"};
-  Batch b = make_batch(T, nbytes, n);
-  size_t total = (size_t)nbytes * n;
-  uint8_t* pinned;
-  CK(cudaMallocHost(&pinned, total));
-  cudaEvent_t e[4];
-  for (auto& x : e) CK(cudaEventCreate(&x));
-  for (const char* k : kinds) {
-    // 16 distinct chunks, repeated: generating 2 GiB per fill on the
-    // host would cost more than the measurement.
-    for (uint32_t i = 0; i < n; i++) {
-      if (i < 16) {
-        std::vector<uint8_t> chunk(nbytes);
-        fill(chunk, k, T, i + 1);
-        memcpy(pinned + (size_t)i * nbytes, chunk.data(), nbytes);
-      } else {
-        memcpy(pinned + (size_t)i * nbytes, pinned + (size_t)(i % 16) * nbytes, nbytes);
-      }
-    }
-    float h2d = 0;
-    CK(cudaEventRecord(e[0]));
-    CK(cudaMemcpyAsync(b.in, pinned, total, cudaMemcpyHostToDevice));
-    CK(cudaEventRecord(e[1]));
-    CK(cudaEventSynchronize(e[1]));
-    CK(cudaEventElapsedTime(&h2d, e[0], e[1]));
-    Geom g = lz4_geom(nbytes, T, BLOCKSIZE);
-    uint32_t tiles = (g.cstride + LZ4_SHUF_TILE - 1) / LZ4_SHUF_TILE;
-    float best[3] = {1e9, 1e9, 1e9}, bestAll = 1e9;
-    for (int rep = 0; rep < 5; rep++) {
-      CK(cudaEventRecord(e[0]));
-      lz4_shuffle<<<tiles * n, LZ4_SHUF_CTA>>>(b.in, b.shuf, nbytes, T, BLOCKSIZE, n);
-      CK(cudaEventRecord(e[1]));
-      lz4_compress<<<(uint32_t)(((uint64_t)n * g.spc + LZ4_WPB - 1) / LZ4_WPB), 32 * LZ4_WPB>>>(
-          b.shuf, b.lzout, b.csizes, nbytes, T, BLOCKSIZE, n, accel(), b.next);
-      CK(cudaEventRecord(e[2]));
-      lz4_assemble<<<g.nblocks * n, LZ4_ASM_CTA>>>(b.in, b.shuf, b.lzout, b.csizes, b.out, b.ostride, b.sizes, nbytes,
-                                                   T, BLOCKSIZE, n, 0);
-      CK(cudaEventRecord(e[3]));
-      CK(cudaEventSynchronize(e[3]));
-      float t[3], all;
-      for (int s = 0; s < 3; s++) CK(cudaEventElapsedTime(&t[s], e[s], e[s + 1]));
-      CK(cudaEventElapsedTime(&all, e[0], e[3]));
-      for (int s = 0; s < 3; s++) best[s] = t[s] < best[s] ? t[s] : best[s];
-      bestAll = all < bestAll ? all : bestAll;
-    }
-    std::vector<uint32_t> sizes(n);
-    CK(cudaMemcpy(sizes.data(), b.sizes, 4 * n, cudaMemcpyDeviceToHost));
-    double csum = 0;
-    for (auto s : sizes) csum += s;
-    double gb = total / 1e9;
-    printf("fill=%-7s T=%u chunk=%u n=%u  ratio=%.3f  shuffle=%.1f compress=%.1f assemble=%.1f  stage=%.1f GB/s  "
-           "h2d_pinned=%.1f GB/s\n",
-           k, T, nbytes, n, total / csum, gb / (best[0] / 1e3), gb / (best[1] / 1e3), gb / (best[2] / 1e3),
-           gb / (bestAll / 1e3), gb / (h2d / 1e3));
-  }
-  cudaFreeHost(pinned);
-  free_batch(b);
-  return 0;
-}
-#endif
 
 int main(int argc, char** argv) {
   if (argc >= 3 && !strcmp(argv[1], "vectors")) return vectors(argv[2], argc >= 4 ? argv[3] : nullptr);
-#ifdef __CUDACC__
-  if (argc >= 2 && !strcmp(argv[1], "bench")) {
-    uint32_t nbytes = argc >= 3 ? atoi(argv[2]) : 1 << 20;
-    uint32_t n = argc >= 4 ? atoi(argv[3]) : 2048;
-    uint32_t T = argc >= 5 ? atoi(argv[4]) : 2;
-    return bench(nbytes, n, T);
-  }
-#endif
-  fprintf(stderr, "usage: %s vectors DIR [FILTER] | bench [NBYTES N T]\n", argv[0]);
+  fprintf(stderr, "usage: %s vectors DIR [SUBSTR,SUBSTR...]\n", argv[0]);
   return 2;
 }

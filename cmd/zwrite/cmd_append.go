@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -142,10 +141,9 @@ func (o *appendOptions) validate(f *pflag.FlagSet) error {
 			return usagef("--dims %q names %d dimensions but --shape %q has %d", o.dims, len(s.DimNames), o.shape, len(s.Shape))
 		}
 	}
-	if err := checkSizes(&s); err != nil {
-		return err
-	}
-	// Whatever the checks above missed, the format's own rules catch.
+	// The checks above name the flag; the rest (sizes that overflow or
+	// could never be held, found by FuzzAppendFlags) are the spec's own
+	// rules, shared with every other writer of a Spec.
 	if err := s.Validate(); err != nil {
 		return &usageError{fmt.Errorf("array: %w", err)}
 	}
@@ -175,63 +173,6 @@ func (o *appendOptions) validate(f *pflag.FlagSet) error {
 			return usagef("--read-size %q: want 1 byte to 1 GiB", o.readSize)
 		}
 		o.readBytes = int(n)
-	}
-	return nil
-}
-
-// Size limits. The format has none, but the writer holds an epoch in
-// memory and keeps per-chunk and per-shard bookkeeping, and the geometry
-// helpers multiply in int64: a shape beyond these would overflow or could
-// never be allocated, so it is refused up front with the reason.
-const (
-	maxBytes          = 1 << 47 // 128 TiB: frame, epoch and fixed array sizes
-	maxChunksPerShard = 1 << 24 // 16 Mi index entries = a 256 MiB shard index
-	maxGridCells      = 1 << 26 // inner chunks per epoch, shards per shard row
-)
-
-// checkSizes rejects shapes whose byte and chunk counts overflow or exceed
-// the limits above, naming the flag to change.
-func checkSizes(s *zarr.Spec) error {
-	mul := func(a, b int64) (int64, bool) {
-		hi, lo := bits.Mul64(uint64(a), uint64(b))
-		return int64(lo), hi == 0 && lo <= maxBytes
-	}
-	var ok bool
-	frame := int64(s.DType.Size())
-	for _, d := range s.Shape[1:] {
-		if frame, ok = mul(frame, d); !ok {
-			return usagef("--shape: one frame (all dimensions but the first) would exceed 128 TiB")
-		}
-	}
-	if _, ok = mul(frame, s.Chunk[0]); !ok {
-		return usagef("--chunk: one epoch (chunk[0] = %d frames) would exceed 128 TiB; use a smaller chunk[0]", s.Chunk[0])
-	}
-	if _, ok = mul(frame, s.Shape[0]); !ok {
-		return usagef("--shape: the array would exceed 128 TiB; use 0 for dimension 0 to let it grow instead")
-	}
-	chunk := int64(s.DType.Size())
-	for _, d := range s.Chunk {
-		if chunk, ok = mul(chunk, d); !ok || chunk > 1<<31-1 {
-			return usagef("--chunk %s: an inner chunk would exceed 2 GiB", formatDims(s.Chunk))
-		}
-	}
-	perShard, perEpoch, perRow := int64(1), int64(1), int64(1)
-	for d := range s.Shape {
-		perShard *= s.Shard[d] / s.Chunk[d]
-		if perShard > maxChunksPerShard {
-			return usagef("--shard %s: more than %d inner chunks per shard; use a smaller shard or a larger chunk", formatDims(s.Shard), maxChunksPerShard)
-		}
-		if d == 0 {
-			continue
-		}
-		perEpoch *= (s.Shape[d] + s.Chunk[d] - 1) / s.Chunk[d]
-		perRow *= (s.Shape[d] + s.Shard[d] - 1) / s.Shard[d]
-		if perEpoch > maxGridCells {
-			return usagef("--chunk %s: more than %d inner chunks per epoch; use a larger chunk", formatDims(s.Chunk), maxGridCells)
-		}
-		if perRow > maxGridCells {
-			return usagef("--shard %s: more than %d shards per shard row; use a larger shard", formatDims(s.Shard), maxGridCells)
-		}
 	}
 	return nil
 }

@@ -672,3 +672,79 @@ func TestSettings(t *testing.T) {
 		})
 	}
 }
+
+// noSlotStage fails the test if New allocates a slot: New must refuse its
+// configs before that.
+type noSlotStage struct{ t *testing.T }
+
+func (s noSlotStage) Name() string { return "noslot" }
+func (s noSlotStage) Close() error { return nil }
+func (s noSlotStage) NewSlot(int64) (stage.Slot, error) {
+	s.t.Error("New allocated a slot for a config it should refuse")
+	return nil, errors.New("no slots")
+}
+
+// TestNewRefuses: specs that fail Validate (sizes that overflow, which
+// once divided by zero in New) and depths whose slots cannot fit in memory
+// are errors from New, not panics or allocations.
+func TestNewRefuses(t *testing.T) {
+	u16 := func(shape, chunk, shard []int64) zarr.Spec {
+		return zarr.Spec{Shape: shape, DType: zarr.Uint16, Chunk: chunk, Shard: shard, Codec: zarr.CodecZstd, Level: 1}
+	}
+	tests := []struct {
+		name  string
+		spec  zarr.Spec
+		depth int
+		want  []string // substrings of the error
+	}{
+		// zwrite bench --shape 10,4294967296,4294967296 --chunk 1,1,1 --shard 1,1,1
+		{"frame overflow (bench panic)", u16([]int64{10, 1 << 32, 1 << 32}, []int64{1, 1, 1}, []int64{1, 1, 1}), 0, []string{"one frame", "128 TiB"}},
+		{"grid overflow", u16([]int64{0, 1 << 20, 1 << 20}, []int64{1, 1, 1}, []int64{1, 1, 1}), 0, []string{"inner chunks per epoch"}},
+		// Epoch of 16 frames × 4 GiB = 64 GiB; 64 slots need 8 TiB.
+		{"depth beyond memory", u16([]int64{0, 65536, 32768}, []int64{16, 64, 64}, []int64{16, 64, 64}), 64, []string{"--depth 64", "64.00 GiB", "8192.00 GiB", "of memory is available"}},
+	}
+	if memAvailable() <= 0 {
+		tests = tests[:2] // no /proc/meminfo: memory is not checked
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := sink.NewMem()
+			w, err := New(context.Background(), Config{Spec: tc.spec, Stage: noSlotStage{t}, Sink: mem, Depth: tc.depth})
+			if err == nil {
+				w.Abort(errors.New("test"))
+				t.Fatalf("New(%v, depth %d) succeeded", tc.spec, tc.depth)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("New(%v, depth %d): %q does not contain %q", tc.spec, tc.depth, err, s)
+				}
+			}
+			if len(mem.Files()) != 0 || mem.Temps() != 0 {
+				t.Errorf("refused New left files behind")
+			}
+		})
+	}
+}
+
+func TestCheckMemory(t *testing.T) {
+	tests := []struct {
+		name  string
+		s     Settings
+		avail int64
+		want  string // "" = fits
+	}{
+		{"unknown memory", Settings{Depth: 3, BatchBytes: 1 << 40}, 0, ""},
+		{"fits", Settings{Depth: 3, BatchBytes: 1 << 30}, 6 << 30, ""},
+		{"one byte short", Settings{Depth: 3, BatchBytes: 1 << 30}, 6<<30 - 1, "--depth 3: 3 slots of 1.00 GiB"},
+		{"depth 1 names chunk only", Settings{Depth: 1, BatchBytes: 1 << 30}, 1 << 30, "use a smaller chunk[0]"},
+		{"overflow", Settings{Depth: 1 << 30, BatchBytes: 1 << 47}, 1 << 40, "need"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkMemory(tc.s, tc.avail)
+			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("checkMemory(%+v, %d) = %v, want %q", tc.s, tc.avail, err, tc.want)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -66,6 +67,33 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 	}
 	return s
 }
+
+// checkMemory refuses settings whose slots cannot fit in avail bytes (the
+// memory available now; 0 = unknown, nothing refused), before any slot is
+// allocated: otherwise the allocation takes the machine into swap or the
+// OOM killer. settle already shrinks the batches to the budget, so this
+// fires only when even one epoch per slot is too much for the depth asked
+// for. A slot is counted as twice its batch (staging plus compressed
+// output, which incompressible data does not shrink), as settle does.
+func checkMemory(s Settings, avail int64) error {
+	if avail <= 0 {
+		return nil
+	}
+	// In float64: Depth × BatchBytes may overflow int64.
+	need := 2 * float64(s.Depth) * float64(s.BatchBytes)
+	if need <= float64(avail) {
+		return nil
+	}
+	what := "a smaller --depth, or a smaller chunk[0] (a slot holds at least one epoch of chunk[0] frames)"
+	if s.Depth == 1 {
+		what = "a smaller chunk[0] (a slot holds at least one epoch of chunk[0] frames)"
+	}
+	return fmt.Errorf("--depth %d: %d slots of %s (staging plus as much again for compressed output) need %s, but only %s of memory is available; use %s",
+		s.Depth, s.Depth, gib(s.BatchBytes), gib(need), gib(avail), what)
+}
+
+// gib formats a byte count for messages.
+func gib[T int64 | float64](n T) string { return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30)) }
 
 // memoryBudget is a quarter of the memory available now (1 GiB when
 // unknown): the writer's buffers share the machine with the page cache

@@ -167,6 +167,9 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		retiredSig:  make(chan struct{}, 1),
 	}
 	w.set = settle(&spec, cfg)
+	if err := checkMemory(w.set, memAvailable()); err != nil {
+		return nil, err
+	}
 	w.ctx, w.cancel = context.WithCancelCause(ctx)
 
 	w.d.init(&spec)

@@ -2,6 +2,8 @@ package zarr
 
 import (
 	"fmt"
+	"math/bits"
+	"strconv"
 	"strings"
 )
 
@@ -189,10 +191,79 @@ func (s *Spec) Validate() error {
 	if s.Codec == CodecLZ4 && (s.Level < 0 || s.Level > 9) {
 		return fmt.Errorf("lz4 (blosc clevel) level %d out of range 0..9", s.Level)
 	}
-	if s.ChunkBytes() > 1<<31-1 {
-		return fmt.Errorf("an inner chunk of %d bytes is too large (limit 2 GiB)", s.ChunkBytes())
+	return s.checkSizes()
+}
+
+// Size limits. The format has none, but a writer holds an epoch in memory
+// and keeps per-chunk and per-shard bookkeeping, and the geometry helpers
+// multiply in int64: a spec beyond these would overflow (and then divide by
+// zero or allocate nonsense) or could never be allocated, so Validate
+// refuses it with the reason.
+const (
+	maxBytes          = 1 << 47   // 128 TiB: frame, epoch and fixed array sizes
+	maxChunkBytes     = 1<<31 - 1 // one inner chunk (blosc and the GPU codecs use int32 sizes)
+	maxChunksPerShard = 1 << 24   // 16 Mi index entries = a 256 MiB shard index
+	maxGridCells      = 1 << 26   // inner chunks per epoch, shards per shard row
+)
+
+// mulCap returns a*b and whether it neither overflowed nor exceeds limit
+// (a, b and limit non-negative).
+func mulCap(a, b, limit int64) (int64, bool) {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	return int64(lo), hi == 0 && lo <= uint64(limit)
+}
+
+// checkSizes applies the size limits; every dimension is already known to
+// be positive (dim 0 of the shape may be 0). Products are built with
+// mulCap so that no step can wrap around.
+func (s *Spec) checkSizes() error {
+	var ok bool
+	frame := int64(s.DType.Size())
+	for _, d := range s.Shape[1:] {
+		if frame, ok = mulCap(frame, d, maxBytes); !ok {
+			return fmt.Errorf("shape %s: one frame (all dimensions but the first) would exceed 128 TiB", dims(s.Shape))
+		}
+	}
+	if _, ok = mulCap(frame, s.Chunk[0], maxBytes); !ok {
+		return fmt.Errorf("chunk %s: one epoch (chunk[0] = %d frames) would exceed 128 TiB; use a smaller chunk[0]", dims(s.Chunk), s.Chunk[0])
+	}
+	if _, ok = mulCap(frame, s.Shape[0], maxBytes); !ok {
+		return fmt.Errorf("shape %s: the array would exceed 128 TiB; use 0 for dimension 0 to let it grow instead", dims(s.Shape))
+	}
+	chunk := int64(s.DType.Size())
+	for _, d := range s.Chunk {
+		if chunk, ok = mulCap(chunk, d, maxChunkBytes); !ok {
+			return fmt.Errorf("chunk %s: an inner chunk would exceed 2 GiB; use a smaller chunk", dims(s.Chunk))
+		}
+	}
+	perShard, perEpoch, perRow := int64(1), int64(1), int64(1)
+	for d := range s.Shape {
+		if perShard, ok = mulCap(perShard, s.Shard[d]/s.Chunk[d], maxChunksPerShard); !ok {
+			return fmt.Errorf("shard %s: more than %d inner chunks per shard; use a smaller shard or a larger chunk", dims(s.Shard), maxChunksPerShard)
+		}
+		if d == 0 {
+			continue
+		}
+		if perEpoch, ok = mulCap(perEpoch, ceilDiv(s.Shape[d], s.Chunk[d]), maxGridCells); !ok {
+			return fmt.Errorf("chunk %s: more than %d inner chunks per epoch; use a larger chunk", dims(s.Chunk), maxGridCells)
+		}
+		if perRow, ok = mulCap(perRow, ceilDiv(s.Shape[d], s.Shard[d]), maxGridCells); !ok {
+			return fmt.Errorf("shard %s: more than %d shards per shard row; use a larger shard", dims(s.Shard), maxGridCells)
+		}
 	}
 	return nil
+}
+
+// dims formats a shape as the command line takes it: 0,2048,2304.
+func dims(v []int64) string {
+	var b strings.Builder
+	for i, x := range v {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(x, 10))
+	}
+	return b.String()
 }
 
 // Growing reports whether dim 0 is unbounded.
@@ -206,7 +277,14 @@ func prod(v []int64) int64 {
 	return p
 }
 
-func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
+// ceilDiv rounds a/b up for a >= 0, b > 0, without the overflow of
+// (a+b-1)/b when a is near the int64 limit.
+func ceilDiv(a, b int64) int64 {
+	if a == 0 {
+		return 0
+	}
+	return (a-1)/b + 1
+}
 
 // FrameBytes is the size of one index of dim 0.
 func (s *Spec) FrameBytes() int64 { return prod(s.Shape[1:]) * int64(s.DType.Size()) }

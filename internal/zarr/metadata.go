@@ -8,6 +8,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/zwrite/zwrite/internal/blosc"
 )
 
 // The structs below fix the field order of the zarr.json we write: Go's
@@ -87,7 +89,7 @@ func MarshalArray(s *Spec, shape0 int64) ([]byte, error) {
 		inner = append(inner, namedConfig{Name: "zstd", Configuration: zstdConfig{Level: s.Level}})
 	case CodecLZ4:
 		inner = append(inner, namedConfig{Name: "blosc", Configuration: bloscConfig{
-			CName: "lz4", CLevel: s.Level, Shuffle: "shuffle",
+			CName: "lz4", CLevel: s.Level, Shuffle: ByteShuffle.String(),
 			TypeSize: s.DType.Size(), BlockSize: 0,
 		}})
 	}
@@ -117,26 +119,15 @@ func MarshalArray(s *Spec, shape0 int64) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// Shuffle is the blosc shuffle filter named in zarr.json.
-type Shuffle int
+// Shuffle is the blosc shuffle filter named in zarr.json: blosc's own type,
+// whose String is the name zarr.json uses, so that the two cannot drift.
+type Shuffle = blosc.Shuffle
 
 const (
-	NoShuffle Shuffle = iota
-	ByteShuffle
-	BitShuffle
+	NoShuffle   = blosc.NoShuffle
+	ByteShuffle = blosc.ByteShuffle
+	BitShuffle  = blosc.BitShuffle
 )
-
-func (s Shuffle) String() string {
-	switch s {
-	case NoShuffle:
-		return "noshuffle"
-	case ByteShuffle:
-		return "shuffle"
-	case BitShuffle:
-		return "bitshuffle"
-	}
-	return fmt.Sprintf("shuffle(%d)", int(s))
-}
 
 // Meta is a parsed array zarr.json, written by us or by another Zarr v3
 // writer (tensorstore, zarr-python, zarrita). It holds what a reader needs
@@ -685,13 +676,13 @@ func (m *Meta) parseChain(list []json.RawMessage, field string) error {
 		}
 		m.BloscShuffle = NoShuffle
 		if bc.Shuffle != nil {
-			switch *bc.Shuffle {
-			case "noshuffle":
-			case "shuffle":
-				m.BloscShuffle = ByteShuffle
-			case "bitshuffle":
-				m.BloscShuffle = BitShuffle
-			default:
+			ok := false
+			for _, sh := range []Shuffle{NoShuffle, ByteShuffle, BitShuffle} {
+				if *bc.Shuffle == sh.String() {
+					m.BloscShuffle, ok = sh, true
+				}
+			}
+			if !ok {
 				return fmt.Errorf("%s.configuration.shuffle: %q (want noshuffle, shuffle or bitshuffle)", f, *bc.Shuffle)
 			}
 		}

@@ -1,17 +1,15 @@
 package blosc
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/zwrite/zwrite/internal/zarr/fixture"
 )
 
 // fill makes test inputs of the kinds the writer sees.
@@ -228,32 +226,15 @@ func TestDecodeErrors(t *testing.T) {
 
 // fixtureShards returns the shard files of one tensorstore store by key.
 func fixtureShards(t testing.TB, store string) map[string][]byte {
-	f, err := os.Open("../zarr/testdata/tensorstore-0.1.85-stores.tar.gz")
+	t.Helper()
+	files, err := fixture.Files("../../" + fixture.Tensorstore)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
 	out := map[string][]byte{}
-	prefix := "ref/" + store + "/c/"
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg && strings.HasPrefix(h.Name, prefix) {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[strings.TrimPrefix(h.Name, "ref/"+store+"/")] = b
+	for name, b := range files {
+		if rest, ok := strings.CutPrefix(name, store+"/"); ok && strings.HasPrefix(rest, "c/") {
+			out[rest] = b
 		}
 	}
 	if len(out) == 0 {

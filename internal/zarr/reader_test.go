@@ -1,14 +1,11 @@
 package zarr
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -16,39 +13,19 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/zwrite/zwrite/internal/blosc"
+	fixturepkg "github.com/zwrite/zwrite/internal/zarr/fixture"
 )
 
 // fixture reads the tensorstore tarball into one in-memory file system
 // per store, plus ref/a.raw.
 func fixture(t testing.TB) (stores map[string]fstest.MapFS, raw []byte) {
 	t.Helper()
-	f, err := os.Open("testdata/tensorstore-0.1.85-stores.tar.gz")
+	files, err := fixturepkg.Files("../../" + fixturepkg.Tensorstore)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
 	stores = map[string]fstest.MapFS{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := strings.TrimPrefix(h.Name, "ref/")
+	for name, b := range files {
 		if name == "a.raw" {
 			raw = b
 			continue

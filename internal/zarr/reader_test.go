@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -39,6 +40,26 @@ func fixture(t testing.TB) (stores map[string]fstest.MapFS, raw []byte) {
 	return stores, raw
 }
 
+// openAndRead opens the store in fsys and checks that ReadAll gives want.
+// The caller closes the array.
+func openAndRead(t *testing.T, fsys fs.FS, want []byte) *Array {
+	t.Helper()
+	a, err := Open(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := a.ReadAll(&out); err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), want) {
+		a.Close()
+		t.Fatalf("ReadAll differs from the data written (%d vs %d bytes)", out.Len(), len(want))
+	}
+	return a
+}
+
 func TestReadTensorstoreFixture(t *testing.T) {
 	stores, raw := fixture(t)
 	if len(raw) != 23*5*71*33*2 {
@@ -46,18 +67,8 @@ func TestReadTensorstoreFixture(t *testing.T) {
 	}
 	for _, name := range []string{"a-none.zarr", "a-zstd.zarr", "a-lz4.zarr"} {
 		t.Run(name, func(t *testing.T) {
-			a, err := Open(stores[name])
-			if err != nil {
-				t.Fatal(err)
-			}
+			a := openAndRead(t, stores[name], raw)
 			defer a.Close()
-			var out bytes.Buffer
-			if err := a.ReadAll(&out); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(out.Bytes(), raw) {
-				t.Fatalf("ReadAll differs from a.raw (%d vs %d bytes)", out.Len(), len(raw))
-			}
 			rep, err := a.Verify(VerifyOptions{})
 			if err != nil {
 				t.Fatalf("%v\n%+v", err, rep)
@@ -315,18 +326,8 @@ func TestReadRoundTrip(t *testing.T) {
 							full := append([]int64{frames}, s.Shape[1:]...)
 							data := randData(prod(full)*int64(d.Size()), seed)
 							fsys := writeStore(t, s, frames, data, v.o)
-							a, err := Open(fsys)
-							if err != nil {
-								t.Fatal(err)
-							}
+							a := openAndRead(t, fsys, data)
 							defer a.Close()
-							var out bytes.Buffer
-							if err := a.ReadAll(&out); err != nil {
-								t.Fatal(err)
-							}
-							if !bytes.Equal(out.Bytes(), data) {
-								t.Fatalf("ReadAll differs (%d vs %d bytes)", out.Len(), len(data))
-							}
 							rep, err := a.Verify(VerifyOptions{Raw: bytes.NewReader(data)})
 							if err != nil || !rep.RawCompared {
 								t.Fatalf("verify: %v %+v", err, rep)
@@ -360,17 +361,7 @@ func TestReadMissing(t *testing.T) {
 	}
 	zero(2, 4, 5, 10)
 	zero(8, 9, 0, 5)
-	a, err := Open(fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := a.ReadAll(&out); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(out.Bytes(), want) {
-		t.Fatal("missing chunks do not read as zero")
-	}
+	a := openAndRead(t, fsys, want) // missing chunks read as zero
 	rep, err := a.Verify(VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -97,12 +97,7 @@ func runInfo(ctx context.Context, store string, out io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	var r zarr.Report
-	err = interruptible(ctx, func() error {
-		var err error
-		r, err = a.Usage()
-		return err
-	})
+	r, err := interruptibleValue(ctx, a.Usage)
 	if err != nil {
 		return fmt.Errorf("info %s: %w", store, err)
 	}

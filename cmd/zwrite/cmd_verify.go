@@ -61,12 +61,7 @@ func runVerify(ctx context.Context, o *verifyOptions, store string, io stdio) er
 		return err
 	}
 	defer a.Close()
-	var r zarr.Report
-	err = interruptible(ctx, func() error {
-		var err error
-		r, err = a.Verify(opts)
-		return err
-	})
+	r, err := interruptibleValue(ctx, func() (zarr.Report, error) { return a.Verify(opts) })
 	if ctx.Err() != nil {
 		return err
 	}

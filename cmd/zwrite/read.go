@@ -37,13 +37,30 @@ func openStore(path string) (*zarr.Array, error) {
 // interrupt they leave fn to die with the process rather than wait for a
 // long read to finish.
 func interruptible(ctx context.Context, fn func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- fn() }()
+	_, err := interruptibleValue(ctx, func() (struct{}, error) { return struct{}{}, fn() })
+	return err
+}
+
+// interruptibleValue is interruptible for a fn with a result (a.Usage,
+// a.Verify). On an interrupt it returns the zero value: fn's own result is
+// handed over only through the channel, so nothing races with a fn that
+// is still running.
+func interruptibleValue[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := fn()
+		done <- result{v, err}
+	}()
 	select {
-	case err := <-done:
-		return err
+	case r := <-done:
+		return r.v, r.err
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		var zero T
+		return zero, context.Cause(ctx)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,16 +115,7 @@ func TestPipeFeeding(t *testing.T) {
 			if piece%2 == 1 {
 				args = append(args, "-")
 			}
-			cmd := exec.Command(binary, args...)
-			in, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			cmd, in, stderr := startPiped(t, args...)
 			for off := 0; off < len(raw); off += piece {
 				if _, err := in.Write(raw[off:min(off+piece, len(raw))]); err != nil {
 					t.Fatalf("write to zwrite's stdin: %v; stderr:\n%s", err, stderr.String())
@@ -177,6 +169,24 @@ func TestInterrupt(t *testing.T) {
 	}
 }
 
+// startPiped starts the zwrite binary with args, its stdin a pipe the
+// caller writes and closes, its stderr collected for failure messages
+// ("stderr" in the messages).
+func startPiped(t *testing.T, args ...string) (*exec.Cmd, io.WriteCloser, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, in, stderr
+}
+
 func testInterrupt(t *testing.T, sig os.Signal) {
 	dir := t.TempDir()
 	store := filepath.Join(dir, "s.zarr")
@@ -187,17 +197,8 @@ func testInterrupt(t *testing.T, sig os.Signal) {
 	if err := bench.FillFrames(bench.FillRand, &spec, 0, raw[:1280*spec.FrameBytes()]); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "append", "-o", store, "--shape", "0,128,256", "--dtype", "u16",
+	cmd, in, stderr := startPiped(t, "append", "-o", store, "--shape", "0,128,256", "--dtype", "u16",
 		"--chunk", "4,64,64", "--shard", "8,128,256", "--codec", "zstd")
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	defer in.Close()
 	// All of it and a partial frame; the pipe stays open, so zwrite is
 	// blocked reading when the signal comes.
@@ -220,6 +221,7 @@ func testInterrupt(t *testing.T, sig os.Signal) {
 	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
+	var err error
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {

@@ -213,6 +213,42 @@ func lz4Fill(kind string, seed uint64, ts int, chunkBytes int64, n int) []byte {
 	return b
 }
 
+// lz4BenchFill makes n uint16 chunks of 32x64x64 elements as the GPU
+// stage sees them for zwrite bench's orca2 scenario (t,y,x; c = 0), filled
+// like internal/bench's fills: "xor" is t^y^x of the global coordinates,
+// "thirds" is 12-bit noise, a gradient and zeros in bands of y.
+func lz4BenchFill(kind string, n int) []byte {
+	const T, Y, X = 32, 64, 64
+	b := make([]byte, n*T*Y*X*2)
+	r := rand.New(rand.NewPCG(11, 13))
+	i := 0
+	for k := 0; k < n; k++ {
+		y0, x0 := (k/36)%32*Y, k%36*X
+		for t := 0; t < T; t++ {
+			for y := y0; y < y0+Y; y++ {
+				for x := x0; x < x0+X; x++ {
+					var v int
+					switch kind {
+					case "xor":
+						v = t ^ y ^ x
+					case "thirds":
+						switch y * 3 / 2048 {
+						case 0:
+							u := r.Uint32()
+							v = 1538 + int(u&255+u>>8&255+u>>16&255+u>>24)
+						case 1:
+							v = (t + y + x) % 4096
+						}
+					}
+					binary.LittleEndian.PutUint16(b[i:], uint16(v))
+					i += 2
+				}
+			}
+		}
+	}
+	return b
+}
+
 // TestLZ4GPUDecodes: every dtype, ragged and tiny shapes, noise and zeros
 // decode to exactly the input with both readers.
 func TestLZ4GPUDecodes(t *testing.T) {
@@ -275,14 +311,20 @@ func TestLZ4GPUDeterministic(t *testing.T) {
 // be at most 10% larger.
 func TestLZ4GPURatio(t *testing.T) {
 	r := newLZ4Rig(t, zarr.Uint16, 1)
-	const cb = 1 << 20
-	for _, kind := range []string{"xor", "noise", "thirds", "zeros", "camera", "ramp"} {
+	for _, kind := range []string{"xor", "noise", "thirds", "zeros", "camera", "ramp", "bench-xor", "bench-thirds"} {
 		t.Run(kind, func(t *testing.T) {
-			data := lz4Fill(kind, 9, 2, cb, 4)
+			cb, n := int64(1<<20), int64(4)
+			var data []byte
+			if bk, ok := strings.CutPrefix(kind, "bench-"); ok {
+				cb, n = 256<<10, 72
+				data = lz4BenchFill(bk, int(n))
+			} else {
+				data = lz4Fill(kind, 9, 2, cb, int(n))
+			}
 			gpu := checkLZ4(t, r.encode(t, data, cb), data, cb, 2)
 			var cpu int64
 			var e blosc.Encoder
-			for i := 0; i < 4; i++ {
+			for i := int64(0); i < n; i++ {
 				cpu += int64(len(e.Encode(nil, data[i*cb:(i+1)*cb], blosc.Options{TypeSize: 2, CLevel: 1, Shuffle: blosc.ByteShuffle})))
 			}
 			in := float64(len(data))
@@ -307,12 +349,18 @@ func TestLZ4GPUThroughput(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%s: pinned H2D %.1f GB/s", bw.Device, bw.H2DGBs)
-	const cb = 1 << 20
-	const n = 1024
-	for _, kind := range []string{"xor", "noise", "thirds", "zeros", "camera"} {
+	for _, kind := range []string{"xor", "noise", "thirds", "zeros", "camera", "bench-xor", "bench-thirds"} {
 		t.Run(kind, func(t *testing.T) {
-			data := lz4Fill(kind, 5, 2, cb, 16)
-			full := bytes.Repeat(data, n/16)
+			cb, n := int64(1<<20), 1024
+			var full []byte
+			if bk, ok := strings.CutPrefix(kind, "bench-"); ok {
+				// orca2-like 256 KiB chunks, 1152 distinct ones (a shard row's
+				// worth of x/y positions), 4 times over: 1.125 GiB
+				cb, n = 256<<10, 4608
+				full = bytes.Repeat(lz4BenchFill(bk, 1152), 4)
+			} else {
+				full = bytes.Repeat(lz4Fill(kind, 5, 2, cb, 16), n/16)
+			}
 			b := r.alloc(t, cb, n)
 			defer b.free()
 			if err := r.st.CopyHtoD(b.in, full); err != nil {
@@ -345,8 +393,8 @@ func TestLZ4GPUThroughput(t *testing.T) {
 			for i := 0; i < n; i++ {
 				tot += int64(binary.LittleEndian.Uint32(sizes[4*i:]))
 			}
-			gbs := float64(cb*n) / (float64(best) / 1e3) / 1e9
-			t.Logf("%s: %d chunks of %d B: %.2f ms, %.1f GB/s (pinned H2D %.1f GB/s), ratio %.3f", kind, n, cb, best, gbs, bw.H2DGBs, float64(cb*n)/float64(tot))
+			gbs := float64(cb*int64(n)) / (float64(best) / 1e3) / 1e9
+			t.Logf("%s: %d chunks of %d B: %.2f ms, %.1f GB/s (pinned H2D %.1f GB/s), ratio %.3f", kind, n, cb, best, gbs, bw.H2DGBs, float64(cb*int64(n))/float64(tot))
 		})
 	}
 }

@@ -335,9 +335,10 @@ __device__ u32 lz4_block(const u8* src, u8* dst, u32 len, u16* tab, u32 accel, u
         if (mlen >= maxlen) break;
       }
       if (mlen > maxlen) mlen = maxlen;
-      // Extend backward into the pending literals.
+      // Extend backward into the pending literals (none pending: a match
+      // right after the previous one, the common case in busy data).
       u32 back = 0;
-      for (;;) {
+      while (s > anchor) {
         int ps = (int)s - 1 - (int)back - (int)lane;
         int pr = (int)r - 1 - (int)back - (int)lane;
         bool good = ps >= (int)anchor && pr >= 0 && src[ps] == src[pr];

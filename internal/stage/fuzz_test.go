@@ -17,6 +17,7 @@ func FuzzTile(f *testing.F) {
 	f.Add([]byte{6, 9, 5, 5, 3, 1, 2, 2, 4, 4, 1, 1, 2, 2})
 	f.Add([]byte{1, 4, 9, 4})
 	f.Add([]byte{2, 1, 33, 1, 16, 16, 7})
+	f.Add([]byte{2, 1, 3, 1, 0, 6, 4, 0, 1, 0, 1, 4}) // uint16 zyx, x = 2 channels: deinterleaveRuns
 	f.Fuzz(func(t *testing.T, in []byte) {
 		next := func(lo, hi int) int64 { // a value in [lo, hi], cycling over in
 			if len(in) == 0 {

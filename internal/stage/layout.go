@@ -288,10 +288,14 @@ func (l *Layout) tileGroup(dsts [][]byte, staging []byte, frames, e, pos int64) 
 	}
 	inner := l.loop[l.nloop-1]
 	ss, ds, cnt := l.srcStride[inner], l.dstStride[inner], v[inner]
+	scatter := scatterRuns
+	if deinterleave16(int64(len(dsts)), run, ss, ds) {
+		scatter = deinterleaveRuns
+	}
 	var idx [zarr.MaxRank]int64
 	dstOff := int64(0)
 	for {
-		scatterRuns(dsts, staging, dstOff, src, run, ss, ds, cnt)
+		scatter(dsts, staging, dstOff, src, run, ss, ds, cnt)
 		j := l.nloop - 2
 		for ; j >= 0; j-- {
 			d := l.loop[j]
@@ -325,6 +329,95 @@ func scatterRuns(dsts [][]byte, src []byte, d, s, run, ss, ds, cnt int64) {
 			copyRuns(dst, src, d, s+int64(i)*run, run, ss, ds, n)
 		}
 		s, d = s+n*ss, d+n*ds
+	}
+}
+
+// deinterleave16 reports whether tileGroup can use deinterleaveRuns: a
+// group of 2 to 4 chunks one uint16 wide in the last dim (colour or other
+// channels, e.g. tzyxc data) whose steps are dense in both source and
+// chunk.
+func deinterleave16(g, run, ss, ds int64) bool {
+	return g >= 2 && g <= 4 && run == 2 && ss == g*run && ds == run
+}
+
+// deinterleaveRuns is scatterRuns for the groups deinterleave16 accepts.
+// Their runs are single elements, so copyRuns would cost a loop step and
+// bounds checks per 2 bytes; instead the cnt steps, which lie back to back
+// in src (pixels of g channels), are split into the g chunks in one pass,
+// four pixels at a time with 64-bit loads, lane moves and 64-bit stores.
+// At most four write streams and one read stream still fit one L1 set's
+// ways when the chunk buffers alias (see scatterRuns).
+func deinterleaveRuns(dsts [][]byte, src []byte, d, s, run, ss, ds, cnt int64) {
+	n := 2 * cnt // bytes per chunk
+	sp := src[s : s+int64(len(dsts))*n]
+	switch len(dsts) {
+	case 2:
+		deinterleave2x16(dsts[0][d:d+n], dsts[1][d:d+n], sp)
+	case 3:
+		deinterleave3x16(dsts[0][d:d+n], dsts[1][d:d+n], dsts[2][d:d+n], sp)
+	case 4:
+		deinterleave4x16(dsts[0][d:d+n], dsts[1][d:d+n], dsts[2][d:d+n], dsts[3][d:d+n], sp)
+	}
+}
+
+// lane is 16-bit lane i of w (lane 0 = the lowest bits, the first element
+// in memory).
+func lane(w uint64, i uint) uint64 { return w >> (16 * i) & 0xffff }
+
+// deinterleave2x16 splits src, pixels of two uint16 channels (c0 c1 c0 c1
+// ...), into a and b. Tails shorter than four pixels go element by element.
+func deinterleave2x16(a, b, src []byte) {
+	for len(src) >= 16 && len(a) >= 8 && len(b) >= 8 {
+		// w0 = p0c0 p0c1 p1c0 p1c1, w1 = p2c0 p2c1 p3c0 p3c1
+		w0 := binary.LittleEndian.Uint64(src)
+		w1 := binary.LittleEndian.Uint64(src[8:])
+		binary.LittleEndian.PutUint64(a, lane(w0, 0)|lane(w0, 2)<<16|lane(w1, 0)<<32|lane(w1, 2)<<48)
+		binary.LittleEndian.PutUint64(b, lane(w0, 1)|lane(w0, 3)<<16|lane(w1, 1)<<32|lane(w1, 3)<<48)
+		src, a, b = src[16:], a[8:], b[8:]
+	}
+	for len(src) >= 4 && len(a) >= 2 && len(b) >= 2 {
+		a[0], a[1], b[0], b[1] = src[0], src[1], src[2], src[3]
+		src, a, b = src[4:], a[2:], b[2:]
+	}
+}
+
+// deinterleave3x16 is deinterleave2x16 for three channels (c0 c1 c2 ...).
+func deinterleave3x16(a, b, c, src []byte) {
+	for len(src) >= 24 && len(a) >= 8 && len(b) >= 8 && len(c) >= 8 {
+		// Element e(k) is pixel k/3, channel k%3:
+		// w0 = e0 e1 e2 e3, w1 = e4 e5 e6 e7, w2 = e8 e9 e10 e11.
+		w0 := binary.LittleEndian.Uint64(src)
+		w1 := binary.LittleEndian.Uint64(src[8:])
+		w2 := binary.LittleEndian.Uint64(src[16:])
+		binary.LittleEndian.PutUint64(a, lane(w0, 0)|lane(w0, 3)<<16|lane(w1, 2)<<32|lane(w2, 1)<<48) // e0 e3 e6 e9
+		binary.LittleEndian.PutUint64(b, lane(w0, 1)|lane(w1, 0)<<16|lane(w1, 3)<<32|lane(w2, 2)<<48) // e1 e4 e7 e10
+		binary.LittleEndian.PutUint64(c, lane(w0, 2)|lane(w1, 1)<<16|lane(w2, 0)<<32|lane(w2, 3)<<48) // e2 e5 e8 e11
+		src, a, b, c = src[24:], a[8:], b[8:], c[8:]
+	}
+	for len(src) >= 6 && len(a) >= 2 && len(b) >= 2 && len(c) >= 2 {
+		a[0], a[1], b[0], b[1], c[0], c[1] = src[0], src[1], src[2], src[3], src[4], src[5]
+		src, a, b, c = src[6:], a[2:], b[2:], c[2:]
+	}
+}
+
+// deinterleave4x16 is deinterleave2x16 for four channels: a 4x4 transpose
+// of 16-bit lanes (word p holds pixel p's four channels).
+func deinterleave4x16(a, b, c, d, src []byte) {
+	for len(src) >= 32 && len(a) >= 8 && len(b) >= 8 && len(c) >= 8 && len(d) >= 8 {
+		w0 := binary.LittleEndian.Uint64(src)
+		w1 := binary.LittleEndian.Uint64(src[8:])
+		w2 := binary.LittleEndian.Uint64(src[16:])
+		w3 := binary.LittleEndian.Uint64(src[24:])
+		binary.LittleEndian.PutUint64(a, lane(w0, 0)|lane(w1, 0)<<16|lane(w2, 0)<<32|lane(w3, 0)<<48)
+		binary.LittleEndian.PutUint64(b, lane(w0, 1)|lane(w1, 1)<<16|lane(w2, 1)<<32|lane(w3, 1)<<48)
+		binary.LittleEndian.PutUint64(c, lane(w0, 2)|lane(w1, 2)<<16|lane(w2, 2)<<32|lane(w3, 2)<<48)
+		binary.LittleEndian.PutUint64(d, lane(w0, 3)|lane(w1, 3)<<16|lane(w2, 3)<<32|lane(w3, 3)<<48)
+		src, a, b, c, d = src[32:], a[8:], b[8:], c[8:], d[8:]
+	}
+	for len(src) >= 8 && len(a) >= 2 && len(b) >= 2 && len(c) >= 2 && len(d) >= 2 {
+		a[0], a[1], b[0], b[1] = src[0], src[1], src[2], src[3]
+		c[0], c[1], d[0], d[1] = src[4], src[5], src[6], src[7]
+		src, a, b, c, d = src[8:], a[2:], b[2:], c[2:], d[2:]
 	}
 }
 

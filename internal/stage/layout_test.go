@@ -29,6 +29,16 @@ var testSpecs = []testSpec{
 	{"r3shard1", []int64{0, 7, 9}, []int64{1, 2, 2}, []int64{1, 2, 2}},
 	{"r4", []int64{0, 3, 5, 7}, []int64{2, 2, 3, 4}, []int64{4, 2, 6, 8}},
 	{"r5", []int64{0, 2, 3, 5, 6}, []int64{3, 1, 2, 2, 4}, []int64{6, 2, 2, 4, 4}},
+	// Chunks one element wide in a short last dim (channels): the groups
+	// of 2, 3 and 4 that deinterleaveRuns splits (for 2-byte types), with
+	// step counts that leave tails and edge chunks in the step dim.
+	{"r5c3", []int64{0, 3, 5, 9, 3}, []int64{2, 2, 2, 6, 1}, []int64{4, 2, 4, 6, 3}},
+	{"r4c2", []int64{0, 4, 7, 2}, []int64{3, 2, 5, 1}, []int64{3, 4, 5, 2}},
+	{"r3c4", []int64{0, 9, 4}, []int64{2, 8, 1}, []int64{2, 8, 4}},
+	// Groups that are not dense (shard narrower than the last dim) or too
+	// large for it.
+	{"r3c6s3", []int64{0, 5, 6}, []int64{1, 5, 1}, []int64{1, 5, 3}},
+	{"r3c5", []int64{0, 6, 5}, []int64{2, 6, 1}, []int64{2, 6, 5}},
 }
 
 func (ts testSpec) spec(dt zarr.DType, codec zarr.Codec) zarr.Spec {

@@ -175,24 +175,13 @@ func (l *Layout) Epochs(frames int64) int64 { return ceilDiv(frames, l.chunk[0])
 // for frames past frames and for elements past the shape's edge.
 func (l *Layout) Tile(dst, staging []byte, frames, e, pos int64) {
 	dst = dst[:l.chunkBytes]
-	var c, v [zarr.MaxRank]int64
-	l.coords(pos, &c)
-	nf := min(l.chunk[0], frames-e*l.chunk[0])
-	full := nf == l.chunk[0]
-	v[0] = nf
-	src := e * l.chunk[0] * l.frameBytes
-	for d := 1; d < l.rank; d++ {
-		s := c[d] * l.chunk[d]
-		v[d] = min(l.chunk[d], l.shape[d]-s)
-		full = full && v[d] == l.chunk[d]
-		src += s * l.srcStride[d]
-	}
+	v, src, full := l.extent(frames, e, pos)
 	if !full {
 		// Edge chunks are a minority; clearing them whole is simpler and
 		// barely slower than clearing only the padding.
 		clear(dst)
 	}
-	if nf <= 0 {
+	if v[0] <= 0 {
 		return
 	}
 	m := l.merge
@@ -201,14 +190,42 @@ func (l *Layout) Tile(dst, staging []byte, frames, e, pos int64) {
 		copy(dst[:run], staging[src:src+run])
 		return
 	}
-	// Odometer over the outer loop dims; the innermost loop dim is walked
-	// by copyRuns, one run of dims m.. per step.
 	inner := l.loop[l.nloop-1]
 	ss, ds, cnt := l.srcStride[inner], l.dstStride[inner], v[inner]
+	l.odometer(&v, src, func(dstOff, src int64) {
+		copyRuns(dst, staging, dstOff, src, run, ss, ds, cnt)
+	})
+}
+
+// extent locates the chunk at batch-relative epoch e and position pos:
+// v[d] is how many of its elements exist along dim d (v[0] frames, <= 0
+// when the batch has none of them), src the staging offset of its first
+// element, full whether nothing of it is padding.
+func (l *Layout) extent(frames, e, pos int64) (v [zarr.MaxRank]int64, src int64, full bool) {
+	var c [zarr.MaxRank]int64
+	l.coords(pos, &c)
+	nf := min(l.chunk[0], frames-e*l.chunk[0])
+	full = nf == l.chunk[0]
+	v[0] = nf
+	src = e * l.chunk[0] * l.frameBytes
+	for d := 1; d < l.rank; d++ {
+		s := c[d] * l.chunk[d]
+		v[d] = min(l.chunk[d], l.shape[d]-s)
+		full = full && v[d] == l.chunk[d]
+		src += s * l.srcStride[d]
+	}
+	return v, src, full
+}
+
+// odometer calls step(dstOff, src) for every combination of the outer
+// loop dims (all but the innermost, which step itself walks), src and
+// dstOff being where that combination starts in staging and in the chunk.
+// l.nloop must be >= 1.
+func (l *Layout) odometer(v *[zarr.MaxRank]int64, src int64, step func(dstOff, src int64)) {
 	var idx [zarr.MaxRank]int64
 	dstOff := int64(0)
 	for {
-		copyRuns(dst, staging, dstOff, src, run, ss, ds, cnt)
+		step(dstOff, src)
 		j := l.nloop - 2
 		for ; j >= 0; j-- {
 			d := l.loop[j]
@@ -258,25 +275,14 @@ func (l *Layout) tileGroup(dsts [][]byte, staging []byte, frames, e, pos int64) 
 		l.Tile(dsts[0], staging, frames, e, pos)
 		return
 	}
-	var c, v [zarr.MaxRank]int64
-	l.coords(pos, &c)
-	nf := min(l.chunk[0], frames-e*l.chunk[0])
-	full := nf == l.chunk[0]
-	v[0] = nf
-	src := e * l.chunk[0] * l.frameBytes
-	for d := 1; d < l.rank; d++ {
-		s := c[d] * l.chunk[d]
-		v[d] = min(l.chunk[d], l.shape[d]-s)
-		full = full && v[d] == l.chunk[d]
-		src += s * l.srcStride[d]
-	}
+	v, src, full := l.extent(frames, e, pos)
 	for i := range dsts {
 		dsts[i] = dsts[i][:l.chunkBytes]
 		if !full {
 			clear(dsts[i])
 		}
 	}
-	if nf <= 0 {
+	if v[0] <= 0 {
 		return
 	}
 	run := l.chunk[l.rank-1] * l.es
@@ -292,27 +298,9 @@ func (l *Layout) tileGroup(dsts [][]byte, staging []byte, frames, e, pos int64) 
 	if deinterleave16(int64(len(dsts)), run, ss, ds) {
 		scatter = deinterleaveRuns
 	}
-	var idx [zarr.MaxRank]int64
-	dstOff := int64(0)
-	for {
+	l.odometer(&v, src, func(dstOff, src int64) {
 		scatter(dsts, staging, dstOff, src, run, ss, ds, cnt)
-		j := l.nloop - 2
-		for ; j >= 0; j-- {
-			d := l.loop[j]
-			idx[j]++
-			src += l.srcStride[d]
-			dstOff += l.dstStride[d]
-			if idx[j] < v[d] {
-				break
-			}
-			src -= v[d] * l.srcStride[d]
-			dstOff -= v[d] * l.dstStride[d]
-			idx[j] = 0
-		}
-		if j < 0 {
-			return
-		}
-	}
+	})
 }
 
 // scatterRuns is copyRuns for a group: at each of cnt steps the group's

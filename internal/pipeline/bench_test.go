@@ -118,10 +118,7 @@ func BenchmarkDepth(b *testing.B) {
 	const rate = 200e6 // bytes/s, producer and sink
 	for _, depth := range []int{1, 2, 3, 4, 6} {
 		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
-			st, err := stage.NewCPU(stage.Config{Spec: spec})
-			if err != nil {
-				b.Fatal(err)
-			}
+			st := newCPU(b, stage.Config{Spec: spec})
 			defer st.Close()
 			b.SetBytes(int64(len(input)))
 			for b.Loop() {
@@ -155,13 +152,11 @@ func BenchmarkOverhead(b *testing.B) {
 	const batch = 4 << 20
 	frames := int64(batch) / spec.FrameBytes()
 	b.Run("stage-alone", func(b *testing.B) {
-		st, err := stage.NewCPU(stage.Config{Spec: spec})
-		if err != nil {
-			b.Fatal(err)
-		}
+		st := newCPU(b, stage.Config{Spec: spec})
 		defer st.Close()
 		var slots [2]stage.Slot
 		for i := range slots {
+			var err error
 			if slots[i], err = st.NewSlot(frames); err != nil {
 				b.Fatal(err)
 			}
@@ -188,10 +183,7 @@ func BenchmarkOverhead(b *testing.B) {
 		}
 	})
 	b.Run("writer", func(b *testing.B) {
-		st, err := stage.NewCPU(stage.Config{Spec: spec})
-		if err != nil {
-			b.Fatal(err)
-		}
+		st := newCPU(b, stage.Config{Spec: spec})
 		defer st.Close()
 		b.SetBytes(int64(len(input)))
 		for b.Loop() {

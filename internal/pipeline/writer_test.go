@@ -18,7 +18,13 @@ import (
 // stage, with 3 workers so that chunks of a batch finish out of order.
 func newStage(t testing.TB, spec zarr.Spec) stage.Stage {
 	t.Helper()
-	st, err := stage.NewCPU(stage.Config{Spec: spec, Workers: 3})
+	return newCPU(t, stage.Config{Spec: spec, Workers: 3})
+}
+
+// newCPU builds a CPU stage or fails t; the caller closes it.
+func newCPU(t testing.TB, cfg stage.Config) stage.Stage {
+	t.Helper()
+	st, err := stage.NewCPU(cfg)
 	if err != nil {
 		t.Fatalf("new cpu stage: %v", err)
 	}

@@ -1,7 +1,6 @@
 package stage
 
 import (
-	"bytes"
 	"testing"
 
 	"github.com/zwrite/zwrite/internal/zarr"
@@ -55,26 +54,6 @@ func FuzzTile(f *testing.F) {
 		if err := l.Plan(Batch{FirstEpoch: next(0, 3), Frames: frames}, plan); err != nil {
 			t.Fatal(err)
 		}
-		dsts := make([][]byte, l.MaxGroup())
-		for i := range dsts {
-			dsts[i] = make([]byte, l.ChunkBytes())
-		}
-		n := int64(len(plan.Chunks))
-		for k := int64(0); k < n; {
-			g := l.groupLen(plan, k, n)
-			for _, d := range dsts[:g] {
-				for i := range d {
-					d[i] = 0xEE
-				}
-			}
-			l.tileGroup(dsts[:g], staging, frames, plan.Epoch[k], plan.Pos[k])
-			for i := int64(0); i < g; i++ {
-				want := naiveTile(&spec, staging, frames, plan.Epoch[k+i], plan.Pos[k+i])
-				if !bytes.Equal(dsts[i], want) {
-					t.Fatalf("spec %+v frames %d: chunk %d (group of %d at %d) differs", spec, frames, k+i, g, k)
-				}
-			}
-			k += g
-		}
+		checkGrouped(t, l, &spec, plan, staging, frames)
 	})
 }

@@ -156,30 +156,7 @@ func TestTile(t *testing.T) {
 					if err := l.Plan(Batch{0, frames}, plan); err != nil {
 						t.Fatal(err)
 					}
-					dsts := make([][]byte, l.MaxGroup())
-					for i := range dsts {
-						dsts[i] = make([]byte, l.ChunkBytes())
-					}
-					grouped := 0
-					for k := int64(0); k < int64(len(plan.Chunks)); {
-						g := l.groupLen(plan, k, int64(len(plan.Chunks)))
-						for _, d := range dsts[:g] {
-							for i := range d {
-								d[i] = 0xAB
-							}
-						}
-						l.tileGroup(dsts[:g], staging, frames, plan.Epoch[k], plan.Pos[k])
-						for i := int64(0); i < g; i++ {
-							want := naiveTile(&spec, staging, frames, plan.Epoch[k+i], plan.Pos[k+i])
-							if !bytes.Equal(dsts[i], want) {
-								t.Fatalf("frames %d group at %d (+%d of %d):\n got %v\nwant %v", frames, k, i, g, dsts[i], want)
-							}
-						}
-						if g > 1 {
-							grouped++
-						}
-						k += g
-					}
+					grouped := checkGrouped(t, l, &spec, plan, staging, frames)
 					if l.MaxGroup() > 1 && grouped == 0 && l.lastFull > 0 {
 						t.Fatalf("max group %d but no group formed", l.MaxGroup())
 					}
@@ -187,6 +164,39 @@ func TestTile(t *testing.T) {
 			})
 		}
 	}
+}
+
+// checkGrouped tiles every chunk of plan as the stage does, in plan order
+// and in groups of neighbours (groupLen, tileGroup), into buffers full of
+// junk (padding must be written, not left), and compares each chunk with
+// naiveTile. It returns how many groups of more than one chunk formed.
+func checkGrouped(t *testing.T, l *Layout, spec *zarr.Spec, plan *Plan, staging []byte, frames int64) (grouped int) {
+	t.Helper()
+	dsts := make([][]byte, l.MaxGroup())
+	for i := range dsts {
+		dsts[i] = make([]byte, l.ChunkBytes())
+	}
+	n := int64(len(plan.Chunks))
+	for k := int64(0); k < n; {
+		g := l.groupLen(plan, k, n)
+		for _, d := range dsts[:g] {
+			for i := range d {
+				d[i] = 0xAB
+			}
+		}
+		l.tileGroup(dsts[:g], staging, frames, plan.Epoch[k], plan.Pos[k])
+		for i := int64(0); i < g; i++ {
+			want := naiveTile(spec, staging, frames, plan.Epoch[k+i], plan.Pos[k+i])
+			if !bytes.Equal(dsts[i], want) {
+				t.Fatalf("spec %+v frames %d: group at %d (+%d of %d):\n got %v\nwant %v", *spec, frames, k, i, g, dsts[i], want)
+			}
+		}
+		if g > 1 {
+			grouped++
+		}
+		k += g
+	}
+	return grouped
 }
 
 // chunkID is a chunk in global terms: epoch and position over dims 1..

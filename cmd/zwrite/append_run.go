@@ -42,6 +42,8 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 		return fmt.Errorf("start %s backend: %w", o.backend, err)
 	}
 	defer st.Close()
+	_, statErr := os.Stat(o.output)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	dir, err := sink.NewDir(o.output, sink.DirOptions{Overwrite: o.overwrite, Fsync: o.fsync})
 	if err != nil {
 		return err
@@ -57,6 +59,16 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 		MaxPending: o.maxPendingBytes,
 	})
 	if err != nil {
+		if created {
+			// Nothing was written: leave no empty store directory behind
+			// (Remove takes only an empty one).
+			dir.Close()
+			os.Remove(o.output)
+		}
+		var me *pipeline.MemoryError
+		if errors.As(err, &me) {
+			return &usageError{err} // names --depth and what to change
+		}
 		return fmt.Errorf("start writer: %w", err)
 	}
 	// An interrupt aborts the Writer from here, even while a Write blocks

@@ -93,6 +93,15 @@ func TestUsageErrors(t *testing.T) {
 		{"synth argument", []string{"synth", "--shape", "1,2", "extra"}, `unexpected argument "extra"`},
 		{"version argument", []string{"version", "extra"}, `unexpected argument "extra"`},
 	}
+	if _, err := os.Stat("/proc/meminfo"); err == nil {
+		// Epochs of 16 frames × 4 GiB: 64 slots need 8 TiB. Refused by the
+		// writer before it allocates, after the store directory was made.
+		tests = append(tests, struct {
+			name string
+			args []string
+			want string
+		}{"depth beyond memory", with("--shape", "0,65536,32768", "--chunk", "16,64,64", "--depth", "64", raw), "--depth 64: 64 slots of 64.00 GiB"})
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := zw(t, context.Background(), nil, tc.args...)

@@ -39,6 +39,28 @@ func (e *ShortInputError) Error() string {
 	return fmt.Sprintf("input ended after %d of the %d frames shape[0] declares; the store holds the %d frames that arrived and its zarr.json says shape[0] = %d", e.Got, e.Declared, e.Got, e.Got)
 }
 
+// MemoryError reports a Depth whose slots cannot fit in the memory
+// available (New checks before allocating). It is a configuration problem:
+// the user picks a smaller --depth or a smaller chunk[0].
+type MemoryError struct {
+	Depth      int
+	BatchBytes int64 // staging per slot
+	Available  int64 // memory available when New ran
+}
+
+func (e *MemoryError) Error() string {
+	what := "a smaller --depth, or a smaller chunk[0] (a slot holds at least one epoch of chunk[0] frames)"
+	if e.Depth == 1 {
+		what = "a smaller chunk[0] (a slot holds at least one epoch of chunk[0] frames)"
+	}
+	// In float64: Depth × BatchBytes may overflow int64.
+	return fmt.Sprintf("--depth %d: %d slots of %s (staging plus as much again for compressed output) need %s, but only %s of memory is available; use %s",
+		e.Depth, e.Depth, gib(float64(e.BatchBytes)), gib(slotMemory(e.Depth, e.BatchBytes)), gib(float64(e.Available)), what)
+}
+
+// gib formats a byte count for messages.
+func gib(n float64) string { return fmt.Sprintf("%.2f GiB", n/(1<<30)) }
+
 // ErrClosed is returned by Write after Close or Abort when no earlier error
 // was recorded.
 var ErrClosed = errors.New("write to a closed writer")

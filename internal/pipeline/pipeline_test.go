@@ -745,6 +745,10 @@ func TestCheckMemory(t *testing.T) {
 			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 				t.Errorf("checkMemory(%+v, %d) = %v, want %q", tc.s, tc.avail, err, tc.want)
 			}
+			var me *MemoryError
+			if err != nil && (!errors.As(err, &me) || me.Depth != tc.s.Depth) {
+				t.Errorf("checkMemory(%+v, %d) = %#v, want a *MemoryError for depth %d", tc.s, tc.avail, err, tc.s.Depth)
+			}
 		})
 	}
 }

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -76,24 +75,17 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 // for. A slot is counted as twice its batch (staging plus compressed
 // output, which incompressible data does not shrink), as settle does.
 func checkMemory(s Settings, avail int64) error {
-	if avail <= 0 {
+	if avail <= 0 || slotMemory(s.Depth, s.BatchBytes) <= float64(avail) {
 		return nil
 	}
-	// In float64: Depth × BatchBytes may overflow int64.
-	need := 2 * float64(s.Depth) * float64(s.BatchBytes)
-	if need <= float64(avail) {
-		return nil
-	}
-	what := "a smaller --depth, or a smaller chunk[0] (a slot holds at least one epoch of chunk[0] frames)"
-	if s.Depth == 1 {
-		what = "a smaller chunk[0] (a slot holds at least one epoch of chunk[0] frames)"
-	}
-	return fmt.Errorf("--depth %d: %d slots of %s (staging plus as much again for compressed output) need %s, but only %s of memory is available; use %s",
-		s.Depth, s.Depth, gib(s.BatchBytes), gib(need), gib(avail), what)
+	return &MemoryError{Depth: s.Depth, BatchBytes: s.BatchBytes, Available: avail}
 }
 
-// gib formats a byte count for messages.
-func gib[T int64 | float64](n T) string { return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30)) }
+// slotMemory is what depth slots of batchBytes hold, in float64 because
+// the product may overflow int64.
+func slotMemory(depth int, batchBytes int64) float64 {
+	return 2 * float64(depth) * float64(batchBytes)
+}
 
 // memoryBudget is a quarter of the memory available now (1 GiB when
 // unknown): the writer's buffers share the machine with the page cache

@@ -33,9 +33,9 @@ static uint64_t rnd() {
 // fill writes n elements of T bytes (little endian) following a pattern.
 static void fill(std::vector<uint8_t>& buf, const std::string& kname, uint32_t T, uint64_t seed) {
   rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
-  static const char* names[] = {"zeros", "noise", "xor", "thirds", "camera", "ramp", "runs", "sparse", "xor64", "grad"};
+  static const char* names[] = {"zeros", "noise", "xor", "thirds", "camera", "ramp", "runs", "sparse", "xor64", "grad", "bxor"};
   int kind = -1;
-  for (int k = 0; k < 10; k++)
+  for (int k = 0; k < 11; k++)
     if (kname == names[k]) kind = k;
   size_t ne = buf.size() / T;
   uint64_t mask = T == 8 ? ~0ull : ((1ull << (8 * T)) - 1);
@@ -54,6 +54,10 @@ static void fill(std::vector<uint8_t>& buf, const std::string& kname, uint32_t T
     else if (kind == 7) v = (rnd() % 97 == 0) ? rnd() : 0;
     else if (kind == 8) v = (i % 256 % 64) ^ (i / 256 % 64) ^ (i / 256 / 64);  // lz4_test.go's xor
     else if (kind == 9) v = i / 16;                                               // lz4_test.go's gradient
+    else if (kind == 10) {  // lz4_test.go's bench-xor: 32x64x64 chunks of t^y^x
+      size_t y0 = (seed / 36) % 32 * 64, x0 = seed % 36 * 64;
+      v = (i / 4096) ^ (y0 + i / 64 % 64) ^ (x0 + i % 64);
+    }
     v &= mask;
     memcpy(&buf[i * T], &v, T);
   }
@@ -66,7 +70,7 @@ struct Case {
 
 static std::vector<Case> cases() {
   std::vector<Case> cs;
-  const char* kinds[] = {"zeros", "noise", "xor", "thirds", "camera", "ramp", "runs", "sparse", "xor64", "grad"};
+  const char* kinds[] = {"zeros", "noise", "xor", "thirds", "camera", "ramp", "runs", "sparse", "xor64", "grad", "bxor"};
   uint32_t Ts[] = {1, 2, 4, 8};
   for (auto k : kinds)
     for (uint32_t T : Ts) {
@@ -75,6 +79,7 @@ static std::vector<Case> cases() {
     }
   // shapes: tiny (memcpyed), below MIN_BUFFERSIZE per split, one block,
   // exactly one block, the fixture's 1536 bytes
+  cs.push_back({"bxor_t2_256k", "bxor", 2, 262144, 3});
   uint32_t sizes[] = {2, 8, 100, 128, 1000, 1536, 4096, 65536, 65536 + 8, 131072};
   for (uint32_t sz : sizes)
     for (const char* k : {"xor", "camera", "zeros", "noise"}) {

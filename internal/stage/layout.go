@@ -354,15 +354,19 @@ func lane(w uint64, i uint) uint64 { return w >> (16 * i) & 0xffff }
 
 // deinterleave2x16 splits src, pixels of two uint16 channels (c0 c1 c0 c1
 // ...), into a and b. Tails shorter than four pixels go element by element.
+// The loops index rather than reslice: fewer live slice headers keep the
+// words in registers.
 func deinterleave2x16(a, b, src []byte) {
-	for len(src) >= 16 && len(a) >= 8 && len(b) >= 8 {
+	n := min(len(a), len(b), len(src)/2) / 8 // blocks of 4 pixels
+	for i := 0; i < n; i++ {
 		// w0 = p0c0 p0c1 p1c0 p1c1, w1 = p2c0 p2c1 p3c0 p3c1
-		w0 := binary.LittleEndian.Uint64(src)
-		w1 := binary.LittleEndian.Uint64(src[8:])
-		binary.LittleEndian.PutUint64(a, lane(w0, 0)|lane(w0, 2)<<16|lane(w1, 0)<<32|lane(w1, 2)<<48)
-		binary.LittleEndian.PutUint64(b, lane(w0, 1)|lane(w0, 3)<<16|lane(w1, 1)<<32|lane(w1, 3)<<48)
-		src, a, b = src[16:], a[8:], b[8:]
+		s := src[16*i : 16*i+16]
+		w0 := binary.LittleEndian.Uint64(s[0:8])
+		w1 := binary.LittleEndian.Uint64(s[8:16])
+		binary.LittleEndian.PutUint64(a[8*i:8*i+8], lane(w0, 0)|lane(w0, 2)<<16|lane(w1, 0)<<32|lane(w1, 2)<<48)
+		binary.LittleEndian.PutUint64(b[8*i:8*i+8], lane(w0, 1)|lane(w0, 3)<<16|lane(w1, 1)<<32|lane(w1, 3)<<48)
 	}
+	src, a, b = src[16*n:], a[8*n:], b[8*n:]
 	for len(src) >= 4 && len(a) >= 2 && len(b) >= 2 {
 		a[0], a[1], b[0], b[1] = src[0], src[1], src[2], src[3]
 		src, a, b = src[4:], a[2:], b[2:]
@@ -371,17 +375,23 @@ func deinterleave2x16(a, b, src []byte) {
 
 // deinterleave3x16 is deinterleave2x16 for three channels (c0 c1 c2 ...).
 func deinterleave3x16(a, b, c, src []byte) {
-	for len(src) >= 24 && len(a) >= 8 && len(b) >= 8 && len(c) >= 8 {
+	// Lane masks: m[k] selects 16-bit lane k.
+	const m0, m1, m2, m3 = 0xffff, 0xffff << 16, 0xffff << 32, 0xffff << 48
+	n := min(len(a), len(b), len(c), len(src)/3) / 8 // blocks of 4 pixels
+	for i := 0; i < n; i++ {
 		// Element e(k) is pixel k/3, channel k%3:
-		// w0 = e0 e1 e2 e3, w1 = e4 e5 e6 e7, w2 = e8 e9 e10 e11.
-		w0 := binary.LittleEndian.Uint64(src)
-		w1 := binary.LittleEndian.Uint64(src[8:])
-		w2 := binary.LittleEndian.Uint64(src[16:])
-		binary.LittleEndian.PutUint64(a, lane(w0, 0)|lane(w0, 3)<<16|lane(w1, 2)<<32|lane(w2, 1)<<48) // e0 e3 e6 e9
-		binary.LittleEndian.PutUint64(b, lane(w0, 1)|lane(w1, 0)<<16|lane(w1, 3)<<32|lane(w2, 2)<<48) // e1 e4 e7 e10
-		binary.LittleEndian.PutUint64(c, lane(w0, 2)|lane(w1, 1)<<16|lane(w2, 0)<<32|lane(w2, 3)<<48) // e2 e5 e8 e11
-		src, a, b, c = src[24:], a[8:], b[8:], c[8:]
+		// w0 = e0 e1 e2 e3, w1 = e4 e5 e6 e7, w2 = e8 e9 e10 e11
+		// (lane 0 first); each channel's word takes one lane from each
+		// place, moved by a shift where its lane differs.
+		s := src[24*i : 24*i+24]
+		w0 := binary.LittleEndian.Uint64(s[0:8])
+		w1 := binary.LittleEndian.Uint64(s[8:16])
+		w2 := binary.LittleEndian.Uint64(s[16:24])
+		binary.LittleEndian.PutUint64(a[8*i:8*i+8], w0&m0|w0>>32&m1|w1&m2|w2<<32&m3)         // e0 e3 e6 e9
+		binary.LittleEndian.PutUint64(b[8*i:8*i+8], w0>>16&m0|w1<<16&m1|w1>>16&m2|w2<<16&m3) // e1 e4 e7 e10
+		binary.LittleEndian.PutUint64(c[8*i:8*i+8], w0>>32&m0|w1&m1|w2<<32&m2|w2&m3)         // e2 e5 e8 e11
 	}
+	src, a, b, c = src[24*n:], a[8*n:], b[8*n:], c[8*n:]
 	for len(src) >= 6 && len(a) >= 2 && len(b) >= 2 && len(c) >= 2 {
 		a[0], a[1], b[0], b[1], c[0], c[1] = src[0], src[1], src[2], src[3], src[4], src[5]
 		src, a, b, c = src[6:], a[2:], b[2:], c[2:]
@@ -391,17 +401,19 @@ func deinterleave3x16(a, b, c, src []byte) {
 // deinterleave4x16 is deinterleave2x16 for four channels: a 4x4 transpose
 // of 16-bit lanes (word p holds pixel p's four channels).
 func deinterleave4x16(a, b, c, d, src []byte) {
-	for len(src) >= 32 && len(a) >= 8 && len(b) >= 8 && len(c) >= 8 && len(d) >= 8 {
-		w0 := binary.LittleEndian.Uint64(src)
-		w1 := binary.LittleEndian.Uint64(src[8:])
-		w2 := binary.LittleEndian.Uint64(src[16:])
-		w3 := binary.LittleEndian.Uint64(src[24:])
-		binary.LittleEndian.PutUint64(a, lane(w0, 0)|lane(w1, 0)<<16|lane(w2, 0)<<32|lane(w3, 0)<<48)
-		binary.LittleEndian.PutUint64(b, lane(w0, 1)|lane(w1, 1)<<16|lane(w2, 1)<<32|lane(w3, 1)<<48)
-		binary.LittleEndian.PutUint64(c, lane(w0, 2)|lane(w1, 2)<<16|lane(w2, 2)<<32|lane(w3, 2)<<48)
-		binary.LittleEndian.PutUint64(d, lane(w0, 3)|lane(w1, 3)<<16|lane(w2, 3)<<32|lane(w3, 3)<<48)
-		src, a, b, c, d = src[32:], a[8:], b[8:], c[8:], d[8:]
+	n := min(len(a), len(b), len(c), len(d), len(src)/4) / 8 // blocks of 4 pixels
+	for i := 0; i < n; i++ {
+		s := src[32*i : 32*i+32]
+		w0 := binary.LittleEndian.Uint64(s[0:8])
+		w1 := binary.LittleEndian.Uint64(s[8:16])
+		w2 := binary.LittleEndian.Uint64(s[16:24])
+		w3 := binary.LittleEndian.Uint64(s[24:32])
+		binary.LittleEndian.PutUint64(a[8*i:8*i+8], lane(w0, 0)|lane(w1, 0)<<16|lane(w2, 0)<<32|lane(w3, 0)<<48)
+		binary.LittleEndian.PutUint64(b[8*i:8*i+8], lane(w0, 1)|lane(w1, 1)<<16|lane(w2, 1)<<32|lane(w3, 1)<<48)
+		binary.LittleEndian.PutUint64(c[8*i:8*i+8], lane(w0, 2)|lane(w1, 2)<<16|lane(w2, 2)<<32|lane(w3, 2)<<48)
+		binary.LittleEndian.PutUint64(d[8*i:8*i+8], lane(w0, 3)|lane(w1, 3)<<16|lane(w2, 3)<<32|lane(w3, 3)<<48)
 	}
+	src, a, b, c, d = src[32*n:], a[8*n:], b[8*n:], c[8*n:], d[8*n:]
 	for len(src) >= 8 && len(a) >= 2 && len(b) >= 2 && len(c) >= 2 && len(d) >= 2 {
 		a[0], a[1], b[0], b[1] = src[0], src[1], src[2], src[3]
 		c[0], c[1], d[0], d[1] = src[4], src[5], src[6], src[7]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/zwrite/zwrite/internal/zarr"
@@ -362,6 +363,29 @@ func TestPlanErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := l.Plan(tc.b, p); err == nil {
 				t.Fatalf("batch %+v: no error", tc.b)
+			}
+		})
+	}
+}
+
+// TestNewLayoutInvalid: a spec that fails Validate is an error, never a
+// panic, including sizes whose products wrap around (the frame size of the
+// first case wrapped to 0, and the writer divided by it).
+func TestNewLayoutInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		spec zarr.Spec
+		want string
+	}{
+		{"frame overflow", zarr.Spec{Shape: []int64{10, 1 << 32, 1 << 32}, Chunk: []int64{1, 1, 1}, Shard: []int64{1, 1, 1}, DType: zarr.Uint16, Codec: zarr.CodecNone}, "one frame"},
+		{"grid too large", zarr.Spec{Shape: []int64{0, 1 << 20, 1 << 20}, Chunk: []int64{1, 1, 1}, Shard: []int64{1, 1, 1}, DType: zarr.Uint8, Codec: zarr.CodecNone}, "inner chunks per epoch"},
+		{"no dtype", zarr.Spec{Shape: []int64{0, 4}, Chunk: []int64{1, 4}, Shard: []int64{1, 4}, Codec: zarr.CodecNone}, "dtype is not set"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := NewLayout(&tc.spec)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("NewLayout(%+v) = %v, %v; want an error containing %q", tc.spec, l, err, tc.want)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zwrite/zwrite/internal/backend"
 	"github.com/zwrite/zwrite/internal/bench"
+	"github.com/zwrite/zwrite/internal/pipeline"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -240,7 +241,8 @@ func runBench(ctx context.Context, o *benchOptions, io stdio) error {
 	}
 	rep, err := bench.Run(ctx, b)
 	var ue *backend.UnavailableError
-	if errors.As(err, &ue) {
+	var me *pipeline.MemoryError
+	if errors.As(err, &ue) || errors.As(err, &me) {
 		return &usageError{err}
 	}
 	if err != nil {

@@ -27,11 +27,9 @@ func (e *Error) Error() string {
 
 // CUDA result codes we act on.
 const (
-	cuSuccess      = 0
-	cuErrNoDevice  = 100
-	cuErrNotReady  = 600
-	cuErrNoBinary  = 209 // CUDA_ERROR_NO_BINARY_FOR_GPU
-	cuErrInvalidIm = 200 // CUDA_ERROR_INVALID_IMAGE
+	cuSuccess     = 0
+	cuErrNoDevice = 100
+	cuErrNotReady = 600
 )
 
 // driver holds the bound entry points of libcuda. Return types are uint32:

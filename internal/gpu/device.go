@@ -90,10 +90,7 @@ func OpenDevice(ordinal int) (*Device, error) {
 
 // CUdevice_attribute values used here.
 const (
-	attrMaxSharedPerBlock      = 8
 	attrMultiprocessorCount    = 16
-	attrPCIBusID               = 33
-	attrPCIDeviceID            = 34
 	attrComputeCapabilityMajor = 75
 	attrComputeCapabilityMinor = 76
 	attrMaxSharedPerBlockOptin = 97

@@ -134,11 +134,8 @@ func (m *Module) Function(name string) (*Function, error) {
 
 // CUfunction_attribute values.
 const (
-	funcAttrMaxThreadsPerBlock     = 0
-	funcAttrNumRegs                = 4
-	funcAttrMaxDynamicSharedSize   = 8
-	funcAttrSharedSizeBytesStatic  = 1
-	funcAttrLocalSizeBytesPerThead = 3
+	funcAttrMaxThreadsPerBlock   = 0
+	funcAttrMaxDynamicSharedSize = 8
 )
 
 // SetMaxDynamicShared lets launches of f use up to n bytes of dynamic

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"runtime"
 	"sync"
 	"time"
 	"unsafe"
@@ -185,6 +186,14 @@ func (s *Stage) putHost(h *HostBuf) {
 
 // Name implements stage.Stage.
 func (s *Stage) Name() string { return "gpu" }
+
+// CopyHelpers implements stage.CopyHinter: the GPU leaves the host cores
+// idle, and the producer's copy into pinned staging is then the writer's
+// limit. A sweep on the H100 machine (16 cores, orca2, codec none, whole
+// writer, docs/bench/2026-11-25-h100-gpurt) went from 13.8 GB/s with 2
+// helpers to 24.9 (6), 28.9 (10) and 31.6 (14): all cores but two (the
+// producer's own and the delivery worker's) copy.
+func (s *Stage) CopyHelpers() int { return max(0, runtime.GOMAXPROCS(0)-2) }
 
 // Device is the stage's GPU.
 func (s *Stage) Device() *Device { return s.d }

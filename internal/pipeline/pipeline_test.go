@@ -673,6 +673,40 @@ func TestSettings(t *testing.T) {
 	}
 }
 
+// hintStage is a stage that compresses off the host cores and asks for
+// copy helpers (stage.CopyHinter), as the GPU stage does.
+type hintStage struct {
+	noSlotStage
+	helpers int
+}
+
+func (s hintStage) CopyHelpers() int { return s.helpers }
+
+// TestCopyHelperHint: a Config that leaves CopyHelpers open takes the
+// stage's hint; an explicit choice (or -1 = none) wins over it; a stage
+// without the hint gets the CPU default.
+func TestCopyHelperHint(t *testing.T) {
+	spec, _ := midSpec(zarr.CodecNone)
+	tests := []struct {
+		name string
+		cfg  Config
+		want int
+	}{
+		{"hint", Config{Stage: hintStage{helpers: 14}}, 14},
+		{"negative-hint", Config{Stage: hintStage{helpers: -3}}, 0},
+		{"explicit-wins", Config{Stage: hintStage{helpers: 14}, CopyHelpers: 2}, 2},
+		{"off-wins", Config{Stage: hintStage{helpers: 14}, CopyHelpers: -1}, 0},
+		{"no-hint", Config{Stage: noSlotStage{t}}, defaultCopyHelpers()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := settle(&spec, tc.cfg).CopyHelpers; got != tc.want {
+				t.Errorf("CopyHelpers = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
 // noSlotStage fails the test if New allocates a slot: New must refuse its
 // configs before that.
 type noSlotStage struct{ t *testing.T }

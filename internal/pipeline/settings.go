@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -60,6 +61,9 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 		s.CopyHelpers = 0
 	case s.CopyHelpers == 0:
 		s.CopyHelpers = defaultCopyHelpers()
+		if h, ok := cfg.Stage.(stage.CopyHinter); ok {
+			s.CopyHelpers = max(0, h.CopyHelpers())
+		}
 	}
 	if s.CopyThreshold <= 0 {
 		s.CopyThreshold = DefaultCopyThreshold

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/zwrite/zwrite/internal/blosc"
 	"github.com/zwrite/zwrite/internal/stage"
@@ -479,11 +478,7 @@ func TestLZ4GPUStore(t *testing.T) {
 				}
 				files := writeStore(t, tc.spec, st, depth, input)
 				st.Close()
-				fsys := fstest.MapFS{}
-				for k, v := range files {
-					fsys[k] = &fstest.MapFile{Data: v}
-				}
-				a, err := zarr.Open(fsys)
+				a, err := zarr.Open(memFS(files))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/zwrite/zwrite/internal/pipeline"
@@ -81,6 +82,15 @@ func TestGPUStoreMatchesCPU(t *testing.T) {
 			}
 		})
 	}
+}
+
+// memFS serves a memory sink's files to zarr.Open.
+func memFS(files map[string][]byte) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for k, v := range files {
+		fsys[k] = &fstest.MapFile{Data: v}
+	}
+	return fsys
 }
 
 func sameFiles(t *testing.T, got, want map[string][]byte) {
@@ -177,5 +187,77 @@ func TestAbortStalledFreesDeviceMemory(t *testing.T) {
 	}
 	if after != before {
 		t.Fatalf("free device memory %d before, %d after the abort (%d bytes not returned)", before, after, before-after)
+	}
+}
+
+// TestScratchGroupsInvisible writes the same input with every GPU codec
+// twice: scratch for the whole batch, and a ScratchLimit so small that
+// each codec launch takes a few chunks. The stores must be identical and
+// read back to the input: grouping is a memory bound, never a format
+// change. (A batch of many tiny zstd chunks once needed 157 GiB of scratch.)
+func TestScratchGroupsInvisible(t *testing.T) {
+	needGPU(t)
+	for _, codec := range []zarr.Codec{zarr.CodecZstd, zarr.CodecLZ4} {
+		t.Run(codec.String(), func(t *testing.T) {
+			spec := zarr.Spec{Shape: []int64{0, 3, 5, 7, 9}, DType: zarr.Int16, Chunk: []int64{2, 2, 2, 3, 4}, Shard: []int64{4, 2, 4, 6, 8}, Codec: codec, Level: 1}
+			input := make([]byte, 11*spec.FrameBytes())
+			rng := rand.New(rand.NewPCG(11, 5))
+			for i := range input {
+				input[i] = byte(rng.Uint32() % 7)
+			}
+			var stores []map[string][]byte
+			for _, limit := range []int64{0, 1} {
+				st, err := NewStageOptions(stage.Config{Spec: spec}, Options{ScratchLimit: limit})
+				if err != nil {
+					t.Fatal(err)
+				}
+				stores = append(stores, writeStore(t, spec, st, 2, input))
+				st.Close()
+			}
+			sameFiles(t, stores[1], stores[0])
+			a, err := zarr.Open(memFS(stores[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			var got bytes.Buffer
+			if err := a.ReadAll(&got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), input) {
+				t.Fatal("store does not read back to the input")
+			}
+		})
+	}
+}
+
+// TestScratchGroup: the largest group of chunks whose scratch fits the
+// limit, never zero, the whole batch when it fits (no GPU needed).
+func TestScratchGroup(t *testing.T) {
+	c := &zstdCodec{}
+	const cb = 300 << 10 // 3 zstd blocks a chunk
+	tests := []struct {
+		name  string
+		n     int
+		limit int64
+		want  int
+	}{
+		{"fits", 1000, c.Scratch(cb, 1000), 1000},
+		{"one-short", 1000, c.Scratch(cb, 1000) - 1, 999},
+		{"exact-k", 1000, c.Scratch(cb, 37), 37},
+		{"below-one", 1000, 1, 1},
+		{"single", 1, 1, 1},
+		{"none-codec", 500, 0, 500},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var k CodecKernels = c
+			if tc.name == "none-codec" {
+				k = identityCodec{}
+			}
+			if got := scratchGroup(k, cb, tc.n, tc.limit); got != tc.want {
+				t.Errorf("scratchGroup(n=%d, limit=%d) = %d, want %d", tc.n, tc.limit, got, tc.want)
+			}
+		})
 	}
 }

@@ -40,6 +40,11 @@ type Options struct {
 	// the tiled buffer straight back. Tests use it to check aggregation
 	// against the CPU stage with a codec whose output is known.
 	GeneralPath bool
+	// ScratchLimit caps the codec scratch of one slot, in bytes (0: an
+	// eighth of the card's free memory). A batch whose chunks need more is
+	// encoded in groups of chunks, one after the other on the slot's
+	// stream, reusing the scratch. Tests set it low to force groups.
+	ScratchLimit int64
 }
 
 // Stage is the GPU compress stage (stage.Stage). Slots each own a stream,
@@ -250,6 +255,7 @@ type Slot struct {
 	dSizes     DevPtr
 	dOffsets   DevPtr
 	dScratch   DevPtr
+	group      int // chunks encoded per codec launch (see Options.ScratchLimit)
 	inBytes    int64
 	outBytes   int64 // capacity of the shard bytes in outHost
 	st         *Stream
@@ -267,6 +273,27 @@ type Slot struct {
 }
 
 var _ stage.Slot = (*Slot)(nil)
+
+// scratchGroup is the largest number of chunks, at most n, whose codec
+// scratch fits in limit; at least one. Codecs whose scratch grows with the
+// chunk count (zstd keeps ~0.5 MB per 128 KiB block whatever the chunk
+// size) would otherwise need more device memory than the card has for a
+// batch of many small chunks.
+func scratchGroup(c CodecKernels, chunkBytes int64, n int, limit int64) int {
+	if n <= 1 || c.Scratch(chunkBytes, n) <= limit {
+		return max(n, 1)
+	}
+	lo, hi := 1, n // Scratch(lo) fits or lo == 1; Scratch(hi) does not
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if c.Scratch(chunkBytes, mid) <= limit {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
 
 // deviceReserve is left free on the card for the context, module code and
 // other users' small allocations.
@@ -286,14 +313,19 @@ func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 	tiled := sl.maxChunks * s.chunkBytes
 	sl.inBytes = frameBytes
 	need := frameBytes + tiled + sl.maxChunks*8
-	if s.codec != nil {
-		out := sl.maxChunks * sl.stride
-		sl.inBytes = max(frameBytes, out) // dIn also receives the compacted output
-		need = sl.inBytes + tiled + out + sl.maxChunks*8 + sl.maxChunks*4 + (sl.maxChunks+1)*8 + s.codec.Scratch(s.chunkBytes, int(sl.maxChunks))
-	}
 	free, total, err := s.d.MemInfo()
 	if err != nil {
 		return nil, err
+	}
+	if s.codec != nil {
+		out := sl.maxChunks * sl.stride
+		sl.inBytes = max(frameBytes, out) // dIn also receives the compacted output
+		limit := s.opts.ScratchLimit
+		if limit <= 0 {
+			limit = free / 8
+		}
+		sl.group = scratchGroup(s.codec, s.chunkBytes, int(sl.maxChunks), limit)
+		need = sl.inBytes + tiled + out + sl.maxChunks*8 + sl.maxChunks*4 + (sl.maxChunks+1)*8 + s.codec.Scratch(s.chunkBytes, sl.group)
 	}
 	if need > free-deviceReserve {
 		return nil, fmt.Errorf("gpu slot: batches of %d frames need %s of device memory per slot but %s of %s are free on %s; use a smaller batch or fewer slots (--depth)",
@@ -360,7 +392,7 @@ func (sl *Slot) alloc(frameBytes, tiled int64) error {
 		if sl.dOffsets, err = d.Alloc((sl.maxChunks + 1) * 8); err != nil {
 			return err
 		}
-		if n := s.codec.Scratch(s.chunkBytes, int(sl.maxChunks)); n > 0 {
+		if n := s.codec.Scratch(s.chunkBytes, sl.group); n > 0 {
 			if sl.dScratch, err = d.Alloc(n); err != nil {
 				return err
 			}
@@ -571,8 +603,16 @@ func (sl *Slot) run(b stage.Batch) error {
 		}
 	} else {
 		q.do(func() error {
-			if err := s.codec.Encode(st, sl.dTiled, s.chunkBytes, n, sl.dOut, sl.stride, sl.dSizes, sl.dScratch); err != nil {
-				return fmt.Errorf("gpu %v encode: %w", s.spec.Codec, err)
+			// Groups run one after the other on the slot's stream and
+			// reuse the scratch; a chunk's bytes depend only on the chunk
+			// (CodecKernels' determinism rule), so the grouping never
+			// shows in the output.
+			for g := 0; g < n; g += sl.group {
+				k := min(sl.group, n-g)
+				if err := s.codec.Encode(st, sl.dTiled.Add(int64(g)*s.chunkBytes), s.chunkBytes, k,
+					sl.dOut.Add(int64(g)*sl.stride), sl.stride, sl.dSizes.Add(int64(g)*4), sl.dScratch); err != nil {
+					return fmt.Errorf("gpu %v encode: %w", s.spec.Codec, err)
+				}
 			}
 			return nil
 		})

@@ -225,7 +225,7 @@ fi
 step "zwrite version" 10 "$ZWRITE" version
 step "zwrite info --gpu" 20 "$ZWRITE" info --gpu
 if [ "$HAVE_TS" = 1 ]; then
-	step "python versions" 20 "$PYTHON" -c 'import sys, numpy, tensorstore; print(sys.version.split()[0], "numpy", numpy.__version__, "tensorstore", tensorstore.__version__)'
+	step "python versions" 20 "$PYTHON" -c 'import sys, numpy, tensorstore; from importlib.metadata import version; print(sys.version.split()[0], "numpy", numpy.__version__, "tensorstore", version("tensorstore"))'
 else
 	skip "python versions" "no numpy + tensorstore for $PYTHON"
 fi

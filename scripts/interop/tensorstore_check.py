@@ -36,6 +36,16 @@ NAMES = {"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32",
          "int64", "float32", "float64"}
 
 
+
+def _ts_version():
+    """tensorstore's version from the installed distribution (the module has
+    no __version__ attribute)."""
+    try:
+        from importlib.metadata import version
+        return version("tensorstore")
+    except Exception:  # not installed as a distribution: unknown
+        return "?"
+
 def parse_dtype(name):
     name = SHORT.get(name.strip().lower(), name.strip().lower())
     if name not in NAMES:
@@ -118,7 +128,7 @@ def main(argv):
         print(f"tensorstore_check: cannot import tensorstore ({e}); "
               "install it with `pip install tensorstore`", file=sys.stderr)
         return 2
-    print(f"tensorstore {getattr(ts, '__version__', '?')}, numpy {np.__version__}")
+    print(f"tensorstore {_ts_version()}, numpy {np.__version__}")
     failed = 0
     for i in range(0, len(args), 3):
         store, raw, dt = args[i:i + 3]

@@ -53,6 +53,16 @@ SEED_THIRDS = np.uint64(0x5EED00026E7F8091)
 U = np.uint64
 
 
+
+def _ts_version():
+    """tensorstore's version from the installed distribution (the module has
+    no __version__ attribute)."""
+    try:
+        from importlib.metadata import version
+        return version("tensorstore")
+    except Exception:  # not installed as a distribution: unknown
+        return "?"
+
 def mix(z):
     """splitmix64 finalizer on a uint64 array (wrapping arithmetic)."""
     z = z + U(0x9E3779B97F4A7C15)
@@ -194,7 +204,7 @@ def machine():
     return {"hostname": socket.gethostname(), "os": sys.platform, "arch": platform.machine(),
             "cpu_model": model, "cores": os.cpu_count(), "mem_bytes": mem,
             "python_version": platform.python_version(), "numpy_version": np.__version__,
-            "tensorstore_version": getattr(ts, "__version__", "")}
+            "tensorstore_version": _ts_version()}
 
 
 def memmove_gbps(src, want_bytes, min_s=1.0):

@@ -217,6 +217,8 @@ func (s *CPU) NewSlot(maxFrames int64) (Slot, error) {
 		done:      make(chan struct{}, 1),
 	}
 	sl.tiledInPlace = s.spec.Codec == zarr.CodecNone
+	prefault(sl.staging)
+	prefault(sl.scratch)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -492,4 +494,31 @@ func (sl *cpuSlot) Free() error {
 	s.slots--
 	s.mu.Unlock()
 	return nil
+}
+
+// prefault touches every page of b, on all cores, so that the kernel's
+// first-touch page faults happen here, at writer start, instead of inside
+// the first batches of the stream. Fresh memory faults in at 0.3-1 GB/s
+// on a small VM (4 KiB pages) against 10-20 GB/s for a copy into touched
+// memory: on a 16-core host the producer's first three batches (3.8 GB of
+// medfmt staging) ran at 7 GB/s while the codec could take 43.
+func prefault(b []byte) {
+	const page = 4096
+	n := runtime.GOMAXPROCS(0)
+	part := (len(b)/n + page - 1) &^ (page - 1)
+	if part < 1<<20 {
+		part = 1 << 20 // below a MiB a goroutine costs more than it saves
+	}
+	var wg sync.WaitGroup
+	for off := 0; off < len(b); off += part {
+		seg := b[off:min(off+part, len(b))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < len(seg); i += page {
+				seg[i] = 0
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -2,10 +2,10 @@ package bench
 
 import (
 	"bufio"
+	"github.com/zwrite/zwrite/internal/sysinfo"
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 
 	"github.com/zwrite/zwrite/internal/gpu"
@@ -41,7 +41,7 @@ func DescribeMachine() Machine {
 		Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		GoVersion: runtime.Version(),
 		CPUModel:  cpuModel(),
-		MemBytes:  memTotal(),
+		MemBytes:  sysinfo.MemTotal(),
 	}
 	m.Hostname, _ = os.Hostname()
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -87,26 +87,4 @@ func cpuModel() string {
 		}
 	}
 	return runtime.GOARCH
-}
-
-// memTotal is MemTotal of /proc/meminfo in bytes, 0 when unknown.
-func memTotal() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-			fs := strings.Fields(rest)
-			if len(fs) >= 1 {
-				kb, err := strconv.ParseInt(fs[0], 10, 64)
-				if err == nil {
-					return kb << 10
-				}
-			}
-		}
-	}
-	return 0
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/sysinfo"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -737,7 +738,7 @@ func TestNewRefuses(t *testing.T) {
 		// Epoch of 16 frames × 4 GiB = 64 GiB; 64 slots need 8 TiB.
 		{"depth beyond memory", u16([]int64{0, 65536, 32768}, []int64{16, 64, 64}, []int64{16, 64, 64}), 64, []string{"--depth 64", "64.00 GiB", "8192.00 GiB", "of memory is available"}},
 	}
-	if memAvailable() <= 0 {
+	if sysinfo.MemAvailable() <= 0 {
 		tests = tests[:2] // no /proc/meminfo: memory is not checked
 	}
 	for _, tc := range tests {

@@ -1,13 +1,10 @@
 package pipeline
 
 import (
-	"bufio"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 
 	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/sysinfo"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -95,32 +92,10 @@ func slotMemory(depth int, batchBytes int64) float64 {
 // unknown): the writer's buffers share the machine with the page cache
 // that a directory sink fills, and with whatever produces the frames.
 func memoryBudget() int64 {
-	if avail := memAvailable(); avail > 0 {
+	if avail := sysinfo.MemAvailable(); avail > 0 {
 		return avail / 4
 	}
 	return 1 << 30
-}
-
-func memAvailable() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			fs := strings.Fields(rest)
-			if len(fs) >= 1 {
-				kb, err := strconv.ParseInt(fs[0], 10, 64)
-				if err == nil {
-					return kb << 10
-				}
-			}
-		}
-	}
-	return 0
 }
 
 // Copy-helper defaults, from BenchmarkWrite (Write into a Writer with a

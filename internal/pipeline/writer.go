@@ -11,6 +11,7 @@ import (
 
 	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/sysinfo"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -167,7 +168,7 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		retiredSig:  make(chan struct{}, 1),
 	}
 	w.set = settle(&spec, cfg)
-	if err := checkMemory(w.set, memAvailable()); err != nil {
+	if err := checkMemory(w.set, sysinfo.MemAvailable()); err != nil {
 		return nil, err
 	}
 	w.ctx, w.cancel = context.WithCancelCause(ctx)

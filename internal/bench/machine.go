@@ -2,13 +2,13 @@ package bench
 
 import (
 	"bufio"
-	"github.com/zwrite/zwrite/internal/sysinfo"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
 
 	"github.com/zwrite/zwrite/internal/gpu"
+	"github.com/zwrite/zwrite/internal/sysinfo"
 )
 
 // Machine is where a run happened; every number in a record is only

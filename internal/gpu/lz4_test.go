@@ -55,104 +55,13 @@ func TestLZ4Geom(t *testing.T) {
 	}
 }
 
-// lz4Rig holds the lz4 codec for one dtype and level on the first GPU.
-type lz4Rig struct {
-	d  *Device
-	st *Stream
-	c  CodecKernels
-}
-
-// newLZ4Rig skips the test without a GPU. ZWRITE_PTX_DIR, when set, may
-// hold a freshly built lz4.ptx to use instead of the embedded one.
-func newLZ4Rig(t testing.TB, dt zarr.DType, level int) *lz4Rig {
+// newLZ4Rig holds the lz4 codec for one dtype and level on the first GPU;
+// it skips the test without one (see newCodecRig).
+func newLZ4Rig(t testing.TB, dt zarr.DType, level int) *codecRig {
 	t.Helper()
-	if err := Available(); err != nil {
-		t.Skipf("needs a GPU: %v", err)
-	}
-	d, err := OpenDevice(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := d.LoadModule("lz4")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Unload() })
-	c, err := newLZ4(m, zarr.Spec{Shape: []int64{0, 8}, Chunk: []int64{1, 8}, Shard: []int64{1, 8}, DType: dt, Codec: zarr.CodecLZ4, Level: level})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := d.NewStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Destroy() })
-	return &lz4Rig{d: d, st: st, c: c}
-}
-
-type lz4Bufs struct {
-	in, out, sizes, scratch DevPtr
-	stride                  int64
-	free                    func()
-}
-
-func (r *lz4Rig) alloc(t testing.TB, chunkBytes int64, n int) *lz4Bufs {
-	t.Helper()
-	b := &lz4Bufs{stride: (r.c.Bound(chunkBytes) + 255) &^ 255}
-	var ptrs []DevPtr
-	get := func(sz int64) DevPtr {
-		p, err := r.d.Alloc(max(sz, 4))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ptrs = append(ptrs, p)
-		return p
-	}
-	b.in = get(chunkBytes * int64(n))
-	b.out = get(b.stride * int64(n))
-	b.sizes = get(4 * int64(n))
-	b.scratch = get(r.c.Scratch(chunkBytes, n))
-	b.free = func() {
-		for _, p := range ptrs {
-			r.d.Free(p)
-		}
-	}
-	return b
-}
-
-// encode compresses data (whole chunks of chunkBytes) on the GPU and
-// returns each chunk's blosc buffer.
-func (r *lz4Rig) encode(t testing.TB, data []byte, chunkBytes int64) [][]byte {
-	t.Helper()
-	n := len(data) / int(chunkBytes)
-	b := r.alloc(t, chunkBytes, n)
-	defer b.free()
-	if err := r.st.CopyHtoD(b.in, data); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.c.Encode(r.st, b.in, chunkBytes, n, b.out, b.stride, b.sizes, b.scratch); err != nil {
-		t.Fatal(err)
-	}
-	sizes := make([]byte, 4*n)
-	out := make([]byte, b.stride*int64(n))
-	if err := r.st.CopyDtoH(sizes, b.sizes); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.st.CopyDtoH(out, b.out); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.st.Synchronize(); err != nil {
-		t.Fatal(err)
-	}
-	bufs := make([][]byte, n)
-	for i := range bufs {
-		sz := int64(binary.LittleEndian.Uint32(sizes[4*i:]))
-		if sz > r.c.Bound(chunkBytes) {
-			t.Fatalf("chunk %d: size %d exceeds Bound %d", i, sz, r.c.Bound(chunkBytes))
-		}
-		bufs[i] = out[int64(i)*b.stride : int64(i)*b.stride+sz]
-	}
-	return bufs
+	return newCodecRig(t, "lz4", func(m *Module) (CodecKernels, error) {
+		return newLZ4(m, zarr.Spec{Shape: []int64{0, 8}, Chunk: []int64{1, 8}, Shard: []int64{1, 8}, DType: dt, Codec: zarr.CodecLZ4, Level: level})
+	})
 }
 
 // checkLZ4 decodes every buffer with internal/blosc and with the strict

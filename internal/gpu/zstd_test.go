@@ -68,123 +68,12 @@ func TestZstdBound(t *testing.T) {
 	}
 }
 
-// zstdRig holds a loaded zstd codec on the first GPU.
-type zstdRig struct {
-	d  *Device
-	st *Stream
-	c  CodecKernels
-}
-
-// newZstdRig skips the test without a GPU. ZWRITE_PTX_DIR, when set, names a
-// directory with a freshly built zstd.ptx to use instead of the embedded
-// one (the device run that produces the PTX also tests it).
-func newZstdRig(t testing.TB) *zstdRig {
+// newZstdRig skips the test without a GPU (see newCodecRig).
+func newZstdRig(t testing.TB) *codecRig {
 	t.Helper()
-	if err := Available(); err != nil {
-		t.Skipf("needs a GPU: %v", err)
-	}
-	d, err := OpenDevice(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m *Module
-	if dir := os.Getenv("ZWRITE_PTX_DIR"); dir != "" {
-		src, rerr := os.ReadFile(filepath.Join(dir, "zstd.ptx"))
-		if rerr != nil {
-			t.Fatal(rerr)
-		}
-		m, err = d.LoadPTX("zstd", src)
-	} else {
-		m, err = d.LoadModule("zstd")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Unload() })
-	c, err := newZstd(m, zarr.Spec{Codec: zarr.CodecZstd, Level: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := d.NewStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Destroy() })
-	return &zstdRig{d: d, st: st, c: c}
-}
-
-// zstdBufs is device memory for encoding n chunks of chunkBytes.
-type zstdBufs struct {
-	in, out, sizes, scratch DevPtr
-	stride                  int64
-	free                    func()
-}
-
-func (r *zstdRig) alloc(t testing.TB, chunkBytes int64, n int) *zstdBufs {
-	t.Helper()
-	b := &zstdBufs{stride: (r.c.Bound(chunkBytes) + 255) &^ 255}
-	var ptrs []DevPtr
-	get := func(sz int64) DevPtr {
-		if sz < 4 {
-			sz = 4
-		}
-		p, err := r.d.Alloc(sz)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ptrs = append(ptrs, p)
-		return p
-	}
-	b.in = get(chunkBytes * int64(n))
-	b.out = get(b.stride * int64(n))
-	b.sizes = get(4 * int64(n))
-	b.scratch = get(r.c.Scratch(chunkBytes, n))
-	b.free = func() {
-		for _, p := range ptrs {
-			r.d.Free(p)
-		}
-	}
-	return b
-}
-
-// encode compresses data (n chunks of chunkBytes) on the GPU and returns
-// each chunk's frame.
-func (r *zstdRig) encode(t testing.TB, data []byte, chunkBytes int64) [][]byte {
-	t.Helper()
-	n := 1
-	if chunkBytes > 0 {
-		n = len(data) / int(chunkBytes)
-	}
-	b := r.alloc(t, chunkBytes, n)
-	defer b.free()
-	if len(data) > 0 {
-		if err := r.st.CopyHtoD(b.in, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := r.c.Encode(r.st, b.in, chunkBytes, n, b.out, b.stride, b.sizes, b.scratch); err != nil {
-		t.Fatal(err)
-	}
-	sizes := make([]byte, 4*n)
-	out := make([]byte, b.stride*int64(n))
-	if err := r.st.CopyDtoH(sizes, b.sizes); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.st.CopyDtoH(out, b.out); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.st.Synchronize(); err != nil {
-		t.Fatal(err)
-	}
-	frames := make([][]byte, n)
-	for i := range frames {
-		sz := int64(binary.LittleEndian.Uint32(sizes[4*i:]))
-		if sz > r.c.Bound(chunkBytes) {
-			t.Fatalf("chunk %d: size %d exceeds Bound %d", i, sz, r.c.Bound(chunkBytes))
-		}
-		frames[i] = out[int64(i)*b.stride : int64(i)*b.stride+sz]
-	}
-	return frames
+	return newCodecRig(t, "zstd", func(m *Module) (CodecKernels, error) {
+		return newZstd(m, zarr.Spec{Codec: zarr.CodecZstd, Level: 1})
+	})
 }
 
 // checkFrames decodes every frame with klauspost/compress and compares it

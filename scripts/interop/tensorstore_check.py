@@ -36,7 +36,6 @@ NAMES = {"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32",
          "int64", "float32", "float64"}
 
 
-
 def _ts_version():
     """tensorstore's version from the installed distribution (the module has
     no __version__ attribute)."""
@@ -45,6 +44,7 @@ def _ts_version():
         return version("tensorstore")
     except Exception:  # not installed as a distribution: unknown
         return "?"
+
 
 def parse_dtype(name):
     name = SHORT.get(name.strip().lower(), name.strip().lower())

@@ -53,7 +53,6 @@ SEED_THIRDS = np.uint64(0x5EED00026E7F8091)
 U = np.uint64
 
 
-
 def _ts_version():
     """tensorstore's version from the installed distribution (the module has
     no __version__ attribute)."""
@@ -62,6 +61,7 @@ def _ts_version():
         return version("tensorstore")
     except Exception:  # not installed as a distribution: unknown
         return "?"
+
 
 def mix(z):
     """splitmix64 finalizer on a uint64 array (wrapping arithmetic)."""

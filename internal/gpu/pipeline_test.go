@@ -234,28 +234,25 @@ func TestScratchGroupsInvisible(t *testing.T) {
 // TestScratchGroup: the largest group of chunks whose scratch fits the
 // limit, never zero, the whole batch when it fits (no GPU needed).
 func TestScratchGroup(t *testing.T) {
-	c := &zstdCodec{}
+	z := &zstdCodec{}
 	const cb = 300 << 10 // 3 zstd blocks a chunk
 	tests := []struct {
 		name  string
+		codec CodecKernels
 		n     int
 		limit int64
 		want  int
 	}{
-		{"fits", 1000, c.Scratch(cb, 1000), 1000},
-		{"one-short", 1000, c.Scratch(cb, 1000) - 1, 999},
-		{"exact-k", 1000, c.Scratch(cb, 37), 37},
-		{"below-one", 1000, 1, 1},
-		{"single", 1, 1, 1},
-		{"none-codec", 500, 0, 500},
+		{"fits", z, 1000, z.Scratch(cb, 1000), 1000},
+		{"one-short", z, 1000, z.Scratch(cb, 1000) - 1, 999},
+		{"exact-k", z, 1000, z.Scratch(cb, 37), 37},
+		{"below-one", z, 1000, 1, 1},
+		{"single", z, 1, 1, 1},
+		{"no-scratch", identityCodec{}, 500, 0, 500},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var k CodecKernels = c
-			if tc.name == "none-codec" {
-				k = identityCodec{}
-			}
-			if got := scratchGroup(k, cb, tc.n, tc.limit); got != tc.want {
+			if got := scratchGroup(tc.codec, cb, tc.n, tc.limit); got != tc.want {
 				t.Errorf("scratchGroup(n=%d, limit=%d) = %d, want %d", tc.n, tc.limit, got, tc.want)
 			}
 		})

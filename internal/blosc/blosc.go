@@ -34,14 +34,19 @@ const (
 // and GPU stores have comparable ratios and c-blosc-like ones.
 const DefaultBlockSize = 64 << 10
 
-// Shuffle is the pre-compression filter recorded in the header flags.
+// Shuffle is the pre-compression filter recorded in the header flags. The
+// zero value is ByteShuffle, the default of c-blosc, numcodecs and zwrite,
+// so that a Spec or Options that leaves it out gets the usual filter.
 type Shuffle int
 
 const (
-	NoShuffle Shuffle = iota
-	ByteShuffle
+	ByteShuffle Shuffle = iota
+	NoShuffle
 	BitShuffle
 )
+
+// Shuffles lists every filter, for tests and help texts.
+var Shuffles = []Shuffle{ByteShuffle, BitShuffle, NoShuffle}
 
 func (s Shuffle) String() string {
 	switch s {
@@ -56,7 +61,8 @@ func (s Shuffle) String() string {
 }
 
 // Options select how Encode compresses. The zero value is valid: typesize
-// 1, clevel 0 (memcpy), no shuffle, DefaultBlockSize.
+// 1, clevel 0 (memcpy), byte shuffle (a no-op at typesize 1, but recorded in
+// the flags as c-blosc does), DefaultBlockSize.
 type Options struct {
 	TypeSize  int     // element size for shuffle and split, 1..255 (0 means 1)
 	CLevel    int     // 0..9; 0 stores the input memcpyed
@@ -92,7 +98,7 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 		ts = 1
 	}
 	if ts < 0 || ts > maxTypeSize || o.CLevel < 0 || o.CLevel > 9 || o.BlockSize < 0 ||
-		o.Shuffle < NoShuffle || o.Shuffle > BitShuffle {
+		o.Shuffle < ByteShuffle || o.Shuffle > BitShuffle {
 		panic(fmt.Sprintf("blosc: invalid options %+v", o))
 	}
 	if len(src) > maxBlosc1Buffer {

@@ -99,13 +99,13 @@ func TestEncodeLayout(t *testing.T) {
 		memcpyed  bool
 	}{
 		{"shuffle split", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle}, 0x21, 65536, false},
-		{"noshuffle split", ramp, Options{TypeSize: 2, CLevel: 1}, 0x20, 65536, false},
+		{"noshuffle split", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: NoShuffle}, 0x20, 65536, false},
 		{"too few elems to split", ramp, Options{TypeSize: 4, CLevel: 1, Shuffle: ByteShuffle, BlockSize: 256}, 0x31, 256, false},
 		{"typesize over 16", ramp, Options{TypeSize: 32, CLevel: 1, Shuffle: ByteShuffle}, 0x31, 65536, false},
 		{"clevel 0", ramp, Options{TypeSize: 2, Shuffle: ByteShuffle}, 0x23, 65536, true},
 		{"tiny", ramp[:100], Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle}, 0x33, 100, true},
 		{"noise", fill("noise", 70000, 1), Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle}, 0x23, 65536, true},
-		{"odd blocksize rounds to typesize", make([]byte, 100000), Options{TypeSize: 8, CLevel: 1, BlockSize: 5007}, 0x20, 5000, false},
+		{"odd blocksize rounds to typesize", make([]byte, 100000), Options{TypeSize: 8, CLevel: 1, Shuffle: NoShuffle, BlockSize: 5007}, 0x20, 5000, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -57,6 +57,9 @@ func newLZ4(m *Module, spec zarr.Spec) (CodecKernels, error) {
 	if spec.Level < 0 || spec.Level > 9 {
 		return nil, fmt.Errorf("lz4 codec: blosc clevel %d out of range 0..9", spec.Level)
 	}
+	if spec.Shuffle != zarr.ByteShuffle {
+		return nil, fmt.Errorf("%w: lz4 codec with shuffle %s (the GPU kernels byte-shuffle); use --backend cpu", ErrNoKernels, zarr.ShuffleName(spec.Shuffle))
+	}
 	if cb := spec.ChunkBytes(); cb > lz4MaxChunk {
 		return nil, fmt.Errorf("lz4 codec: a chunk of %d bytes exceeds the blosc1 limit of %d; use smaller chunks", cb, lz4MaxChunk)
 	}

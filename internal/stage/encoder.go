@@ -82,10 +82,10 @@ func NewChunkEncoder(spec *zarr.Spec) (*ChunkEncoder, error) {
 		e.zstd = enc
 	case zarr.CodecLZ4:
 		// What the store's metadata records: blosc cname lz4, clevel =
-		// level, byte shuffle, typesize = dtype size, blocksize 0 (the
+		// level, the spec's shuffle, typesize = dtype size, blocksize 0 (the
 		// blosc package's default, as c-blosc picks for lz4).
 		e.blosc = new(blosc.Encoder)
-		e.bloscOpts = blosc.Options{TypeSize: spec.DType.Size(), CLevel: spec.Level, Shuffle: blosc.ByteShuffle}
+		e.bloscOpts = blosc.Options{TypeSize: spec.DType.Size(), CLevel: spec.Level, Shuffle: spec.Shuffle}
 		if spec.Level < 0 || spec.Level > 9 {
 			return nil, fmt.Errorf("new chunk encoder: lz4 (blosc clevel) level %d out of range 0..9", spec.Level)
 		}

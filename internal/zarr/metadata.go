@@ -87,9 +87,9 @@ func MarshalArray(s *Spec, shape0 int64) ([]byte, error) {
 	switch s.Codec {
 	case CodecZstd:
 		inner = append(inner, namedConfig{Name: "zstd", Configuration: zstdConfig{Level: s.Level}})
-	case CodecLZ4:
+	case CodecLZ4, CodecBloscZstd:
 		inner = append(inner, namedConfig{Name: "blosc", Configuration: bloscConfig{
-			CName: "lz4", CLevel: s.Level, Shuffle: ByteShuffle.String(),
+			CName: s.Codec.BloscCName(), CLevel: s.Level, Shuffle: s.Shuffle.String(),
 			TypeSize: s.DType.Size(), BlockSize: 0,
 		}})
 	}
@@ -686,6 +686,7 @@ func (m *Meta) parseChain(list []json.RawMessage, field string) error {
 				return fmt.Errorf("%s.configuration.shuffle: %q (want noshuffle, shuffle or bitshuffle)", f, *bc.Shuffle)
 			}
 		}
+		m.Spec.Shuffle = m.BloscShuffle
 		m.BloscTypeSize = size
 		if bc.TypeSize != nil {
 			m.BloscTypeSize = *bc.TypeSize

@@ -86,9 +86,14 @@ type Codec int
 const (
 	CodecNone Codec = iota + 1
 	CodecZstd
-	// CodecLZ4 is LZ4 inside blosc1 framing with byte shuffle, stored as the
-	// Zarr "blosc" codec so that every reader can open it.
+	// CodecLZ4 is LZ4 inside blosc1 framing (Spec.Shuffle picks the
+	// filter), stored as the Zarr "blosc" codec with cname lz4 so that every
+	// reader can open it.
 	CodecLZ4
+	// CodecBloscZstd is zstd inside blosc1 framing: the Zarr "blosc" codec
+	// with cname zstd. The shuffle filter in front of zstd is what makes
+	// noisy sensor data compress well.
+	CodecBloscZstd
 )
 
 // Codecs lists every supported codec, for tests and help texts.
@@ -102,8 +107,25 @@ func (c Codec) String() string {
 		return "zstd"
 	case CodecLZ4:
 		return "lz4"
+	case CodecBloscZstd:
+		return "blosc-zstd"
 	}
 	return fmt.Sprintf("codec(%d)", int(c))
+}
+
+// Blosc reports whether the codec is stored as the Zarr "blosc" codec,
+// where Spec.Shuffle applies.
+func (c Codec) Blosc() bool { return c == CodecLZ4 || c == CodecBloscZstd }
+
+// BloscCName is the blosc compressor name of a blosc codec ("" otherwise).
+func (c Codec) BloscCName() string {
+	switch c {
+	case CodecLZ4:
+		return "lz4"
+	case CodecBloscZstd:
+		return "zstd"
+	}
+	return ""
 }
 
 // ParseCodec accepts none, zstd and lz4 (also blosc-lz4), case-insensitively.
@@ -123,10 +145,38 @@ func ParseCodec(s string) (Codec, error) {
 // zstd 1 and blosc clevel 1 are what live acquisition wants (speed first).
 func (c Codec) DefaultLevel() int {
 	switch c {
-	case CodecZstd, CodecLZ4:
+	case CodecZstd, CodecLZ4, CodecBloscZstd:
 		return 1
 	}
 	return 0
+}
+
+// ParseShuffle accepts the blosc shuffle filter by its short name (byte,
+// bit, none) or its Zarr name (shuffle, bitshuffle, noshuffle),
+// case-insensitively.
+func ParseShuffle(s string) (Shuffle, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "byte", "shuffle":
+		return ByteShuffle, nil
+	case "bit", "bitshuffle":
+		return BitShuffle, nil
+	case "none", "noshuffle":
+		return NoShuffle, nil
+	}
+	return 0, fmt.Errorf("unknown shuffle %q (want byte, bit or none)", s)
+}
+
+// ShuffleName is the short name ParseShuffle takes and help texts show.
+func ShuffleName(s Shuffle) string {
+	switch s {
+	case ByteShuffle:
+		return "byte"
+	case BitShuffle:
+		return "bit"
+	case NoShuffle:
+		return "none"
+	}
+	return s.String()
 }
 
 // MaxRank bounds the number of dimensions; the GPU tile kernel relies on it.
@@ -136,12 +186,15 @@ const MaxRank = 8
 // is unbounded: it grows with the input and zarr.json records what arrived.
 // A non-zero Shape[0] is an upper bound the input must not exceed.
 type Spec struct {
-	Shape    []int64
-	DType    DType
-	Chunk    []int64 // inner chunk shape
-	Shard    []int64 // shard shape, a multiple of Chunk in every dim
-	Codec    Codec
-	Level    int
+	Shape []int64
+	DType DType
+	Chunk []int64 // inner chunk shape
+	Shard []int64 // shard shape, a multiple of Chunk in every dim
+	Codec Codec
+	Level int
+	// Shuffle is the blosc filter for the blosc codecs (ignored by the
+	// others); the zero value is ByteShuffle.
+	Shuffle  Shuffle
 	DimNames []string // optional dimension_names, len == rank when set
 }
 
@@ -164,9 +217,12 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("dtype is not set")
 	}
 	switch s.Codec {
-	case CodecNone, CodecZstd, CodecLZ4:
+	case CodecNone, CodecZstd, CodecLZ4, CodecBloscZstd:
 	default:
 		return fmt.Errorf("codec is not set")
+	}
+	if s.Shuffle < ByteShuffle || s.Shuffle > BitShuffle {
+		return fmt.Errorf("shuffle %d is not a blosc filter", int(s.Shuffle))
 	}
 	for d := 0; d < n; d++ {
 		if s.Shape[d] < 0 || (d > 0 && s.Shape[d] == 0) {
@@ -188,8 +244,8 @@ func (s *Spec) Validate() error {
 	if s.Codec == CodecZstd && (s.Level < -7 || s.Level > 22) {
 		return fmt.Errorf("zstd level %d out of range -7..22", s.Level)
 	}
-	if s.Codec == CodecLZ4 && (s.Level < 0 || s.Level > 9) {
-		return fmt.Errorf("lz4 (blosc clevel) level %d out of range 0..9", s.Level)
+	if s.Codec.Blosc() && (s.Level < 0 || s.Level > 9) {
+		return fmt.Errorf("%s (blosc clevel) level %d out of range 0..9", s.Codec, s.Level)
 	}
 	return s.checkSizes()
 }

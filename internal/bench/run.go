@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zwrite/zwrite/internal/backend"
+	"github.com/zwrite/zwrite/internal/codec"
 	"github.com/zwrite/zwrite/internal/gpu"
 	"github.com/zwrite/zwrite/internal/pipeline"
 	"github.com/zwrite/zwrite/internal/sink"
@@ -278,7 +279,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // backend runs, for the codec ceiling.
 func stageEncoder(spec *zarr.Spec) func() (ChunkEncoder, error) {
 	return func() (ChunkEncoder, error) {
-		e, err := stage.NewChunkEncoder(spec)
+		e, err := codec.NewChunkEncoder(spec)
 		if err != nil {
 			return nil, err
 		}

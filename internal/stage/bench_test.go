@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/zwrite/zwrite/internal/codec"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -137,11 +138,11 @@ func BenchmarkStage(b *testing.B) {
 // chunks as BenchmarkStage (tiled beforehand): the per-core ceiling the
 // stage's workers can reach.
 func BenchmarkChunkEncoder(b *testing.B) {
-	for _, codec := range zarr.Codecs {
-		b.Run(codec.String(), func(b *testing.B) {
+	for _, c := range zarr.Codecs {
+		b.Run(c.String(), func(b *testing.B) {
 			spec := benchSpec.Clone()
-			spec.Codec, spec.Level = codec, codec.DefaultLevel()
-			enc, err := NewChunkEncoder(&spec)
+			spec.Codec, spec.Level = c, c.DefaultLevel()
+			enc, err := codec.NewChunkEncoder(&spec)
 			if err != nil {
 				b.Skip(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zwrite/zwrite/internal/codec"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -62,7 +63,7 @@ type ticket struct {
 }
 
 type cpuWorker struct {
-	enc *ChunkEncoder
+	enc *codec.ChunkEncoder
 	// tiles holds Layout.MaxGroup chunks: padded chunk buffers for codecs
 	// that compress, or slice headers into the slot's scratch for none.
 	tiles [][]byte
@@ -82,7 +83,7 @@ func NewCPU(cfg Config) (Stage, error) {
 	s := &CPU{spec: spec, layout: layout, queue: make([]ticket, 16)}
 	s.cond = sync.NewCond(&s.mu)
 	for i := 0; i < n; i++ {
-		enc, err := NewChunkEncoder(&spec)
+		enc, err := codec.NewChunkEncoder(&spec)
 		if err != nil {
 			for _, w := range s.workers {
 				w.enc.Close()

@@ -9,56 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
-	"github.com/zwrite/zwrite/internal/blosc"
+	"github.com/zwrite/zwrite/internal/codec/codectest"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
-
-// decodeChunk undoes the codec with an independent decoder.
-func decodeChunk(t *testing.T, spec *zarr.Spec, b []byte) []byte {
-	t.Helper()
-	switch spec.Codec {
-	case zarr.CodecNone:
-		return b
-	case zarr.CodecZstd:
-		var h zstd.Header
-		if err := h.Decode(b); err != nil {
-			t.Fatalf("zstd header: %v", err)
-		}
-		if !h.HasFCS || h.HasCheckSum {
-			t.Fatalf("zstd frame: content size present %v (want true), checksum %v (want false)", h.HasFCS, h.HasCheckSum)
-		}
-		d, err := zstd.NewReader(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		out, err := d.DecodeAll(b, nil)
-		if err != nil {
-			t.Fatalf("zstd decode: %v", err)
-		}
-		if h.FrameContentSize != uint64(len(out)) {
-			t.Fatalf("zstd frame content size %d, decoded %d", h.FrameContentSize, len(out))
-		}
-		return out
-	case zarr.CodecLZ4:
-		h, err := blosc.ParseHeader(b)
-		if err != nil {
-			t.Fatalf("blosc header: %v", err)
-		}
-		if h.CompressorName() != "lz4" || h.Shuffle() != blosc.ByteShuffle || h.TypeSize != spec.DType.Size() || h.CBytes != len(b) {
-			t.Fatalf("blosc header %+v (compressor %s, shuffle %v) of a %d-byte buffer; want lz4, byte shuffle, typesize %d", h, h.CompressorName(), h.Shuffle(), len(b), spec.DType.Size())
-		}
-		out, err := blosc.Decode(nil, b)
-		if err != nil {
-			t.Fatalf("blosc decode: %v", err)
-		}
-		return out
-	}
-	t.Fatalf("no decoder for %v", spec.Codec)
-	return nil
-}
 
 // cpuCodecs are the codecs the CPU stage implements.
 var cpuCodecs = zarr.Codecs
@@ -104,7 +57,7 @@ func TestCPUOutput(t *testing.T) {
 						out, staging := runBatch(t, st, &spec, b, uint64(b.Frames))
 						ids := checkBookkeeping(t, &spec, b, out.Segs, out.Chunks, int64(len(out.Data)), true)
 						for k, c := range out.Chunks {
-							got := decodeChunk(t, &spec, out.Data[c.Off:c.Off+c.Size])
+							got := codectest.Decode(t, &spec, out.Data[c.Off:c.Off+c.Size])
 							want := naiveTile(&spec, staging, b.Frames, ids[k].epoch-b.FirstEpoch, ids[k].pos)
 							if !bytes.Equal(got, want) {
 								t.Fatalf("batch %+v chunk %d %+v: decoded chunk differs from the tiled one", b, k, ids[k])
@@ -139,7 +92,7 @@ func TestCPUEveryDType(t *testing.T) {
 				out, staging := runBatch(t, st, &spec, b, 11)
 				ids := checkBookkeeping(t, &spec, b, out.Segs, out.Chunks, int64(len(out.Data)), true)
 				for k, c := range out.Chunks {
-					got := decodeChunk(t, &spec, out.Data[c.Off:c.Off+c.Size])
+					got := codectest.Decode(t, &spec, out.Data[c.Off:c.Off+c.Size])
 					if want := naiveTile(&spec, staging, b.Frames, ids[k].epoch-b.FirstEpoch, ids[k].pos); !bytes.Equal(got, want) {
 						t.Fatalf("chunk %d %+v differs", k, ids[k])
 					}

@@ -1,7 +1,7 @@
 // Package stage defines the compress-stage contract (Stage, Slot, Batch,
 // Output) that the pipeline drives, and implements it on CPU cores (NewCPU):
 // tiling frames into padded inner chunks (Layout.Tile, "lifted strides"),
-// the CPU codecs (ChunkEncoder: klauspost zstd, LZ4 in blosc1 framing) and
+// the CPU codecs (internal/codec) and
 // aggregation of chunks into shard segments in the order Layout.Plan gives,
 // which the GPU backend shares so both produce the same order.
 //

@@ -1,4 +1,4 @@
-package stage
+package codec
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/zwrite/zwrite/internal/codec/codectest"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -39,7 +40,7 @@ func TestChunkEncoder(t *testing.T) {
 		},
 	}
 	sizes := []int{1, 2, 255, 256, 1023, 1025, 4096, 128<<10 + 1}
-	for _, codec := range cpuCodecs {
+	for _, codec := range zarr.Codecs {
 		levels := map[zarr.Codec][]int{zarr.CodecNone: {0}, zarr.CodecZstd: {-7, 1, 3, 6, 12}, zarr.CodecLZ4: {0, 1, 5, 9}}[codec]
 		for _, level := range levels {
 			spec := zarr.Spec{Shape: []int64{0, 64}, Chunk: []int64{1, 64}, Shard: []int64{1, 64}, DType: zarr.Uint8, Codec: codec, Level: level}
@@ -61,7 +62,7 @@ func TestChunkEncoder(t *testing.T) {
 						if &out[0] != &dst[0] || string(out[:3]) != "abc" {
 							t.Fatalf("size %d: output not appended in place", n)
 						}
-						if got := decodeChunk(t, &spec, out[3:]); !bytes.Equal(got, src) {
+						if got := codectest.Decode(t, &spec, out[3:]); !bytes.Equal(got, src) {
 							t.Fatalf("size %d: decoded bytes differ", n)
 						}
 					}

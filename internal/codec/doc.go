@@ -1,0 +1,8 @@
+// Package codec compresses one padded inner chunk on the CPU with a spec's
+// codec (ChunkEncoder: klauspost zstd, LZ4 or zstd in blosc1 framing). The
+// CPU backend compresses with it, and it is the reference the GPU tests and
+// the bench's codec-ceiling baseline compare against.
+//
+// It owns no goroutines, no files and no knowledge of shards or batches:
+// one chunk in, its encoded bytes out.
+package codec

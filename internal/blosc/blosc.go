@@ -60,6 +60,14 @@ func (s Shuffle) String() string {
 	return fmt.Sprintf("shuffle(%d)", int(s))
 }
 
+// Compressor is the codec blosc runs on each block (header flags bits 5-7).
+type Compressor int
+
+const (
+	LZ4 Compressor = iota
+	Zstd
+)
+
 // Options select how Encode compresses. The zero value is valid: typesize
 // 1, clevel 0 (memcpy), byte shuffle (a no-op at typesize 1, but recorded in
 // the flags as c-blosc does), DefaultBlockSize.
@@ -68,6 +76,22 @@ type Options struct {
 	CLevel    int     // 0..9; 0 stores the input memcpyed
 	Shuffle   Shuffle // NoShuffle, ByteShuffle or BitShuffle
 	BlockSize int     // bytes per block; 0 means DefaultBlockSize
+	// Compressor is LZ4 (the zero value) or Zstd.
+	Compressor Compressor
+}
+
+// Geometry is the block size bs and split decision for a buffer of nbytes
+// encoded with o: the one definition both the CPU encoder here and the GPU
+// encoder (internal/gpu) follow, so that both write the same bytes. split
+// means each block (but a short last one) is stored as typesize streams,
+// one per byte plane. As c-blosc 1.x in its default FORWARD_COMPAT mode,
+// only LZ4 splits (zstd blocks are one stream), and only for typesize <=
+// 16 with at least 128 elements per block.
+func Geometry(o Options, nbytes int) (bs int, split bool) {
+	ts := max(o.TypeSize, 1)
+	bs = blockSize(nbytes, ts, o.BlockSize)
+	split = o.Compressor == LZ4 && ts <= maxSplits && bs/ts >= minBufferSize
+	return bs, split
 }
 
 // MaxEncodedSize is the largest buffer Encode produces for n input bytes.
@@ -104,8 +128,11 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 	if len(src) > maxBlosc1Buffer {
 		panic(fmt.Sprintf("blosc: %d bytes exceed the blosc1 limit", len(src)))
 	}
+	if o.Compressor != LZ4 {
+		panic(fmt.Sprintf("blosc: the encoder has no compressor %d yet", o.Compressor))
+	}
 	nbytes := len(src)
-	bs := blockSize(nbytes, ts, o.BlockSize)
+	bs, split := Geometry(o, nbytes)
 
 	flags := byte(formatLZ4 << formatShift)
 	switch o.Shuffle {
@@ -114,7 +141,6 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 	case BitShuffle:
 		flags |= flagBitShuffle
 	}
-	split := ts <= maxSplits && bs/ts >= minBufferSize
 	if !split {
 		flags |= flagDontSplit
 	}

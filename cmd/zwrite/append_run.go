@@ -1,13 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/zwrite/zwrite/internal/backend"
@@ -30,9 +29,6 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 			return usagef("stdin is a terminal; name the input FILE or pipe the frames in")
 		}
 	}
-	if err := checkOutput(o); err != nil {
-		return err
-	}
 	st, err := backend.Open(o.backend, stage.Config{Spec: o.spec})
 	if err != nil {
 		var ue *backend.UnavailableError
@@ -42,32 +38,31 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 		return fmt.Errorf("start %s backend: %w", o.backend, err)
 	}
 	defer st.Close()
-	_, statErr := os.Stat(o.output)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	dir, err := sink.NewDir(o.output, sink.DirOptions{Overwrite: o.overwrite, Fsync: o.fsync})
+	store, err := openOutput(o, ins)
 	if err != nil {
 		return err
 	}
-	defer dir.Close()
+	defer store.Close()
+	for _, n := range store.Notes() {
+		fmt.Fprintf(io.err, "warning: %s\n", n)
+	}
 
 	start := time.Now()
 	w, err := pipeline.New(ctx, pipeline.Config{
 		Spec:       o.spec,
 		Stage:      st,
-		Sink:       dir,
+		Sink:       store.Sink(),
 		Depth:      o.depth,
 		MaxPending: o.maxPendingBytes,
+		// 0 on the command line is off; the writer's 0 is its default.
+		FlushInterval: cmp.Or(o.flush, -1),
 	})
 	if err != nil {
-		if created {
-			// Nothing was written: leave no empty store directory behind
-			// (Remove takes only an empty one).
-			dir.Close()
-			os.Remove(o.output)
-		}
-		var me *pipeline.MemoryError
-		if errors.As(err, &me) {
-			return &usageError{err} // names --depth and what to change
+		// Nothing was written: a store Open created goes again, an old
+		// store being replaced stays as it was.
+		store.Abandon(false)
+		if ue := writerUsage(err); ue != nil {
+			return ue
 		}
 		return fmt.Errorf("start writer: %w", err)
 	}
@@ -106,24 +101,87 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 		bar.stop()
 	}
 	stats := w.Stats()
-	if ctx.Err() != nil {
-		return &interruptedError{fmt.Sprintf("%s holds the first %d frames (every complete shard row), readable; `zwrite verify %s` checks it",
-			o.output, stats.Committed, o.output)}
-	}
-	if err != nil {
-		var pf *pipeline.PartialFrameError
-		var short *pipeline.ShortInputError
-		if errors.As(err, &pf) || errors.As(err, &short) || errors.As(err, &long) || errors.As(err, &rerr) {
-			// The message already says what was kept.
+	if ctx.Err() == nil && err == nil {
+		// Only a run that succeeded replaces an old store.
+		if err := store.Finish(); err != nil {
 			return fmt.Errorf("%s: %w", o.output, err)
 		}
-		return fmt.Errorf("%s: %w (the store keeps %d frames, readable)", o.output, err, stats.Committed)
+		fmt.Fprintln(io.err, summary(o, stats, wall, store))
+		if o.verbose {
+			printStats(io.err, w.Settings(), stats, wall)
+		}
+		return nil
 	}
-	fmt.Fprintln(io.err, summary(o, stats, wall))
-	if o.verbose {
-		printStats(io.err, w.Settings(), stats, wall)
+	kept, kerr := store.Abandon(stats.Committed > 0)
+	where := fmt.Sprintf("%s holds the first %d frames (every complete shard row), readable; `zwrite verify %s` checks it", o.output, stats.Committed, o.output)
+	switch {
+	case kerr != nil:
+		where = fmt.Sprintf("%s: %v", o.output, kerr)
+	case store.Replacing() && kept != "":
+		where = fmt.Sprintf("%s is unchanged (a store is replaced only by a run that succeeds); the %d frames this run committed are in %s, readable", o.output, stats.Committed, kept)
+	case store.Replacing():
+		where = fmt.Sprintf("%s is unchanged (a store is replaced only by a run that succeeds); this run committed no frames", o.output)
+	case stats.Committed == 0:
+		where = fmt.Sprintf("no frames were committed, so %s was not kept", o.output)
+	}
+	if ctx.Err() != nil {
+		return &interruptedError{where}
+	}
+	var pf *pipeline.PartialFrameError
+	var short *pipeline.ShortInputError
+	if errors.As(err, &pf) || errors.As(err, &short) || errors.As(err, &long) || errors.As(err, &rerr) {
+		// The message already says what the store holds.
+		if store.Replacing() {
+			return fmt.Errorf("%s: %w; %s", o.output, err, where)
+		}
+		return fmt.Errorf("%s: %w", o.output, err)
+	}
+	return fmt.Errorf("%s: %w; %s", o.output, err, where)
+}
+
+// writerUsage maps the writer's refusals of its settings to the flags
+// that change them; nil for any other error.
+func writerUsage(err error) error {
+	var me *pipeline.MemoryError
+	var de *pipeline.DepthError
+	switch {
+	case errors.As(err, &me) && me.IndexBound():
+		return usagef("%v; use fewer inner chunks per shard row (a larger --chunk, or a smaller --shard in dims 1..)", err)
+	case errors.As(err, &me) && me.Depth > 1:
+		return usagef("%v; use a smaller --depth, or a smaller --chunk[0] (a slot holds at least one epoch of chunk[0] frames)", err)
+	case errors.As(err, &me):
+		return usagef("%v; use a smaller --chunk[0] (a slot holds at least one epoch of chunk[0] frames)", err)
+	case errors.As(err, &de):
+		return usagef("--depth: %v", err)
 	}
 	return nil
+}
+
+// openOutput opens the output for the run, turning the sink's refusals into
+// messages that name the flags that change them.
+func openOutput(o *appendOptions, ins []input) (*sink.Store, error) {
+	var files []string
+	for _, in := range ins {
+		if in.name != "-" {
+			files = append(files, in.name)
+		}
+	}
+	store, err := sink.Open(o.output, sink.Options{Overwrite: o.overwrite, Fsync: o.fsync, BreakLock: o.breakLock, Inputs: files})
+	var exists *sink.ExistsError
+	var notStore *sink.NotStoreError
+	var inside *sink.InputInsideError
+	var foreignLock *sink.ForeignLockError
+	switch {
+	case err == nil:
+		return store, nil
+	case errors.As(err, &exists):
+		return nil, usagef("%v; pass --overwrite to replace it, or choose another -o", err)
+	case errors.As(err, &notStore), errors.As(err, &inside):
+		return nil, &usageError{err}
+	case errors.As(err, &foreignLock):
+		return nil, fmt.Errorf("%w; --break-lock takes it over", err)
+	}
+	return nil, err
 }
 
 // copyInputs feeds every input to w in order. Regular files go through
@@ -148,7 +206,8 @@ func copyInputs(ctx context.Context, w io.Writer, ins []input, o *appendOptions,
 		if regular(r) && o.readSize == "" {
 			_, err = io.Copy(w, r)
 		} else {
-			_, err = copyInput(ctx, w, r, o.readBytes, nil)
+			enlargePipe(r)
+			_, err = copyInput(ctx, w, r, o.readBytes, o.readSize != "")
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -183,8 +242,8 @@ func (e *readError) Unwrap() error { return e.err }
 // summary is the one line append prints when it succeeds. The bytes on
 // disk are counted from the store itself, not from the writer's counters,
 // so the ratio is what the user's disk sees.
-func summary(o *appendOptions, s pipeline.Stats, wall time.Duration) string {
-	disk, err := storeSize(o.output)
+func summary(o *appendOptions, s pipeline.Stats, wall time.Duration, store *sink.Store) string {
+	disk, err := store.Size()
 	onDisk := humanBytes(disk) + " on disk"
 	if err != nil {
 		onDisk = "size on disk unknown (" + err.Error() + ")"
@@ -196,25 +255,6 @@ func summary(o *appendOptions, s pipeline.Stats, wall time.Duration) string {
 	return fmt.Sprintf("%s: %d frames, %s in %.2f s (%s), %s, ratio %s, %d shards, %s %s",
 		o.output, s.Frames, humanBytes(s.BytesIn), wall.Seconds(), rate(s.BytesIn, wall),
 		onDisk, ratio, s.Shards, o.spec.DType, o.spec.Codec)
-}
-
-// storeSize is the total size of the files under dir.
-func storeSize(dir string) (int64, error) {
-	var n int64
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			n += fi.Size()
-		}
-		return nil
-	})
-	return n, err
 }
 
 // rate formats bytes per duration: GB/s (decimal, as disks and links are

@@ -74,7 +74,9 @@ func TestUsageErrors(t *testing.T) {
 		{"dims count", with("--dims", "t,y"), `--dims "t,y" names 2 dimensions but --shape "0,4,4" has 3`},
 		{"dims duplicate", with("--dims", "t,y,y"), `name "y" appears twice`},
 		{"unknown backend", with("--backend", "tpu"), `--backend: unknown backend "tpu" (want auto, cpu or gpu)`},
-		{"negative depth", with("--depth", "-1"), "--depth -1: want 1 or more"},
+		{"negative depth", with("--depth", "-1"), "--depth -1: want 1 to 64"},
+		{"depth beyond the limit", with("--depth", "65"), "--depth 65: want 1 to 64"},
+		{"depth 2^62", with("--depth", "4611686018427387904"), "--depth 4611686018427387904: want 1 to 64"},
 		{"bad max-pending", with("--max-pending", "lots"), `--max-pending "lots" is not a size`},
 		{"max-pending unit", with("--max-pending", "4Q"), `--max-pending "4Q" is not a size`},
 		{"zero max-pending", with("--max-pending", "0"), "--max-pending 0: want a positive size"},
@@ -100,7 +102,7 @@ func TestUsageErrors(t *testing.T) {
 			name string
 			args []string
 			want string
-		}{"depth beyond memory", with("--shape", "0,65536,32768", "--chunk", "16,64,64", "--depth", "64", raw), "--depth 64: 64 slots of 64.00 GiB"})
+		}{"depth beyond memory", with("--shape", "0,65536,32768", "--chunk", "16,64,64", "--depth", "64", raw), "64 slots of 128.09 GiB (64.00 GiB of staging, as much again for compressed output, and per-chunk bookkeeping) and 0.01 GiB of shard indexes, but only"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/zwrite/zwrite/internal/pipeline"
-	"github.com/zwrite/zwrite/internal/sink"
+	"github.com/zwrite/zwrite/internal/sink/sinktest"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
@@ -21,7 +21,7 @@ import (
 // memory sink and returns its files.
 func writeStore(t *testing.T, spec zarr.Spec, st stage.Stage, depth int, input []byte) map[string][]byte {
 	t.Helper()
-	mem := sink.NewMem()
+	mem := sinktest.NewMem()
 	w, err := pipeline.New(context.Background(), pipeline.Config{Spec: spec, Stage: st, Sink: mem, Depth: depth, BatchBytes: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestAbortStalledFreesDeviceMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		stalled := sink.NewStalled(sink.NewMem(), 3*spec.ChunkBytes()*spec.ChunksPerShard(), nil)
+		stalled := sinktest.NewStalled(sinktest.NewMem(), 3*spec.ChunkBytes()*spec.ChunksPerShard(), nil)
 		defer stalled.Close()
 		if !abort {
 			stalled.Release()

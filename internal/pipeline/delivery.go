@@ -92,9 +92,10 @@ func (w *Writer) deliver(out *stage.Output, b stage.Batch) error {
 			return err
 		}
 	}
-	// A growing dim 0: make the newly committed rows visible to readers.
-	// A fixed one keeps its declared shape until Close or Abort.
-	if w.spec.Growing() && d.committed > d.metaFrames {
+	// Make the newly committed rows visible to readers. A fixed dim 0
+	// grows the same way: zarr.json never names a frame that is not
+	// committed (DESIGN.md rule 8), and says the declared size at Close.
+	if d.committed > d.metaFrames {
 		if err := w.putMeta(d.committed); err != nil {
 			return err
 		}

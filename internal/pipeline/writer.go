@@ -29,6 +29,12 @@ const (
 	// every core gets many chunks, and small enough that Depth slots stay
 	// well under a few hundred MiB and a batch takes ~10 ms at 3 GB/s.
 	DefaultBatchBytes = 32 << 20
+	// DefaultFlushInterval: a second bounds what an interrupt or a crash
+	// of a slow stream loses to about a second of frames beyond the open
+	// shard row, while a fast stream (which fills a 32 MiB slot in
+	// milliseconds) never waits for it. Each flush is one kick of whatever
+	// whole epochs a slot holds, so a flush a second costs nothing.
+	DefaultFlushInterval = time.Second
 	// The copy-helper defaults are in settings.go, with their benchmark.
 )
 
@@ -52,6 +58,12 @@ type Config struct {
 	// MaxPending bounds the raw bytes kicked and not yet delivered; the
 	// producer blocks instead of kicking more.
 	MaxPending int64
+	// FlushInterval is how long whole epochs may wait in a slot that is
+	// not yet full before they are kicked anyway, so that a slow stream
+	// commits each shard row soon after it fills (and an interrupt or a
+	// crash loses at most what arrived in the last interval and the rows
+	// still open). < 0 turns it off: slots are kicked only when full.
+	FlushInterval time.Duration
 }
 
 // Settings are the values a Writer runs with, after defaults.
@@ -62,6 +74,9 @@ type Settings struct {
 	CopyHelpers   int // 0: serial copies
 	CopyThreshold int
 	MaxPending    int64
+	FlushInterval time.Duration // < 0: off
+	BatchChunks   int64         // inner chunks of a full batch
+	IndexBytes    int64         // memory of the open shard row's indexes
 }
 
 // Stats are the Writer's counters. Every field is read atomically, so
@@ -88,10 +103,13 @@ type Stats struct {
 type slot struct {
 	st      stage.Slot
 	staging []byte
-	fill    int  // bytes copied into staging
-	busy    bool // kicked and not joined (producer's view)
-	batch   stage.Batch
-	done    chan struct{} // delivery finished; capacity 1
+	fill    int // bytes copied into staging
+	// fillStart is when the first byte since the slot's last kick arrived:
+	// the flusher kicks its whole epochs once they waited FlushInterval.
+	fillStart time.Time
+	busy      bool // kicked and not joined (producer's view)
+	batch     stage.Batch
+	done      chan struct{} // delivery finished; capacity 1
 }
 
 // Writer is a pipelined store writer. Write, ReadFrom and Close are called
@@ -122,6 +140,9 @@ type Writer struct {
 	jobs       chan *slot
 	workerDone chan struct{}
 	stopped    bool
+
+	flushStop, flushDone chan struct{} // nil when FlushInterval is off
+	flushOnce            sync.Once
 
 	cp copier
 
@@ -167,6 +188,9 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		files:       map[sink.File]struct{}{},
 		retiredSig:  make(chan struct{}, 1),
 	}
+	if cfg.Depth < 0 || cfg.Depth > MaxDepth {
+		return nil, &DepthError{Depth: cfg.Depth}
+	}
 	w.set = settle(&spec, cfg)
 	if err := checkMemory(w.set, sysinfo.MemAvailable()); err != nil {
 		return nil, err
@@ -192,8 +216,10 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		sl.staging = sl.staging[:w.set.BatchBytes]
 		w.slots = append(w.slots, sl)
 	}
-	shape0 := spec.Shape[0] // 0 when growing: nothing delivered yet
-	if err := w.putMeta(shape0); err != nil {
+	// Nothing is committed yet, so zarr.json names no frame, for a fixed
+	// dim 0 too: it grows with the committed shard rows (delivery) and
+	// names the declared size only once every frame is in (Close).
+	if err := w.putMeta(0); err != nil {
 		w.freeSlots()
 		w.cancel(nil)
 		return nil, err
@@ -206,6 +232,11 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		go w.worker()
 	}
 	w.cp.start(w.set.CopyHelpers, w.set.CopyThreshold)
+	if w.set.FlushInterval > 0 {
+		w.flushStop = make(chan struct{})
+		w.flushDone = make(chan struct{})
+		go w.flusher()
+	}
 	return w, nil
 }
 
@@ -236,6 +267,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 		k := min(len(s.staging)-s.fill, len(p))
 		start := time.Now()
+		if s.fill == 0 {
+			s.fillStart = start
+		}
 		w.cp.copy(s.staging[s.fill:s.fill+k], p[:k])
 		w.c.copy.Add(int64(time.Since(start)))
 		s.fill += k
@@ -330,6 +364,9 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 				return total, w.inputErr
 			}
 		} else if n > 0 {
+			if s.fill == 0 {
+				s.fillStart = time.Now()
+			}
 			s.fill += n
 			total += int64(n)
 			w.bytesIn += int64(n)
@@ -351,6 +388,85 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 			return total, err
 		}
 	}
+}
+
+// flusher kicks the current slot's whole epochs once they have waited
+// FlushInterval, so that a slow stream commits shard rows as they fill
+// instead of when a slot is full. It takes mu like the producer; while
+// the producer copies or waits it holds mu, so the flusher acts only when
+// the producer is idle (waiting for input), which is when it is needed.
+func (w *Writer) flusher() {
+	defer close(w.flushDone)
+	tick := time.NewTicker(max(w.set.FlushInterval/4, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.flushStop:
+			return
+		case <-w.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		w.mu.Lock()
+		if err := w.flushDue(); err != nil {
+			w.fail(err)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// stopFlusher ends the flusher and waits for it. Called without mu.
+func (w *Writer) stopFlusher() {
+	if w.flushStop == nil {
+		return
+	}
+	w.flushOnce.Do(func() { close(w.flushStop) })
+	<-w.flushDone
+}
+
+// flushDue kicks the current slot's whole epochs when they are due. mu is
+// held. Nothing is kicked while ReadFrom reads into the slot without mu
+// (it owns the bytes past fill then), nor after a failure or Close.
+func (w *Writer) flushDue() error {
+	if w.closed.Load() || w.reading != nil || w.inputErr != nil || w.error() != nil {
+		return nil
+	}
+	s := w.slots[w.cur]
+	eb := int(w.epochFrames * w.frameBytes)
+	whole := s.fill / eb * eb
+	if whole == 0 || s.busy || time.Since(s.fillStart) < w.set.FlushInterval {
+		return nil
+	}
+	return w.kickWhole(s, whole)
+}
+
+// kickWhole kicks the first n bytes of slot s (whole epochs) and carries
+// the rest (part of the next epoch) to the slot that fills next. The tail
+// is copied before the kick, so the stage owns s alone from then on (rule
+// 1); at depth 1 the slot is its own successor and the inline delivery
+// has finished with it when kick returns, so the tail moves down in it.
+func (w *Writer) kickWhole(s *slot, n int) error {
+	tail := s.fill - n
+	next := w.slots[(w.cur+1)%len(w.slots)]
+	if tail == 0 {
+		return w.kick(s)
+	}
+	if next == s {
+		s.fill = n
+		if err := w.kick(s); err != nil {
+			return err
+		}
+		copy(s.staging, s.staging[n:n+tail])
+		s.fill, s.fillStart = tail, time.Now()
+		return nil
+	}
+	if err := w.join(next); err != nil {
+		return err
+	}
+	copy(next.staging, s.staging[n:n+tail])
+	next.fill, next.fillStart = tail, time.Now()
+	s.fill = n
+	return w.kick(s)
 }
 
 // join waits until slot s is delivered, so the producer may refill it
@@ -513,6 +629,7 @@ func (w *Writer) fail(err error) {
 // first error: a failure, a *TooManyFramesError, a *PartialFrameError or a
 // *ShortInputError. Calling it again returns the same.
 func (w *Writer) Close() error {
+	w.stopFlusher()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed.Load() {
@@ -593,6 +710,7 @@ func (w *Writer) Abort(err error) error {
 	}
 	w.fail(err)
 	w.interrupt()
+	w.stopFlusher()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed.Load() {

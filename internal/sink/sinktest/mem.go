@@ -1,11 +1,26 @@
-package sink
+package sinktest
 
 import (
+	"errors"
 	"sync"
-	"sync/atomic"
+
+	"github.com/zwrite/zwrite/internal/sink"
+)
+
+// File states, moved once from open to committed or aborted.
+const (
+	fileOpen int32 = iota
+	fileCommitted
+	fileAborted
+)
+
+var (
+	errAborted   = errors.New("file was aborted")
+	errCommitted = errors.New("file was already committed")
 )
 
 // Mem keeps a store in memory, for tests: Files returns what was committed.
+// It is safe for concurrent use, as sink.Sink requires.
 type Mem struct {
 	mu    sync.Mutex
 	files map[string][]byte
@@ -34,8 +49,8 @@ func (m *Mem) Temps() int {
 }
 
 // Create implements Sink.
-func (m *Mem) Create(key string) (File, error) {
-	if err := checkKey(key); err != nil {
+func (m *Mem) Create(key string) (sink.File, error) {
+	if err := sink.CheckKey(key); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -45,7 +60,7 @@ func (m *Mem) Create(key string) (File, error) {
 }
 
 // Put implements Sink.
-func (m *Mem) Put(key string, data []byte) error { return Put(m, key, data) }
+func (m *Mem) Put(key string, data []byte) error { return sink.Put(m, key, data) }
 
 // Close implements Sink. Uncommitted files simply vanish with their memory.
 func (m *Mem) Close() error { return nil }
@@ -102,49 +117,3 @@ func (f *memFile) Abort() error {
 	f.m.mu.Unlock()
 	return nil
 }
-
-// Discard drops every byte and counts them, for benchmarks.
-type Discard struct {
-	bytes, files atomic.Int64
-}
-
-// NewDiscard returns a discard sink.
-func NewDiscard() *Discard { return &Discard{} }
-
-// Bytes is the number of bytes written to committed or open files.
-func (d *Discard) Bytes() int64 { return d.bytes.Load() }
-
-// Files is the number of files committed.
-func (d *Discard) Files() int64 { return d.files.Load() }
-
-// Create implements Sink.
-func (d *Discard) Create(key string) (File, error) { return &discardFile{d: d}, nil }
-
-// Put implements Sink.
-func (d *Discard) Put(key string, data []byte) error {
-	d.bytes.Add(int64(len(data)))
-	d.files.Add(1)
-	return nil
-}
-
-// Close implements Sink.
-func (d *Discard) Close() error { return nil }
-
-type discardFile struct {
-	d    *Discard
-	done atomic.Bool
-}
-
-func (f *discardFile) Write(p []byte) (int, error) {
-	f.d.bytes.Add(int64(len(p)))
-	return len(p), nil
-}
-
-func (f *discardFile) Commit() error {
-	if f.done.CompareAndSwap(false, true) {
-		f.d.files.Add(1)
-	}
-	return nil
-}
-
-func (f *discardFile) Abort() error { f.done.Store(true); return nil }

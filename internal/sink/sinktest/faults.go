@@ -1,4 +1,4 @@
-package sink
+package sinktest
 
 import (
 	"errors"
@@ -6,17 +6,18 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/zwrite/zwrite/internal/sink"
 )
 
-// The sinks below wrap another Sink to make the conditions the pipeline
-// must survive (a slow disk, a stalled mount, a full disk) happen on
-// demand, and to record the order of operations. They are used by tests
-// and by the bench, so they live here rather than in a _test file.
+// The sinks below wrap another sink.Sink to make the conditions the
+// pipeline must survive (a slow disk, a stalled mount, a full disk) happen
+// on demand, and to record the order of operations.
 
 // Slow passes writes to its inner sink at a fixed bandwidth, shared by all
 // files, like a disk that sustains only so many bytes per second.
 type Slow struct {
-	inner Sink
+	inner sink.Sink
 	bps   float64
 
 	mu   sync.Mutex
@@ -24,12 +25,12 @@ type Slow struct {
 }
 
 // NewSlow wraps inner so that writes proceed at bytesPerSec.
-func NewSlow(inner Sink, bytesPerSec int64) *Slow {
+func NewSlow(inner sink.Sink, bytesPerSec int64) *Slow {
 	return &Slow{inner: inner, bps: float64(bytesPerSec)}
 }
 
-// Create implements Sink.
-func (s *Slow) Create(key string) (File, error) {
+// Create implements sink.Sink.
+func (s *Slow) Create(key string) (sink.File, error) {
 	f, err := s.inner.Create(key)
 	if err != nil {
 		return nil, err
@@ -37,14 +38,14 @@ func (s *Slow) Create(key string) (File, error) {
 	return &slowFile{File: f, s: s, key: key, abort: make(chan struct{})}, nil
 }
 
-// Put implements Sink.
-func (s *Slow) Put(key string, data []byte) error { return Put(s, key, data) }
+// Put implements sink.Sink.
+func (s *Slow) Put(key string, data []byte) error { return sink.Put(s, key, data) }
 
-// Close implements Sink.
+// Close implements sink.Sink.
 func (s *Slow) Close() error { return s.inner.Close() }
 
 type slowFile struct {
-	File
+	sink.File
 	s        *Slow
 	key      string
 	abort    chan struct{}
@@ -80,7 +81,7 @@ func (f *slowFile) Abort() error {
 // until Release, until the file is aborted (from any goroutine) or until
 // the sink is closed. It models a hung mount or network store.
 type Stalled struct {
-	inner Sink
+	inner sink.Sink
 	after int64
 	match func(key string) bool
 
@@ -100,7 +101,7 @@ var ErrStalledAborted = errors.New("stalled write interrupted")
 
 // NewStalled wraps inner; it stalls once after bytes went to keys for
 // which match returns true (match nil: every key).
-func NewStalled(inner Sink, after int64, match func(key string) bool) *Stalled {
+func NewStalled(inner sink.Sink, after int64, match func(key string) bool) *Stalled {
 	if match == nil {
 		match = func(string) bool { return true }
 	}
@@ -114,8 +115,8 @@ func (s *Stalled) Release() { s.relOnce.Do(func() { close(s.release) }) }
 // Stalling is closed as soon as some call is blocked by the stall.
 func (s *Stalled) Stalling() <-chan struct{} { return s.stalled }
 
-// Create implements Sink.
-func (s *Stalled) Create(key string) (File, error) {
+// Create implements sink.Sink.
+func (s *Stalled) Create(key string) (sink.File, error) {
 	f, err := s.inner.Create(key)
 	if err != nil {
 		return nil, err
@@ -123,8 +124,8 @@ func (s *Stalled) Create(key string) (File, error) {
 	return &stalledFile{File: f, s: s, key: key, on: s.match(key), abort: make(chan struct{})}, nil
 }
 
-// Put implements Sink.
-func (s *Stalled) Put(key string, data []byte) error { return Put(s, key, data) }
+// Put implements sink.Sink.
+func (s *Stalled) Put(key string, data []byte) error { return sink.Put(s, key, data) }
 
 // Close releases blocked calls with an error and closes the inner sink.
 func (s *Stalled) Close() error {
@@ -133,7 +134,7 @@ func (s *Stalled) Close() error {
 }
 
 type stalledFile struct {
-	File
+	sink.File
 	s        *Stalled
 	key      string
 	on       bool
@@ -201,16 +202,16 @@ func (f *stalledFile) Abort() error {
 // Failing lets a given number of bytes through (over all files) and then
 // fails every Write with ENOSPC, like a disk that filled up.
 type Failing struct {
-	inner Sink
+	inner sink.Sink
 	mu    sync.Mutex
 	left  int64
 }
 
 // NewFailing wraps inner; writes fail once after bytes were written.
-func NewFailing(inner Sink, after int64) *Failing { return &Failing{inner: inner, left: after} }
+func NewFailing(inner sink.Sink, after int64) *Failing { return &Failing{inner: inner, left: after} }
 
-// Create implements Sink.
-func (s *Failing) Create(key string) (File, error) {
+// Create implements sink.Sink.
+func (s *Failing) Create(key string) (sink.File, error) {
 	f, err := s.inner.Create(key)
 	if err != nil {
 		return nil, err
@@ -218,14 +219,14 @@ func (s *Failing) Create(key string) (File, error) {
 	return &failingFile{File: f, s: s, key: key}, nil
 }
 
-// Put implements Sink.
-func (s *Failing) Put(key string, data []byte) error { return Put(s, key, data) }
+// Put implements sink.Sink.
+func (s *Failing) Put(key string, data []byte) error { return sink.Put(s, key, data) }
 
-// Close implements Sink.
+// Close implements sink.Sink.
 func (s *Failing) Close() error { return s.inner.Close() }
 
 type failingFile struct {
-	File
+	sink.File
 	s   *Failing
 	key string
 }
@@ -269,13 +270,13 @@ func (e Event) String() string {
 // Recording passes everything to its inner sink and records each
 // operation in order, for tests of delivery order.
 type Recording struct {
-	inner  Sink
+	inner  sink.Sink
 	mu     sync.Mutex
 	events []Event
 }
 
 // NewRecording wraps inner.
-func NewRecording(inner Sink) *Recording { return &Recording{inner: inner} }
+func NewRecording(inner sink.Sink) *Recording { return &Recording{inner: inner} }
 
 // Events returns a copy of the operations so far.
 func (r *Recording) Events() []Event {
@@ -290,8 +291,8 @@ func (r *Recording) add(e Event) {
 	r.mu.Unlock()
 }
 
-// Create implements Sink.
-func (r *Recording) Create(key string) (File, error) {
+// Create implements sink.Sink.
+func (r *Recording) Create(key string) (sink.File, error) {
 	f, err := r.inner.Create(key)
 	if err != nil {
 		return nil, err
@@ -300,14 +301,14 @@ func (r *Recording) Create(key string) (File, error) {
 	return &recordingFile{File: f, r: r, key: key}, nil
 }
 
-// Put implements Sink.
-func (r *Recording) Put(key string, data []byte) error { return Put(r, key, data) }
+// Put implements sink.Sink.
+func (r *Recording) Put(key string, data []byte) error { return sink.Put(r, key, data) }
 
-// Close implements Sink.
+// Close implements sink.Sink.
 func (r *Recording) Close() error { return r.inner.Close() }
 
 type recordingFile struct {
-	File
+	sink.File
 	r   *Recording
 	key string
 }

@@ -209,6 +209,9 @@ func TestAbortStalled(t *testing.T) {
 			{"everything-stalls", nil, 4},
 			{"depth1-shards-stall", func(k string) bool { return strings.HasPrefix(k, "c/") }, 1},
 			{"depth1-everything-stalls", nil, 1},
+			// Abort's bound holds whatever the depth: every in-flight
+			// batch is cancelled, not delivered.
+			{"maxdepth-shards-stall", func(k string) bool { return strings.HasPrefix(k, "c/") }, MaxDepth},
 		} {
 			t.Run(fmt.Sprintf("%v/%s", codec, tc.name), func(t *testing.T) {
 				spec, _ := midSpec(codec)

@@ -128,6 +128,7 @@ type Writer struct {
 
 	mu        sync.Mutex // held by Write, ReadFrom, Close and Abort's teardown
 	slots     []*slot
+	stSlots   []stage.Slot // the stage's slots, fixed after New (for Cancel)
 	cur       int
 	nextEpoch int64
 	bytesIn   int64
@@ -215,6 +216,7 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		}
 		sl.staging = sl.staging[:w.set.BatchBytes]
 		w.slots = append(w.slots, sl)
+		w.stSlots = append(w.stSlots, s)
 	}
 	// Nothing is committed yet, so zarr.json names no frame, for a fixed
 	// dim 0 too: it grows with the committed shard rows (delivery) and
@@ -710,6 +712,7 @@ func (w *Writer) Abort(err error) error {
 	}
 	w.fail(err)
 	w.interrupt()
+	w.cancelSlots()
 	w.stopFlusher()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -720,6 +723,17 @@ func (w *Writer) Abort(err error) error {
 	w.abandon()
 	w.teardown()
 	return w.result()
+}
+
+// cancelSlots asks every slot's in-flight batch to stop early (where the
+// stage can), so an abort does not wait for Depth batches to compress.
+// Safe from any goroutine: stSlots never changes after New.
+func (w *Writer) cancelSlots() {
+	for _, s := range w.stSlots {
+		if c, ok := s.(stage.Canceler); ok {
+			c.Cancel()
+		}
+	}
 }
 
 // stopWorker closes the job queue and waits for the worker to deliver or

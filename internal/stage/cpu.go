@@ -229,6 +229,9 @@ func (s *CPU) NewSlot(maxFrames int64) (Slot, error) {
 	return sl, nil
 }
 
+// errCancelled is what Wait reports for a batch stopped by Cancel.
+var errCancelled = errors.New("cancelled")
+
 type cpuSlot struct {
 	stage     *CPU
 	maxFrames int64
@@ -476,8 +479,17 @@ func (sl *cpuSlot) Wait(ctx context.Context) (*Output, error) {
 	if sl.err != nil {
 		return nil, fmt.Errorf("batch at epoch %d: %w", sl.batch.FirstEpoch, sl.err)
 	}
+	if sl.cancel.Load() {
+		// Cancelled while in flight: some chunks were skipped, so there
+		// is no output (finish built none).
+		return nil, fmt.Errorf("batch at epoch %d: %w", sl.batch.FirstEpoch, errCancelled)
+	}
 	return &sl.out, nil
 }
+
+// Cancel implements Canceler: workers skip the chunks of the batch they
+// have not started.
+func (sl *cpuSlot) Cancel() { sl.cancel.Store(true) }
 
 // Free implements Slot.
 func (sl *cpuSlot) Free() error {

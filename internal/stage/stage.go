@@ -107,6 +107,17 @@ type Slot interface {
 	Free() error
 }
 
+// Canceler is implemented by a Slot that can stop its in-flight batch
+// early: the pipeline calls Cancel on every slot when it aborts, from
+// whatever goroutine aborts, so that an abort with many batches in flight
+// does not wait for all of them to be compressed. Cancel on a slot with no
+// batch in flight does nothing. Wait must still be called for a kicked
+// batch; after a Cancel it returns an error once the slot's buffers are no
+// longer touched, or the finished output if the batch was already done.
+type Canceler interface {
+	Cancel()
+}
+
 // CopyHinter is implemented by a Stage whose compression does not run on
 // the host's cores (the GPU backend). The pipeline then gives the
 // producer's staging copy the cores the stage leaves idle: with the GPU

@@ -53,6 +53,7 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 		Stage:      st,
 		Sink:       store.Sink(),
 		Depth:      o.depth,
+		IOWorkers:  o.ioWorkers,
 		MaxPending: o.maxPendingBytes,
 		// 0 on the command line is off; the writer's 0 is its default.
 		FlushInterval: cmp.Or(o.flush, -1),
@@ -272,8 +273,8 @@ func rate(n int64, d time.Duration) string {
 
 // printStats renders the Writer's per-stage figures (--verbose).
 func printStats(w io.Writer, set pipeline.Settings, s pipeline.Stats, wall time.Duration) {
-	fmt.Fprintf(w, "writer: depth %d, batch %d frames (%s), %d copy helpers (threshold %s), max pending %s\n",
-		set.Depth, set.BatchFrames, humanBytes(set.BatchBytes), set.CopyHelpers, humanBytes(int64(set.CopyThreshold)), humanBytes(set.MaxPending))
+	fmt.Fprintf(w, "writer: depth %d, batch %d frames (%s), %d copy helpers (threshold %s), %d I/O workers, max pending %s\n",
+		set.Depth, set.BatchFrames, humanBytes(set.BatchBytes), set.CopyHelpers, humanBytes(int64(set.CopyThreshold)), set.IOWorkers, humanBytes(set.MaxPending))
 	fmt.Fprintf(w, "batches %d kicked, %d delivered; pending high-water %s\n", s.Batches, s.Delivered, humanBytes(s.PendingMax))
 	row := func(name string, d time.Duration, note string) {
 		fmt.Fprintf(w, "  %-14s %9.3f s  %10s  %s\n", name, d.Seconds(), rate(s.BytesIn, d), note)
@@ -290,5 +291,5 @@ func printStats(w io.Writer, set pipeline.Settings, s pipeline.Stats, wall time.
 	row("aggregate", s.Stage.Aggregate, "")
 	row("d2h", s.Stage.D2H, "")
 	row("stage wait", s.StageWait, "delivery waiting for the stage")
-	row("deliver", s.Deliver, "delivery writing to the sink")
+	row("deliver", s.Deliver, "writing to the sink, summed over I/O workers")
 }

@@ -37,6 +37,7 @@ type appendOptions struct {
 	fsync      bool
 	readSize   string
 	flush      time.Duration
+	ioWorkers  int
 
 	// Set by validate.
 	spec            zarr.Spec
@@ -64,6 +65,7 @@ func (o *appendOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.BoolVar(&o.progress, "progress", isTerminal(io.err), "show a progress bar on stderr (default: on when stderr is a terminal)")
 	f.StringVar(&o.backend, "backend", "auto", "compress backend: auto, cpu or gpu")
 	f.IntVar(&o.depth, "depth", 0, "batches in flight (default: chosen by the writer)")
+	f.IntVar(&o.ioWorkers, "io-workers", 0, "shard files written at once, each file's bytes in order (default: chosen by the writer)")
 	f.StringVar(&o.maxPending, "max-pending", "", "most bytes queued for the sink before input waits, e.g. 4GiB (default: chosen by the writer)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "print the writer's per-stage statistics at the end")
 	f.BoolVar(&o.fsync, "fsync", false, "fsync every shard and directory before it counts as written")
@@ -160,6 +162,9 @@ func (o *appendOptions) validate(f *pflag.FlagSet) error {
 	}
 	if o.depth < 0 || o.depth > pipeline.MaxDepth {
 		return usagef("--depth %d: want 1 to %d (or leave it out for the default, 3)", o.depth, pipeline.MaxDepth)
+	}
+	if o.ioWorkers < 0 || o.ioWorkers > pipeline.MaxIOWorkers {
+		return usagef("--io-workers %d: want 1 to %d (or leave it out for the default)", o.ioWorkers, pipeline.MaxIOWorkers)
 	}
 	if f.Changed("max-pending") {
 		if o.maxPendingBytes, err = parseSize("max-pending", o.maxPending); err != nil {

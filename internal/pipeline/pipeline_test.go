@@ -110,7 +110,9 @@ func TestDeterminism(t *testing.T) {
 		}
 		var cases []tc
 		for d := 1; d <= 6; d++ {
-			cases = append(cases, tc{fmt.Sprintf("depth%d", d), runOpts{cfg: Config{Depth: d, BatchBytes: batch}, writeSize: 4096}})
+			for _, io := range []int{-1, 1, 2, 3, 8, 16} {
+				cases = append(cases, tc{fmt.Sprintf("depth%d/io%d", d, io), runOpts{cfg: Config{Depth: d, BatchBytes: batch, IOWorkers: io}, writeSize: 4096}})
+			}
 		}
 		for h := 1; h <= 8; h++ {
 			// threshold 1: every write is split, so the split points vary
@@ -137,10 +139,11 @@ func TestDeterminism(t *testing.T) {
 	}
 }
 
-// TestOrder checks with a recording sink that delivery happens in kick
-// order: every depth produces exactly the depth-1 sequence of sink
-// operations, shard rows are created and committed in ascending order, and
-// a row is committed before the next one starts.
+// TestOrder checks with a recording sink the order delivery guarantees
+// with parallel I/O lanes: each file sees exactly the depth-1 sequence of
+// operations (create, its writes in order, commit), shard rows are
+// committed in ascending order (a row's shards all before the next row's),
+// and a clean run aborts nothing.
 func TestOrder(t *testing.T) {
 	for _, codec := range testCodecs {
 		for _, sc := range []shapeCase{
@@ -148,47 +151,54 @@ func TestOrder(t *testing.T) {
 			{"rows-span-batches", mkSpec(zarr.Uint16, codec, []int64{0, 9, 20}, []int64{2, 4, 8}, []int64{8, 8, 16}), 41},
 		} {
 			input := genInput(sc.frames*sc.spec.FrameBytes(), 3)
-			record := func(depth int) []sinktest.Event {
+			record := func(depth, lanes int) []sinktest.Event {
 				rec := sinktest.NewRecording(sinktest.NewMem())
-				_, err := runWriter(t, sc.spec, input, runOpts{cfg: Config{Depth: depth, BatchBytes: 1, Sink: rec}, writeSize: 333})
+				_, err := runWriter(t, sc.spec, input, runOpts{cfg: Config{Depth: depth, BatchBytes: 1, Sink: rec, IOWorkers: lanes}, writeSize: 333})
 				if err != nil {
 					t.Fatal(err)
 				}
 				return rec.Events()
 			}
-			ref := record(1)
+			perKey := func(ev []sinktest.Event) map[string][]sinktest.Event {
+				m := map[string][]sinktest.Event{}
+				for _, e := range ev {
+					if e.Key != "zarr.json" {
+						m[e.Key] = append(m[e.Key], e)
+					}
+				}
+				return m
+			}
+			ref := perKey(record(1, 0))
 			for depth := 1; depth <= 6; depth++ {
-				t.Run(fmt.Sprintf("%v/%s/depth%d", codec, sc.name, depth), func(t *testing.T) {
-					ev := record(depth)
-					lastRow, open := int64(-1), 0
-					for i, e := range ev {
-						if !strings.HasPrefix(e.Key, "c/") {
-							continue
-						}
-						var row int64
-						fmt.Sscanf(e.Key, "c/%d/", &row)
-						switch e.Op {
-						case sinktest.OpCreate:
-							if row < lastRow || (row > lastRow && open > 0) {
-								t.Fatalf("event %d: %v while row %d has %d open shards", i, e, lastRow, open)
+				for _, lanes := range []int{1, 3, 16} {
+					t.Run(fmt.Sprintf("%v/%s/depth%d/lanes%d", codec, sc.name, depth, lanes), func(t *testing.T) {
+						ev := record(depth, lanes)
+						lastRow := int64(-1)
+						for i, e := range ev {
+							if e.Op == sinktest.OpAbort {
+								t.Fatalf("event %d: %v in a clean run", i, e)
+							}
+							if e.Op != sinktest.OpCommit || !strings.HasPrefix(e.Key, "c/") {
+								continue
+							}
+							var row int64
+							fmt.Sscanf(e.Key, "c/%d/", &row)
+							if row < lastRow {
+								t.Fatalf("event %d: %v after a commit of row %d", i, e, lastRow)
 							}
 							lastRow = row
-							open++
-						case sinktest.OpCommit:
-							open--
-						case sinktest.OpAbort:
-							t.Fatalf("event %d: %v in a clean run", i, e)
 						}
-					}
-					if len(ev) != len(ref) {
-						t.Fatalf("%d sink events, depth 1 has %d", len(ev), len(ref))
-					}
-					for i := range ev {
-						if ev[i] != ref[i] {
-							t.Fatalf("event %d is %v, depth 1 has %v", i, ev[i], ref[i])
+						got := perKey(ev)
+						if len(got) != len(ref) {
+							t.Fatalf("%d files, depth 1 has %d", len(got), len(ref))
 						}
-					}
-				})
+						for k, want := range ref {
+							if !slices.Equal(got[k], want) {
+								t.Fatalf("%s: operations %v, depth 1 has %v", k, got[k], want)
+							}
+						}
+					})
+				}
 			}
 		}
 	}

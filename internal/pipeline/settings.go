@@ -8,6 +8,14 @@ import (
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
+// DefaultIOWorkers is the number of shard files written at once. (To be
+// settled by measurement on the GPU machine; see docs/bench.)
+const DefaultIOWorkers = 8
+
+// MaxIOWorkers bounds Config.IOWorkers: each lane is a goroutine with a
+// queue, and no file system gains from hundreds of writers.
+const MaxIOWorkers = 256
+
 // MaxDepth bounds Config.Depth. Three slots already overlap the three
 // stages fully (see DefaultDepth); more only cost memory and start-up, and
 // every slot is a fixed set of buffers (pinned and device memory on the
@@ -36,6 +44,14 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 	}
 	if s.FlushInterval == 0 {
 		s.FlushInterval = DefaultFlushInterval
+	}
+	switch {
+	case s.Depth == 1 || cfg.IOWorkers < 0:
+		s.IOWorkers = 0 // inline (rule 4 for depth 1)
+	case cfg.IOWorkers == 0:
+		s.IOWorkers = DefaultIOWorkers
+	default:
+		s.IOWorkers = cfg.IOWorkers
 	}
 	epochBytes := spec.EpochFrames() * spec.FrameBytes()
 	want := cfg.BatchBytes

@@ -58,6 +58,10 @@ type Config struct {
 	// MaxPending bounds the raw bytes kicked and not yet delivered; the
 	// producer blocks instead of kicking more.
 	MaxPending int64
+	// IOWorkers is the number of I/O lanes that write shard files in
+	// parallel (each file's bytes in order by one lane); 0 means the
+	// default, < 0 writes inline. Depth 1 always writes inline (rule 4).
+	IOWorkers int
 	// FlushInterval is how long whole epochs may wait in a slot that is
 	// not yet full before they are kicked anyway, so that a slow stream
 	// commits each shard row soon after it fills (and an interrupt or a
@@ -75,6 +79,7 @@ type Settings struct {
 	CopyThreshold int
 	MaxPending    int64
 	FlushInterval time.Duration // < 0: off
+	IOWorkers     int           // 0: inline
 	BatchChunks   int64         // inner chunks of a full batch
 	IndexBytes    int64         // memory of the open shard row's indexes
 }
@@ -150,12 +155,7 @@ type Writer struct {
 	errMu sync.Mutex
 	err   error // first fatal error
 
-	// tracked sink files, so that Abort can interrupt a blocked Write
-	fmu      sync.Mutex
-	aborting bool
-	files    map[sink.File]struct{}
-
-	d delivery // owned by whoever delivers: the worker, or the producer after join
+	sw *shardWriter // the shard bookkeeping; delivery calls it oldest batch first
 
 	queued, retired atomic.Int64
 	retiredSig      chan struct{}
@@ -186,7 +186,6 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		frameBytes:  spec.FrameBytes(),
 		epochFrames: spec.EpochFrames(),
 		rowFrames:   spec.Shard[0],
-		files:       map[sink.File]struct{}{},
 		retiredSig:  make(chan struct{}, 1),
 	}
 	if cfg.Depth < 0 || cfg.Depth > MaxDepth {
@@ -198,7 +197,7 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 	}
 	w.ctx, w.cancel = context.WithCancelCause(ctx)
 
-	w.d.init(&spec)
+	w.sw = newShardWriter(&w.spec, w.sink, w.set.IOWorkers, w.fail, func() bool { return w.error() != nil }, &w.c)
 
 	for i := 0; i < w.set.Depth; i++ {
 		s, err := w.st.NewSlot(w.set.BatchFrames)
@@ -221,7 +220,8 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 	// Nothing is committed yet, so zarr.json names no frame, for a fixed
 	// dim 0 too: it grows with the committed shard rows (delivery) and
 	// names the declared size only once every frame is in (Close).
-	if err := w.putMeta(0); err != nil {
+	if err := w.sw.putMeta(0); err != nil {
+		w.sw.stop()
 		w.freeSlots()
 		w.cancel(nil)
 		return nil, err
@@ -510,7 +510,7 @@ func (w *Writer) kick(s *slot) error {
 	w.cur = (w.cur + 1) % len(w.slots)
 	if w.jobs == nil {
 		// Depth 1 (rule 4): deliver inline, no worker and no queue.
-		w.deliverSlot(s)
+		w.deliverSlot(s, false)
 		s.busy = false
 		return w.error()
 	}
@@ -551,42 +551,52 @@ func (w *Writer) waitPending(n int64) error {
 func (w *Writer) worker() {
 	defer close(w.workerDone)
 	for s := range w.jobs {
-		w.deliverSlot(s)
-		s.done <- struct{}{}
+		w.deliverSlot(s, true)
 	}
 }
 
-// deliverSlot waits for slot s's batch and writes it to the sink. After a
-// failure it still waits (so the stage stops touching the slot before
-// anyone frees it) but writes nothing.
-func (w *Writer) deliverSlot(s *slot) {
+// deliverSlot waits for slot s's batch and hands it to the shard writer.
+// The slot is released (its raw bytes retired and, with signal, its done
+// sent) once every byte of the batch is written, since the queued writes
+// point into the slot's output. After a failure it still waits (so the
+// stage stops touching the slot before anyone frees it) but writes
+// nothing. The inline path of depth 1 does not signal: its producer
+// marks the slot free itself.
+func (w *Writer) deliverSlot(s *slot, signal bool) {
 	raw := s.batch.Frames * w.frameBytes
-	defer func() {
+	release := func() {
 		w.retired.Add(raw)
 		select {
 		case w.retiredSig <- struct{}{}:
 		default:
 		}
-	}()
+		if signal {
+			s.done <- struct{}{}
+		}
+	}
 	start := time.Now()
 	out, err := s.st.Wait(w.ctx)
 	w.c.stageWait.Add(int64(time.Since(start)))
 	if err != nil {
 		w.fail(fmt.Errorf("compress batch at frame %d: %w", s.batch.FirstEpoch*w.epochFrames, err))
+		release()
 		return
 	}
 	w.addTimes(&out.Times)
 	if w.error() != nil {
+		release()
 		return
 	}
-	start = time.Now()
-	err = w.deliver(out, s.batch)
-	w.c.deliver.Add(int64(time.Since(start)))
+	err = w.sw.deliver(out, s.batch, w.epochFrames, func() {
+		if w.error() == nil {
+			w.c.delivered.Add(1)
+		}
+		release()
+	})
 	if err != nil {
 		w.fail(err)
-		return
+		release()
 	}
-	w.c.delivered.Add(1)
 }
 
 func (w *Writer) addTimes(t *stage.Times) {
@@ -655,9 +665,9 @@ func (w *Writer) Close() error {
 	w.stopWorker()
 	frames := w.bytesIn / w.frameBytes
 	if w.error() == nil {
-		if err := w.d.finishRow(w, frames); err != nil {
-			w.fail(err)
-		}
+		// The open row is finished as it is and every byte written and
+		// committed before the final zarr.json names the frames.
+		w.sw.close(frames)
 	}
 	var short error
 	if w.error() == nil {
@@ -665,7 +675,7 @@ func (w *Writer) Close() error {
 		if !w.spec.Growing() && frames < w.spec.Shape[0] && w.inputErr == nil {
 			short = &ShortInputError{Got: frames, Declared: w.spec.Shape[0]}
 		}
-		if err := w.putMeta(shape0); err != nil {
+		if err := w.sw.putMeta(shape0); err != nil {
 			w.fail(err)
 		}
 	}
@@ -711,7 +721,16 @@ func (w *Writer) Abort(err error) error {
 		err = ErrAborted
 	}
 	w.fail(err)
-	w.interrupt()
+	if w.set.IOWorkers == 0 {
+		// Writes are inline: the producer or the worker may be blocked
+		// in one, so it is interrupted now.
+		w.sw.interrupt()
+	} else {
+		// Lanes get a moment to finish the complete rows queued to them
+		// (see shardWriter.abort), then every file is interrupted, also
+		// if the worker is blocked queueing to a stalled lane.
+		time.AfterFunc(drainTimeout, w.sw.interrupt)
+	}
 	w.cancelSlots()
 	w.stopFlusher()
 	w.mu.Lock()
@@ -747,6 +766,9 @@ func (w *Writer) stopWorker() {
 		close(w.jobs)
 		<-w.workerDone
 	}
+	// Every delivered batch's writes finish (or are dropped) before any
+	// slot counts as free.
+	w.sw.drain()
 	for _, s := range w.slots {
 		s.busy = false
 	}
@@ -756,9 +778,7 @@ func (w *Writer) stopWorker() {
 // the frames of committed shard rows, within abortMetaTimeout. The worker
 // is stopped, so the delivery state belongs to the caller.
 func (w *Writer) abandon() {
-	w.interrupt()
-	w.d.abortOpen(w)
-	w.putMetaBounded(w.d.committed)
+	w.sw.abort(abortMetaTimeout)
 }
 
 // teardown stops the copy helpers and frees the slots: only after the
@@ -814,3 +834,11 @@ func (w *Writer) Stats() Stats {
 		},
 	}
 }
+
+// abortMetaTimeout bounds the zarr.json rewrite during an abort: a sink
+// that stalls must not make Abort hang. If it runs out, the previous
+// zarr.json stays, which names at most the committed frames too. A
+// healthy disk writes it in well under a millisecond; 150 ms keeps
+// Abort's whole bound (1 s, what an interrupted user waits at most) far
+// above it.
+const abortMetaTimeout = 150 * time.Millisecond

@@ -185,13 +185,13 @@ func openOutput(o *appendOptions, ins []input) (*sink.Store, error) {
 	return nil, err
 }
 
-// copyInputs feeds every input to w in order. Regular files go through
-// io.Copy, which uses the Writer's ReadFrom to read straight into its
-// staging buffers; their reads never block for long, so an interrupt's
-// Abort ends them promptly. Pipes and terminals go through copyInput,
-// whose reads cannot hold up an interrupt. --read-size forces copyInput
-// with that piece size.
-func copyInputs(ctx context.Context, w io.Writer, ins []input, o *appendOptions, stdin io.Reader) error {
+// copyInputs feeds every input to w in order. Regular files are read by
+// the Writer itself with positioned reads from a pool of readers straight
+// into its staging (Writer.ReadAt); their reads never block for long, so
+// an interrupt's Abort ends them promptly. Pipes and terminals go through
+// copyInput, whose reads cannot hold up an interrupt. --read-size forces
+// copyInput with that piece size.
+func copyInputs(ctx context.Context, w *pipeline.Writer, ins []input, o *appendOptions, stdin io.Reader) error {
 	for _, in := range ins {
 		var r io.Reader = stdin
 		name := "stdin"
@@ -204,8 +204,12 @@ func copyInputs(ctx context.Context, w io.Writer, ins []input, o *appendOptions,
 			r, name = f, in.name
 		}
 		var err error
-		if regular(r) && o.readSize == "" {
-			_, err = io.Copy(w, r)
+		if size, ok := regularSize(r); ok && o.readSize == "" {
+			_, err = w.ReadAt(r.(io.ReaderAt), size, o.readers)
+			var ie *pipeline.InputError
+			if errors.As(err, &ie) {
+				err = &readError{ie.Err}
+			}
 		} else {
 			enlargePipe(r)
 			_, err = copyInput(ctx, w, r, o.readBytes, o.readSize != "")
@@ -224,14 +228,17 @@ func copyInputs(ctx context.Context, w io.Writer, ins []input, o *appendOptions,
 	return nil
 }
 
-// regular reports whether r is a regular file (not a pipe or terminal).
-func regular(r io.Reader) bool {
+// regularSize reports whether r is a regular file, and its size now.
+func regularSize(r io.Reader) (int64, bool) {
 	f, ok := r.(*os.File)
 	if !ok {
-		return false
+		return 0, false
 	}
 	fi, err := f.Stat()
-	return err == nil && fi.Mode().IsRegular()
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, false
+	}
+	return fi.Size(), true
 }
 
 // readError marks a failure to read the input, as opposed to the writer's.

@@ -38,6 +38,7 @@ type appendOptions struct {
 	readSize   string
 	flush      time.Duration
 	ioWorkers  int
+	readers    int
 
 	// Set by validate.
 	spec            zarr.Spec
@@ -65,6 +66,7 @@ func (o *appendOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.BoolVar(&o.progress, "progress", isTerminal(io.err), "show a progress bar on stderr (default: on when stderr is a terminal)")
 	f.StringVar(&o.backend, "backend", "auto", "compress backend: auto, cpu or gpu")
 	f.IntVar(&o.depth, "depth", 0, "batches in flight (default: chosen by the writer)")
+	f.IntVar(&o.readers, "readers", 0, "positioned reads at once from each input file (default: chosen by the writer)")
 	f.IntVar(&o.ioWorkers, "io-workers", 0, "shard files written at once, each file's bytes in order (default: chosen by the writer)")
 	f.StringVar(&o.maxPending, "max-pending", "", "most bytes queued for the sink before input waits, e.g. 4GiB (default: chosen by the writer)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "print the writer's per-stage statistics at the end")
@@ -162,6 +164,9 @@ func (o *appendOptions) validate(f *pflag.FlagSet) error {
 	}
 	if o.depth < 0 || o.depth > pipeline.MaxDepth {
 		return usagef("--depth %d: want 1 to %d (or leave it out for the default, 3)", o.depth, pipeline.MaxDepth)
+	}
+	if o.readers < 0 || o.readers > 256 {
+		return usagef("--readers %d: want 1 to 256 (or leave it out for the default)", o.readers)
 	}
 	if o.ioWorkers < 0 || o.ioWorkers > pipeline.MaxIOWorkers {
 		return usagef("--io-workers %d: want 1 to %d (or leave it out for the default)", o.ioWorkers, pipeline.MaxIOWorkers)

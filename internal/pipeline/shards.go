@@ -45,8 +45,8 @@ type shardWriter struct {
 	c      *counters
 
 	// Delivery state, owned by the delivering goroutine.
-	row     int64       // open shard row, -1 when none
-	files   []*rowFile  // open row's file per shard column (nil: none yet)
+	row     int64      // open shard row, -1 when none
+	files   []*rowFile // open row's file per shard column (nil: none yet)
 	entries [][]zarr.IndexEntry
 	offs    []uint64
 	perRow  int64 // epochs per shard row
@@ -63,8 +63,8 @@ type shardWriter struct {
 	ready       map[int64]*rowCommit // rows whose indexes are written, not yet committed
 	nextRow     int64                // lowest row not yet committed
 	stuck       bool                 // a commit failed: no row commits any more
-	committed   atomic.Int64    // frames in the committed prefix of rows
-	metaFrames  int64           // shape[0] of the last zarr.json written (under metaMu)
+	committed   atomic.Int64         // frames in the committed prefix of rows
+	metaFrames  int64                // shape[0] of the last zarr.json written (under metaMu)
 	metaMu      sync.Mutex
 	metaSig     chan struct{} // nil: inline
 	metaStop    chan struct{}
@@ -136,21 +136,21 @@ func (b *batchDone) release() {
 func newShardWriter(spec *zarr.Spec, sk sink.Sink, lanes int, fail func(error), failed func() bool, c *counters) *shardWriter {
 	n := spec.ShardsPerRow()
 	sw := &shardWriter{
-		spec:     spec,
-		sink:     sk,
-		fail:     fail,
-		failed:   failed,
-		c:        c,
-		row:      -1,
-		files:    make([]*rowFile, n),
-		entries:  make([][]zarr.IndexEntry, n),
-		offs:     make([]uint64, n),
-		perRow:   spec.EpochsPerShardRow(),
-		cps:      int(spec.ChunksPerShard()),
-		ready:    map[int64]*rowCommit{},
-		open:     map[sink.File]struct{}{},
-		abortCh:  make(chan struct{}),
-		idxFree:  make(chan []byte, 2*n+2),
+		spec:    spec,
+		sink:    sk,
+		fail:    fail,
+		failed:  failed,
+		c:       c,
+		row:     -1,
+		files:   make([]*rowFile, n),
+		entries: make([][]zarr.IndexEntry, n),
+		offs:    make([]uint64, n),
+		perRow:  spec.EpochsPerShardRow(),
+		cps:     int(spec.ChunksPerShard()),
+		ready:   map[int64]*rowCommit{},
+		open:    map[sink.File]struct{}{},
+		abortCh: make(chan struct{}),
+		idxFree: make(chan []byte, 2*n+2),
 	}
 	if lanes > 0 {
 		sw.lanes = make([]chan task, lanes)

@@ -283,6 +283,8 @@ func printStats(w io.Writer, set pipeline.Settings, s pipeline.Stats, wall time.
 	fmt.Fprintf(w, "writer: depth %d, batch %d frames (%s), %d copy helpers (threshold %s), %d I/O workers, max pending %s\n",
 		set.Depth, set.BatchFrames, humanBytes(set.BatchBytes), set.CopyHelpers, humanBytes(int64(set.CopyThreshold)), set.IOWorkers, humanBytes(set.MaxPending))
 	fmt.Fprintf(w, "batches %d kicked, %d delivered; pending high-water %s\n", s.Batches, s.Delivered, humanBytes(s.PendingMax))
+	fmt.Fprintf(w, "start-up: first slot allocated in %.3f s (input accepted after it), the other %d in %.3f s in the background (producer waited %.3f s for them)\n",
+		s.AllocFirst.Seconds(), set.Depth-1, s.AllocRest.Seconds(), s.StallAlloc.Seconds())
 	row := func(name string, d time.Duration, note string) {
 		fmt.Fprintf(w, "  %-14s %9.3f s  %10s  %s\n", name, d.Seconds(), rate(s.BytesIn, d), note)
 	}

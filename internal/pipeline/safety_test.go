@@ -316,3 +316,85 @@ func TestWriterLimits(t *testing.T) {
 		}
 	})
 }
+
+// allocStage wraps a stage whose NewSlot is slow after the first slot, or
+// fails at slot failAt (1-based; 0: never).
+type allocStage struct {
+	stage.Stage
+	delay  time.Duration
+	failAt int
+	n      int
+}
+
+var errNoMemory = errors.New("out of pinned memory")
+
+func (a *allocStage) NewSlot(maxFrames int64) (stage.Slot, error) {
+	a.n++
+	if a.n > 1 {
+		time.Sleep(a.delay)
+	}
+	if a.n == a.failAt {
+		return nil, errNoMemory
+	}
+	return a.Stage.NewSlot(maxFrames)
+}
+
+// TestBackgroundAlloc: New returns once the first slot is allocated; the
+// others come while it fills, and the store is the same as with eager
+// slots. A slot that cannot be allocated fails the run with a clear error;
+// an abort during allocation frees what was allocated.
+func TestBackgroundAlloc(t *testing.T) {
+	spec, frames := midSpec(zarr.CodecZstd)
+	input := genInput(frames*spec.FrameBytes(), 41)
+	batch := spec.EpochFrames() * spec.FrameBytes()
+	ref, err := runWriter(t, spec, input, runOpts{cfg: Config{Depth: 1, BatchBytes: batch}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("slow", func(t *testing.T) {
+		st := newStage(t, spec)
+		defer st.Close()
+		as := &allocStage{Stage: st, delay: 50 * time.Millisecond}
+		start := time.Now()
+		mem := sinktest.NewMem()
+		w, err := New(context.Background(), Config{Spec: spec, Stage: as, Sink: mem, Depth: 4, BatchBytes: batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if el := time.Since(start); el > 40*time.Millisecond {
+			t.Logf("New took %v (the background slots take 150 ms)", el)
+		}
+		w.Write(input)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if s := w.Stats(); s.StallAlloc <= 0 || s.AllocRest <= 0 {
+			t.Errorf("stats %+v: want the producer to have waited for the background allocation", s)
+		}
+		sameFiles(t, "background alloc", mem.Files(), ref)
+	})
+	t.Run("fails", func(t *testing.T) {
+		st := newStage(t, spec)
+		defer func() {
+			if err := st.Close(); err != nil {
+				t.Errorf("stage Close: %v (a slot not freed?)", err)
+			}
+		}()
+		_, err := runWriter(t, spec, input, runOpts{cfg: Config{Stage: &allocStage{Stage: st, failAt: 3}, Depth: 4, BatchBytes: batch}})
+		if !errors.Is(err, errNoMemory) || !strings.Contains(err.Error(), "allocate slot 3 of 4") {
+			t.Fatalf("Close: %v, want the allocation failure of slot 3", err)
+		}
+	})
+	t.Run("abort while allocating", func(t *testing.T) {
+		st := newStage(t, spec)
+		as := &allocStage{Stage: st, delay: 100 * time.Millisecond}
+		w, err := New(context.Background(), Config{Spec: spec, Stage: as, Sink: sinktest.NewMem(), Depth: 6, BatchBytes: batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Abort(errors.New("interrupt"))
+		if err := st.Close(); err != nil {
+			t.Errorf("stage Close: %v (a slot not freed?)", err)
+		}
+	})
+}

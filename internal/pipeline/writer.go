@@ -102,6 +102,9 @@ type Stats struct {
 	StallPending time.Duration // producer blocked by MaxPending
 	StageWait    time.Duration // delivery waiting for the compress stage
 	Deliver      time.Duration // delivery writing to the sink
+	AllocFirst   time.Duration // New allocating the first slot (before any input is taken)
+	AllocRest    time.Duration // the other slots, allocated in the background
+	StallAlloc   time.Duration // producer waiting for a slot still being allocated
 	Stage        stage.Times   // the stage's own per-step times, summed
 }
 
@@ -115,6 +118,10 @@ type slot struct {
 	busy      bool // kicked and not joined (producer's view)
 	batch     stage.Batch
 	done      chan struct{} // delivery finished; capacity 1
+	// ready is closed once the stage gave the slot its buffers (st and
+	// staging are set); allocated is the producer's record that it saw so.
+	ready     chan struct{}
+	allocated bool
 }
 
 // Writer is a pipelined store writer. Write, ReadFrom and Close are called
@@ -133,7 +140,9 @@ type Writer struct {
 
 	mu        sync.Mutex // held by Write, ReadFrom, Close and Abort's teardown
 	slots     []*slot
-	stSlots   []stage.Slot // the stage's slots, fixed after New (for Cancel)
+	smu       sync.Mutex
+	stSlots   []stage.Slot  // the stage's slots allocated so far (for Cancel), under smu
+	allocDone chan struct{} // allocRest finished
 	cur       int
 	nextEpoch int64
 	bytesIn   int64
@@ -165,6 +174,7 @@ type Writer struct {
 type counters struct {
 	bytesIn, batches, delivered, bytesOut, shards, committed, pendingMax atomic.Int64
 	copy, stallJoin, stallPending, stageWait, deliver                    atomic.Int64
+	allocFirst, allocRest, stallAlloc                                    atomic.Int64
 	h2d, tile, shuffle, compress, aggregate, d2h, wall                   atomic.Int64
 }
 
@@ -199,31 +209,34 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 
 	w.sw = newShardWriter(&w.spec, w.sink, w.set.IOWorkers, w.fail, func() bool { return w.error() != nil }, &w.c)
 
-	for i := 0; i < w.set.Depth; i++ {
-		s, err := w.st.NewSlot(w.set.BatchFrames)
-		if err != nil {
-			w.freeSlots()
-			w.cancel(nil)
-			return nil, fmt.Errorf("allocate slot %d of %d (%d bytes of staging): %w", i+1, w.set.Depth, w.set.BatchBytes, err)
-		}
-		sl := &slot{st: s, staging: s.Staging(), done: make(chan struct{}, 1)}
-		if int64(len(sl.staging)) < w.set.BatchBytes {
-			w.slots = append(w.slots, sl)
-			w.freeSlots()
-			w.cancel(nil)
-			return nil, fmt.Errorf("stage %s gave %d bytes of staging for %d frames, want %d", w.st.Name(), len(sl.staging), w.set.BatchFrames, w.set.BatchBytes)
-		}
-		sl.staging = sl.staging[:w.set.BatchBytes]
-		w.slots = append(w.slots, sl)
-		w.stSlots = append(w.stSlots, s)
+	// The first slot is allocated now, so that a stage that cannot give
+	// one fails New; the others are allocated in the background while the
+	// first fills, so the first bytes are accepted as early as possible
+	// (a slot is tens of MiB, pre-faulted or pinned: up to a second per
+	// GB). Memory stays fixed at Depth slots; the producer waits for a
+	// slot's allocation when it reaches it (join).
+	w.slots = make([]*slot, w.set.Depth)
+	for i := range w.slots {
+		w.slots[i] = &slot{ready: make(chan struct{}), done: make(chan struct{}, 1)}
 	}
+	start := time.Now()
+	if err := w.allocSlot(0); err != nil {
+		w.sw.stop()
+		w.cancel(nil)
+		return nil, err
+	}
+	w.slots[0].allocated = true
+	w.c.allocFirst.Store(int64(time.Since(start)))
+	w.allocDone = make(chan struct{})
+	go w.allocRest()
 	// Nothing is committed yet, so zarr.json names no frame, for a fixed
 	// dim 0 too: it grows with the committed shard rows (delivery) and
 	// names the declared size only once every frame is in (Close).
 	if err := w.sw.putMeta(0); err != nil {
+		w.cancel(nil)
+		<-w.allocDone
 		w.sw.stop()
 		w.freeSlots()
-		w.cancel(nil)
 		return nil, err
 	}
 	if w.set.Depth > 1 {
@@ -240,6 +253,43 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		go w.flusher()
 	}
 	return w, nil
+}
+
+// allocSlot asks the stage for slot i's buffers.
+func (w *Writer) allocSlot(i int) error {
+	s, err := w.st.NewSlot(w.set.BatchFrames)
+	if err != nil {
+		return fmt.Errorf("allocate slot %d of %d (%d bytes of staging): %w", i+1, w.set.Depth, w.set.BatchBytes, err)
+	}
+	staging := s.Staging()
+	if int64(len(staging)) < w.set.BatchBytes {
+		s.Free()
+		return fmt.Errorf("stage %s gave %d bytes of staging for %d frames, want %d", w.st.Name(), len(staging), w.set.BatchFrames, w.set.BatchBytes)
+	}
+	sl := w.slots[i]
+	sl.st, sl.staging = s, staging[:w.set.BatchBytes]
+	w.smu.Lock()
+	w.stSlots = append(w.stSlots, s)
+	w.smu.Unlock()
+	close(sl.ready)
+	return nil
+}
+
+// allocRest allocates slots 1.. in the background (see New). A failure
+// fails the Writer; an abort stops it early.
+func (w *Writer) allocRest() {
+	defer close(w.allocDone)
+	start := time.Now()
+	defer func() { w.c.allocRest.Store(int64(time.Since(start))) }()
+	for i := 1; i < len(w.slots); i++ {
+		if w.ctx.Err() != nil {
+			return
+		}
+		if err := w.allocSlot(i); err != nil {
+			w.fail(err)
+			return
+		}
+	}
 }
 
 // Settings returns the values the Writer runs with.
@@ -474,6 +524,20 @@ func (w *Writer) kickWhole(s *slot, n int) error {
 // join waits until slot s is delivered, so the producer may refill it
 // (rule 2). Only the producer calls it.
 func (w *Writer) join(s *slot) error {
+	if !s.allocated {
+		// Not yet allocated by allocRest: wait for it (only the first
+		// pass over the slots can wait here).
+		start := time.Now()
+		select {
+		case <-s.ready:
+			s.allocated = true
+		case <-w.ctx.Done():
+		}
+		w.c.stallAlloc.Add(int64(time.Since(start)))
+		if !s.allocated {
+			return w.error()
+		}
+	}
 	if !s.busy {
 		return nil
 	}
@@ -746,8 +810,10 @@ func (w *Writer) Abort(err error) error {
 
 // cancelSlots asks every slot's in-flight batch to stop early (where the
 // stage can), so an abort does not wait for Depth batches to compress.
-// Safe from any goroutine: stSlots never changes after New.
+// Safe from any goroutine.
 func (w *Writer) cancelSlots() {
+	w.smu.Lock()
+	defer w.smu.Unlock()
 	for _, s := range w.stSlots {
 		if c, ok := s.(stage.Canceler); ok {
 			c.Cancel()
@@ -785,13 +851,19 @@ func (w *Writer) abandon() {
 // worker is joined, so no job can touch a freed buffer.
 func (w *Writer) teardown() {
 	w.cp.stop()
+	w.cancel(errClosedCtx) // stops a background allocation still running
 	w.freeSlots()
 	w.closed.Store(true)
-	w.cancel(errClosedCtx)
 }
 
 func (w *Writer) freeSlots() {
+	// No slot may still be in allocation: allocRest stops at the
+	// cancelled context (teardown cancels before it frees).
+	<-w.allocDone
 	for _, s := range w.slots {
+		if s.st == nil {
+			continue // never allocated
+		}
 		if s == w.reading {
 			// r.Read is still writing into its staging (see ReadFrom).
 			w.deferFree = s
@@ -823,6 +895,9 @@ func (w *Writer) Stats() Stats {
 		StallPending: time.Duration(w.c.stallPending.Load()),
 		StageWait:    time.Duration(w.c.stageWait.Load()),
 		Deliver:      time.Duration(w.c.deliver.Load()),
+		AllocFirst:   time.Duration(w.c.allocFirst.Load()),
+		AllocRest:    time.Duration(w.c.allocRest.Load()),
+		StallAlloc:   time.Duration(w.c.stallAlloc.Load()),
 		Stage: stage.Times{
 			H2D:       time.Duration(w.c.h2d.Load()),
 			Tile:      time.Duration(w.c.tile.Load()),

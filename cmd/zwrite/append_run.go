@@ -160,7 +160,7 @@ func writerUsage(err error) error {
 
 // openOutput opens the output for the run, turning the sink's refusals into
 // messages that name the flags that change them.
-func openOutput(o *appendOptions, ins []input) (*sink.Store, error) {
+func openOutput(o *appendOptions, ins []input) (sink.Store, error) {
 	var files []string
 	for _, in := range ins {
 		if in.name != "-" {
@@ -250,7 +250,7 @@ func (e *readError) Unwrap() error { return e.err }
 // summary is the one line append prints when it succeeds. The bytes on
 // disk are counted from the store itself, not from the writer's counters,
 // so the ratio is what the user's disk sees.
-func summary(o *appendOptions, s pipeline.Stats, wall time.Duration, store *sink.Store) string {
+func summary(o *appendOptions, s pipeline.Stats, wall time.Duration, store sink.Store) string {
 	disk, err := store.Size()
 	onDisk := humanBytes(disk) + " on disk"
 	if err != nil {

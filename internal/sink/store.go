@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strconv"
+	"net/url"
 	"strings"
 	"sync"
 )
@@ -15,6 +12,16 @@ import (
 // Options configure Open. The zero value opens a new (or empty) store and
 // refuses an existing one.
 type Options struct {
+	// Path is where in the store the run writes its node (an array, or an
+	// image group): "" is the store's root; "cam1/raw" is a node inside a
+	// group store, whose missing parent groups are created. Other nodes of
+	// the store are never touched, so separate runs (cameras, channels)
+	// build one store, each locking only its own node.
+	Path string
+	// Resume opens an existing node to continue it in place (it must be a
+	// Zarr node whose entries are all Zarr's); temp files a crashed writer
+	// left are removed. Nothing of it is ever removed by Abandon.
+	Resume bool
 	// Overwrite allows replacing an existing store, but only a Zarr store
 	// whose entries are all Zarr's (see foreign); anything else is refused
 	// with the list of what would be lost. The new store is written beside
@@ -68,360 +75,79 @@ func (e *InputInsideError) Error() string {
 const maxForeignListed = 10
 
 // Store is an output store opened for one writing run: the sink the writer
-// fills, the lock that keeps every other writer out for the run, and (with
-// Options.Overwrite) the new store written beside the old one until Finish
-// swaps it in. End every Store with Finish (the run succeeded) or Abandon
-// (it did not); Close after either releases what is left.
-type Store struct {
-	display string // the output as the user named it
-	dir     string // the store's path
-	work    string // where the sink writes: dir, or the new store beside it
-	created bool   // Open created dir
-	sink    *Dir
-	lock    *storeLock
-	notes   []string
-
-	mu   sync.Mutex
-	done bool
+// fills, the lock that keeps every other writer out of the node for the
+// run, and (with Options.Overwrite) the new node written beside the old
+// one until Finish swaps it in. End every Store with Finish (the run
+// succeeded) or Abandon (it did not); Close after either releases what is
+// left.
+type Store interface {
+	// Sink is where the run's files go, keys relative to the node.
+	Sink() Sink
+	// FS reads the node as it is on storage (the existing node for a
+	// resume; what the run wrote otherwise).
+	FS() (fs.FS, error)
+	// Location names the node for messages: the path or URL the user gave,
+	// with the node's path inside the store.
+	Location() string
+	// Replacing reports whether the run writes a new node beside an old one.
+	Replacing() bool
+	// Notes are warnings for the user from Open (a stale lock taken over).
+	Notes() []string
+	// Finish ends a successful run: a new node replaces the old one, the
+	// lock is released.
+	Finish() error
+	// Abandon ends a run that failed or was interrupted; keep says whether
+	// it committed data worth keeping. It returns where a new node beside
+	// an old one was kept ("" when nothing was kept elsewhere).
+	Abandon(keep bool) (kept string, err error)
+	// Close abandons a run ended by neither Finish nor Abandon, keeping
+	// nothing, and releases the store.
+	Close() error
+	// Size is the total size of the node's files (where the run writes, or
+	// the node once finished), zwrite's lock excluded.
+	Size() (int64, error)
 }
 
-// Open prepares the store directory at path for a new run.
-func Open(path string, o Options) (*Store, error) {
-	if path == "" {
+// Opener opens a store for a URL scheme (see Register).
+type Opener func(u *url.URL, o Options) (Store, error)
+
+var (
+	openersMu sync.Mutex
+	openers   = map[string]Opener{}
+)
+
+// Register makes Open hand URLs of scheme (e.g. "s3") to open. Packages of
+// other storage backends call it from init, so that this package needs
+// none of their dependencies.
+func Register(scheme string, open Opener) {
+	openersMu.Lock()
+	defer openersMu.Unlock()
+	openers[scheme] = open
+}
+
+// Open prepares the output store at target for a new run: a directory
+// path, or a URL of a registered scheme (s3://bucket/prefix).
+func Open(target string, o Options) (Store, error) {
+	if target == "" {
 		return nil, errors.New("output path is empty")
 	}
-	s := &Store{display: path, dir: path, work: path}
-	if err := checkInputs(path, o.Inputs); err != nil {
-		return nil, err
-	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-		// An output named through a symlink: work on the directory it
-		// points to, so that the final swap replaces that directory (and
-		// not the link, which would leave the old data orphaned).
-		if real, err := filepath.EvalSymlinks(path); err == nil {
-			s.dir, s.work = real, real
+	if o.Path != "" {
+		if err := CheckKey(o.Path); err != nil {
+			return nil, fmt.Errorf("node path %q: want a relative path such as cam1/raw", o.Path)
 		}
 	}
-	fi, err := os.Stat(s.dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(s.dir, 0o755); err != nil {
-			return nil, fmt.Errorf("create output %s: %w", path, bare(err))
-		}
-		s.created = true
-	case err != nil:
-		return nil, fmt.Errorf("output %s: %w", path, bare(err))
-	case !fi.IsDir():
-		if !o.Overwrite {
-			return nil, &ExistsError{Store: path}
-		}
-		return nil, &NotStoreError{Store: path, Reason: "it is a file, not a directory"}
-	}
-	// Lock first: a store another writer is filling must be reported as
-	// such, not as "exists" (it is not empty) or as foreign.
-	if s.lock, err = s.takeLock(s.dir, o.BreakLock); err != nil {
-		if s.created {
-			os.Remove(s.dir)
-		}
-		return nil, err
-	}
-	if err := s.prepare(o); err != nil {
-		s.lock.release()
-		if s.created {
-			os.Remove(s.dir)
-		}
-		return nil, err
-	}
-	if s.sink, err = NewDir(s.work, DirOptions{Fsync: o.Fsync}); err != nil {
-		s.abandonWork()
-		s.lock.release()
-		return nil, err
-	}
-	return s, nil
-}
-
-func (s *Store) takeLock(dir string, breakForeign bool) (*storeLock, error) {
-	l, note, err := acquireLock(dir, s.display, breakForeign)
-	if err != nil {
-		return nil, err
-	}
-	if note != "" {
-		s.notes = append(s.notes, note)
-	}
-	return l, nil
-}
-
-// prepare decides where the run writes: in place when the directory is
-// empty (but for our lock and a crashed writer's temp files), beside it
-// when an existing store is to be replaced.
-func (s *Store) prepare(o Options) error {
-	ents, err := os.ReadDir(s.dir)
-	if err != nil {
-		return fmt.Errorf("output %s: %w", s.display, bare(err))
-	}
-	empty := true
-	for _, e := range ents {
-		if !ourName(e.Name()) || !e.Type().IsRegular() {
-			empty = false
-		}
-	}
-	if empty {
-		for _, e := range ents {
-			if e.Name() != LockName {
-				os.Remove(filepath.Join(s.dir, e.Name()))
-			}
-		}
-		return nil
-	}
-	if !o.Overwrite {
-		return &ExistsError{Store: s.display}
-	}
-	paths, n, err := foreign(s.dir, maxForeignListed)
-	if err != nil {
-		return &NotStoreError{Store: s.display, Reason: err.Error()}
-	}
-	if n > 0 {
-		return &NotStoreError{Store: s.display, Foreign: paths, N: n}
-	}
-	// The new store goes beside the old one, in the same directory so the
-	// final swap is a rename within one file system.
-	abs, err := filepath.Abs(s.dir)
-	if err != nil {
-		return fmt.Errorf("output %s: %w", s.display, err)
-	}
-	parent, base := filepath.Split(abs)
-	for try := 0; ; try++ {
-		work := filepath.Join(parent, "."+base+".zwrite-new-"+strconv.FormatUint(rand.Uint64(), 36))
-		err := os.Mkdir(work, 0o755)
-		if err == nil {
-			s.work = work
-			return nil
-		}
-		if !errors.Is(err, fs.ErrExist) || try > 100 {
-			return fmt.Errorf("output %s: create the new store beside the old one (it replaces the old one only once the run succeeds): %w", s.display, bare(err))
-		}
-	}
-}
-
-// Replacing reports whether the run writes a new store beside an old one.
-func (s *Store) Replacing() bool { return s.work != s.dir }
-
-// Sink is where the run's files go.
-func (s *Store) Sink() Sink { return s.sink }
-
-// Notes are warnings for the user from Open (a stale lock taken over).
-func (s *Store) Notes() []string { return s.notes }
-
-// Finish ends a successful run: the sink is closed, a new store replaces
-// the old one (atomically where the file system allows), the old one is
-// removed and the lock released.
-func (s *Store) Finish() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return nil
-	}
-	s.done = true
-	err := s.sink.Close()
-	if err != nil {
-		return s.fail(fmt.Errorf("close %s: %w", s.display, err))
-	}
-	if s.Replacing() {
-		if err := s.swap(); err != nil {
-			return s.fail(err)
-		}
-	}
-	if err := s.lock.release(); err != nil {
-		return fmt.Errorf("%s: %w", s.display, err)
-	}
-	return nil
-}
-
-// fail ends a Finish that could not complete: the old store stays, and the
-// new one is kept for the user (its path is in the error).
-func (s *Store) fail(err error) error {
-	s.lock.release()
-	if s.Replacing() {
-		if kept, kerr := s.keepWork(); kerr == nil {
-			return fmt.Errorf("%w; %s is unchanged and the new store is kept at %s", err, s.display, kept)
-		}
-		return fmt.Errorf("%w; %s is unchanged and the new store is at %s", err, s.display, s.work)
-	}
-	return err
-}
-
-// swap puts the new store (s.work) at s.dir and removes the old one.
-func (s *Store) swap() error {
-	old := s.work // after the exchange, the old store lives here
-	ok, err := exchange(s.work, s.dir)
-	if err != nil {
-		return fmt.Errorf("replace %s with the new store: %w", s.display, err)
-	}
-	if !ok {
-		// Two renames: for a moment s.dir does not exist; a reader then
-		// finds no store rather than a mixed one.
-		abs, _ := filepath.Abs(s.dir)
-		parent, base := filepath.Split(abs)
-		old = filepath.Join(parent, "."+base+".zwrite-old-"+strconv.FormatUint(rand.Uint64(), 36))
-		if err := os.Rename(s.dir, old); err != nil {
-			return fmt.Errorf("replace %s: move the old store aside: %w", s.display, bare(err))
-		}
-		if err := os.Rename(s.work, s.dir); err != nil {
-			os.Rename(old, s.dir)
-			return fmt.Errorf("replace %s: move the new store in: %w", s.display, bare(err))
-		}
-	}
-	s.lock.moved(old)
-	s.work = s.dir
-	// Check the old store again before deleting it: something may have
-	// been put into it during the run. Then keep it and say where.
-	if _, n, err := foreign(old, 1); err != nil || n > 0 {
-		s.notes = append(s.notes, fmt.Sprintf("%s: the old store gained entries that are not Zarr's during the run; it was kept at %s", s.display, old))
-		return nil
-	}
-	s.lock.release()
-	if err := os.RemoveAll(old); err != nil {
-		return fmt.Errorf("%s was replaced, but removing the old store at %s failed: %w", s.display, old, bare(err))
-	}
-	return nil
-}
-
-// Abandon ends a run that failed or was interrupted. keep says whether the
-// run committed data worth keeping. A store written in place keeps what
-// was committed (or is removed again when nothing was and Open created
-// it). When replacing, the old store stays as it was; the new one is kept
-// under a visible name beside it when keep is set, which Abandon returns
-// ("" when nothing was kept elsewhere).
-func (s *Store) Abandon(keep bool) (kept string, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return "", nil
-	}
-	s.done = true
-	err = s.sink.Close()
-	switch {
-	case s.Replacing() && keep:
-		kept, err = s.keepWork()
-	case !keep:
-		s.abandonWork()
-	}
-	if rerr := s.lock.release(); err == nil {
-		err = rerr
-	}
-	return kept, err
-}
-
-// keepWork renames the new store beside the old one to a visible name.
-func (s *Store) keepWork() (string, error) {
-	for n := 1; ; n++ {
-		p := fmt.Sprintf("%s.zwrite-kept-%d", strings.TrimRight(s.dir, string(filepath.Separator)), n)
-		if _, err := os.Lstat(p); err == nil {
-			continue
-		}
-		if err := os.Rename(s.work, p); err != nil {
-			return s.work, fmt.Errorf("keep the new store: %w (it is at %s)", bare(err), s.work)
-		}
-		s.work = p
-		return p, nil
-	}
-}
-
-// abandonWork removes what the run wrote when it committed nothing: the
-// new store beside an old one (a directory only this run knows), or the
-// files of a store written in place, and its directory when Open created
-// it. In place, only zarr.json, the chunk tree and our own names are
-// removed, so files another program put there meanwhile survive.
-func (s *Store) abandonWork() {
-	if s.Replacing() {
-		os.RemoveAll(s.work)
-		return
-	}
-	s.lock.release()
-	removeOurs(s.dir)
-	if s.created {
-		os.Remove(s.dir) // only if empty now
-	}
-}
-
-// removeOurs removes dir/zarr.json, our temp and lock files, and the
-// decimal-named entries of dir/c (then the directories left empty).
-func removeOurs(dir string) {
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if e.Name() == "zarr.json" || (ourName(e.Name()) && e.Type().IsRegular()) {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
-	var chunks func(d string)
-	chunks = func(d string) {
-		ents, _ := os.ReadDir(d)
-		for _, e := range ents {
-			p := filepath.Join(d, e.Name())
-			switch {
-			case e.IsDir() && digits(e.Name()):
-				chunks(p)
-				os.Remove(p)
-			case e.Type().IsRegular() && (digits(e.Name()) || ourName(e.Name())):
-				os.Remove(p)
-			}
-		}
-	}
-	chunks(filepath.Join(dir, "c"))
-	os.Remove(filepath.Join(dir, "c"))
-}
-
-// Close releases the store; a run ended by neither Finish nor Abandon is
-// abandoned with nothing kept.
-func (s *Store) Close() error {
-	_, err := s.Abandon(false)
-	return err
-}
-
-// Size is the total size of the store's files (where the run writes, or
-// the store itself once finished), our lock excluded.
-func (s *Store) Size() (int64, error) {
-	var n int64
-	err := filepath.WalkDir(s.work, func(p string, d fs.DirEntry, err error) error {
+	if scheme, _, ok := strings.Cut(target, "://"); ok && !strings.ContainsAny(scheme, "/\\") {
+		u, err := url.Parse(target)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("output %s: %w", target, err)
 		}
-		if d.Type().IsRegular() && d.Name() != LockName {
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			n += fi.Size()
+		openersMu.Lock()
+		open := openers[u.Scheme]
+		openersMu.Unlock()
+		if open == nil {
+			return nil, fmt.Errorf("output %s: storage scheme %q is not supported (want a directory path or s3://BUCKET/PREFIX)", target, u.Scheme)
 		}
-		return nil
-	})
-	return n, err
-}
-
-// checkInputs refuses inputs inside the output store. Paths are compared
-// after resolving symlinks, so a link into the store is caught too.
-func checkInputs(out string, inputs []string) error {
-	if len(inputs) == 0 {
-		return nil
+		return open(u, o)
 	}
-	root, err := filepath.Abs(out)
-	if err != nil {
-		return nil
-	}
-	if r, err := filepath.EvalSymlinks(root); err == nil {
-		root = r
-	}
-	for _, in := range inputs {
-		p, err := filepath.Abs(in)
-		if err != nil {
-			continue
-		}
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			p = r
-		}
-		if rel, err := filepath.Rel(root, p); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			return &InputInsideError{Store: out, Input: in}
-		}
-	}
-	return nil
+	return openDir(target, o)
 }

@@ -3,6 +3,7 @@ package sink
 import (
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,13 +192,13 @@ func TestReplace(t *testing.T) {
 	old := map[string]string{"zarr.json": arrayMeta, "c/0/0": "old0", "c/5/0": "old5"}
 	tests := []struct {
 		name     string
-		end      func(s *Store) (string, error)
+		end      func(s Store) (string, error)
 		wantDir  map[string]string // content of the output after the end
 		wantKept bool
 	}{
-		{"finish", func(s *Store) (string, error) { return "", s.Finish() }, map[string]string{"zarr.json": "new", "c": "dir", "c/0": "dir", "c/0/0": "new0"}, false},
-		{"abandon, keep", func(s *Store) (string, error) { return s.Abandon(true) }, nil, true},
-		{"abandon, nothing to keep", func(s *Store) (string, error) { return s.Abandon(false) }, nil, false},
+		{"finish", func(s Store) (string, error) { return "", s.Finish() }, map[string]string{"zarr.json": "new", "c": "dir", "c/0": "dir", "c/0/0": "new0"}, false},
+		{"abandon, keep", func(s Store) (string, error) { return s.Abandon(true) }, nil, true},
+		{"abandon, nothing to keep", func(s Store) (string, error) { return s.Abandon(false) }, nil, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -436,5 +437,130 @@ func TestOutputSymlink(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Dir(real)); len(ents) != 1 {
 		t.Errorf("left beside the real store: %v", ents)
+	}
+}
+
+// TestOpenPath: a node inside a group store gets its missing parent groups
+// created; parents that are arrays, and roots that hold other files, are
+// refused; separate nodes lock separately; replacing one node leaves the
+// others alone.
+func TestOpenPath(t *testing.T) {
+	t.Run("creates groups", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "s.zarr")
+		s, err := Open(root, Options{Path: "cams/cam1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Sink().Put("zarr.json", []byte(arrayMeta))
+		// A second node of the same store, while the first is open.
+		s2, err := Open(root, Options{Path: "cams/cam2"})
+		if err != nil {
+			t.Fatalf("second node: %v", err)
+		}
+		s2.Sink().Put("zarr.json", []byte(arrayMeta))
+		if _, err := Open(root, Options{Path: "cams/cam1"}); err == nil || !strings.Contains(err.Error(), "being written") {
+			t.Fatalf("same node twice: %v, want it locked", err)
+		}
+		if err := s.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s2.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{root, filepath.Join(root, "cams")} {
+			if k, err := nodeKind(d); err != nil || k != "group" {
+				t.Errorf("%s: %q, %v; want a group", d, k, err)
+			}
+		}
+		if _, n, err := foreign(root, 10); err != nil || n != 0 {
+			t.Errorf("the store is not all Zarr's: %d foreign, %v", n, err)
+		}
+		if s.Location() != filepath.Join(root, "cams", "cam1") {
+			t.Errorf("Location %q", s.Location())
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		path  string
+		want  string
+	}{
+		{"root is an array", map[string]string{"zarr.json": arrayMeta}, "a", "is a Zarr array, which cannot hold other nodes"},
+		{"parent is an array", map[string]string{"zarr.json": groupMeta, "g/zarr.json": arrayMeta}, "g/a", "is a Zarr array"},
+		{"root holds other files", map[string]string{"notes.txt": "x"}, "a", "holds other files (notes.txt)"},
+		{"broken group zarr.json", map[string]string{"zarr.json": "{"}, "a", "not JSON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "s.zarr")
+			os.Mkdir(root, 0o755)
+			tree(t, root, tc.files)
+			before := snapshot(t, root)
+			_, err := Open(root, Options{Path: tc.path, Overwrite: true})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+			if after := snapshot(t, root); !equalMaps(before, after) {
+				t.Errorf("refused Open changed the store: %v -> %v", before, after)
+			}
+		})
+	}
+	t.Run("replace one node", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "s.zarr")
+		os.Mkdir(root, 0o755)
+		tree(t, root, map[string]string{"zarr.json": groupMeta, "a/zarr.json": arrayMeta, "a/c/0": "old", "b/zarr.json": arrayMeta, "b/c/0": "keep"})
+		s, err := Open(root, Options{Path: "a", Overwrite: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Sink().Put("zarr.json", []byte(arrayMeta))
+		s.Sink().Put("c/0", []byte("new"))
+		if err := s.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"zarr.json": groupMeta, "a": "dir", "a/zarr.json": arrayMeta, "a/c": "dir", "a/c/0": "new", "b": "dir", "b/zarr.json": arrayMeta, "b/c": "dir", "b/c/0": "keep"}
+		if got := snapshot(t, root); !equalMaps(got, want) {
+			t.Errorf("store: %v", got)
+		}
+	})
+}
+
+// TestResumeOpen: resume opens an existing node in place, cleaning a
+// crashed writer's temp files; it refuses what is missing or not Zarr's,
+// and never removes anything on Abandon.
+func TestResumeOpen(t *testing.T) {
+	store := map[string]string{"zarr.json": arrayMeta, "c/0/0": "x", "c/1/.0.tmp-abc": "partial", ".zarr.json.tmp-q": "half"}
+	out := filepath.Join(t.TempDir(), "s.zarr")
+	if _, err := Open(out, Options{Resume: true}); err == nil || !strings.Contains(err.Error(), "nothing to resume") {
+		t.Fatalf("resume of nothing: %v", err)
+	}
+	os.Mkdir(out, 0o755)
+	tree(t, out, store)
+	s, err := Open(out, Options{Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Replacing() {
+		t.Error("a resume writes beside the store")
+	}
+	if n := strings.Join(s.Notes(), ";"); !strings.Contains(n, "removed 2 temp files") {
+		t.Errorf("notes %q", n)
+	}
+	fsys, err := s.FS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := fs.ReadFile(fsys, "c/0/0"); err != nil || string(b) != "x" {
+		t.Errorf("FS: %q, %v", b, err)
+	}
+	if _, err := s.Abandon(false); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"zarr.json": arrayMeta, "c": "dir", "c/0": "dir", "c/0/0": "x", "c/1": "dir"}
+	if got := snapshot(t, out); !equalMaps(got, want) {
+		t.Errorf("after an abandoned resume: %v, want %v", got, want)
+	}
+	os.WriteFile(filepath.Join(out, "mine.txt"), []byte("x"), 0o644)
+	if _, err := Open(out, Options{Resume: true}); err == nil || !strings.Contains(err.Error(), "mine.txt") {
+		t.Fatalf("resume of a store with a foreign file: %v", err)
 	}
 }

@@ -10,7 +10,8 @@
 //     and rounding has no bias);
 //   - float mean: the sum in float64 (compensated for float64 input),
 //     divided by the count, rounded to the type once; NaN propagates;
-//   - min and max: of the existing elements (NaN propagates);
+//   - min and max: of the existing elements (a NaN in the block makes the
+//     canonical quiet NaN);
 //   - decimate: the first element of the block (even indices).
 //
 // Each level is made from the level above it, so level k is these rules

@@ -502,6 +502,9 @@ func framesFloat[T float32 | float64](p *Plan, dstb, srcb []byte, lo, hi int64) 
 						}
 					}
 				}
+				if best != best {
+					best = T(math.NaN()) // one NaN, whichever the block held
+				}
 				o[x] = best
 			}
 		}

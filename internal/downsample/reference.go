@@ -74,16 +74,18 @@ type refValue struct {
 	i     *big.Int
 	f     float64
 	float bool
+	raw   []byte // the element's own bytes; min, max and decimate give them back unchanged (NaN payloads included)
 }
 
 func isFloat(dt zarr.DType) bool { return dt == zarr.Float32 || dt == zarr.Float64 }
 
 func readValue(b []byte, dt zarr.DType) refValue {
+	raw := append([]byte(nil), b...)
 	switch dt {
 	case zarr.Float32:
-		return refValue{f: float64(math.Float32frombits(binary.LittleEndian.Uint32(b))), float: true}
+		return refValue{f: float64(math.Float32frombits(binary.LittleEndian.Uint32(b))), float: true, raw: raw}
 	case zarr.Float64:
-		return refValue{f: math.Float64frombits(binary.LittleEndian.Uint64(b)), float: true}
+		return refValue{f: math.Float64frombits(binary.LittleEndian.Uint64(b)), float: true, raw: raw}
 	}
 	var u uint64
 	for i := len(b) - 1; i >= 0; i-- {
@@ -97,10 +99,14 @@ func readValue(b []byte, dt zarr.DType) refValue {
 			v.Sub(v, new(big.Int).Lsh(big.NewInt(1), bitsN))
 		}
 	}
-	return refValue{i: v}
+	return refValue{i: v, raw: raw}
 }
 
 func writeValue(b []byte, dt zarr.DType, v refValue) {
+	if v.raw != nil {
+		copy(b, v.raw)
+		return
+	}
 	switch dt {
 	case zarr.Float32:
 		binary.LittleEndian.PutUint32(b, math.Float32bits(float32(v.f)))
@@ -123,12 +129,12 @@ func reduceValues(vals []refValue, m Method, dt zarr.DType) refValue {
 		return vals[0]
 	case Min, Max:
 		best := vals[0]
-		for _, v := range vals[1:] {
+		for _, v := range vals {
 			if isFloat(dt) {
-				if math.IsNaN(best.f) {
-					break
+				if math.IsNaN(v.f) {
+					return refValue{f: math.NaN(), float: true} // canonical NaN
 				}
-				if math.IsNaN(v.f) || (m == Min && v.f < best.f) || (m == Max && v.f > best.f) {
+				if (m == Min && v.f < best.f) || (m == Max && v.f > best.f) {
 					best = v
 				}
 				continue

@@ -2,8 +2,10 @@ package stage
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/zwrite/zwrite/internal/downsample"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -32,6 +34,14 @@ type Output struct {
 	Segs   []Segment
 	Chunks []Chunk
 	Times  Times // what this batch cost, per stage
+
+	// Down is the batch reduced for the next pyramid level, when the
+	// stage was built with Config.Down: DownFrames frames of the next
+	// level's shape, C order, made from this batch's frames alone (with
+	// Reduce[0], frame j from frames 2j and 2j+1 of the batch; an odd last
+	// frame of the stream makes one alone). Owned by the slot like Data.
+	Down       []byte
+	DownFrames int64
 }
 
 // Segment is the part of one shard that one batch produced.
@@ -57,6 +67,7 @@ type Times struct {
 	H2D       time.Duration
 	Tile      time.Duration
 	Shuffle   time.Duration
+	Downscale time.Duration // the next pyramid level's reduction
 	Compress  time.Duration
 	Aggregate time.Duration
 	D2H       time.Duration
@@ -68,6 +79,7 @@ func (t *Times) Add(o Times) {
 	t.H2D += o.H2D
 	t.Tile += o.Tile
 	t.Shuffle += o.Shuffle
+	t.Downscale += o.Downscale
 	t.Compress += o.Compress
 	t.Aggregate += o.Aggregate
 	t.D2H += o.D2H
@@ -137,4 +149,43 @@ type Config struct {
 	// Workers is the number of CPU workers for tiling and compression;
 	// 0 means runtime.GOMAXPROCS(0).
 	Workers int
+	// Down, when set, makes every batch also give Output.Down.
+	Down *Downsample
+}
+
+// Downsample is the reduction a stage computes beside compressing, for
+// the next level of a pyramid (see internal/downsample for the
+// arithmetic). With Reduce[0] the pipeline kicks batches of an even
+// number of frames (all but the stream's last), so pairs of frames never
+// straddle two batches.
+type Downsample struct {
+	Reduce []bool // per dimension of the array, dim 0 included
+	Method downsample.Method
+}
+
+// Validate checks d against the array it reduces.
+func (d *Downsample) Validate(spec *zarr.Spec) error {
+	if len(d.Reduce) != spec.Rank() {
+		return fmt.Errorf("downsample: %d reduce flags for %d dimensions", len(d.Reduce), spec.Rank())
+	}
+	_, err := downsample.NewPlan(append([]int64{1}, spec.Shape[1:]...), d.Reduce, spec.DType, d.Method)
+	return err
+}
+
+// DownFrameBytes is the size of one frame of the next level.
+func (d *Downsample) DownFrameBytes(spec *zarr.Spec) int64 {
+	out := downsample.OutShape(append([]int64{1}, spec.Shape[1:]...), d.Reduce)
+	n := int64(spec.DType.Size())
+	for _, x := range out[1:] {
+		n *= x
+	}
+	return n
+}
+
+// DownFrames is how many next-level frames a batch of frames makes.
+func (d *Downsample) DownFrames(frames int64) int64 {
+	if d.Reduce[0] {
+		return (frames + 1) / 2
+	}
+	return frames
 }

@@ -58,7 +58,7 @@ func (o *benchOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.IntVar(&o.depth, "depth", 0, "batches in flight (default: the writer's)")
 	f.StringVar(&o.backend, "backend", "auto", "compress backend: auto, cpu or gpu")
 	f.StringVar(&o.dtype, "dtype", "uint16", "element type: uint8..uint64, int8..int64, float32, float64")
-	f.StringVar(&o.fill, "fill", "thirds", "synthetic data: xor, zeros, rand (12-bit noise) or thirds (noise, gradient, zeros)")
+	f.StringVar(&o.fill, "fill", "thirds", "synthetic data: xor, zeros, rand (12-bit noise), thirds (noise, gradient, zeros) or camera (shot noise on drifting blobs, ~2x with zstd)")
 	f.Int64Var(&o.frames, "frames", 0, "frames to write along dim 0 (default: about 10 s of CPU zstd work on this machine)")
 	f.StringVar(&o.writeBytes, "write-bytes", "64MiB", "size of each Write to the writer, e.g. 4MiB")
 	f.StringVarP(&o.output, "output", "o", "", "write the store here (default: a discard sink)")

@@ -121,6 +121,11 @@ func TestFillChunk(t *testing.T) {
 		{Shape: []int64{0, 2, 7, 9}, Chunk: []int64{2, 1, 4, 4}, DType: zarr.Float32},
 		{Shape: []int64{0, 16}, Chunk: []int64{4, 16}, DType: zarr.Uint8},
 		{Shape: []int64{0, 3, 5, 6, 2}, Chunk: []int64{2, 2, 2, 4, 1}, DType: zarr.Int64},
+		// Rows gathered across two trailing one-element axes, and a
+		// trailing axis too long to gather (one fill per element).
+		{Shape: []int64{0, 5, 7, 3, 2}, Chunk: []int64{3, 2, 4, 1, 1}, DType: zarr.Uint16},
+		{Shape: []int64{0, 6, 40}, Chunk: []int64{2, 4, 1}, DType: zarr.Uint8},
+		{Shape: []int64{0, 9, 3}, Chunk: []int64{2, 1, 1}, DType: zarr.Float64},
 	}
 	for _, spec := range specs {
 		spec.Shard = spec.Chunk

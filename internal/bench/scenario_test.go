@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -193,13 +195,41 @@ func TestReportRendering(t *testing.T) {
 	if back["schema"] != Schema {
 		t.Fatalf("schema %v", back["schema"])
 	}
-	m := back["machine"].(map[string]any)
-	if m["cpu_model"] == "" || m["cores"].(float64) < 1 || m["go_version"] == "" {
-		t.Fatalf("machine fields missing: %v", m)
+	m, ok := back["machine"].(map[string]any)
+	if !ok {
+		t.Fatalf("record has no machine object: %v", back["machine"])
+	}
+	// Each key present with the right type and the value the machine has:
+	// a missing key must fail, not compare as "not empty".
+	model, ok := m["cpu_model"].(string)
+	if want := cpuinfoModel(t); !ok || model != want || model != r.Machine.CPUModel {
+		t.Errorf("cpu_model %q (%T), want %q from /proc/cpuinfo (Machine.CPUModel %q)", m["cpu_model"], m["cpu_model"], want, r.Machine.CPUModel)
+	}
+	if cores, ok := m["cores"].(float64); !ok || int(cores) != runtime.NumCPU() {
+		t.Errorf("cores %v (%T), want %d", m["cores"], m["cores"], runtime.NumCPU())
+	}
+	if gv, ok := m["go_version"].(string); !ok || gv != runtime.Version() {
+		t.Errorf("go_version %v, want %s", m["go_version"], runtime.Version())
 	}
 	if _, ok := m["gpus"].([]any); !ok {
 		t.Fatalf("gpus should be a list, even empty: %v", m["gpus"])
 	}
+}
+
+// cpuinfoModel is the first "model name" value of /proc/cpuinfo, read
+// here independently of machine.go (a regexp over the whole file), or
+// GOARCH where there is no such line.
+func cpuinfoModel(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	m := regexp.MustCompile(`(?m)^model name\s*:[ \t]*(.*?)[ \t]*$`).FindSubmatch(b)
+	if m == nil {
+		return runtime.GOARCH
+	}
+	return string(m[1])
 }
 
 func TestHumanBytes(t *testing.T) {

@@ -195,7 +195,11 @@ func newBenchCmd(io stdio, wrap runWrapper) *cobra.Command {
 		Long: `bench writes synthetic frames of a reference scenario (or a custom shape)
 through the same writer append uses, and reports input and output GB/s,
 the compression ratio, wall, init and flush time, the writer's per-stage
-busy time and the producer's stalls. Beside the result it measures, in the
+busy time and the producer's stalls, and what each core did: per stage its
+busy time summed over workers over wall x cores (GPU steps: over wall),
+and the process's CPU time over wall x cores, so idle cores show (on a
+shared machine the stage timers exceed the CPU time: they are wall clocks).
+Beside the result it measures, in the
 same run, a parallel memmove of the same bytes and the CPU codec alone on
 the scenario's chunks (the codec ceiling), and prints end-to-end / ceiling.
 

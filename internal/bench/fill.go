@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/zwrite/zwrite/internal/zarr"
 )
@@ -134,6 +136,12 @@ func FillFrames(kind Fill, spec *zarr.Spec, firstFrame int64, dst []byte) error 
 // firstElem into dst, so a stream can be filled in writes of any size that
 // is a multiple of the element size.
 func FillElems(kind Fill, spec *zarr.Spec, firstElem int64, dst []byte) error {
+	return fillElems(kind, spec, firstElem, dst, nil)
+}
+
+// fillElems is FillElems; with busy set it adds the time each worker spent
+// filling (summed over workers, the bench's per-core accounting).
+func fillElems(kind Fill, spec *zarr.Spec, firstElem int64, dst []byte, busy *atomic.Int64) error {
 	es := spec.DType.Size()
 	if es == 0 {
 		return fmt.Errorf("fill %s: dtype is not set", kind)
@@ -147,7 +155,11 @@ func FillElems(kind Fill, spec *zarr.Spec, firstElem int64, dst []byte) error {
 	switch kind {
 	case FillXor, FillRand, FillThirds, FillCamera:
 	case FillZeros:
+		start := time.Now()
 		clear(dst)
+		if busy != nil {
+			busy.Add(int64(time.Since(start)))
+		}
 		return nil
 	default:
 		return fmt.Errorf("unknown fill %d", int(kind))
@@ -161,9 +173,13 @@ func FillElems(kind Fill, spec *zarr.Spec, firstElem int64, dst []byte) error {
 		workers = int(max(n, 1))
 	}
 	if workers == 1 {
+		start := time.Now()
 		f := newFiller(kind, spec)
 		f.fill(firstElem, dst)
 		f.release()
+		if busy != nil {
+			busy.Add(int64(time.Since(start)))
+		}
 		return nil
 	}
 	var wg sync.WaitGroup
@@ -173,9 +189,13 @@ func FillElems(kind Fill, spec *zarr.Spec, firstElem int64, dst []byte) error {
 		part := dst[w*int64(es) : (w+cnt)*int64(es)]
 		start := firstElem + w
 		wg.Go(func() {
+			t0 := time.Now()
 			f := newFiller(kind, spec)
 			f.fill(start, part)
 			f.release()
+			if busy != nil {
+				busy.Add(int64(time.Since(t0)))
+			}
 		})
 	}
 	wg.Wait()

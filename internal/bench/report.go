@@ -27,8 +27,10 @@ type Report struct {
 	Config   RunConfig    `json:"config"`
 	Result   Result       `json:"result"`
 	// Stages are the pipeline's per-stage figures, in pipeline order.
-	Stages    []StageFigure `json:"stages"`
-	Baselines Baselines     `json:"baselines"`
+	Stages []StageFigure `json:"stages"`
+	// CoreUse is how much of the machine's cores the run kept busy.
+	CoreUse   CoreUse   `json:"core_use"`
+	Baselines Baselines `json:"baselines"`
 }
 
 // ScenarioInfo is the array written.
@@ -89,6 +91,39 @@ type StageFigure struct {
 	Name  string  `json:"name"`
 	BusyS float64 `json:"busy_s"`
 	GBps  float64 `json:"gbps"`
+	// Kind is where the time was spent: KindCPU (host cores), KindGPU
+	// (device time, from the GPU's own events) or KindWait (elapsed time
+	// of a wait, not work: stage wall, stage wait).
+	Kind string `json:"kind"`
+	// Cores is BusyS / wall: how many cores (GPUs for KindGPU) the stage
+	// kept busy on average. BusyFraction is Cores over the run's cores
+	// (GOMAXPROCS; 1 for a GPU stage): the share of the machine it used.
+	// Both are 0 for KindWait.
+	Cores        float64 `json:"cores"`
+	BusyFraction float64 `json:"busy_fraction"`
+	// Estimated marks a BusyS derived rather than measured: the copy into
+	// staging is timed as the producer's wall, and counts once per
+	// goroutine that shares it (the producer and its copy helpers).
+	Estimated bool `json:"estimated,omitempty"`
+}
+
+// Kinds of StageFigure.
+const (
+	KindCPU  = "cpu"
+	KindGPU  = "gpu"
+	KindWait = "wait"
+)
+
+// CoreUse is the run's per-core total. BusyCores is the process's CPU time
+// (user + system, measured) over wall: cores busy on average, whatever
+// they did; BusyFraction is that over Cores. StagesBusyFraction sums the
+// host stages' BusyFraction; the gap to BusyFraction is work no stage
+// timer covers (garbage collection, scheduling, the sink's system time).
+type CoreUse struct {
+	Cores              int     `json:"cores"` // GOMAXPROCS
+	BusyCores          float64 `json:"busy_cores"`
+	BusyFraction       float64 `json:"busy_fraction"`
+	StagesBusyFraction float64 `json:"stages_busy_fraction"`
 }
 
 // WriteJSON writes r as indented JSON.
@@ -129,9 +164,28 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "  wall\t%.3f s\tinit %.3f s\tflush %.3f s\tfill %.3f s\tcpu %.3f s\n", res.WallS, res.InitS, res.FlushS, res.FillS, res.CPUS)
 	fmt.Fprintf(tw, "  producer stall\t%.3f s\tjoin %.3f s\tbackpressure %.3f s\t\n", res.ProducerStallS, res.StallJoinS, res.StallBackS)
 	tw.Flush()
-	b.WriteString("\n  stage        busy s      GB/s (per busy s)\n")
+	cu := &r.CoreUse
+	fmt.Fprintf(&b, "\n  stage        busy s  GB/s per busy s    cores  of %d cores\n", cu.Cores)
 	for _, st := range r.Stages {
-		fmt.Fprintf(&b, "  %-10s %8.3f  %10.3f\n", st.Name, st.BusyS, st.GBps)
+		switch st.Kind {
+		case KindWait:
+			fmt.Fprintf(&b, "  %-10s %8.3f  %10.3f         (elapsed, not work)\n", st.Name, st.BusyS, st.GBps)
+		case KindGPU:
+			fmt.Fprintf(&b, "  %-10s %8.3f  %10.3f    %5.2f  gpu %3.0f%% busy\n", st.Name, st.BusyS, st.GBps, st.Cores, 100*st.BusyFraction)
+		default:
+			est := ""
+			if st.Estimated {
+				est = "  (producer wall x copiers)"
+			}
+			fmt.Fprintf(&b, "  %-10s %8.3f  %10.3f    %5.2f  %3.0f%%%s\n", st.Name, st.BusyS, st.GBps, st.Cores, 100*st.BusyFraction, est)
+		}
+	}
+	fmt.Fprintf(&b, "  cores busy %.2f of %d (%.0f%%, process cpu time / wall); the stages above account for %.0f%%\n",
+		cu.BusyCores, cu.Cores, 100*cu.BusyFraction, 100*cu.StagesBusyFraction)
+	if cu.StagesBusyFraction > cu.BusyFraction+0.1 {
+		// Stage timers are wall clocks: a worker another process
+		// preempts still counts as busy, its CPU time does not.
+		b.WriteString("  (stages above cpu time: other processes held these cores, the machine is shared)\n")
 	}
 	b.WriteString("\n  same-run baselines\n")
 	if bl.MemmoveGBps == 0 && bl.CeilingGBps == 0 {

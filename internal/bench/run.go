@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/zwrite/zwrite/internal/backend"
@@ -166,6 +167,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	var (
 		pos      int64 // bytes of the stream written
 		fillTime time.Duration
+		fillBusy atomic.Int64   // fill time summed over its workers
 		base     pipeline.Stats // counters at the end of the warmup
 		basePos  int64
 		start    = time.Now()
@@ -190,6 +192,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				if pos%fb == 0 {
 					warm, base, basePos, start, cpu0 = true, w.Stats(), pos, time.Now(), cpuTime()
 					fillTime = 0
+					fillBusy.Store(0)
 					el = 0
 				} else {
 					n = min(fb-pos%fb, o.WriteBytes)
@@ -217,7 +220,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			n = min(n, int64(len(buf)))
 			p = buf[:n]
 			tf := time.Now()
-			if err := FillElems(o.Fill, &spec, pos/es, p); err != nil {
+			if err := fillElems(o.Fill, &spec, pos/es, p, &fillBusy); err != nil {
 				return abort(err)
 			}
 			fillTime += time.Since(tf)
@@ -265,7 +268,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	res.StallBackS = s.StallPending.Seconds()
 	res.ProducerStallS = res.StallJoinS + res.StallBackS
 	r.Scenario.Shape = append([]int64{pos / fb}, spec.Shape[1:]...)
-	r.Stages = stageFigures(s, in)
+	acc := accounting{
+		wall: wall, cores: r.Machine.GOMAXPROCS, gpu: r.Config.Backend == "gpu",
+		fill: time.Duration(fillBusy.Load()), copyParts: copyParts(w.Settings(), o.WriteBytes),
+	}
+	r.Stages = acc.figures(s, in)
+	r.CoreUse = acc.coreUse(r.Stages, res.CPUS)
 
 	if !o.NoBaselines {
 		if err := measureBaselines(r, ceil, ceilBefore, buf, in); err != nil {
@@ -324,39 +332,98 @@ func diffStats(s, b pipeline.Stats) pipeline.Stats {
 	return s
 }
 
-// stageFigures lists the pipeline's stages in data-flow order. Steps the
+// accounting turns the run's busy times into what each core did (issue
+// 15): per stage, busy time summed over its workers over wall × cores, so
+// that a stage or a run that leaves cores idle shows it.
+type accounting struct {
+	wall  float64 // the run's wall seconds
+	cores int     // GOMAXPROCS: the cores the run could use
+	gpu   bool    // the stage's steps ran on a GPU (device time)
+	fill  time.Duration
+	// copyParts is how many goroutines share each copy into staging: the
+	// pipeline times the producer's copy wall, its helpers run alongside.
+	copyParts int
+}
+
+// copyParts is the number of goroutines a Write of n bytes is copied by
+// (the pipeline's copier: the producer plus up to CopyHelpers helpers, in
+// parts of at least half the threshold).
+func copyParts(set pipeline.Settings, n int64) int {
+	if set.CopyHelpers <= 0 || n < int64(set.CopyThreshold) {
+		return 1
+	}
+	return int(min(int64(set.CopyHelpers+1), max(1, n/max(1, int64(set.CopyThreshold)/2))))
+}
+
+// figures lists the pipeline's stages in data-flow order. Steps the
 // backend does not have (zero time) are left out, except the ones every
 // backend has.
-func stageFigures(s pipeline.Stats, in int64) []StageFigure {
+func (a *accounting) figures(s pipeline.Stats, in int64) []StageFigure {
 	type fig struct {
 		name   string
 		d      time.Duration
+		kind   string
 		always bool
+		parts  int // > 1: d is the wall of parts goroutines working together
+	}
+	dev := KindCPU
+	if a.gpu {
+		dev = KindGPU
 	}
 	figs := []fig{
-		{"copy", s.Copy, true},
-		{"h2d", s.Stage.H2D, false},
-		{"tile", s.Stage.Tile, false},
-		{"shuffle", s.Stage.Shuffle, false},
-		{"compress", s.Stage.Compress, true},
-		{"aggregate", s.Stage.Aggregate, false},
-		{"d2h", s.Stage.D2H, false},
-		{"stage wall", s.Stage.Wall, true},
-		{"stage wait", s.StageWait, true},
-		{"deliver", s.Deliver, true},
+		{"fill", a.fill, KindCPU, false, 0},
+		{"copy", s.Copy, KindCPU, true, a.copyParts},
+		{"h2d", s.Stage.H2D, dev, false, 0},
+		{"tile", s.Stage.Tile, dev, false, 0},
+		{"shuffle", s.Stage.Shuffle, dev, false, 0},
+		{"compress", s.Stage.Compress, dev, true, 0},
+		{"aggregate", s.Stage.Aggregate, dev, false, 0},
+		{"d2h", s.Stage.D2H, dev, false, 0},
+		{"stage wall", s.Stage.Wall, KindWait, true, 0},
+		{"stage wait", s.StageWait, KindWait, true, 0},
+		{"deliver", s.Deliver, KindCPU, true, 0},
 	}
 	out := make([]StageFigure, 0, len(figs))
 	for _, f := range figs {
 		if f.d <= 0 && !f.always {
 			continue
 		}
-		sf := StageFigure{Name: f.name, BusyS: f.d.Seconds()}
+		sf := StageFigure{Name: f.name, Kind: f.kind, BusyS: f.d.Seconds()}
+		if f.parts > 1 {
+			sf.BusyS *= float64(f.parts)
+			sf.Estimated = true
+		}
 		if f.d > 0 {
-			sf.GBps = float64(in) / f.d.Seconds() / 1e9
+			sf.GBps = float64(in) / sf.BusyS / 1e9
+		}
+		if a.wall > 0 && f.kind != KindWait {
+			sf.Cores = sf.BusyS / a.wall
+			units := float64(a.cores)
+			if f.kind == KindGPU {
+				units = 1 // one device's time
+			}
+			sf.BusyFraction = sf.Cores / units
 		}
 		out = append(out, sf)
 	}
 	return out
+}
+
+// coreUse is the run's total: process CPU time over wall × cores (what
+// the machine really did, measured), beside the host stages' sum.
+func (a *accounting) coreUse(figs []StageFigure, cpuS float64) CoreUse {
+	u := CoreUse{Cores: a.cores}
+	if a.wall <= 0 || a.cores <= 0 {
+		return u
+	}
+	u.BusyCores = cpuS / a.wall
+	u.BusyFraction = u.BusyCores / float64(a.cores)
+	for _, f := range figs {
+		if f.Kind == KindCPU {
+			u.StagesBusyFraction += f.BusyFraction
+		}
+	}
+	return u
 }
 
 // measureBaselines runs the memmove baseline and the second half of the

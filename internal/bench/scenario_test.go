@@ -167,16 +167,19 @@ func TestReportRendering(t *testing.T) {
 	r := &Report{Schema: Schema, Tool: "zwrite", Time: time.Unix(0, 0).UTC(), Machine: DescribeMachine(),
 		Scenario: ScenarioInfo{Name: "orca2", Shape: []int64{64, 2, 2048, 2304}, Chunk: []int64{32, 1, 64, 64},
 			Shard: []int64{640, 2, 512, 576}, DType: "uint16", Codec: "zstd", Level: 1, Fill: "thirds"},
-		Config:    RunConfig{Backend: "cpu", Depth: 3, WriteBytes: 64 << 20, Prefill: true, PrefillBuf: 604 << 20, Sink: "discard"},
-		Result:    Result{Frames: 64, InputBytes: 1 << 30, OutputBytes: 1 << 29, WallS: 1, InputGBps: 1.07, Ratio: 2},
-		Stages:    []StageFigure{{Name: "compress", BusyS: 1.5, GBps: 0.7}},
+		Config: RunConfig{Backend: "cpu", Depth: 3, WriteBytes: 64 << 20, Prefill: true, PrefillBuf: 604 << 20, Sink: "discard"},
+		Result: Result{Frames: 64, InputBytes: 1 << 30, OutputBytes: 1 << 29, WallS: 1, InputGBps: 1.07, Ratio: 2},
+		Stages: []StageFigure{{Name: "compress", Kind: KindCPU, BusyS: 1.5, GBps: 0.7, Cores: 1.5, BusyFraction: 0.1875},
+			{Name: "stage wait", Kind: KindWait, BusyS: 0.4}},
+		CoreUse:   CoreUse{Cores: 8, BusyCores: 2, BusyFraction: 0.25, StagesBusyFraction: 0.1875},
 		Baselines: Baselines{MemmoveGBps: 10, CeilingGBps: 1.2, OverCeiling: 0.89},
 	}
 	var tb bytes.Buffer
 	if err := r.WriteTable(&tb); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"orca2", "GB/s", "GiB/s", "ratio 2.000", "compress", "end-to-end / ceiling  0.890", "memmove"} {
+	for _, want := range []string{"orca2", "GB/s", "GiB/s", "ratio 2.000", "compress", "end-to-end / ceiling  0.890", "memmove",
+		"of 8 cores", "1.50   19%", "(elapsed, not work)", "cores busy 2.00 of 8 (25%", "account for 19%"} {
 		if !strings.Contains(tb.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, tb.String())
 		}
@@ -210,6 +213,12 @@ func TestReportRendering(t *testing.T) {
 	}
 	if gv, ok := m["go_version"].(string); !ok || gv != runtime.Version() {
 		t.Errorf("go_version %v, want %s", m["go_version"], runtime.Version())
+	}
+	if cu, ok := back["core_use"].(map[string]any); !ok || cu["cores"] != 8.0 || cu["busy_fraction"] != 0.25 {
+		t.Errorf("core_use %v, want cores 8 and busy_fraction 0.25", back["core_use"])
+	}
+	if st, ok := back["stages"].([]any); !ok || len(st) != 2 || st[0].(map[string]any)["busy_fraction"] != 0.1875 || st[1].(map[string]any)["kind"] != KindWait {
+		t.Errorf("stages %v, want the busy fraction and kind of each", back["stages"])
 	}
 	if _, ok := m["gpus"].([]any); !ok {
 		t.Fatalf("gpus should be a list, even empty: %v", m["gpus"])

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -38,6 +39,15 @@ type Baselines struct {
 	// its H2D rate, the PCIe ceiling of a GPU pipeline.
 	Copy    *gpu.CopyBandwidth `json:"gpu_copy,omitempty"`
 	OverH2D float64            `json:"e2e_over_h2d,omitempty"`
+	// Read and Write are the --input run's I/O ceilings: the input file
+	// read with N threads of positioned reads, and (with an output
+	// directory) the store's shard files written with N threads to the
+	// output's file system; the best N counts. OverRead is the input rate
+	// over Read's, OverWrite the output rate over Write's.
+	Read      *IOCeiling `json:"read_ceiling,omitempty"`
+	Write     *IOCeiling `json:"write_ceiling,omitempty"`
+	OverRead  float64    `json:"e2e_over_read,omitempty"`
+	OverWrite float64    `json:"e2e_over_write,omitempty"`
 	// End-to-end input rate over each baseline.
 	OverMemmove float64 `json:"e2e_over_memmove"`
 	OverCeiling float64 `json:"e2e_over_ceiling"`
@@ -114,25 +124,39 @@ type ceiling struct {
 // (positions spread evenly over the epoch, so every part of the frame is
 // represented) from the fill, makes the encoders and compresses the sample
 // once, untimed (warms the encoders' tables; measures the ratio).
-func newCeiling(kind Fill, spec *zarr.Spec, newEnc func() (ChunkEncoder, error)) (*ceiling, error) {
+//
+// With src set the chunks come from src (an --input run's file) instead of
+// the fill.
+func newCeiling(kind Fill, src io.ReaderAt, spec *zarr.Spec, newEnc func() (ChunkEncoder, error)) (*ceiling, error) {
 	c := &ceiling{cb: spec.ChunkBytes()}
 	perEpoch := spec.ChunksPerEpoch()
 	c.n = min(perEpoch, max(ceilingSampleMax/c.cb, 1))
 	c.sample = make([]byte, c.n*c.cb)
 	workers := runtime.GOMAXPROCS(0)
+	if src != nil {
+		kind = fillFile
+	}
 	var wg sync.WaitGroup
+	errs := make([]error, workers)
 	for w := 0; w < workers; w++ {
 		// Tile in parallel: the sample can be 256 MiB.
 		wg.Go(func() {
 			f := newFiller(kind, spec)
+			if src != nil {
+				f = newFileFiller(spec, src)
+			}
 			defer f.release()
 			for i := int64(w); i < c.n; i += int64(workers) {
 				pos := i * perEpoch / c.n
 				fillChunk(f, kind, spec, 0, pos, c.sample[i*c.cb:(i+1)*c.cb])
 			}
+			errs[w] = f.srcErr
 		})
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("codec ceiling: read the input's first epoch: %w", err)
+	}
 
 	c.encs = make([]ChunkEncoder, workers)
 	c.outs = make([][]byte, workers)

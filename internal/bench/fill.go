@@ -2,7 +2,9 @@ package bench
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"runtime"
 	"strings"
@@ -49,6 +51,10 @@ const (
 	FillCamera
 )
 
+// fillFile marks chunks read from an input file (newFileFiller) rather
+// than made by a fill; it is never parsed or listed.
+const fillFile Fill = -1
+
 // Fills lists every fill, for tests and help texts.
 var Fills = []Fill{FillXor, FillZeros, FillRand, FillThirds, FillCamera}
 
@@ -64,6 +70,8 @@ func (f Fill) String() string {
 		return "thirds"
 	case FillCamera:
 		return "camera"
+	case fillFile:
+		return "file"
 	}
 	return fmt.Sprintf("fill(%d)", int(f))
 }
@@ -214,6 +222,19 @@ type filler struct {
 	vals  *[rowSeg]uint64
 	cam   *camState // the camera fill's state; nil for the others
 	span  []byte    // fillChunk's scratch for rows it gathers
+	// src, when set, is where the elements come from instead of a
+	// pattern: the input file of an --input run (element i at byte i×size).
+	// The first read error stays in srcErr.
+	src    io.ReaderAt
+	srcErr error
+}
+
+// newFileFiller makes a filler whose elements are read from src, so the
+// codec ceiling of an --input run compresses the file's own chunks.
+func newFileFiller(spec *zarr.Spec, src io.ReaderAt) *filler {
+	f := newFiller(FillXor, spec)
+	f.src = src
+	return f
 }
 
 // scratchPool recycles the generators' value buffers, so that many small
@@ -261,6 +282,18 @@ func (f *filler) bandOf(c int64) int {
 }
 
 func (f *filler) fill(first int64, dst []byte) {
+	if f.src != nil {
+		n, err := f.src.ReadAt(dst, first*int64(f.dt.Size()))
+		if errors.Is(err, io.EOF) {
+			// Past the file's last frame: the writer pads with zeros.
+			clear(dst[n:])
+			err = nil
+		}
+		if err != nil && f.srcErr == nil {
+			f.srcErr = err
+		}
+		return
+	}
 	if f.cam != nil {
 		f.fillCamera(first, dst)
 		return

@@ -41,6 +41,7 @@ type ScenarioInfo struct {
 	Shard      []int64  `json:"shard"`
 	DType      string   `json:"dtype"`
 	Codec      string   `json:"codec"`
+	Shuffle    string   `json:"shuffle,omitempty"` // blosc codecs: byte, bit or none
 	Level      int      `json:"level"`
 	Fill       string   `json:"fill"`
 	FrameBytes int64    `json:"frame_bytes"`
@@ -57,6 +58,10 @@ type RunConfig struct {
 	Sink       string  `json:"sink"`                    // "discard" or the store path
 	DurationS  float64 `json:"duration_s,omitempty"`
 	WarmupS    float64 `json:"warmup_s,omitempty"`
+	// Input is the raw file an --input run fed to the writer (as zwrite
+	// append does); InputNote says how it was read (InputNote).
+	Input     string `json:"input,omitempty"`
+	InputNote string `json:"input_note,omitempty"`
 }
 
 // Result is the end-to-end outcome. Rates are over Wall: from the first
@@ -140,14 +145,22 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	s, c, res, bl := &r.Scenario, &r.Config, &r.Result, &r.Baselines
-	fmt.Fprintf(&b, "zwrite bench  %s  %s %s level %d  fill %s  backend %s  depth %s\n",
-		s.Name, s.DType, s.Codec, s.Level, s.Fill, c.Backend, depthString(c.Depth))
-	fmt.Fprintf(&b, "  shape %s  chunk %s  shard %s\n", fmtShape(s.Shape), fmtShape(s.Chunk), fmtShape(s.Shard))
-	pre := "off (data made before each write)"
-	if c.Prefill {
-		pre = fmt.Sprintf("on (%s buffer cycled)", humanBytes(c.PrefillBuf))
+	data := "fill " + s.Fill
+	if c.Input != "" {
+		data = "input file"
 	}
-	fmt.Fprintf(&b, "  writes of %s, prefill %s, sink %s\n", humanBytes(c.WriteBytes), pre, c.Sink)
+	fmt.Fprintf(&b, "zwrite bench  %s  %s %s level %d  %s  backend %s  depth %s\n",
+		s.Name, s.DType, codecName(s.Codec, s.Shuffle), s.Level, data, c.Backend, depthString(c.Depth))
+	fmt.Fprintf(&b, "  shape %s  chunk %s  shard %s\n", fmtShape(s.Shape), fmtShape(s.Chunk), fmtShape(s.Shard))
+	if c.Input != "" {
+		fmt.Fprintf(&b, "  input %s fed to the writer as zwrite append feeds it, sink %s\n  %s\n", c.Input, c.Sink, c.InputNote)
+	} else {
+		pre := "off (data made before each write)"
+		if c.Prefill {
+			pre = fmt.Sprintf("on (%s buffer cycled)", humanBytes(c.PrefillBuf))
+		}
+		fmt.Fprintf(&b, "  writes of %s, prefill %s, sink %s\n", humanBytes(c.WriteBytes), pre, c.Sink)
+	}
 	m := &r.Machine
 	gpu := m.GPUNote
 	if len(gpu) > 60 {
@@ -200,12 +213,44 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(&b, "  per CPU second: end-to-end / ceiling  %.3f   (steadier on a shared machine)\n", bl.OverCeilingCPU)
 		}
 	}
+	for _, io := range []struct {
+		name string
+		c    *IOCeiling
+		over float64
+		rate string
+	}{{"read", bl.Read, bl.OverRead, "input"}, {"write", bl.Write, bl.OverWrite, "output"}} {
+		if io.c == nil {
+			continue
+		}
+		var trials []string
+		for _, t := range io.c.Trials {
+			trials = append(trials, fmt.Sprintf("%d: %.2f", t.Threads, t.GBps))
+		}
+		what := humanBytes(io.c.Bytes)
+		if io.c.Files > 0 {
+			what = fmt.Sprintf("%d shard files, %s", io.c.Files, what)
+		}
+		if io.c.BestThreads == 0 {
+			fmt.Fprintf(&b, "  %-5s ceiling: %s\n", io.name, io.c.Note)
+			continue
+		}
+		fmt.Fprintf(&b, "  %-5s ceiling (%s) best %.3f GB/s with %d threads   %s rate / ceiling  %.3f\n        threads: GB/s  %s\n",
+			io.name, what, io.c.BestGBps, io.c.BestThreads, io.rate, io.over, strings.Join(trials, ", "))
+	}
 	if c := bl.Copy; c != nil {
 		fmt.Fprintf(&b, "  pinned copy (%s)  H2D %.3f GB/s  D2H %.3f GB/s  both %.3f GB/s   end-to-end / H2D  %.3f\n",
 			c.Device, c.H2DGBs, c.D2HGBs, c.BothGBs, bl.OverH2D)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// codecName is "lz4/bit" for a blosc codec, the codec alone otherwise.
+func codecName(codec, shuffle string) string {
+	if shuffle == "" {
+		return codec
+	}
+	return codec + "/" + shuffle
 }
 
 func depthString(d int) string {

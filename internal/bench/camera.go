@@ -227,13 +227,14 @@ type camActive struct {
 
 // camState is one worker's position in the camera fill.
 type camState struct {
-	s        *camScene
-	t, run   int64 // the run the active lists are for; t = -1: none
-	kout     int64 // channel index of the run's outer channel axes
-	active   [camVariants][]camActive
-	coord    []int64 // frame coordinates of the run's outer axes
-	rows     *[camVariants][rowSeg + 2]uint64
-	rowsUsed bool
+	s      *camScene
+	t, run int64 // the run the active lists are for; t = -1: none
+	kout   int64 // channel index of the run's outer channel axes
+	active [camVariants][]camActive
+	coord  []int64 // frame coordinates of the run's outer axes
+	// rows holds each scene's photons along the run axis when the run
+	// interleaves trailing channels (cn > 1); from camRowsPool.
+	rows *[camVariants][rowSeg + 2]uint64
 }
 
 // camRowsPool recycles the per-scene rows of runs with trailing channels.

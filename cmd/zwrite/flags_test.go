@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/zwrite/zwrite/internal/bench"
 )
 
 // zw runs zwrite in-process with stdin and returns the exit code, stdout
@@ -150,7 +152,8 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestSynthDeterministic(t *testing.T) {
-	for _, fill := range []string{"xor", "zeros", "rand", "thirds"} {
+	for _, f := range bench.Fills {
+		fill := f.String()
 		t.Run(fill, func(t *testing.T) {
 			args := []string{"synth", "--shape", "5,3,7", "--dtype", "u16", "--fill", fill}
 			code, a, stderr := zw(t, context.Background(), nil, args...)

@@ -168,21 +168,31 @@ func openOutput(o *appendOptions, ins []input) (sink.Store, error) {
 		}
 	}
 	store, err := sink.Open(o.output, sink.Options{Overwrite: o.overwrite, Fsync: o.fsync, BreakLock: o.breakLock, Inputs: files})
+	if err != nil {
+		if u := outputUsage(err); u != nil {
+			return nil, u
+		}
+		return nil, err
+	}
+	return store, nil
+}
+
+// outputUsage maps the sink's refusals of an output to messages that name
+// the flags that change them; nil for any other error.
+func outputUsage(err error) error {
 	var exists *sink.ExistsError
 	var notStore *sink.NotStoreError
 	var inside *sink.InputInsideError
 	var foreignLock *sink.ForeignLockError
 	switch {
-	case err == nil:
-		return store, nil
 	case errors.As(err, &exists):
-		return nil, usagef("%v; pass --overwrite to replace it, or choose another -o", err)
+		return usagef("%v; pass --overwrite to replace it, or choose another -o", err)
 	case errors.As(err, &notStore), errors.As(err, &inside):
-		return nil, &usageError{err}
+		return &usageError{err}
 	case errors.As(err, &foreignLock):
-		return nil, fmt.Errorf("%w; --break-lock takes it over", err)
+		return fmt.Errorf("%w; --break-lock takes it over", err)
 	}
-	return nil, err
+	return nil
 }
 
 // copyInputs feeds every input to w in order. Regular files are read by

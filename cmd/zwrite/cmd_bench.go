@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/zwrite/zwrite/internal/backend"
 	"github.com/zwrite/zwrite/internal/bench"
-	"github.com/zwrite/zwrite/internal/pipeline"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -213,35 +211,7 @@ func (o *benchOptions) validate(f *pflag.FlagSet) error {
 		return &usageError{err}
 	}
 	if o.output != "" {
-		if err := checkBenchOutput(o.output, o.overwrite); err != nil {
-			return err
-		}
-		b.OutDir = o.output
-	}
-	return nil
-}
-
-// checkBenchOutput refuses an existing, non-empty output without
-// --overwrite, and with it removes the old store (a bench store is
-// scratch). Only a directory holding a zarr.json is removed: a mistyped -o
-// must never delete anything else.
-func checkBenchOutput(path string, overwrite bool) error {
-	ents, err := os.ReadDir(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil
-	case err != nil:
-		return fmt.Errorf("output %s: %w", path, err)
-	case len(ents) == 0:
-		return nil
-	case !overwrite:
-		return usagef("output %s already exists; pass --overwrite to replace it, or choose another -o", path)
-	}
-	if _, err := os.Stat(filepath.Join(path, "zarr.json")); err != nil {
-		return usagef("output %s exists and is not a Zarr store (no zarr.json); refusing to delete it, choose another -o", path)
-	}
-	if err := os.RemoveAll(path); err != nil {
-		return fmt.Errorf("remove old output %s: %w", path, err)
+		b.OutDir, b.Overwrite = o.output, o.overwrite
 	}
 	return nil
 }
@@ -359,10 +329,15 @@ func runBench(ctx context.Context, o *benchOptions, io stdio) error {
 // errors.
 func benchError(err error) error {
 	var ue *backend.UnavailableError
-	var me *pipeline.MemoryError
 	var ie *bench.InputError
-	if errors.As(err, &ue) || errors.As(err, &me) || errors.As(err, &ie) {
+	if errors.As(err, &ue) || errors.As(err, &ie) {
 		return &usageError{err}
+	}
+	if u := writerUsage(err); u != nil {
+		return u
+	}
+	if u := outputUsage(err); u != nil {
+		return u
 	}
 	return err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -31,8 +30,13 @@ func feedFile(ctx context.Context, w *pipeline.Writer, f *os.File) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// io.Copy takes the Writer's ReadFrom: reads land in staging directly.
-	_, err := io.Copy(w, f)
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	// Positioned reads by the writer's pool of readers, straight into
+	// its staging, as append does.
+	_, err = w.ReadAt(f, fi.Size(), 0)
 	return err
 }
 

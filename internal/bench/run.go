@@ -57,6 +57,8 @@ type Options struct {
 	Input   string
 	Backend string // auto, cpu or gpu
 	Depth   int    // 0: the pipeline's default
+	// Overwrite lets OutDir replace an existing Zarr store (see sink.Open).
+	Overwrite bool
 	// OutDir is the store to write; "" writes to a discard sink. The
 	// directory must not hold a store (the CLI checks --overwrite).
 	OutDir string
@@ -215,11 +217,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer st.Close()
 	r.Config.Backend = st.Name()
-	var sk sink.Sink
-	if o.OutDir == "" {
-		sk = sink.NewDiscard()
-	} else if sk, err = sink.NewDir(o.OutDir, sink.DirOptions{}); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", o.OutDir, err)
+	var sk sink.Sink = sink.NewDiscard()
+	var store sink.Store
+	if o.OutDir != "" {
+		// The same output policy as append: only a Zarr store is
+		// replaced, and only once the run succeeded.
+		if store, err = sink.Open(o.OutDir, sink.Options{Overwrite: o.Overwrite}); err != nil {
+			return nil, err
+		}
+		defer store.Close()
+		sk = store.Sink()
 	}
 	defer sk.Close()
 	w, err := pipeline.New(ctx, pipeline.Config{Spec: spec, Stage: st, Sink: sk, Depth: o.Depth})
@@ -313,6 +320,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	tc := time.Now()
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("close writer: %w", err)
+	}
+	if store != nil {
+		if err := store.Finish(); err != nil {
+			return nil, err
+		}
 	}
 	end := time.Now()
 	r.Result.CPUS = (cpuTime() - cpu0).Seconds()

@@ -61,9 +61,11 @@ func runVerify(ctx context.Context, o *verifyOptions, store string, io stdio) er
 		return err
 	}
 	defer a.Close()
-	r, err := interruptibleValue(ctx, func() (zarr.Report, error) { return a.Verify(opts) })
+	// On this goroutine: VerifyContext stops at the next file or chunk once
+	// ctx is done, so the deferred Close never runs under a read.
+	r, err := a.VerifyContext(ctx, opts)
 	if ctx.Err() != nil {
-		return err
+		return context.Cause(ctx)
 	}
 	for _, s := range r.Stray {
 		fmt.Fprintf(io.err, "warning: %s: %s is not part of the array (readers ignore it)\n", store, s)

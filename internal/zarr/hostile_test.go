@@ -283,6 +283,13 @@ func TestHostileStores(t *testing.T) {
 				return with(CodecNone, "zarr.json", &fstest.MapFile{Data: js})
 			},
 			open: "over 16 MiB is refused", alloc: 1 << 20},
+		{name: "zarr.json over 16 MiB where the size is unknown",
+			// The read stops at the limit even when Stat says nothing.
+			fsys: func(t *testing.T) fs.FS {
+				js := append(good(CodecNone)["zarr.json"].Data, bytes.Repeat([]byte(" "), 3*MaxMetadataBytes)...)
+				return sizelessFS{with(CodecNone, "zarr.json", &fstest.MapFile{Data: js})}
+			},
+			open: "zarr.json is more than 16 MiB", alloc: 40 << 20},
 		{name: "frame bytes overflow behind an empty dim 0",
 			fsys: func(t *testing.T) fs.FS {
 				return fstest.MapFS{"zarr.json": {Data: hostileMeta([]int64{0, 1 << 62, 4}, []int64{1, 1, 1}, []int64{1, 1, 1}, "uint16", CodecNone)}}
@@ -298,6 +305,12 @@ func TestHostileStores(t *testing.T) {
 					t.Errorf("report %+v, want 2^61 chunks in 2^61 missing shards", r.rep)
 				}
 			}},
+		{name: "chunk taller than the array",
+			// Only the frames that exist are buffered, not the chunk's 4096.
+			fsys: func(t *testing.T) fs.FS {
+				return fstest.MapFS{"zarr.json": {Data: hostileMeta([]int64{2, 1 << 20}, []int64{1 << 12, 1 << 8}, []int64{1 << 12, 1 << 8}, "uint8", CodecNone)}}
+			},
+			want: make([]byte, 2<<20), alloc: 16 << 20},
 		{name: "epoch over 16 GiB",
 			fsys: func(t *testing.T) fs.FS {
 				return fstest.MapFS{"zarr.json": {Data: hostileMeta([]int64{4, 1 << 33}, []int64{4, 1}, []int64{4, 1}, "uint8", CodecNone)}}
@@ -421,6 +434,14 @@ func TestHostileStores(t *testing.T) {
 					t.Errorf("report %+v, want 1 missing shard, 4 chunks written, 4 fill value", r.rep)
 				}
 			}},
+		{name: "missing shard reads as a non-zero fill value",
+			fsys: func(t *testing.T) fs.FS {
+				fsys := with(CodecZstd, "c/0/0", nil)
+				js := bytes.Replace(fsys["zarr.json"].Data, []byte(`"fill_value": 0`), []byte(`"fill_value": 258`), 1)
+				fsys["zarr.json"] = &fstest.MapFile{Data: js}
+				return fsys
+			},
+			want: append(bytes.Repeat([]byte{2, 1}, 4*6), data[4*6*2:]...)},
 		{name: "stray named pipe is never opened",
 			fsys: func(t *testing.T) fs.FS {
 				return with(CodecNone, "c/notes", &fstest.MapFile{Mode: fs.ModeNamedPipe})
@@ -468,6 +489,32 @@ func TestHostileStores(t *testing.T) {
 
 func head(b []byte) []byte { return b[:min(len(b), 16)] }
 
+// sizelessFS is a file system whose files do not know their size (Stat
+// says 0), as files still being written or some network file systems.
+type sizelessFS struct{ fs.FS }
+
+func (s sizelessFS) Open(name string) (fs.File, error) {
+	f, err := s.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return sizelessFile{f}, nil
+}
+
+type sizelessFile struct{ fs.File }
+
+func (f sizelessFile) Stat() (fs.FileInfo, error) {
+	fi, err := f.File.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return sizelessInfo{fi}, nil
+}
+
+type sizelessInfo struct{ fs.FileInfo }
+
+func (sizelessInfo) Size() int64 { return 0 }
+
 // TestReadAllStopsOnCancel: ReadAll checks its context between chunks and
 // between the pieces of a large epoch, so an interrupt stops it before
 // the next write.
@@ -514,6 +561,33 @@ func TestReadAllStopsOnCancel(t *testing.T) {
 				t.Errorf("%d writes, want %d: the read went on after the cancel", w.writes, tc.wantWrites)
 			}
 		})
+	}
+}
+
+// TestReadAllStopsBetweenChunks: an interrupt while an epoch is being
+// gathered stops ReadAll at the next chunk, before it opens another shard.
+func TestReadAllStopsBetweenChunks(t *testing.T) {
+	s := Spec{Shape: []int64{0, 9}, DType: Uint16, Chunk: []int64{2, 3}, Shard: []int64{2, 3}, Codec: CodecLZ4, Level: 1}
+	fsys := writeStore(t, s, 4, randData(4*9*2, 3), storeOpts{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var opened []string
+	a, err := Open(openHook{FS: fsys, hook: func(name string) {
+		opened = append(opened, name)
+		if name == "c/0/1" {
+			cancel()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	w := &countWriter{}
+	if err := a.ReadAllContext(ctx, w); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ReadAllContext = %v, want context.Canceled", err)
+	}
+	if want := []string{"zarr.json", "c/0/0", "c/0/1"}; fmt.Sprint(opened) != fmt.Sprint(want) || w.writes != 0 {
+		t.Errorf("opened %q and wrote %d times, want %q and no write: the read went on after the cancel", opened, w.writes, want)
 	}
 }
 

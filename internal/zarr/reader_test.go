@@ -444,6 +444,14 @@ func TestVerifyProblems(t *testing.T) {
 			fs["zarr.json"] = &fstest.MapFile{Data: m}
 			return fs
 		}(), want: "beyond the shape", readWant: data[:4*10*2]},
+		{name: "beyond shape inner chunk", fsys: func() fstest.MapFS {
+			// Shape 2 ends inside shard c/0/0: its second chunk row (frames
+			// 2 and 3) lies beyond it.
+			fs := good()
+			m, _ := MarshalArray(&s, 2)
+			fs["zarr.json"] = &fstest.MapFile{Data: m}
+			return fs
+		}(), want: "shard c/0/0: inner chunk 2 [1 0] holds data beyond the shape", readWant: data[:2*10*2]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

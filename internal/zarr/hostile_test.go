@@ -254,6 +254,7 @@ func TestHostileStores(t *testing.T) {
 	}
 
 	const gib64 = 64 << 30
+	sizeless := &sizelessFS{}
 	tests := []struct {
 		name  string
 		fsys  func(t *testing.T) fs.FS
@@ -287,9 +288,15 @@ func TestHostileStores(t *testing.T) {
 			// The read stops at the limit even when Stat says nothing.
 			fsys: func(t *testing.T) fs.FS {
 				js := append(good(CodecNone)["zarr.json"].Data, bytes.Repeat([]byte(" "), 3*MaxMetadataBytes)...)
-				return sizelessFS{with(CodecNone, "zarr.json", &fstest.MapFile{Data: js})}
+				sizeless.read = 0
+				return sizeless.wrap(with(CodecNone, "zarr.json", &fstest.MapFile{Data: js}))
 			},
-			open: "zarr.json is more than 16 MiB", alloc: 40 << 20},
+			open: "zarr.json is more than 16 MiB", alloc: 10 * MaxMetadataBytes,
+			check: func(t *testing.T, r hostileResult) {
+				if sizeless.read > MaxMetadataBytes+1 {
+					t.Errorf("read %d bytes of zarr.json, want at most %d", sizeless.read, MaxMetadataBytes+1)
+				}
+			}},
 		{name: "frame bytes overflow behind an empty dim 0",
 			fsys: func(t *testing.T) fs.FS {
 				return fstest.MapFS{"zarr.json": {Data: hostileMeta([]int64{0, 1 << 62, 4}, []int64{1, 1, 1}, []int64{1, 1, 1}, "uint16", CodecNone)}}
@@ -468,6 +475,9 @@ func TestHostileStores(t *testing.T) {
 			if alloc > limit {
 				t.Errorf("reading allocated %d bytes, want at most %d", alloc, limit)
 			}
+			if tc.check != nil {
+				tc.check(t, r)
+			}
 			wantErr(t, "Open", r.openErr, tc.open)
 			if r.openErr != nil {
 				return
@@ -480,9 +490,6 @@ func TestHostileStores(t *testing.T) {
 					t.Errorf("ReadAll gave %d bytes, want %d (%x... vs %x...)", len(r.out), len(tc.want), head(r.out), head(tc.want))
 				}
 			}
-			if tc.check != nil {
-				tc.check(t, r)
-			}
 		})
 	}
 }
@@ -490,18 +497,36 @@ func TestHostileStores(t *testing.T) {
 func head(b []byte) []byte { return b[:min(len(b), 16)] }
 
 // sizelessFS is a file system whose files do not know their size (Stat
-// says 0), as files still being written or some network file systems.
-type sizelessFS struct{ fs.FS }
+// says 0), as files still being written or some network file systems. It
+// counts the bytes read from them.
+type sizelessFS struct {
+	fs.FS
+	read int64
+}
 
-func (s sizelessFS) Open(name string) (fs.File, error) {
+func (s *sizelessFS) wrap(fsys fs.FS) *sizelessFS {
+	s.FS = fsys
+	return s
+}
+
+func (s *sizelessFS) Open(name string) (fs.File, error) {
 	f, err := s.FS.Open(name)
 	if err != nil {
 		return nil, err
 	}
-	return sizelessFile{f}, nil
+	return sizelessFile{f, s}, nil
 }
 
-type sizelessFile struct{ fs.File }
+type sizelessFile struct {
+	fs.File
+	fsys *sizelessFS
+}
+
+func (f sizelessFile) Read(p []byte) (int, error) {
+	n, err := f.File.Read(p)
+	f.fsys.read += int64(n)
+	return n, err
+}
 
 func (f sizelessFile) Stat() (fs.FileInfo, error) {
 	fi, err := f.File.Stat()

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,7 +200,7 @@ func TestHostileStoreCommands(t *testing.T) {
 				replace(t, filepath.Join(s, "c", "0", "0", "0"), link(secretPath))
 				return s
 			},
-			cat: want{1, "leads outside the store"}, verify: want{1, "leads outside the store"}, info: want{1, "leads outside the store"}},
+			cat: want{1, "is absolute: readers follow only relative links that stay inside the store"}, verify: want{1, "is absolute"}, info: want{1, "is absolute"}},
 		{name: "chunk links to a file outside the store (absolute)",
 			// A raw chunk exactly the file's size: read through the link,
 			// it would print the file and verify ok.
@@ -207,7 +209,7 @@ func TestHostileStoreCommands(t *testing.T) {
 				replace(t, filepath.Join(s, "c", "0"), link(secretPath))
 				return s
 			},
-			cat: want{1, "leads outside the store"}, verify: want{1, "leads outside the store"}, info: want{1, "leads outside the store"}},
+			cat: want{1, "is absolute"}, verify: want{1, "is absolute"}, info: want{1, "is absolute"}},
 		{name: "chunk links to a file outside the store (relative)",
 			store: func(t *testing.T) string {
 				s := custom(t, map[string][]byte{"zarr.json": unshardedJSON(len(secret))})
@@ -225,7 +227,7 @@ func TestHostileStoreCommands(t *testing.T) {
 				replace(t, filepath.Join(s, "c", "0", "0", "0"), link("/dev/zero"))
 				return s
 			},
-			cat: want{1, "leads outside the store"}, verify: want{1, "leads outside the store"}, info: want{1, "leads outside the store"}},
+			cat: want{1, `symbolic link to "/dev/zero" is absolute`}, verify: want{1, "is absolute"}, info: want{1, "is absolute"}},
 		{name: "shard is a device",
 			store: func(t *testing.T) string {
 				s := good(t)
@@ -481,4 +483,272 @@ func TestInterruptSignal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStoreFS checks the file system the reading commands open stores
+// through, entry by entry: what it opens, what it refuses and why.
+func TestStoreFS(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "s.zarr")
+	writeFile(t, filepath.Join(dir, "outside"), []byte("outside"))
+	writeFile(t, filepath.Join(store, "c", "0"), []byte("chunk"))
+	for name, target := range map[string]string{
+		"c/in":       "0",
+		"c/up":       "../../outside",
+		"c/abs":      filepath.Join(dir, "outside"),
+		"c/dev":      "/dev/zero",
+		"c/broken":   "nothing",
+		"c/toFifo":   "fifo",
+		"linkdir":    "c",
+		"escapedir":  "..",
+		"c/loop":     "loop",
+		"c/absInner": filepath.Join(store, "c", "0"),
+	} {
+		if err := os.Symlink(target, filepath.Join(store, filepath.FromSlash(name))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(store, "c", "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	fsys := storeFS{root}
+	tests := []struct {
+		name     string
+		want     string // error fragment; "" = opens
+		notExist bool   // the error must be fs.ErrNotExist (a missing shard)
+		data     string
+	}{
+		{name: "c/0", data: "chunk"},
+		{name: "c", want: ""},
+		{name: "c/in", data: "chunk"},
+		{name: "linkdir/0", data: "chunk"},
+		{name: "c/up", want: `symbolic link to "../../outside" leads outside the store: readers follow only relative links`},
+		{name: "c/abs", want: "is absolute: readers follow only relative links"},
+		{name: "c/absInner", want: "is absolute"},
+		{name: "c/dev", want: `symbolic link to "/dev/zero" is absolute`},
+		{name: "escapedir/outside", want: "escapes"},
+		{name: "c/fifo", want: "a store holds regular files only; this is a named pipe"},
+		{name: "c/toFifo", want: "this is a named pipe"},
+		{name: "c/broken", notExist: true},
+		{name: "c/missing", notExist: true},
+		{name: "c/loop", want: `symbolic link to "loop": too many levels of symbolic links`},
+		{name: "../s.zarr/c/0", want: "invalid argument"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var f fs.File
+			var err error
+			zwNoHangFn(t, "open "+tc.name, func() { f, err = fsys.Open(tc.name) })
+			_, serr := fsys.Stat(tc.name)
+			switch {
+			case tc.notExist:
+				if !errors.Is(err, fs.ErrNotExist) || !errors.Is(serr, fs.ErrNotExist) {
+					t.Errorf("Open: %v, Stat: %v; want fs.ErrNotExist from both", err, serr)
+				}
+			case tc.want != "":
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("Open: %v, want an error containing %q", err, tc.want)
+				}
+				if serr == nil {
+					t.Errorf("Stat accepts what Open refuses")
+				}
+				if errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("Open: %v is fs.ErrNotExist, which readers take for a missing shard", err)
+				}
+			default:
+				if err != nil || serr != nil {
+					t.Fatalf("Open: %v, Stat: %v", err, serr)
+				}
+				defer f.Close()
+				if tc.data != "" {
+					b, err := io.ReadAll(f)
+					if err != nil || string(b) != tc.data {
+						t.Errorf("read %q, %v; want %q", b, err, tc.data)
+					}
+				}
+			}
+		})
+	}
+	// A named pipe that replaced a file after its stat: the open itself must
+	// neither block nor hand it out.
+	t.Run("fifo past the stat", func(t *testing.T) {
+		var err error
+		zwNoHangFn(t, "open a fifo", func() { _, err = fsys.openChecked("c/fifo") })
+		if err == nil || !strings.Contains(err.Error(), "this is a named pipe") {
+			t.Errorf("openChecked: %v, want the named pipe refused", err)
+		}
+	})
+}
+
+// zwNoHangFn runs fn and fails t if it has not returned after hangLimit.
+func zwNoHangFn(t *testing.T, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(hangLimit):
+		t.Fatalf("%s did not return within %v: it hangs", what, hangLimit)
+	}
+}
+
+// File kinds FuzzStoreDir gives each file (the low bits of kinds, two per
+// file).
+const (
+	dirRegular    = iota
+	dirFIFO       // a named pipe
+	dirLinkIn     // a relative link to zarr.json's neighbour c/0/... inside the store
+	dirLinkOutAbs // an absolute link to a file outside the store
+	dirLinkOutRel // a relative link climbing out of the store (kinds bit 6 picks it over dirLinkOutAbs)
+)
+
+// FuzzStoreDir writes a fuzzed store into a real directory (zarr.json and
+// two files at the first storage keys it names, each a regular file, a
+// named pipe or a symbolic link inside or out of the store) and runs cat,
+// verify and info on it in-process. None may hang or panic, a bad store is
+// exit 1 (never a usage error's 2), a link out of the store fails verify
+// and info, and nothing outside the store reaches cat's output.
+func FuzzStoreDir(f *testing.F) {
+	small := `{"zarr_format":3,"node_type":"array","shape":[4,6],"data_type":"uint16",
+"chunk_grid":{"name":"regular","configuration":{"chunk_shape":[4,6]}},
+"chunk_key_encoding":{"name":"default","configuration":{"separator":"/"}},"fill_value":0,
+"codecs":[{"name":"sharding_indexed","configuration":{"chunk_shape":[2,3],
+"codecs":[{"name":"bytes","configuration":{"endian":"little"}}],
+"index_codecs":[{"name":"bytes","configuration":{"endian":"little"}},{"name":"crc32c"}],
+"index_location":"end"}}]}`
+	chunks := make([][]byte, 4)
+	for i := range chunks {
+		chunks[i] = randomBytes(12, uint64(i))
+	}
+	var body []byte
+	var e []zarr.IndexEntry
+	for _, c := range chunks {
+		e = append(e, zarr.IndexEntry{Offset: uint64(len(body)), Nbytes: uint64(len(c))})
+		body = append(body, c...)
+	}
+	shard := zarr.AppendIndex(body, e)
+	for _, k := range []uint8{0, dirFIFO, dirLinkIn << 2, dirLinkOutAbs, dirLinkOutRel, dirFIFO << 2, dirLinkOutAbs<<2 | 1<<6} {
+		f.Add([]byte(small), shard, shard, k)
+	}
+	f.Add(unshardedJSON(12), randomBytes(12, 1), []byte(nil), uint8(dirLinkOutAbs))
+	f.Add(rawArrayJSON([]int64{1e18}, []int64{1 << 20}, []int64{1 << 20}, "uint8", ""), []byte(nil), []byte(nil), uint8(0))
+	secret := []byte("outside the store: not for readers")
+	f.Fuzz(func(t *testing.T, meta, f0, f1 []byte, kinds uint8) {
+		m, err := zarr.ParseArray(meta)
+		if err != nil {
+			return // FuzzHostileStore covers metadata the parser refuses
+		}
+		dir := t.TempDir()
+		secretPath := filepath.Join(dir, "secret")
+		writeFile(t, secretPath, secret)
+		store := filepath.Join(dir, "s.zarr")
+		writeFile(t, filepath.Join(store, "zarr.json"), meta)
+		n := len(m.Spec.Shape)
+		keys := []string{m.ChunkKey(make([]int64, n)), m.ChunkKey(append(make([]int64, n-1), 1))}
+		out := false // a file links out of the store
+		for i, b := range [][]byte{f0, f1} {
+			p := filepath.Join(store, filepath.FromSlash(keys[i]))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			switch k := kinds >> (2 * i) & 3; {
+			case k == dirRegular:
+				if len(b) > 0 {
+					err = os.WriteFile(p, b, 0o644)
+				}
+			case k == dirFIFO:
+				err = syscall.Mkfifo(p, 0o644)
+			case k == dirLinkIn:
+				writeFile(t, filepath.Join(store, "c", "data"), b)
+				rel, rerr := filepath.Rel(filepath.Dir(p), filepath.Join(store, "c", "data"))
+				if rerr != nil {
+					t.Fatal(rerr)
+				}
+				err = os.Symlink(rel, p)
+			case kinds&(1<<6) == 0:
+				out = true
+				err = os.Symlink(secretPath, p)
+			default:
+				out = true
+				rel, rerr := filepath.Rel(filepath.Dir(p), secretPath)
+				if rerr != nil {
+					t.Fatal(rerr)
+				}
+				err = os.Symlink(rel, p)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmds := []string{"verify", "info"}
+		// cat holds an epoch and a chunk: only where they are small, so
+		// that an exec stays fast (FuzzHostileStore bounds the rest).
+		s := &m.Spec
+		epoch, ok := epochBytes(s)
+		grid := int64(1)
+		for _, g := range s.ChunkGrid() {
+			grid = min(grid*g, 1<<20)
+		}
+		if ok && epoch <= 1<<20 && grid <= 4096 && s.ChunkBytes() <= 1<<20 {
+			cmds = append(cmds, "cat")
+		}
+		for _, cmd := range cmds {
+			ctx, cancel := context.WithCancel(context.Background())
+			// cat of a large (or endless) array is cut after 1 MiB.
+			w := &cutWriter{n: 1 << 20, cancel: cancel}
+			var errb bytes.Buffer
+			var code int
+			zwNoHangFn(t, cmd, func() {
+				code = execute(ctx, []string{cmd, store}, stdio{in: bytes.NewReader(nil), out: w, err: &errb})
+			})
+			cancel()
+			switch {
+			case code == exitInterrupted && cmd == "cat" && w.cut:
+			case code != exitOK && code != exitFailure:
+				t.Fatalf("zwrite %s: exit %d; stderr:\n%s", cmd, code, errb.String())
+			case out && cmd != "cat" && code != exitFailure:
+				t.Fatalf("zwrite %s: exit %d on a store that links out of itself", cmd, code)
+			}
+			if bytes.Contains(w.buf.Bytes(), secret) {
+				t.Fatalf("zwrite %s printed a file outside the store", cmd)
+			}
+		}
+	})
+}
+
+// epochBytes is what cat buffers for s: min(chunk[0], shape[0]) frames,
+// false when that exceeds 2^40.
+func epochBytes(s *zarr.Spec) (int64, bool) {
+	frames := min(s.Chunk[0], s.Shape[0])
+	fb := s.FrameBytes()
+	if fb > 0 && frames > (1<<40)/fb {
+		return 0, false
+	}
+	return frames * fb, true
+}
+
+// cutWriter keeps up to n bytes and then interrupts the command.
+type cutWriter struct {
+	n      int
+	buf    bytes.Buffer
+	cut    bool
+	cancel context.CancelFunc
+}
+
+func (w *cutWriter) Write(p []byte) (int, error) {
+	if w.buf.Len()+len(p) > w.n {
+		w.cut = true
+		w.cancel()
+		return len(p), nil
+	}
+	return w.buf.Write(p)
 }

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -74,6 +77,13 @@ func (s storeFS) Open(name string) (fs.File, error) {
 	if _, err := s.Stat(name); err != nil {
 		return nil, err
 	}
+	return s.openChecked(name)
+}
+
+// openChecked opens name without blocking and keeps it only if the open
+// file is a regular file or a directory: what Open relies on when the
+// file changed since its stat.
+func (s storeFS) openChecked(name string) (*os.File, error) {
 	// O_NONBLOCK changes nothing for regular files and directories.
 	f, err := s.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -112,17 +122,28 @@ func refuseIrregular(name string, fi fs.FileInfo) error {
 	return nil
 }
 
-// explain turns os.Root's refusal of a link that leaves the store into a
-// message naming the link. A name that simply does not exist keeps
+// explain turns os.Root's refusal of a symbolic link into a message that
+// names the link and says why. A name that simply does not exist keeps
 // fs.ErrNotExist (a missing shard reads as the fill value).
 func (s storeFS) explain(name string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if target, lerr := s.root.Readlink(name); lerr == nil {
-		return &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("symbolic link to %q leads outside the store (or is absolute); readers follow links only within the store", target)}
+	target, lerr := s.root.Readlink(name)
+	if lerr != nil {
+		return err
 	}
-	return err
+	const rule = "readers follow only relative links that stay inside the store"
+	var why error
+	switch t := path.Join(path.Dir(name), filepath.ToSlash(target)); {
+	case filepath.IsAbs(target):
+		why = fmt.Errorf("symbolic link to %q is absolute: %s", target, rule)
+	case t == ".." || strings.HasPrefix(t, "../"):
+		why = fmt.Errorf("symbolic link to %q leads outside the store: %s", target, rule)
+	default:
+		why = fmt.Errorf("symbolic link to %q: %w", target, unwrapPath(err))
+	}
+	return &fs.PathError{Op: "open", Path: name, Err: why}
 }
 
 // storeArg checks that exactly one STORE is given.

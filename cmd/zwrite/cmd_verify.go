@@ -30,7 +30,9 @@ func newVerifyCmd(io stdio, wrap runWrapper) *cobra.Command {
 		Long: `verify reads a whole store: it parses zarr.json, checks every shard's index
 (length, crc32c, entries inside the file), decodes every chunk to its exact
 size, and with --raw compares the array with the raw input byte for byte.
-It prints frames, bytes and ratio, and exits 1 listing what is wrong.`,
+It prints frames, bytes and ratio, and exits 1 listing what is wrong.
+Only regular files inside the store are read: a named pipe, a device or
+a symbolic link that leads out of the store is reported, never opened.`,
 		Example: `  zwrite verify s.zarr
   zwrite verify s.zarr --raw f.raw`,
 		Args: storeArg,

@@ -394,32 +394,64 @@ func TestVerifyProblems(t *testing.T) {
 			return AppendIndex(b[:at], e)
 		})
 	}
+	// data with frames [f0, f1) read as the fill value (zero).
+	filled := func(f0, f1 int) []byte {
+		b := append([]byte(nil), data...)
+		clear(b[f0*10*2 : f1*10*2])
+		return b
+	}
+	// Each case says what Verify must find (want) and what ReadAll must
+	// then do: fail with read, or give readWant (what is stored, or the
+	// fill value where the damage leaves nothing to read).
 	tests := []struct {
-		name string
-		fsys fstest.MapFS
-		want string
+		name     string
+		fsys     fstest.MapFS
+		want     string
+		read     string
+		readWant []byte
 	}{
-		{"crc", edit("c/0/0", func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), "crc32c mismatch"},
-		{"short", edit("c/0/0", func(b []byte) []byte { return b[:20] }), "shorter than its"},
-		{"truncated index", edit("c/0/0", func(b []byte) []byte { return b[:len(b)-3] }), "crc32c"},
-		{"outside", editIndex(func(e []IndexEntry) { e[1].Nbytes += 1000 }), "outside the chunk data"},
-		{"overlap", editIndex(func(e []IndexEntry) { e[1].Offset = e[0].Offset + 1 }), "overlap"},
-		{"half empty", editIndex(func(e []IndexEntry) { e[2].Offset = EmptyEntry }), "half empty"},
-		{"bad chunk", edit("c/0/0", func(b []byte) []byte { b[2] = 0x08; return b }), "inner chunk 0"},
-		{"wrong size", editIndex(func(e []IndexEntry) { e[1].Nbytes-- }), "inner chunk 1"},
-		{"beyond shape file", func() fstest.MapFS {
+		{name: "crc", fsys: edit("c/0/0", func(b []byte) []byte { b[len(b)-1] ^= 1; return b }),
+			want: "crc32c mismatch", read: "shard c/0/0: shard index: crc32c mismatch"},
+		{name: "short", fsys: edit("c/0/0", func(b []byte) []byte { return b[:20] }),
+			want: "shorter than its", read: "shard c/0/0: 20 bytes is shorter than its 68-byte index"},
+		{name: "truncated index", fsys: edit("c/0/0", func(b []byte) []byte { return b[:len(b)-3] }),
+			want: "crc32c", read: "shard c/0/0: shard index: crc32c mismatch"},
+		{name: "outside", fsys: editIndex(func(e []IndexEntry) { e[1].Nbytes += 1000 }),
+			want: "outside the chunk data", read: "read chunk [0 1] (c/0/0): index entry 1 (offset 36, 1036 bytes) lies outside the chunk data"},
+		{name: "overlap", fsys: editIndex(func(e []IndexEntry) { e[1].Offset = e[0].Offset + 1 }),
+			want: "overlap", read: "read chunk [0 1] (c/0/0): blosc header says the chunk decodes to"},
+		{name: "half empty", fsys: editIndex(func(e []IndexEntry) { e[2].Offset = EmptyEntry }),
+			want: "half empty", read: "shard c/0/0: shard index: entry 2 is half empty"},
+		{name: "bad chunk", fsys: edit("c/0/0", func(b []byte) []byte { b[2] = 0x08; return b }),
+			want: "inner chunk 0", read: "read chunk [0 0] (c/0/0): blosc: reserved flag bit 3 set"},
+		{name: "wrong size", fsys: editIndex(func(e []IndexEntry) { e[1].Nbytes-- }),
+			want: "inner chunk 1", read: "read chunk [0 1] (c/0/0): blosc: header says 36 bytes, buffer has 35"},
+		{name: "broken link", fsys: func() fstest.MapFS {
+			m := good()
+			m["c/0/0"] = &fstest.MapFile{Data: []byte("gone"), Mode: fs.ModeSymlink}
+			return m
+		}(), want: "c/0/0: broken symbolic link", readWant: filled(0, 4)},
+		{name: "beyond shape file", fsys: func() fstest.MapFS {
 			fs := good()
 			fs["c/5/0"] = fs["c/0/0"]
 			return fs
-		}(), "beyond the shape"},
-		{"beyond shape chunk", func() fstest.MapFS {
+		}(), want: "beyond the shape", readWant: data},
+		{name: "beyond shape chunk", fsys: func() fstest.MapFS {
 			// Shard row 1 holds frames 4..7; shape 7 leaves its last epoch
 			// partial but present, so use shape 4 metadata over 7 frames.
 			fs := good()
 			m, _ := MarshalArray(&s, 4)
 			fs["zarr.json"] = &fstest.MapFile{Data: m}
 			return fs
-		}(), "beyond the shape"},
+		}(), want: "beyond the shape", readWant: data[:4*10*2]},
+		{name: "beyond shape inner chunk", fsys: func() fstest.MapFS {
+			// Shape 2 ends inside shard c/0/0: its second chunk row (frames
+			// 2 and 3) lies beyond it.
+			fs := good()
+			m, _ := MarshalArray(&s, 2)
+			fs["zarr.json"] = &fstest.MapFile{Data: m}
+			return fs
+		}(), want: "shard c/0/0: inner chunk 2 [1 0] holds data beyond the shape", readWant: data[:2*10*2]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -427,12 +459,21 @@ func TestVerifyProblems(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer a.Close()
 			rep, err := a.Verify(VerifyOptions{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q\nproblems %q", err, tc.want, rep.Problems)
 			}
-			// ReadAll must fail cleanly or succeed, never panic.
-			_ = a.ReadAll(io.Discard)
+			var out bytes.Buffer
+			err = a.ReadAll(&out)
+			switch {
+			case tc.read != "" && (err == nil || !strings.Contains(err.Error(), tc.read)):
+				t.Errorf("ReadAll = %v, want an error containing %q", err, tc.read)
+			case tc.read == "" && err != nil:
+				t.Errorf("ReadAll = %v, want what is stored", err)
+			case tc.read == "" && !bytes.Equal(out.Bytes(), tc.readWant):
+				t.Errorf("ReadAll gave %d bytes differing from the %d expected", out.Len(), len(tc.readWant))
+			}
 		})
 	}
 }

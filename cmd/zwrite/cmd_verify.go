@@ -72,6 +72,10 @@ func runVerify(ctx context.Context, o *verifyOptions, store string, io stdio) er
 	for _, s := range r.Stray {
 		fmt.Fprintf(io.err, "warning: %s: %s is not part of the array (readers ignore it)\n", store, s)
 	}
+	if n := len(r.Beyond); n > 0 {
+		fmt.Fprintf(io.err, "warning: %s: %d shard files (%s) lie in shard rows past shape[0] = %d: a writer stopped after committing them but before naming them in zarr.json; readers ignore them, and `zwrite append --resume` rewrites them\n",
+			store, n, humanBytes(r.BytesBeyond), r.Frames)
+	}
 	if err != nil {
 		if len(r.Problems) == 0 {
 			return fmt.Errorf("verify %s: %w", store, err)

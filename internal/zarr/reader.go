@@ -619,6 +619,12 @@ type Report struct {
 	Ratio         float64
 	RawCompared   bool     // the array equalled VerifyOptions.Raw
 	Stray         []string // files that are no chunk key of this array (temp files of a crashed writer, say)
+	// Beyond are chunk keys of whole shard rows past shape[0]: a writer
+	// that stopped between committing a row and naming it in zarr.json
+	// leaves them. Readers never look there (a resume rewrites them), so
+	// they are no problem; BytesBeyond is their size, not in BytesStored.
+	Beyond      []string
+	BytesBeyond int64
 	Problems      []string // everything wrong, most important first; at most maxProblems
 }
 
@@ -693,10 +699,13 @@ func (a *Array) walk(ctx context.Context, r *Report, bad func(p string, err erro
 			}
 			return nil
 		}
-		beyond := false
+		beyond, rowBeyond := false, coords[0] >= a.sgrid[0]
 		for d, c := range coords {
 			if c >= a.sgrid[d] {
 				beyond = true
+				if d > 0 {
+					rowBeyond = false
+				}
 			}
 		}
 		if !beyond {
@@ -710,6 +719,11 @@ func (a *Array) walk(ctx context.Context, r *Report, bad func(p string, err erro
 			if de.IsDir() {
 				return fs.SkipDir
 			}
+			return nil
+		}
+		if rowBeyond && !de.IsDir() {
+			r.Beyond = append(r.Beyond, p)
+			r.BytesBeyond += info.Size()
 			return nil
 		}
 		r.Shards++

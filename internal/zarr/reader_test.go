@@ -432,18 +432,11 @@ func TestVerifyProblems(t *testing.T) {
 			return m
 		}(), want: "c/0/0: broken symbolic link", readWant: filled(0, 4)},
 		{name: "beyond shape file", fsys: func() fstest.MapFS {
+			// Past the shape in a frame dimension: no writer leaves that.
 			fs := good()
-			fs["c/5/0"] = fs["c/0/0"]
+			fs["c/0/5"] = fs["c/0/0"]
 			return fs
 		}(), want: "beyond the shape", readWant: data},
-		{name: "beyond shape chunk", fsys: func() fstest.MapFS {
-			// Shard row 1 holds frames 4..7; shape 7 leaves its last epoch
-			// partial but present, so use shape 4 metadata over 7 frames.
-			fs := good()
-			m, _ := MarshalArray(&s, 4)
-			fs["zarr.json"] = &fstest.MapFile{Data: m}
-			return fs
-		}(), want: "beyond the shape", readWant: data[:4*10*2]},
 		{name: "beyond shape inner chunk", fsys: func() fstest.MapFS {
 			// Shape 2 ends inside shard c/0/0: its second chunk row (frames
 			// 2 and 3) lies beyond it.
@@ -453,6 +446,27 @@ func TestVerifyProblems(t *testing.T) {
 			return fs
 		}(), want: "shard c/0/0: inner chunk 2 [1 0] holds data beyond the shape", readWant: data[:2*10*2]},
 	}
+	// Whole shard rows past shape[0] are what a writer leaves when it
+	// stops between committing a row and naming it in zarr.json: listed,
+	// not a problem, and never read.
+	t.Run("rows beyond shape[0]", func(t *testing.T) {
+		fs := good()
+		m, _ := MarshalArray(&s, 4) // shard row 1 (frames 4..7) is past it
+		fs["zarr.json"] = &fstest.MapFile{Data: m}
+		a, err := Open(fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		rep, err := a.Verify(VerifyOptions{})
+		if err != nil || len(rep.Beyond) != 1 || rep.Beyond[0] != "c/1/0" || rep.BytesBeyond != int64(len(fs["c/1/0"].Data)) {
+			t.Fatalf("verify: %v, beyond %v (%d bytes)", err, rep.Beyond, rep.BytesBeyond)
+		}
+		var out bytes.Buffer
+		if err := a.ReadAll(&out); err != nil || !bytes.Equal(out.Bytes(), data[:4*10*2]) {
+			t.Fatalf("ReadAll: %v", err)
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a, err := Open(tc.fsys)

@@ -625,7 +625,7 @@ type Report struct {
 	// they are no problem; BytesBeyond is their size, not in BytesStored.
 	Beyond      []string
 	BytesBeyond int64
-	Problems      []string // everything wrong, most important first; at most maxProblems
+	Problems    []string // everything wrong, most important first; at most maxProblems
 }
 
 const maxProblems = 20

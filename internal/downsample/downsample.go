@@ -433,8 +433,6 @@ func framesFloat[T float32 | float64](p *Plan, dstb, srcb []byte, lo, hi int64) 
 	if nd == 1 {
 		inLast, outLast, redLast = 1, 1, false
 	}
-	acc := make([]float64, inLast)
-	comp := make([]float64, inLast) // Neumaier compensation
 	p.lines(lo, hi, func(out int64, ins []int64) {
 		o := dst[out : out+outLast]
 		switch p.Method {
@@ -448,30 +446,43 @@ func framesFloat[T float32 | float64](p *Plan, dstb, srcb []byte, lo, hi int64) 
 				copy(o, line)
 			}
 		case Mean:
-			clear(acc)
-			clear(comp)
-			for _, in := range ins {
-				for x, v := range src[in : in+inLast] {
-					acc[x], comp[x] = neumaier(acc[x], comp[x], float64(v))
-				}
-			}
-			n := float64(len(ins))
+			// Per output element, in one fixed order (the block's lines for
+			// the even x, then for the odd x: the order the GPU kernel
+			// walks a block in), so both backends round the same way.
 			for x := range o {
-				s, c, cmp := acc[x], n, comp[x]
+				xs := [2]int64{int64(x), -1}
 				if redLast {
-					s, cmp = acc[2*x], comp[2*x]
-					if 2*x+1 < int(inLast) {
-						var cm2 float64
-						s, cm2 = neumaier(s, cmp, acc[2*x+1])
-						cmp = cm2 + comp[2*x+1]
-						c = 2 * n
+					xs = [2]int64{int64(2 * x), -1}
+					if int64(2*x+1) < inLast {
+						xs[1] = int64(2*x + 1)
 					}
 				}
+				var s, cmp float64
+				cnt := 0
+				for _, xi := range xs {
+					if xi < 0 {
+						continue
+					}
+					for _, in := range ins {
+						s, cmp = neumaier(s, cmp, float64(src[in+xi]))
+						cnt++
+					}
+				}
+				c := float64(cnt)
 				if math.IsInf(s, 0) || math.IsNaN(s) {
 					// An infinity or NaN in the block, or a sum past the
 					// float64 range: sum the scaled values instead, where
 					// only a real infinity or NaN survives.
-					o[x] = T(meanScaled(src, ins, x, redLast, inLast, c))
+					var s2 float64
+					for _, xi := range xs {
+						if xi < 0 {
+							continue
+						}
+						for _, in := range ins {
+							s2 += float64(src[in+xi]) / c
+						}
+					}
+					o[x] = T(s2)
 					continue
 				}
 				o[x] = T((s + cmp) / c)
@@ -509,23 +520,6 @@ func framesFloat[T float32 | float64](p *Plan, dstb, srcb []byte, lo, hi int64) 
 			}
 		}
 	})
-}
-
-// meanScaled is the mean of the block of output element x with every value
-// divided by the count before it is summed, so no finite input overflows.
-func meanScaled[T float32 | float64](src []T, ins []int64, x int, redLast bool, inLast int64, c float64) float64 {
-	var s float64
-	for _, in := range ins {
-		if redLast {
-			s += float64(src[in+int64(2*x)]) / c
-			if int64(2*x+1) < inLast {
-				s += float64(src[in+int64(2*x+1)]) / c
-			}
-			continue
-		}
-		s += float64(src[in+int64(x)]) / c
-	}
-	return s
 }
 
 // neumaier adds v to the sum s with compensation c (Neumaier's variant of

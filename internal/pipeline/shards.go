@@ -84,7 +84,7 @@ type shardWriter struct {
 // already queued (rows whose frames all arrived, so that an interrupt
 // keeps them) before it aborts every file: a healthy sink drains in
 // milliseconds, a stalled one must not hold the abort.
-const drainTimeout = 250 * time.Millisecond
+const drainTimeout = 150 * time.Millisecond
 
 // rowFile is one shard file of one row: created, written and committed by
 // its lane alone.

@@ -790,7 +790,7 @@ func (w *Writer) Abort(err error) error {
 		// in one, so it is interrupted now.
 		w.sw.interrupt()
 	} else {
-		// Lanes get a moment to finish the complete rows queued to them
+		// Lanes get drainTimeout to finish the complete rows queued to them
 		// (see shardWriter.abort), then every file is interrupted, also
 		// if the worker is blocked queueing to a stalled lane.
 		time.AfterFunc(drainTimeout, w.sw.interrupt)

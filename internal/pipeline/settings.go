@@ -53,6 +53,13 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 	default:
 		s.IOWorkers = cfg.IOWorkers
 	}
+	// Kicks move whole epochs, and with KickAlign a multiple of it: the
+	// smallest unit is the least common multiple of both, in epochs.
+	align := int64(1)
+	if a := cfg.KickAlign; a > 1 {
+		align = a / gcd(spec.EpochFrames(), a)
+	}
+	s.AlignFrames = align * spec.EpochFrames()
 	epochBytes := spec.EpochFrames() * spec.FrameBytes()
 	want := cfg.BatchBytes
 	if want <= 0 {
@@ -67,7 +74,10 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 		// No slot larger than the whole declared array.
 		epochs = min(epochs, (spec.Shape[0]+spec.EpochFrames()-1)/spec.EpochFrames())
 	}
-	budget := memoryBudget()
+	budget := cfg.MemoryBudget
+	if budget <= 0 {
+		budget = memoryBudget()
+	}
 	if cfg.BatchBytes <= 0 {
 		// Each slot holds about twice its batch (staging and compressed
 		// output; incompressible data does not shrink). Keep the slots
@@ -87,6 +97,9 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 		// A batch above the limit could never be kicked: shrink it.
 		epochs = max(1, s.MaxPending/epochBytes)
 	}
+	// A multiple of the alignment (which may exceed the budget's wish:
+	// the alignment is a correctness rule).
+	epochs = max(align, epochs/align*align)
 	s.BatchFrames = epochs * spec.EpochFrames()
 	s.BatchBytes = s.BatchFrames * spec.FrameBytes()
 	s.BatchChunks = epochs * spec.ChunksPerEpoch()
@@ -138,6 +151,17 @@ func slotBytes(s Settings) float64 {
 func settingsMemory(s Settings) float64 {
 	return float64(s.Depth)*slotBytes(s) + float64(s.IndexBytes)
 }
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// DefaultMemoryBudget is the slots' budget a Writer takes when its Config
+// sets none (see memoryBudget).
+func DefaultMemoryBudget() int64 { return memoryBudget() }
 
 // memoryBudget is a quarter of the memory available now (1 GiB when
 // unknown): the writer's buffers share the machine with the page cache

@@ -58,6 +58,19 @@ type Config struct {
 	// MaxPending bounds the raw bytes kicked and not yet delivered; the
 	// producer blocks instead of kicking more.
 	MaxPending int64
+	// Down receives every batch's Output.Down (the next pyramid level's
+	// frames, when the stage computes them), in stream order, before the
+	// batch's slot is released: the next level's Writer. An error from it
+	// fails this Writer.
+	Down io.Writer
+	// KickAlign makes every batch but the stream's last hold a multiple of
+	// this many frames (and start at one): 2 when the stage reduces dim 0,
+	// so pairs of frames never straddle two batches. 0 or 1: any.
+	KickAlign int64
+	// MemoryBudget bounds the slots' memory (0: a quarter of what the
+	// machine has available): writers that share a machine (the levels of
+	// a pyramid) share one budget.
+	MemoryBudget int64
 	// IOWorkers is the number of I/O lanes that write shard files in
 	// parallel (each file's bytes in order by one lane); 0 means the
 	// default, < 0 writes inline. Depth 1 always writes inline (rule 4).
@@ -80,6 +93,7 @@ type Settings struct {
 	MaxPending    int64
 	FlushInterval time.Duration // < 0: off
 	IOWorkers     int           // 0: inline
+	AlignFrames   int64         // kicks (but the last) are multiples of it: whole epochs and KickAlign
 	BatchChunks   int64         // inner chunks of a full batch
 	IndexBytes    int64         // memory of the open shard row's indexes
 }
@@ -130,6 +144,7 @@ type Writer struct {
 	spec        zarr.Spec
 	st          stage.Stage
 	sink        sink.Sink
+	down        io.Writer // the next pyramid level, or nil
 	set         Settings
 	frameBytes  int64
 	epochFrames int64
@@ -196,6 +211,7 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		frameBytes:  spec.FrameBytes(),
 		epochFrames: spec.EpochFrames(),
 		rowFrames:   spec.Shard[0],
+		down:        cfg.Down,
 		retiredSig:  make(chan struct{}, 1),
 	}
 	if cfg.Depth < 0 || cfg.Depth > MaxDepth {
@@ -484,7 +500,7 @@ func (w *Writer) flushDue() error {
 		return nil
 	}
 	s := w.slots[w.cur]
-	eb := int(w.epochFrames * w.frameBytes)
+	eb := int(w.set.AlignFrames * w.frameBytes) // whole epochs, in KickAlign steps
 	whole := s.fill / eb * eb
 	if whole == 0 || s.busy || time.Since(s.fillStart) < w.set.FlushInterval {
 		return nil
@@ -650,6 +666,14 @@ func (w *Writer) deliverSlot(s *slot, signal bool) {
 	if w.error() != nil {
 		release()
 		return
+	}
+	if w.down != nil && out.DownFrames > 0 {
+		// The next level takes its frames now, while the slot holds them.
+		if _, err := w.down.Write(out.Down); err != nil {
+			w.fail(fmt.Errorf("next pyramid level: %w", err))
+			release()
+			return
+		}
 	}
 	err = w.sw.deliver(out, s.batch, w.epochFrames, func() {
 		if w.error() == nil {

@@ -498,10 +498,20 @@ const (
 // before every chunk and every write and returns the context's error once
 // ctx is done.
 func (a *Array) ReadAllContext(ctx context.Context, w io.Writer) error {
+	return a.ReadFramesContext(ctx, w, 0, a.s.Shape[0])
+}
+
+// ReadFramesContext writes frames [lo, hi) of the array to w in C order,
+// like ReadAllContext (one epoch buffered at a time). A resume reads the
+// frames of the last, partial shard row back with it.
+func (a *Array) ReadFramesContext(ctx context.Context, w io.Writer, lo, hi int64) error {
 	s := a.s
 	n := len(s.Shape)
+	if lo < 0 || hi > s.Shape[0] || lo > hi {
+		return fmt.Errorf("read frames [%d, %d): outside the array's %d frames", lo, hi, s.Shape[0])
+	}
 	grid := a.ChunkGridAll()
-	if prod(grid) == 0 {
+	if prod(grid) == 0 || lo == hi {
 		return nil // an empty array (some dimension is 0)
 	}
 	fb := s.FrameBytes() // ParseArray keeps it below 2^62
@@ -513,7 +523,7 @@ func (a *Array) ReadAllContext(ctx context.Context, w io.Writer) error {
 	buf := make([]byte, size)
 	var chunk []byte
 	coords := make([]int64, n)
-	for e := int64(0); e < grid[0]; e++ {
+	for e := lo / s.Chunk[0]; e*s.Chunk[0] < hi; e++ {
 		frames := min(s.Chunk[0], s.Shape[0]-e*s.Chunk[0])
 		coords[0] = e
 		for d := 1; d < n; d++ {
@@ -533,7 +543,9 @@ func (a *Array) ReadAllContext(ctx context.Context, w io.Writer) error {
 				break
 			}
 		}
-		for out := buf[:frames*fb]; len(out) > 0; {
+		first := max(lo-e*s.Chunk[0], 0)
+		last := min(hi-e*s.Chunk[0], frames)
+		for out := buf[first*fb : last*fb]; len(out) > 0; {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("read: %w", context.Cause(ctx))
 			}

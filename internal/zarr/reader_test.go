@@ -574,3 +574,32 @@ func FuzzReadShard(f *testing.F) {
 		}
 	})
 }
+
+// TestReadFrames: any frame range reads the bytes ReadAll gives for it.
+func TestReadFrames(t *testing.T) {
+	s := Spec{Shape: []int64{11, 5, 7}, DType: Uint16, Chunk: []int64{3, 2, 4}, Shard: []int64{6, 4, 4}, Codec: CodecZstd, Level: 1}
+	data := make([]byte, 11*s.FrameBytes())
+	for i := range data {
+		data[i] = byte(i*7 + i/13)
+	}
+	a, err := Open(writeStore(t, s, 11, data, storeOpts{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	fb := s.FrameBytes()
+	for lo := int64(0); lo <= 11; lo++ {
+		for hi := lo; hi <= 11; hi++ {
+			var buf bytes.Buffer
+			if err := a.ReadFramesContext(context.Background(), &buf, lo, hi); err != nil {
+				t.Fatalf("[%d, %d): %v", lo, hi, err)
+			}
+			if !bytes.Equal(buf.Bytes(), data[lo*fb:hi*fb]) {
+				t.Fatalf("[%d, %d): differs", lo, hi)
+			}
+		}
+	}
+	if err := a.ReadFramesContext(context.Background(), io.Discard, 3, 12); err == nil {
+		t.Error("a range past the array read without error")
+	}
+}

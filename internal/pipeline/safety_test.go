@@ -398,3 +398,57 @@ func TestBackgroundAlloc(t *testing.T) {
 		}
 	})
 }
+
+// TestResumeWriter: a Writer continuing an array at the start of its
+// last, partial shard row (StartFrame), fed that row's frames again and
+// then the rest, leaves the very store one uninterrupted run leaves; the
+// old zarr.json stands until the committed rows pass it.
+func TestResumeWriter(t *testing.T) {
+	for _, codec := range testCodecs {
+		for _, depth := range []int{1, 3} {
+			for _, stop := range []int64{0, 5, 8, 19, 24, 45} {
+				t.Run(fmt.Sprintf("%v/depth%d/stop%d", codec, depth, stop), func(t *testing.T) {
+					spec, frames := midSpec(codec) // rows of 8 frames
+					fb := spec.FrameBytes()
+					input := genInput(frames*fb, 51)
+					ref, err := runWriter(t, spec, input, runOpts{cfg: Config{Depth: depth}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					// The first run stops after stop frames (Close: its last
+					// row partial).
+					mem := sinktest.NewMem()
+					if _, err := runWriter(t, spec, input[:stop*fb], runOpts{cfg: Config{Depth: depth, Sink: mem}}); err != nil {
+						t.Fatal(err)
+					}
+					start := stop / 8 * 8
+					st := newStage(t, spec)
+					defer st.Close()
+					w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: mem, Depth: depth, StartFrame: start, ExistingFrames: stop})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := metaShape0(t, mem.Files()); got != stop {
+						t.Fatalf("zarr.json at resume start says %d, want the %d it said", got, stop)
+					}
+					if _, err := w.Write(input[start*fb:]); err != nil {
+						t.Fatal(err)
+					}
+					if err := w.Close(); err != nil {
+						t.Fatal(err)
+					}
+					sameFiles(t, "resumed", mem.Files(), ref)
+				})
+			}
+		}
+	}
+	t.Run("refused", func(t *testing.T) {
+		spec, _ := midSpec(zarr.CodecZstd)
+		for _, c := range []Config{{StartFrame: 4, ExistingFrames: 6}, {StartFrame: 16, ExistingFrames: 8}, {StartFrame: -8}} {
+			c.Spec, c.Stage, c.Sink = spec, newStage(t, spec), sinktest.NewMem()
+			if _, err := New(context.Background(), c); err == nil || !strings.Contains(err.Error(), "resume at frame") {
+				t.Errorf("start %d of %d: %v", c.StartFrame, c.ExistingFrames, err)
+			}
+		}
+	})
+}

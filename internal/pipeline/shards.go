@@ -169,6 +169,15 @@ func newShardWriter(spec *zarr.Spec, sk sink.Sink, lanes int, fail func(error), 
 	return sw
 }
 
+// resumeAt continues an array whose rows before frame start are committed
+// and whose zarr.json names existing frames.
+func (sw *shardWriter) resumeAt(start, existing int64) {
+	sw.nextRow = start / sw.spec.Shard[0]
+	sw.committed.Store(start)
+	sw.c.committed.Store(start)
+	sw.metaFrames = existing
+}
+
 // deliver places batch b's output in the shard files and queues its
 // bytes; done runs once they are all written. It returns an error, having
 // queued nothing and without calling done, when the output is

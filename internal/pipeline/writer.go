@@ -71,6 +71,13 @@ type Config struct {
 	// machine has available): writers that share a machine (the levels of
 	// a pyramid) share one budget.
 	MemoryBudget int64
+	// StartFrame continues an existing array (a resume): the first byte
+	// written is frame StartFrame, which must begin a shard row (the rows
+	// before it stay as they are). ExistingFrames is the shape[0] its
+	// zarr.json names now: it is left alone until the committed rows pass
+	// it (so a resume that is itself interrupted loses nothing). Both 0:
+	// a new array, whose zarr.json is written at once with shape[0] = 0.
+	StartFrame, ExistingFrames int64
 	// IOWorkers is the number of I/O lanes that write shard files in
 	// parallel (each file's bytes in order by one lane); 0 means the
 	// default, < 0 writes inline. Depth 1 always writes inline (rule 4).
@@ -145,6 +152,7 @@ type Writer struct {
 	st          stage.Stage
 	sink        sink.Sink
 	down        io.Writer // the next pyramid level, or nil
+	startFrame  int64     // frames of the array before this run's first byte (a resume)
 	set         Settings
 	frameBytes  int64
 	epochFrames int64
@@ -212,10 +220,14 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		epochFrames: spec.EpochFrames(),
 		rowFrames:   spec.Shard[0],
 		down:        cfg.Down,
+		startFrame:  cfg.StartFrame,
 		retiredSig:  make(chan struct{}, 1),
 	}
 	if cfg.Depth < 0 || cfg.Depth > MaxDepth {
 		return nil, &DepthError{Depth: cfg.Depth}
+	}
+	if s0 := cfg.StartFrame; s0 < 0 || s0%spec.Shard[0] != 0 || s0 > cfg.ExistingFrames || (!spec.Growing() && cfg.ExistingFrames > spec.Shape[0]) {
+		return nil, fmt.Errorf("pipeline: resume at frame %d of %d: want the start of a shard row (%d frames) within the array", s0, cfg.ExistingFrames, spec.Shard[0])
 	}
 	w.set = settle(&spec, cfg)
 	if err := checkMemory(w.set, sysinfo.MemAvailable()); err != nil {
@@ -224,6 +236,8 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 	w.ctx, w.cancel = context.WithCancelCause(ctx)
 
 	w.sw = newShardWriter(&w.spec, w.sink, w.set.IOWorkers, w.fail, func() bool { return w.error() != nil }, &w.c)
+	w.nextEpoch = cfg.StartFrame / w.epochFrames
+	w.sw.resumeAt(cfg.StartFrame, cfg.ExistingFrames)
 
 	// The first slot is allocated now, so that a stage that cannot give
 	// one fails New; the others are allocated in the background while the
@@ -248,7 +262,9 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 	// Nothing is committed yet, so zarr.json names no frame, for a fixed
 	// dim 0 too: it grows with the committed shard rows (delivery) and
 	// names the declared size only once every frame is in (Close).
-	if err := w.sw.putMeta(0); err != nil {
+	if cfg.ExistingFrames > 0 || cfg.StartFrame > 0 {
+		// A resume: the store's zarr.json stays until more is committed.
+	} else if err := w.sw.putMeta(0); err != nil {
 		w.cancel(nil)
 		<-w.allocDone
 		w.sw.stop()
@@ -323,7 +339,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	w.offered += int64(len(p))
 	over := false
 	if !w.spec.Growing() {
-		if room := w.spec.Shape[0]*w.frameBytes - w.bytesIn; int64(len(p)) > room {
+		if room := w.roomBytes(); int64(len(p)) > room {
 			p, over = p[:room], true
 		}
 	}
@@ -356,6 +372,11 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return n, w.inputErr
 	}
 	return n, nil
+}
+
+// roomBytes is what a fixed shape[0] still takes.
+func (w *Writer) roomBytes() int64 {
+	return (w.spec.Shape[0]-w.startFrame)*w.frameBytes - w.bytesIn
 }
 
 // check returns the error every producer call reports once the Writer has
@@ -396,7 +417,7 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 		buf := s.staging[s.fill:]
 		probe := false
 		if !w.spec.Growing() {
-			room := w.spec.Shape[0]*w.frameBytes - w.bytesIn
+			room := w.roomBytes()
 			if room == 0 {
 				// Declared frames are all in: one more byte means too many.
 				buf, probe = one[:], true
@@ -751,7 +772,7 @@ func (w *Writer) Close() error {
 		}
 	}
 	w.stopWorker()
-	frames := w.bytesIn / w.frameBytes
+	frames := w.startFrame + w.bytesIn/w.frameBytes // the array's, not this run's
 	if w.error() == nil {
 		// The open row is finished as it is and every byte written and
 		// committed before the final zarr.json names the frames.

@@ -153,7 +153,7 @@ var (
 // are case-sensitive (Mm is not mm); full names are matched in any case.
 var unitSymbols = map[AxisType]map[string]string{
 	AxisSpace: {
-		"Å": "angstrom", "pm": "picometer", "nm": "nanometer", "um": "micrometer",
+		"Å": "angstrom", "\u212b": "angstrom", "pm": "picometer", "nm": "nanometer", "um": "micrometer",
 		"µm": "micrometer", "μm": "micrometer", "mm": "millimeter", "cm": "centimeter",
 		"m": "meter", "km": "kilometer",
 	},
@@ -352,9 +352,6 @@ func BuildImage(o ImageOptions) (*Image, error) {
 	}
 	if levels < 1 || levels > MaxLevels {
 		return nil, imageErr(FieldLevels, "%d levels (want 1 to %d)", o.Levels, MaxLevels)
-	}
-	if n < minAxes || n > maxAxes {
-		return nil, imageErr(FieldAxes, "%d axes (an OME-Zarr image has %d to %d)", n, minAxes, maxAxes)
 	}
 	axes := append([]Axis(nil), o.Axes...)
 	for i, a := range axes {
@@ -720,7 +717,7 @@ func validateAxes(axes []Axis) error {
 }
 
 // Factors is level k's scale relative to level 0, per axis (2^k along the
-// axes zwrite reduces).
+// axes zwrite reduces). k must be a level of ms.
 func (ms *Multiscale) Factors(k int) []float64 {
 	f := make([]float64, len(ms.Axes))
 	for d := range f {

@@ -189,6 +189,70 @@ func TestImageSchema(t *testing.T) {
 	}
 }
 
+// TestImageSchemaSuites: the checker refuses to check anything when a
+// suite verdict differs from ajv's, in either direction. It runs a copy of
+// scripts/interop with one verdict flipped.
+func TestImageSchemaSuites(t *testing.T) {
+	node, script := omeChecker(t)
+	src := filepath.Dir(script)
+	tests := []struct {
+		suite string
+		index int
+	}{
+		{"ngff-0.5/strict_image_suite.json", 0}, // upstream: valid said invalid
+		{"ome_strict_image_suite.json", 20},     // ours: an invalid case said valid
+		{"ome_image_suite.json", 0},             // ours, image.schema
+	}
+	for _, tc := range tests {
+		t.Run(tc.suite, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range []string{"ome_check.mjs", "ome_strict_image_suite.json", "ome_image_suite.json",
+				"ngff-0.5/strict_image_suite.json"} {
+				copyFile(t, filepath.Join(src, f), filepath.Join(dir, f))
+			}
+			schemas, err := filepath.Glob(filepath.Join(src, "ngff-0.5", "schemas", "*.schema"))
+			if err != nil || len(schemas) == 0 {
+				t.Fatalf("schemas: %v %v", schemas, err)
+			}
+			for _, f := range schemas {
+				copyFile(t, f, filepath.Join(dir, "ngff-0.5", "schemas", filepath.Base(f)))
+			}
+			if err := os.Symlink(filepath.Join(src, "node_modules"), filepath.Join(dir, "node_modules")); err != nil {
+				t.Fatal(err)
+			}
+			copied := filepath.Join(dir, "ome_check.mjs")
+			if out, err := exec.Command(node, copied, "--suites").CombinedOutput(); err != nil {
+				t.Fatalf("the unchanged copy fails: %v\n%s", err, out)
+			}
+			var verdict bool
+			editJSON(t, filepath.Join(dir, tc.suite), func(m map[string]any) {
+				c := m["tests"].([]any)[tc.index].(map[string]any)
+				verdict = c["valid"].(bool)
+				c["valid"] = !verdict
+			})
+			out, err := exec.Command(node, copied, "--suites").CombinedOutput()
+			want := fmt.Sprintf("case %d (", tc.index)
+			if err == nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), "no file was checked") {
+				t.Fatalf("a flipped verdict (was valid=%v) went unnoticed (err %v):\n%s", verdict, err, out)
+			}
+		})
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func editJSON(t *testing.T, path string, edit func(m map[string]any)) {
 	t.Helper()
 	b, err := os.ReadFile(path)

@@ -386,6 +386,7 @@ func TestParseUnit(t *testing.T) {
 		{AxisSpace, "µm", "micrometer", ""},
 		{AxisSpace, "μm", "micrometer", ""},
 		{AxisSpace, "Å", "angstrom", ""},
+		{AxisSpace, "\u212b", "angstrom", ""}, // ANGSTROM SIGN
 		{AxisSpace, "nm", "nanometer", ""},
 		{AxisSpace, "m", "meter", ""},
 		{AxisSpace, "parsec", "parsec", ""},

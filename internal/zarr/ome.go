@@ -391,10 +391,10 @@ func BuildImage(o ImageOptions) (*Image, error) {
 		}
 	}
 
-	reduce := o.Reduce
+	reduce := append([]bool(nil), o.Reduce...) // kept in the result: not the caller's slice
 	if levels == 1 {
 		reduce = make([]bool, n)
-	} else if reduce == nil {
+	} else if o.Reduce == nil {
 		reduce = make([]bool, n)
 		for d, a := range axes {
 			reduce[d] = a.Type == AxisSpace

@@ -87,6 +87,9 @@ func NewStageOptions(cfg stage.Config, o Options) (*Stage, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("gpu stage: %w", err)
 	}
+	if cfg.Down != nil {
+		return nil, fmt.Errorf("%w: the GPU stage does not reduce batches for a pyramid yet; use --backend cpu", ErrNoKernels)
+	}
 	d, err := OpenDevice(o.Device)
 	if err != nil {
 		return nil, err

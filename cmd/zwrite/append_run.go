@@ -11,8 +11,10 @@ import (
 
 	"github.com/zwrite/zwrite/internal/backend"
 	"github.com/zwrite/zwrite/internal/pipeline"
+	"github.com/zwrite/zwrite/internal/pyramid"
 	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/zarr"
 )
 
 // runAppend writes the inputs into a new store. It holds no pipeline
@@ -29,15 +31,15 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 			return usagef("stdin is a terminal; name the input FILE or pipe the frames in")
 		}
 	}
-	st, err := backend.Open(o.backend, stage.Config{Spec: o.spec})
-	if err != nil {
-		var ue *backend.UnavailableError
-		if errors.As(err, &ue) {
-			return &usageError{fmt.Errorf("--backend %s: %w", o.backend, err)}
+	var st stage.Stage
+	if !o.img.image() {
+		// An image's pyramid opens a stage per level itself.
+		var err error
+		if st, err = openBackend(o.backend, stage.Config{Spec: o.spec}); err != nil {
+			return err
 		}
-		return fmt.Errorf("start %s backend: %w", o.backend, err)
+		defer st.Close()
 	}
-	defer st.Close()
 	store, err := openOutput(o, ins)
 	if err != nil {
 		return err
@@ -48,16 +50,7 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 	}
 
 	start := time.Now()
-	w, err := pipeline.New(ctx, pipeline.Config{
-		Spec:       o.spec,
-		Stage:      st,
-		Sink:       store.Sink(),
-		Depth:      o.depth,
-		IOWorkers:  o.ioWorkers,
-		MaxPending: o.maxPendingBytes,
-		// 0 on the command line is off; the writer's 0 is its default.
-		FlushInterval: cmp.Or(o.flush, -1),
-	})
+	w, err := newStreamWriter(ctx, o, st, store)
 	if err != nil {
 		// Nothing was written: a store Open created goes again, an old
 		// store being replaced stays as it was.
@@ -140,6 +133,72 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 	return fmt.Errorf("%s: %w; %s", o.output, err, where)
 }
 
+// openBackend opens the compress stage, mapping a backend this machine
+// lacks to a usage error naming --backend.
+func openBackend(name string, cfg stage.Config) (stage.Stage, error) {
+	st, err := backend.Open(name, cfg)
+	if err != nil {
+		var ue *backend.UnavailableError
+		if errors.As(err, &ue) {
+			return nil, &usageError{fmt.Errorf("--backend %s: %w", name, err)}
+		}
+		return nil, fmt.Errorf("start %s backend: %w", name, err)
+	}
+	return st, nil
+}
+
+// streamWriter is what append feeds: one array's pipeline.Writer, or a
+// pyramid of them.
+type streamWriter interface {
+	io.Writer
+	ReadAt(r io.ReaderAt, size int64, readers int) (int64, error)
+	Close() error
+	Abort(error) error
+	Stats() pipeline.Stats
+	Settings() pipeline.Settings
+}
+
+// newStreamWriter starts the writer of the run: an array's Writer on st,
+// or for an image a pyramid (its stages made per level, st unused but for
+// level 0's backend choice) and the image group's zarr.json.
+func newStreamWriter(ctx context.Context, o *appendOptions, st stage.Stage, store sink.Store) (streamWriter, error) {
+	pc := pipeline.Config{
+		Spec:       o.spec,
+		Depth:      o.depth,
+		IOWorkers:  o.ioWorkers,
+		MaxPending: o.maxPendingBytes,
+		// 0 on the command line is off; the writer's 0 is its default.
+		FlushInterval: cmp.Or(o.flush, -1),
+	}
+	if !o.img.image() {
+		pc.Stage, pc.Sink = st, store.Sink()
+		return pipeline.New(ctx, pc)
+	}
+	pw, err := pyramid.New(ctx, pyramid.Config{
+		Spec: o.spec, Levels: o.img.nLevels, Reduce: o.img.reduce, Method: o.img.downMethod,
+		NewStage: func(sc stage.Config) (stage.Stage, error) { return openBackend(o.backend, sc) },
+		Sink:     store.Sink(),
+		Writer:   pc,
+	})
+	if err != nil {
+		return nil, err
+	}
+	img, err := o.img.buildImage(&o.spec, version)
+	if err == nil {
+		var b []byte
+		if b, err = zarr.MarshalImage(img); err == nil {
+			// After the levels exist (each wrote its zarr.json), so a
+			// reader of the group never finds a dataset missing.
+			err = store.Sink().Put("zarr.json", b)
+		}
+	}
+	if err != nil {
+		pw.Abort(err)
+		return nil, err
+	}
+	return pw, nil
+}
+
 // writerUsage maps the writer's refusals of its settings to the flags
 // that change them; nil for any other error.
 func writerUsage(err error) error {
@@ -167,7 +226,7 @@ func openOutput(o *appendOptions, ins []input) (sink.Store, error) {
 			files = append(files, in.name)
 		}
 	}
-	store, err := sink.Open(o.output, sink.Options{Overwrite: o.overwrite, Fsync: o.fsync, BreakLock: o.breakLock, Inputs: files})
+	store, err := sink.Open(o.output, sink.Options{Overwrite: o.overwrite, Fsync: o.fsync, BreakLock: o.breakLock, Inputs: files, Path: o.img.arrayPath})
 	if err != nil {
 		if u := outputUsage(err); u != nil {
 			return nil, u
@@ -201,7 +260,7 @@ func outputUsage(err error) error {
 // an interrupt's Abort ends them promptly. Pipes and terminals go through
 // copyInput, whose reads cannot hold up an interrupt. --read-size forces
 // copyInput with that piece size.
-func copyInputs(ctx context.Context, w *pipeline.Writer, ins []input, o *appendOptions, stdin io.Reader) error {
+func copyInputs(ctx context.Context, w streamWriter, ins []input, o *appendOptions, stdin io.Reader) error {
 	for _, in := range ins {
 		var r io.Reader = stdin
 		name := "stdin"

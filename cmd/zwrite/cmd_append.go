@@ -40,6 +40,8 @@ type appendOptions struct {
 	ioWorkers  int
 	readers    int
 
+	img imageOptions
+
 	// Set by validate.
 	spec            zarr.Spec
 	backendKind     backend.Kind
@@ -72,6 +74,7 @@ func (o *appendOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "print the writer's per-stage statistics at the end")
 	f.BoolVar(&o.fsync, "fsync", false, "fsync every shard and directory before it counts as written")
 	f.DurationVar(&o.flush, "flush-interval", pipeline.DefaultFlushInterval, "on a slow stream, compress and commit whatever whole epochs have waited this long, so shard rows are committed as they fill (0: only when a batch is full)")
+	o.img.addFlags(f)
 	// Tests feed the writer in uneven pieces through this; users need not.
 	f.StringVar(&o.readSize, "read-size", "", "bytes read from the input per write to the writer")
 	_ = f.MarkHidden("read-size")
@@ -181,6 +184,9 @@ func (o *appendOptions) validate(f *pflag.FlagSet) error {
 	}
 	if o.flush < 0 {
 		return usagef("--flush-interval %v: want 0 (off) or a positive duration such as 1s", o.flush)
+	}
+	if err := o.img.validate(f, &o.spec); err != nil {
+		return err
 	}
 	o.readBytes = defaultReadSize
 	if f.Changed("read-size") {

@@ -200,6 +200,21 @@ func (w *Writer) Specs() []zarr.Spec { return w.specs }
 // Level returns level k's Writer (its Stats, its Settings).
 func (w *Writer) Level(k int) *pipeline.Writer { return w.levels[k] }
 
+// Stats are level 0's counters but Shards and BytesOut, which sum every
+// level.
+func (w *Writer) Stats() pipeline.Stats {
+	st := w.levels[0].Stats()
+	for _, lw := range w.levels[1:] {
+		s := lw.Stats()
+		st.Shards += s.Shards
+		st.BytesOut += s.BytesOut
+	}
+	return st
+}
+
+// Settings are level 0's.
+func (w *Writer) Settings() pipeline.Settings { return w.levels[0].Settings() }
+
 // Write feeds level 0.
 func (w *Writer) Write(p []byte) (int, error) { return w.levels[0].Write(p) }
 

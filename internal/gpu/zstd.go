@@ -98,7 +98,7 @@ func (*zstdCodec) Scratch(chunkBytes int64, nChunks int) int64 {
 	return zstdSizesBytes(chunkBytes, nChunks) + zstdBlocks(chunkBytes)*int64(nChunks)*zstdBlkScratch
 }
 
-func (c *zstdCodec) Encode(st *Stream, in DevPtr, chunkBytes int64, n int, out DevPtr, stride int64, sizes DevPtr, scratch DevPtr) error {
+func (c *zstdCodec) Encode(st Queue, in DevPtr, chunkBytes int64, n int, out DevPtr, stride int64, sizes DevPtr, scratch DevPtr) error {
 	if n <= 0 {
 		return nil
 	}

@@ -119,6 +119,7 @@ const (
 	bloscShufCTA  = 256 // BLOSC_SHUF_CTA
 	bloscShufTile = bloscShufCTA * 16
 	bloscBitCTA   = 256 // BLOSC_BIT_CTA
+	bloscPlanCTA  = 128 // BLOSC_PLAN_CTA
 )
 
 // run enqueues the shuffle of n chunks of nbytes from in into shuf (chunk

@@ -22,6 +22,7 @@ func TestBloscConstantsMatchSource(t *testing.T) {
 		fmt.Sprintf("#define BLOSC_SHUF_CTA %d\n", bloscShufCTA),
 		"#define BLOSC_SHUF_TILE (BLOSC_SHUF_CTA * 16)\n",
 		fmt.Sprintf("#define BLOSC_BIT_CTA %d\n", bloscBitCTA),
+		fmt.Sprintf("#define BLOSC_PLAN_CTA %d\n", bloscPlanCTA),
 		fmt.Sprintf("#define BLOSC_NOSHUF %d\n", shufNone),
 		fmt.Sprintf("#define BLOSC_BYTESHUF %d\n", shufByte),
 		fmt.Sprintf("#define BLOSC_BITSHUF %d\n", shufBit),

@@ -82,6 +82,14 @@ type Queue interface {
 
 var _ Queue = (*Stream)(nil)
 
+// Noter is implemented by codec kernels that run the store's level in a
+// way a user may want to know about: the GPU zstd encoders have a few
+// parses, and a level runs as the nearest one below it. The CLI shows
+// Stage.CodecNote with --verbose.
+type Noter interface {
+	Note() string
+}
+
 // CodecFactory builds a codec's kernels from its loaded module and the
 // array spec. It runs once per Stage; errors name what is unsupported
 // (an unsupported level, say).

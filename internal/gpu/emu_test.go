@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -67,6 +68,8 @@ func buildEmu(gxx, module string) (string, error) {
 		h.Write(b)
 	}
 	flags := []string{"-O2", "-std=c++17", "-x", "c++"}
+	// ZWRITE_EMU_CFLAGS adds compiler flags (kernel tuning: -DZS_HLOG=9).
+	flags = append(flags, strings.Fields(os.Getenv("ZWRITE_EMU_CFLAGS"))...)
 	fmt.Fprint(h, flags)
 	dir := filepath.Join(os.TempDir(), "zwrite-emu-"+hex.EncodeToString(h.Sum(nil))[:20])
 	bin := filepath.Join(dir, module+"_emu")

@@ -29,7 +29,6 @@ const (
 	// fit at once on an SM (those start late and find no work left).
 	lz4CTAsPerSM = 16
 	lz4AsmCTA    = 128 // LZ4_ASM_CTA
-	lz4PlanCTA   = 128 // LZ4_PLAN_CTA
 	// lz4MaxStream is the longest stream the kernel compresses: its hash
 	// table holds 16-bit positions.
 	lz4MaxStream = 64 << 10
@@ -80,7 +79,7 @@ func newLZ4(m *Module, spec zarr.Spec) (CodecKernels, error) {
 	if c.compress, err = m.Function("lz4_compress"); err != nil {
 		return nil, fmt.Errorf("lz4 codec: %w", err)
 	}
-	if c.plan, err = m.Function("lz4_plan"); err != nil {
+	if c.plan, err = m.Function("blosc_plan"); err != nil {
 		return nil, fmt.Errorf("lz4 codec: %w", err)
 	}
 	if c.assemble, err = m.Function("lz4_assemble"); err != nil {
@@ -168,8 +167,8 @@ func (c *lz4Codec) Encode(q Queue, in DevPtr, chunkBytes int64, n int, out DevPt
 			return fmt.Errorf("lz4 encode: %w", err)
 		}
 	}
-	gp := Dim3{X: uint32((int64(n) + lz4PlanCTA - 1) / lz4PlanCTA)}
-	if err := q.Launch(c.plan, gp, Dim3{X: lz4PlanCTA}, 0, at(sc.csizes), at(sc.stored), at(sc.bstarts), at(sc.plan),
+	gp := Dim3{X: uint32((int64(n) + bloscPlanCTA - 1) / bloscPlanCTA)}
+	if err := q.Launch(c.plan, gp, Dim3{X: bloscPlanCTA}, 0, at(sc.csizes), at(sc.stored), at(sc.bstarts), at(sc.plan),
 		nb, ts, bs, split, nn, flag32(c.memcpy)); err != nil {
 		return fmt.Errorf("lz4 encode: %w", err)
 	}

@@ -3,6 +3,7 @@ package gpu
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -27,7 +28,6 @@ func TestLZ4ConstantsMatchSource(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf("#define LZ4_WPB %d\n", lz4WarpsPerCTA),
 		fmt.Sprintf("#define LZ4_ASM_CTA %d\n", lz4AsmCTA),
-		fmt.Sprintf("#define LZ4_PLAN_CTA %d\n", lz4PlanCTA),
 	} {
 		if !strings.Contains(string(src), want) {
 			t.Errorf("kernels/lz4.cu lacks %q: update lz4.go's constants", strings.TrimSpace(want))
@@ -70,14 +70,18 @@ func checkBlosc(t *testing.T, bufs [][]byte, data []byte, chunkBytes int64, type
 		if h.typesize != typesize || h.compressor != compressor || h.shuffle != wantShuf {
 			t.Fatalf("chunk %d: header %+v; want typesize %d, compressor %d, shuffle %v", i, h, typesize, compressor, sh)
 		}
-		if compressor == bloscFormatLZ4 {
-			// internal/blosc decodes lz4 buffers today; zstd ones once its
-			// blosc-zstd decoder lands.
-			got, err := blosc.Decode(nil, b)
-			if err != nil || !bytes.Equal(got, want) {
-				t.Fatalf("chunk %d of %d bytes: internal/blosc: %v (equal %v)", i, chunkBytes, err, bytes.Equal(got, want))
-			}
+		// internal/blosc, the CPU backend's decoder, must read every buffer
+		// too; until it decodes zstd blocks it says ErrNotSupported for
+		// them (and then this check starts on its own).
+		got, err = blosc.Decode(nil, b)
+		if compressor == bloscFormatZstd && errors.Is(err, blosc.ErrNotSupported) {
+			continue
 		}
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("chunk %d of %d bytes: internal/blosc: %v (equal %v)", i, chunkBytes, err, bytes.Equal(got, want))
+		}
+	}
+	for _, b := range bufs {
 		total += int64(len(b))
 	}
 	return total
@@ -175,6 +179,7 @@ func lz4BenchFill(kind string, n int) []byte {
 // TestLZ4GPUDecodes: every dtype and shuffle, ragged and tiny shapes,
 // noise and zeros decode to exactly the input with both readers.
 func TestLZ4GPUDecodes(t *testing.T) {
+	needGPU(t)
 	for _, dt := range zarr.DTypes {
 		ts := dt.Size()
 		for _, sh := range blosc.Shuffles {
@@ -197,6 +202,7 @@ func TestLZ4GPUDecodes(t *testing.T) {
 // rules with LZ4_compress_fast), so a store does not depend on the
 // backend. 1 MiB chunks and the orca2-like bench chunks.
 func TestLZ4GPUMatchesCPU(t *testing.T) {
+	needGPU(t)
 	var cases []lz4Case
 	for _, dt := range zarr.DTypes {
 		for _, sh := range blosc.Shuffles {
@@ -234,6 +240,7 @@ func TestLZ4GPUMatchesCPU(t *testing.T) {
 
 // TestLZ4GPULevels: clevel 0 stores memcpyed, every other level decodes.
 func TestLZ4GPULevels(t *testing.T) {
+	needGPU(t)
 	const cb = 200000
 	data := lz4Fill("thirds", 1, 2, cb, 2)
 	for _, sh := range blosc.Shuffles {
@@ -253,6 +260,7 @@ func TestLZ4GPULevels(t *testing.T) {
 // TestLZ4GPUDeterministic: 20 runs give the same bytes, and a chunk's
 // bytes do not depend on the batch it is in.
 func TestLZ4GPUDeterministic(t *testing.T) {
+	needGPU(t)
 	for _, sh := range blosc.Shuffles {
 		t.Run(zarr.ShuffleName(sh), func(t *testing.T) {
 			r := newLZ4Rig(t, zarr.Uint16, 1, sh)

@@ -21,6 +21,9 @@
 //   none: a copy
 // Output: chunk c's blocks at shuf + c*cstride + b*bs, cstride = nbytes
 // rounded up to 16, so the compressors read every stream in place.
+//
+// blosc_plan (below) replays c-blosc's sequential stored/raw/memcpyed
+// decisions from the compressed stream sizes, for both compressors.
 #pragma once
 
 #ifndef __CUDACC__
@@ -304,4 +307,55 @@ blosc_bitshuffle(const u8* __restrict__ in, u8* __restrict__ shuf, u32 nbytes, u
     done = ne * T;
   }
   for (u32 i = done + threadIdx.x; i < bsize; i += blockDim.x) dst[i] = src[i];
+}
+
+// ---------------------------------------------------------------------------
+// blosc_plan: one thread per chunk walks its streams in order, as c-blosc's
+// blosc_c writes them into a destination of nbytes + 16 bytes (numcodecs'
+// destsize): each stream gets maxout = min(stream length, room left) for
+// the compressor, is stored raw when its compressed form (csizes: the
+// length, or the stream's length when it did not shrink) is longer than
+// that (the compressor fails) or does not shrink it, and the whole chunk
+// is MEMCPYED once a stream no longer fits (or for clevel 0 and chunks
+// under 128 bytes). stored[stream] = bytes stored, bstarts[chunk*nblocks
+// + b] = block starts, plan[chunk] = the buffer's length or 0 for
+// MEMCPYED. grid = ceil(n / BLOSC_PLAN_CTA).
+
+#define BLOSC_PLAN_CTA 128
+
+extern "C" __global__ void __launch_bounds__(BLOSC_PLAN_CTA)
+blosc_plan(const u32* __restrict__ csizes, u32* __restrict__ stored,
+         u32* __restrict__ bstarts, u32* __restrict__ plan, u32 nbytes, u32 T, u32 bs, u32 split, u32 n,
+         u32 memcpy_only) {
+  u32 c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= n) return;
+  Geom g = blosc_geom(nbytes, T, bs, split);
+  u64 limit = (u64)nbytes + 16, pos = 16 + 4 * (u64)g.nblocks;
+  bool mc = memcpy_only || nbytes < 128 || pos > limit;
+  u64 s0 = (u64)c * g.spc;
+  for (u32 b = 0, s = 0; b < g.nblocks && !mc; b++) {
+    bstarts[(u64)c * g.nblocks + b] = (u32)pos;
+    u32 nst = b < g.nfull ? g.nsp : 1;
+    for (u32 j = 0; j < nst; j++, s++) {
+      u32 off, len;
+      blosc_stream_at(g, s, off, len);
+      pos += 4;
+      if (pos >= limit) {  // maxout <= 0
+        mc = true;
+        break;
+      }
+      u64 maxout = limit - pos < len ? limit - pos : len;
+      u32 cs = csizes[s0 + s], st = cs;
+      if (cs >= len || cs > maxout) {
+        if (pos + len > limit) {
+          mc = true;
+          break;
+        }
+        st = len;
+      }
+      stored[s0 + s] = st;
+      pos += st;
+    }
+  }
+  plan[c] = mc ? 0u : (u32)pos;
 }

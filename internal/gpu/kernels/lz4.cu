@@ -16,8 +16,8 @@
 //                                    csizes[stream] = LZ4 size, or the
 //                                    stream length when it did not shrink
 //                                    (blosc's "stored raw" marker)
-//   lz4_plan      sizes   -> plan    one thread per chunk: c-blosc's
-//                                    sequential raw/memcpyed decisions
+//   blosc_plan    sizes   -> plan    one thread per chunk: c-blosc's
+//   (blosc.cuh)                      sequential raw/memcpyed decisions
 //   lz4_assemble  all     -> out     header, bstarts and [i32 size][bytes]
 //                                    streams of chunk c at out + c*ostride,
 //                                    or the MEMCPYED form; sizes[c] = its
@@ -284,57 +284,8 @@ lz4_compress(const u8* __restrict__ shuf, u8* __restrict__ lzout, u32* __restric
 }
 
 // ---------------------------------------------------------------------------
-// lz4_plan: one thread per chunk walks its streams in order, as c-blosc's
-// blosc_c writes them into a destination of nbytes + 16 bytes (numcodecs'
-// destsize): each stream gets maxout = min(stream length, room left) for
-// LZ4, is stored raw when its LZ4 form is longer than that (LZ4 fails,
-// see lz4_block) or does not shrink it, and the whole chunk is MEMCPYED once a stream no longer fits
-// (or for clevel 0 and chunks under 128 bytes). stored[stream] = bytes
-// stored, bstarts[chunk*nblocks + b] = block starts, plan[chunk] = the
-// buffer's length or 0 for MEMCPYED. grid = ceil(n / LZ4_PLAN_CTA).
-
-#define LZ4_PLAN_CTA 128
-
-extern "C" __global__ void __launch_bounds__(LZ4_PLAN_CTA)
-lz4_plan(const u32* __restrict__ csizes, u32* __restrict__ stored,
-         u32* __restrict__ bstarts, u32* __restrict__ plan, u32 nbytes, u32 T, u32 bs, u32 split, u32 n,
-         u32 memcpy_only) {
-  u32 c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= n) return;
-  Geom g = blosc_geom(nbytes, T, bs, split);
-  u64 limit = (u64)nbytes + 16, pos = 16 + 4 * (u64)g.nblocks;
-  bool mc = memcpy_only || nbytes < 128 || pos > limit;
-  u64 s0 = (u64)c * g.spc;
-  for (u32 b = 0, s = 0; b < g.nblocks && !mc; b++) {
-    bstarts[(u64)c * g.nblocks + b] = (u32)pos;
-    u32 nst = b < g.nfull ? g.nsp : 1;
-    for (u32 j = 0; j < nst; j++, s++) {
-      u32 off, len;
-      blosc_stream_at(g, s, off, len);
-      pos += 4;
-      if (pos >= limit) {  // maxout <= 0
-        mc = true;
-        break;
-      }
-      u64 maxout = limit - pos < len ? limit - pos : len;
-      u32 cs = csizes[s0 + s], st = cs;
-      if (cs >= len || cs > maxout) {
-        if (pos + len > limit) {
-          mc = true;
-          break;
-        }
-        st = len;
-      }
-      stored[s0 + s] = st;
-      pos += st;
-    }
-  }
-  plan[c] = mc ? 0u : (u32)pos;
-}
-
-// ---------------------------------------------------------------------------
 // lz4_assemble: one CTA of 128 threads per (chunk, block) writes what
-// lz4_plan decided. flags is the header's flags byte without MEMCPYED
+// blosc_plan decided. flags is the header's flags byte without MEMCPYED
 // (shuffle bits, DONT_SPLIT, the compressor code); the kernel adds
 // MEMCPYED where the plan stores a chunk so.
 

@@ -21,9 +21,9 @@ bool emu_dispatch(const char* name, dim3 g, dim3 b, size_t shmem, const uint64_t
   } else if (!strcmp(name, "lz4_compress")) {
     EMU_ARGS(10);
     emu::launch(g, b, shmem, [&] { lz4_compress(P(0), P(1), W(2), U(3), U(4), U(5), U(6), U(7), U(8), W(9)); });
-  } else if (!strcmp(name, "lz4_plan")) {
+  } else if (!strcmp(name, "blosc_plan")) {
     EMU_ARGS(10);
-    emu::launch(g, b, shmem, [&] { lz4_plan(W(0), W(1), W(2), W(3), U(4), U(5), U(6), U(7), U(8), U(9)); });
+    emu::launch(g, b, shmem, [&] { blosc_plan(W(0), W(1), W(2), W(3), U(4), U(5), U(6), U(7), U(8), U(9)); });
   } else if (!strcmp(name, "lz4_assemble")) {
     EMU_ARGS(15);
     emu::launch(g, b, shmem, [&] {

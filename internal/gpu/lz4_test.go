@@ -93,8 +93,12 @@ func checkLZ4(t *testing.T, bufs [][]byte, data []byte, chunkBytes int64, typesi
 	return checkBlosc(t, bufs, data, chunkBytes, typesize, bloscFormatLZ4, zarr.ByteShuffle)
 }
 
-// lz4Fill makes n chunks of chunkBytes of elements of size ts.
+// lz4Fill makes n chunks of chunkBytes of elements of size ts (uint16
+// camera: cameraFill).
 func lz4Fill(kind string, seed uint64, ts int, chunkBytes int64, n int) []byte {
+	if kind == "camera" && ts == 2 {
+		return cameraFill(int64(seed), int(chunkBytes)*n)
+	}
 	r := rand.New(rand.NewPCG(seed, 7))
 	b := make([]byte, chunkBytes*int64(n))
 	ne := len(b) / ts
@@ -116,7 +120,7 @@ func lz4Fill(kind string, seed uint64, ts int, chunkBytes int64, n int) []byte {
 			case 1:
 				v = uint64(e / 16)
 			}
-		case "camera": // sCMOS-like: offset plus a few bits of noise
+		case "camera": // other sizes than uint16: offset plus a few bits of noise
 			v = 100 + uint64(r.IntN(23))
 		case "ramp":
 			v = uint64(e / 7)

@@ -202,6 +202,12 @@ func zstdFill(kind string, seed int64, chunkBytes int64, n int) []byte {
 		copy(b, w.Bytes())
 	case "camera":
 		copy(b, cameraFill(seed, len(b)))
+	case "sparse": // zeros with one random byte in 300: short literal runs
+		for i := range b {
+			if r.Intn(300) == 0 {
+				b[i] = byte(r.Intn(256))
+			}
+		}
 	case "skew": // one symbol dominates, 200 others: FSE-compressed weights
 		for i := range b {
 			if r.Intn(10) < 7 {

@@ -150,7 +150,7 @@ func TestZstdEmulatorRandom(t *testing.T) {
 func TestZstdEmulatorDeterministic(t *testing.T) {
 	const cb = 262144
 	var data []byte
-	for _, k := range []string{"thirds", "camera", "text"} {
+	for _, k := range []string{"thirds", "camera", "sparse", "text", "sparse"} {
 		data = append(data, zstdFill(k, 1, cb, 1)...)
 	}
 	for _, level := range zstdLevelClasses {
@@ -188,6 +188,11 @@ func TestZstdEmulatorLevels(t *testing.T) {
 			ratio[level][kind] = float64(len(data)) / float64(checkFrames(t, frames, data, cb))
 		}
 	}
+	// Baselines measured in the same run: klauspost at SpeedFastest for
+	// the fast parse, SpeedDefault for the lazy one. The GPU parses must
+	// reach 95% of them on every fill (a broken entropy stage or RLE path
+	// shows here even when the frames still decode).
+	base := map[zstd.EncoderLevel]map[string]float64{}
 	for _, kind := range fills {
 		data := zstdFill(kind, 7, cb, n)
 		fmt.Fprintf(&report, "%-7s gpu fast %8.3f  lazy %8.3f  | klauspost", kind, ratio[1][kind], ratio[3][kind])
@@ -201,7 +206,11 @@ func TestZstdEmulatorLevels(t *testing.T) {
 				tot += len(e.EncodeAll(data[i*cb:(i+1)*cb], nil))
 			}
 			e.Close()
-			fmt.Fprintf(&report, " %s %.3f", l, float64(len(data))/float64(tot))
+			if base[l] == nil {
+				base[l] = map[string]float64{}
+			}
+			base[l][kind] = float64(len(data)) / float64(tot)
+			fmt.Fprintf(&report, " %s %.3f", l, base[l][kind])
 		}
 		report.WriteString("\n")
 	}
@@ -210,6 +219,32 @@ func TestZstdEmulatorLevels(t *testing.T) {
 	for _, kind := range []string{"thirds", "camera"} {
 		if ratio[3][kind] <= ratio[1][kind] {
 			t.Errorf("%s: lazy parse ratio %.4f is not above the fast parse's %.4f", kind, ratio[3][kind], ratio[1][kind])
+		}
+	}
+	for _, kind := range fills {
+		for level, ref := range map[int]zstd.EncoderLevel{1: zstd.SpeedFastest, 3: zstd.SpeedDefault} {
+			if ratio[level][kind] < 0.95*base[ref][kind] {
+				t.Errorf("%s: level %d ratio %.3f is below 95%% of klauspost %s's %.3f", kind, level, ratio[level][kind], ref, base[ref][kind])
+			}
+		}
+	}
+}
+
+// TestZstdEmulatorRLE: a chunk of one repeated byte is coded as RLE
+// blocks, 4 bytes each, behind the frame header, for both parses.
+func TestZstdEmulatorRLE(t *testing.T) {
+	for _, level := range zstdLevelClasses {
+		r := newZstdEmuRig(t, level)
+		for _, cb := range []int64{1, 1000, 131072, 131073, 300000} {
+			data := bytes.Repeat([]byte{0x5C}, int(cb)*2)
+			frames := r.encode(t, data, cb)
+			checkFrames(t, frames, data, cb)
+			want := zstdHeaderLen(cb) + 4*zstdBlocks(cb)
+			for i, f := range frames {
+				if int64(len(f)) != want {
+					t.Errorf("level %d, %d bytes: frame %d is %d bytes, want %d (header and RLE blocks)", level, cb, i, len(f), want)
+				}
+			}
 		}
 	}
 }

@@ -600,7 +600,7 @@ ZD u32 zlFind(const u32* gtab, u16* h, u32 tb, const u8* src, u32 ip, u32 rep, c
   u32 gc = gtab[zsGHashV<ZL_GLOG>(v)];
   u32 len = 0;
   m = 0;
-  if (rep && rep <= ip && zsRd32(src + ip - rep) == cur) {
+  if (rep && zsRd32(src + ip - rep) == cur) {  // rep <= ip: an offset of an earlier match
     m = ip - rep;
     len = 4 + zsCount(src + ip + 4, src + m + 4, end);
   }
@@ -1058,8 +1058,8 @@ ZD ZsGeo zsGeo(u64 chunkStride, u64 frameBytes, u32 fpc, u64 lastBytes) {
   return g;
 }
 // zsLocate finds block g: its frame's offset in the input and length, its
-// index in the frame and the frame's block count (bi >= nb: a slot the
-// frame lacks).
+// index in the frame and the frame's block count. bi < nb: with one frame
+// per chunk nb is nbf, and with several a frame is one block.
 ZD void zsLocate(const ZsGeo& geo, u32 g, u64& off, u32& len, u32& bi, u32& nb) {
   u64 f = g / geo.nbf, c = f / geo.fpc;
   u32 j = (u32)(f % geo.fpc);
@@ -1086,13 +1086,6 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u3
   u8* out = base + ZS_LITCAP + ZS_SEQCAP;
   u8* body = out + 3;
   u32 last = bi == nb - 1 ? 1u : 0u;
-  if (bi >= nb) {  // a slot past a short last frame: nothing to code
-    if (threadIdx.x == 0) {
-      blkSize[g] = 0;
-      ((ZsSeqWs*)lit)->pending = 0;
-    }
-    return;
-  }
   ZS_TICK_INIT
 
   ZS_PHASE
@@ -1381,7 +1374,7 @@ ZD void zsSeqBody(ZsSeqTmp& x, ZsSeqCT& ct, u8* scratch, const ZsGeo& geo, u32* 
   u32 blen = blkEnd - blkStart;
   u8* base = scratch + (u64)g * ZS_BLKSCR;
   ZsSeqWs* w = (ZsSeqWs*)base;
-  if (bi >= nb || !w->pending) return;  // RLE, empty or no block: zsBlockBody did it
+  if (!w->pending) return;  // RLE or empty block, done by zsBlockBody
   w->pending = 0;
   u64* seqs = (u64*)(base + ZS_LITCAP);
   u8* out = base + ZS_LITCAP + ZS_SEQCAP;

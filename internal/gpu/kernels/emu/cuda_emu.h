@@ -12,9 +12,13 @@
 // flow warp-uniform around them, which is also what makes them correct on
 // real hardware. A CTA's last warp may be partial (blockDim.x need not be
 // a multiple of 32); its collectives then combine the lanes that exist.
-// Shared and dynamic shared memory start filled with 0xA5 bytes, and so
-// does memory from the harness's allocator: a kernel that relies on
-// memory it did not write shows it in the emulator too.
+// Shared memory keeps what the previous CTA left, as on a GPU (the first
+// CTA of a launch finds pseudo-random 16-bit words in dynamic shared
+// memory), and memory from the harness's allocator starts with a byte that
+// changes from call to call: a kernel that reads memory it did not write
+// gives bytes that depend on the other chunks of the batch or on the run,
+// which the determinism tests (same bytes twice, and a chunk alone as in a
+// batch) catch.
 //
 // Fibers switch with a few instructions on x86-64 (emu_ctx_switch below:
 // the callee-saved registers and the stack pointer), elsewhere with
@@ -123,6 +127,7 @@ struct State {
   unsigned barGen = 0;
   std::function<void()> body;
   std::vector<unsigned char> dyn;  // dynamic shared memory of the launch
+  unsigned fill = 1;               // junk generator state
 };
 
 inline State& st() {
@@ -232,7 +237,12 @@ inline void launch(dim3 grid, dim3 block, size_t shmem, K kernel) {
   unsigned nw = (block.x + 31) / 32;
   s.warps.assign(nw, WarpSync());
   for (unsigned w = 0; w < nw; w++) s.warps[w].size = (int)(block.x - 32 * w < 32 ? block.x - 32 * w : 32);
-  s.dyn.assign(shmem + 16, 0xA5);
+  s.dyn.resize(shmem + 16);
+  for (size_t i = 0; i + 1 < s.dyn.size(); i += 2) {
+    s.fill = s.fill * 1103515245u + 12345u;
+    uint16_t junk = (uint16_t)(s.fill >> 16);
+    memcpy(&s.dyn[i], &junk, 2);
+  }
   s.body = kernel;
   for (unsigned bz = 0; bz < grid.z; bz++)
     for (unsigned by = 0; by < grid.y; by++)

@@ -13,7 +13,8 @@
 //
 // Wire format, little endian. Each request is an opcode byte and its
 // operands; each reply starts with a status byte (0 ok).
-//   'A' u64 n              -> u64 ptr       allocate (filled with 0xA5)
+//   'A' u64 n              -> u64 ptr       allocate (filled with junk that
+//                                           changes from call to call)
 //   'F' u64 ptr                             free
 //   'H' u64 ptr u64 n data                  host to device
 //   'D' u64 ptr u64 n      -> data          device to host
@@ -99,7 +100,8 @@ inline int serve() {
           reply(3);
           break;
         }
-        memset(p, 0xA5, sz);
+        static unsigned fill = 0;
+        memset(p, (int)(0xA5 + 61 * fill++) & 255, sz);
         allocs()[(uint64_t)p] = n;
         uint64_t v = (uint64_t)p;
         reply(0, &v, 8);

@@ -193,6 +193,11 @@ func decodeBloscStrict(buf []byte) ([]byte, bloscHeader, error) {
 	if h.typesize == 0 {
 		return nil, h, errors.New("typesize 0")
 	}
+	// Encoders write a block size of at most nbytes even for MEMCPYED
+	// buffers (c-blosc's compute_blocksize, blosc.Geometry).
+	if h.blocksize > h.nbytes || (h.nbytes > 0 && h.blocksize <= 0) {
+		return nil, h, fmt.Errorf("blocksize %d for nbytes %d", h.blocksize, h.nbytes)
+	}
 	if h.memcpyed {
 		if cbytes != h.nbytes+16 {
 			return nil, h, fmt.Errorf("memcpyed with cbytes %d, nbytes %d", cbytes, h.nbytes)

@@ -1,22 +1,28 @@
-// zstd.cu: a zstd encoder (RFC 8878) that turns each chunk of a batch into
+// zstd.cu: a zstd encoder (RFC 8878) that turns each frame of a batch into
 // one standard frame: Single_Segment, frame content size set, no checksum.
+// A frame is a chunk (the zstd codec) or a blosc block (blosc-zstd, whose
+// kernels are at the end; blosc.cuh shuffles its blocks first).
 //
 // Work split: one CTA (ZS_NT threads) per zstd block of up to 128 KiB, so a
 // batch runs parallel over chunks and over the blocks of each chunk. Inside a
-// CTA every thread greedy-parses its own ZS_SEG-byte segment with a private
-// hash table in shared memory (primed with the ZS_PRIME bytes before the
-// segment, so matches may reach back into earlier segments and blocks of the
-// same chunk). The literals are then Huffman coded by all threads at once
-// (bit offsets from a prefix sum, words merged with atomicOr on disjoint
-// bits) and the sequences FSE coded by one thread (the state chain is serial;
-// many CTAs in flight hide it). A second kernel assembles the frames.
+// CTA every thread parses its own segment (ZS_SEG bytes, shorter in a short
+// block) with a private hash table in shared memory (primed with the bytes
+// before the segment, so matches may reach back into earlier segments and
+// blocks of the same frame) and a block-wide first-occurrence table. Two
+// parses: ZS_PARSE_FAST (greedy, skipping) and ZS_PARSE_LAZY (bigger
+// tables, lazy matching); zstd.go maps levels to them. The literals are then
+// Huffman coded by all threads at once (bit offsets from a prefix sum, words
+// merged with atomicOr on disjoint bits) and the sequences FSE coded by one
+// thread (the state chain is serial; many CTAs in flight hide it). A last
+// kernel assembles the frames.
 //
-// Output depends only on a chunk's bytes: no atomics decide placement and no
-// adaptivity depends on the grid, so runs are byte-identical.
+// Output depends only on a frame's bytes and the parse: no atomics decide
+// placement and no adaptivity depends on the grid, so runs are
+// byte-identical.
 //
-// The same source compiles with g++ (no __CUDACC__): the CTA is then emulated
-// by running each phase for every thread in turn, which is how the encoder is
-// validated against klauspost/compress on machines without a GPU.
+// The same source compiles with g++ against emu/cuda_emu.h, which runs every
+// CUDA thread as a fiber: that is how the encoder is checked against
+// klauspost/compress on machines without a GPU (emu/zstd_emu.cu).
 
 #include "blosc.cuh"  // u8..u64, the emulator on the host, blosc-zstd's shuffles
 
@@ -85,6 +91,7 @@
 // Parses (zstd_blocks' parse argument; zstd.go maps levels to them).
 #define ZS_PARSE_FAST 0
 #define ZS_PARSE_LAZY 1
+#define ZS_SEGMIN 1024                // shortest segment of a short block
 #define ZS_SEGSEQ (ZS_SEG / 4 + 1)    // sequences per segment, at most
 #define ZS_LITCAP ZS_BLOCK
 #define ZS_SEQCAP (ZS_NT * ZS_SEGSEQ * 8)
@@ -517,16 +524,16 @@ struct ZsSmem {
 // ------------------------------------------------------------- block phases
 
 // Greedy parse of one segment into (literal length, match length, offset).
-ZD void zsParseSegment(ZsSmem& sm, int t, const u8* src, u32 chunkLen, u32 blkStart, u32 blkEnd,
+ZD void zsParseSegment(ZsSmem& sm, int t, const u8* src, u32 chunkLen, u32 blkStart, u32 blkEnd, u32 seg,
                        u64* seqs) {
-  u32 segStart = blkStart + (u32)t * ZS_SEG;
+  u32 segStart = blkStart + (u32)t * seg;
   if (segStart >= blkEnd) {
     sm.segNseq[t] = 0;
     sm.segTrail[t] = 0;
     sm.segLit[t] = 0;
     return;
   }
-  u32 segEnd = segStart + ZS_SEG < blkEnd ? segStart + ZS_SEG : blkEnd;
+  u32 segEnd = segStart + seg < blkEnd ? segStart + seg : blkEnd;
   u32 tb = segStart > ZS_PRIME ? segStart - ZS_PRIME : 0;
   u16* h = sm.u.m.htab[t];
   for (int i = 0; i < ZS_HSIZE; i++) h[i] = 0;
@@ -623,15 +630,15 @@ ZD int zlGain(u32 len, u32 off, u32 rep) { return (int)(len * 4) - (int)zsHighBi
 // lazy tables, barely any skipping, and a match at ip given up for one at
 // ip+1 (ZL_DEPTH times) that scores better, as zstd's lazy strategies
 // decide (zlGain, with its bonus for the match in hand).
-ZD void zsParseLazy(ZsSmem& sm, int t, const u8* src, u32 chunkLen, u32 blkStart, u32 blkEnd, u64* seqs) {
-  u32 segStart = blkStart + (u32)t * ZS_SEG;
+ZD void zsParseLazy(ZsSmem& sm, int t, const u8* src, u32 chunkLen, u32 blkStart, u32 blkEnd, u32 seg, u64* seqs) {
+  u32 segStart = blkStart + (u32)t * seg;
   if (segStart >= blkEnd) {
     sm.segNseq[t] = 0;
     sm.segTrail[t] = 0;
     sm.segLit[t] = 0;
     return;
   }
-  u32 segEnd = segStart + ZS_SEG < blkEnd ? segStart + ZS_SEG : blkEnd;
+  u32 segEnd = segStart + seg < blkEnd ? segStart + seg : blkEnd;
   u32 tb = segStart > ZL_PRIME ? segStart - ZL_PRIME : 0;
   u16* h = sm.u.l.ltab[t];
   const u32* gtab = sm.u.l.gtab;
@@ -671,8 +678,8 @@ ZD void zsParseLazy(ZsSmem& sm, int t, const u8* src, u32 chunkLen, u32 blkStart
 
 // Copies segment t's literals into the block's literal buffer and counts
 // them into the histogram.
-ZD void zsGatherLiterals(ZsSmem& sm, int t, const u8* src, u32 blkStart, const u64* seqs, u8* lit) {
-  u32 segStart = blkStart + (u32)t * ZS_SEG;
+ZD void zsGatherLiterals(ZsSmem& sm, int t, const u8* src, u32 blkStart, u32 seg, const u64* seqs, u8* lit) {
+  u32 segStart = blkStart + (u32)t * seg;
   u32 o = sm.segLitOff[t];
   u32 ip = segStart;
   u32 n = sm.segNseq[t];
@@ -1080,6 +1087,11 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u3
   u32 blkStart = bi * ZS_BLOCK;
   u32 blkEnd = blkStart + ZS_BLOCK < chunkLen ? blkStart + ZS_BLOCK : chunkLen;
   u32 blen = blkEnd - blkStart;
+  // Segment length: a short block (a blosc-zstd frame of 64 KiB, a small
+  // chunk) is cut into shorter segments, so that all threads of the CTA
+  // parse, down to ZS_SEGMIN bytes a thread.
+  u32 seg = blen >= ZS_BLOCK ? ZS_SEG : ((blen + ZS_NT - 1) / ZS_NT + 15) & ~15u;
+  if (seg < ZS_SEGMIN) seg = ZS_SEGMIN;
   u8* base = scratch + (u64)g * ZS_BLKSCR;
   u8* lit = base;
   u64* seqs = (u64*)(base + ZS_LITCAP);
@@ -1092,7 +1104,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u3
     if (t == 0) sm.notRle = 0;
   ZS_END
   ZS_PHASE
-    u32 a = blkStart + (u32)t * ZS_SEG, b = a + ZS_SEG < blkEnd ? a + ZS_SEG : blkEnd;
+    u32 a = blkStart + (u32)t * seg, b = a + seg < blkEnd ? a + seg : blkEnd;
     if (blen > 0) {
       u8 c0 = src[blkStart];
       u64 c8 = 0x0101010101010101ull * c0;
@@ -1130,7 +1142,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u3
     for (int i = t; i < (lazy ? 1 << ZL_GLOG : 1 << ZS_GLOG); i += ZS_NT) gtab[i] = 0xFFFFFFFFu;
   ZS_END
   ZS_PHASE
-    u32 a = blkStart + (u32)t * ZS_SEG, b = a + ZS_SEG < blkEnd ? a + ZS_SEG : blkEnd;
+    u32 a = blkStart + (u32)t * seg, b = a + seg < blkEnd ? a + seg : blkEnd;
     // The previous block of the chunk too (every ZS_GPSTEP-th position),
     // so a block finds what its predecessor already held.
     if (lazy) {
@@ -1144,9 +1156,9 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u3
   // Match finding: every thread its own segment.
   ZS_PHASE
     if (lazy)
-      zsParseLazy(sm, t, src, chunkLen, blkStart, blkEnd, seqs + (u64)t * ZS_SEGSEQ);
+      zsParseLazy(sm, t, src, chunkLen, blkStart, blkEnd, seg, seqs + (u64)t * ZS_SEGSEQ);
     else
-      zsParseSegment(sm, t, src, chunkLen, blkStart, blkEnd, seqs + (u64)t * ZS_SEGSEQ);
+      zsParseSegment(sm, t, src, chunkLen, blkStart, blkEnd, seg, seqs + (u64)t * ZS_SEGSEQ);
   ZS_END
   ZS_PHASE
     if (t == 0) {
@@ -1167,7 +1179,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u3
     for (int k = 0; k < ZS_NT; k++) nsq += sm.segNseq[k];
     if (sm.litSize >= 16 * nsq) {
       for (int sg = 0; sg < ZS_NT; sg++) {
-        u32 n = sm.segNseq[sg], o = sm.segLitOff[sg], ip = blkStart + (u32)sg * ZS_SEG;
+        u32 n = sm.segNseq[sg], o = sm.segLitOff[sg], ip = blkStart + (u32)sg * seg;
         const u64* sq = seqs + (u64)sg * ZS_SEGSEQ;
         for (u32 k0 = 0; k0 <= n; k0 += 32) {
           u64 mine = k0 + t < n ? sq[k0 + t] : 0;
@@ -1198,7 +1210,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u3
         }
       }
     } else {
-      zsGatherLiterals(sm, t, src, blkStart, seqs + (u64)t * ZS_SEGSEQ, lit);
+      zsGatherLiterals(sm, t, src, blkStart, seg, seqs + (u64)t * ZS_SEGSEQ, lit);
     }
   ZS_END
   // Rank the present symbols by (count, symbol): sorted ascending.

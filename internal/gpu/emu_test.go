@@ -46,6 +46,9 @@ func emuBinary(t testing.TB, module string) string {
 	if err != nil {
 		t.Skip("g++ not found; the kernel emulator needs a C++17 compiler")
 	}
+	if _, err := os.Stat(filepath.Join("kernels", "emu", module+"_emu.cu")); err != nil {
+		t.Skipf("kernel sources not found (run the test binary in internal/gpu): %v", err)
+	}
 	v, _ := emuBuilds.LoadOrStore(module, &emuBuild{})
 	b := v.(*emuBuild)
 	b.once.Do(func() { b.path, b.err = buildEmu(gxx, module) })

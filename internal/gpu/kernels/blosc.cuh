@@ -239,37 +239,27 @@ __host__ __device__ __forceinline__ u64 blosc_trans8x8(u64 x) {
   return x ^ t ^ (t << 28);
 }
 
-// blosc_bit32 bit-shuffles elements 8*ii .. 8*ii+31 (src points at element
-// 8*ii, 16-byte aligned) and stores 4 bytes of each of the 8*T bit rows
-// (dst + row*nbr + ii, 4-byte aligned: nbr % 4 == 0).
-template <int T>
-__device__ __forceinline__ void blosc_bit32(const u8* src, u8* dst, u32 nbr, u32 ii) {
-  u32 out[8 * T];
+// blosc_bit32 bit-shuffles elements 8*ii .. 8*ii+31 of src (one thread's
+// share) and stores 4 bytes of each of the 8*T bit rows at dst + row*nbr +
+// ii (4-byte aligned: nbr % 4 == 0 and dst aligned). Byte plane by byte
+// plane: gather byte j of 8 elements, transpose the 8x8 bit matrix, and
+// collect 4 such columns per row.
+__device__ __forceinline__ void blosc_bit32(const u8* src, u8* dst, u32 T, u32 nbr, u32 ii) {
+  for (u32 j = 0; j < T; j++) {
+    u32 out[8] = {0, 0, 0, 0, 0, 0, 0, 0};
 #pragma unroll
-  for (int r = 0; r < 8 * T; r++) out[r] = 0;
-#pragma unroll
-  for (int q = 0; q < 4; q++) {  // 8 elements = 8*T bytes = T words of 8 bytes
-    u64 w[T];
-#pragma unroll
-    for (int t = 0; t < T; t++) {
-      uint2 v = ((const uint2*)(src + q * 8 * T))[t];
-      w[t] = (u64)v.x | ((u64)v.y << 32);
-    }
-#pragma unroll
-    for (int j = 0; j < T; j++) {
+    for (int q = 0; q < 4; q++) {
+      const u8* s = src + (u64)(ii + q) * 8 * T + j;
       u64 x = 0;
 #pragma unroll
-      for (int e = 0; e < 8; e++) {
-        int k = e * T + j;  // byte j of element e
-        x |= ((w[k / 8] >> (8 * (k % 8))) & 255u) << (8 * e);
-      }
+      for (int e = 0; e < 8; e++) x |= (u64)s[e * T] << (8 * e);
       x = blosc_trans8x8(x);
 #pragma unroll
-      for (int kk = 0; kk < 8; kk++) out[j * 8 + kk] |= (u32)((x >> (8 * kk)) & 255u) << (8 * q);
+      for (int kk = 0; kk < 8; kk++) out[kk] |= (u32)((x >> (8 * kk)) & 255u) << (8 * q);
     }
-  }
 #pragma unroll
-  for (int r = 0; r < 8 * T; r++) *(u32*)(dst + (u64)r * nbr + ii) = out[r];
+    for (int kk = 0; kk < 8; kk++) *(u32*)(dst + (u64)(j * 8 + kk) * nbr + ii) = out[kk];
+  }
 }
 
 extern "C" __global__ void __launch_bounds__(BLOSC_BIT_CTA)
@@ -283,17 +273,8 @@ blosc_bitshuffle(const u8* __restrict__ in, u8* __restrict__ shuf, u32 nbytes, u
   u32 ne = bsize / T, done = 0;
   if (ne % 8 == 0) {
     u32 nbr = ne / 8;  // bytes per bit row
-    if ((T == 1 || T == 2 || T == 4 || T == 8) && nbr % 4 == 0 && (((unsigned long long)src & 15) == 0) &&
-        (((unsigned long long)dst & 3) == 0)) {
-      for (u32 ii = 4 * threadIdx.x; ii < nbr; ii += 4 * blockDim.x) {
-        const u8* s = src + (u64)ii * 8 * T;
-        switch (T) {
-          case 1: blosc_bit32<1>(s, dst, nbr, ii); break;
-          case 2: blosc_bit32<2>(s, dst, nbr, ii); break;
-          case 4: blosc_bit32<4>(s, dst, nbr, ii); break;
-          default: blosc_bit32<8>(s, dst, nbr, ii); break;
-        }
-      }
+    if (nbr % 4 == 0 && (((unsigned long long)dst & 3) == 0)) {
+      for (u32 ii = 4 * threadIdx.x; ii < nbr; ii += 4 * blockDim.x) blosc_bit32(src, dst, T, nbr, ii);
     } else {
       for (u32 ii = threadIdx.x; ii < nbr; ii += blockDim.x) {
         for (u32 j = 0; j < T; j++) {

@@ -74,6 +74,9 @@ type Stage struct {
 	// does not pay them again; Close releases them. Device memory is
 	// never cached: Slot.Free returns it to the card at once.
 	hostFree []*HostBuf
+	// allocTime and pinTime add up NewSlot's device allocations and
+	// host pinning (Startup).
+	allocTime, pinTime time.Duration
 }
 
 var _ stage.Stage = (*Stage)(nil)
@@ -163,8 +166,9 @@ func (s *Stage) unload() error {
 }
 
 // takeHost returns a pinned buffer of at least n bytes: the smallest
-// cached one that fits, else a new one.
-func (s *Stage) takeHost(n int64) (*HostBuf, error) {
+// cached one that fits, else a new one, whose pinning time it adds to
+// *pinned (for Startup).
+func (s *Stage) takeHost(n int64, pinned *time.Duration) (*HostBuf, error) {
 	s.mu.Lock()
 	best := -1
 	for i, h := range s.hostFree {
@@ -179,7 +183,10 @@ func (s *Stage) takeHost(n int64) (*HostBuf, error) {
 		return h, nil
 	}
 	s.mu.Unlock()
-	return s.d.AllocHost(n)
+	t0 := time.Now()
+	h, err := s.d.AllocHost(n)
+	*pinned += time.Since(t0)
+	return h, err
 }
 
 // putHost caches a freed slot's pinned buffer (nil is ignored).
@@ -205,6 +212,16 @@ func (s *Stage) CopyHelpers() int { return max(0, runtime.GOMAXPROCS(0)-2) }
 
 // Device is the stage's GPU.
 func (s *Stage) Device() *Device { return s.d }
+
+// CodecNote says how the GPU runs the store's codec and level, e.g. "zstd
+// level 9 runs as GPU parse 'lazy' (levels >= 3)"; "" when there is
+// nothing to say. For the CLI's --verbose.
+func (s *Stage) CodecNote() string {
+	if n, ok := s.codec.(Noter); ok {
+		return n.Note()
+	}
+	return ""
+}
 
 // Close unloads the modules. Every slot must be freed first.
 func (s *Stage) Close() error {
@@ -334,10 +351,16 @@ func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 		return nil, fmt.Errorf("gpu slot: batches of %d frames need %s of device memory per slot but %s of %s are free on %s; use a smaller batch or fewer slots (--depth)",
 			maxFrames, gib(need), gib(free), gib(total), s.d.Name())
 	}
-	if err := sl.alloc(frameBytes, tiled); err != nil {
+	t0 := time.Now()
+	var pinned time.Duration
+	if err := sl.alloc(frameBytes, tiled, &pinned); err != nil {
 		sl.release()
 		return nil, fmt.Errorf("gpu slot: %w", err)
 	}
+	s.mu.Lock()
+	s.pinTime += pinned
+	s.allocTime += time.Since(t0) - pinned
+	s.mu.Unlock()
 	sl.initParams()
 	sl.kick = make(chan stage.Batch)
 	sl.done = make(chan error, 1)
@@ -352,13 +375,13 @@ func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 
 func gib(n int64) string { return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30)) }
 
-func (sl *Slot) alloc(frameBytes, tiled int64) error {
+func (sl *Slot) alloc(frameBytes, tiled int64, pinned *time.Duration) error {
 	s, d := sl.s, sl.s.d
 	var err error
-	if sl.staging, err = s.takeHost(frameBytes); err != nil {
+	if sl.staging, err = s.takeHost(frameBytes, pinned); err != nil {
 		return fmt.Errorf("pinned staging (%s): %w", gib(frameBytes), err)
 	}
-	if sl.tableHost, err = s.takeHost(sl.maxChunks * 8); err != nil {
+	if sl.tableHost, err = s.takeHost(sl.maxChunks*8, pinned); err != nil {
 		return err
 	}
 	// The table is uint32 pairs in pinned memory, which cuMemHostAlloc
@@ -367,13 +390,13 @@ func (sl *Slot) alloc(frameBytes, tiled int64) error {
 	hostOut := tiled
 	if s.codec != nil {
 		hostOut = sl.maxChunks * sl.stride
-		if sl.offHost, err = s.takeHost((sl.maxChunks + 1) * 8); err != nil {
+		if sl.offHost, err = s.takeHost((sl.maxChunks+1)*8, pinned); err != nil {
 			return err
 		}
 		sl.offsets = unsafe.Slice((*uint64)(unsafe.Pointer(&sl.offHost.Bytes()[0])), sl.maxChunks+1)
 	}
 	sl.outBytes = hostOut
-	if sl.outHost, err = s.takeHost(hostOut); err != nil {
+	if sl.outHost, err = s.takeHost(hostOut, pinned); err != nil {
 		return fmt.Errorf("pinned output (%s): %w", gib(hostOut), err)
 	}
 	if sl.dIn, err = d.Alloc(sl.inBytes); err != nil {

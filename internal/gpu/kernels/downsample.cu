@@ -14,7 +14,16 @@
 //
 // One thread per output element (grid-stride), consecutive threads on
 // consecutive elements of the innermost dim, so reads of the block rows
-// are close together.
+// are close together. The parameters live in device memory (the slot
+// uploads them with the batch), read once per thread.
+
+#ifndef __CUDACC__
+// Compiled by g++ for the Go tests: the CPU emulator of the CUDA model.
+#include <cmath>
+#include "emu/cuda_emu.h"
+using std::fabs;
+using std::isinf;
+#endif
 
 #define MAX_RANK 8
 
@@ -78,8 +87,9 @@ __device__ __forceinline__ unsigned long long round_shift(unsigned long long s, 
 }
 
 template <typename T, bool SIGNED>
-__device__ __forceinline__ void down_int(const T* __restrict__ src, T* __restrict__ dst, const DownParams& p)
+__device__ __forceinline__ void down_int(const T* __restrict__ src, T* __restrict__ dst, const DownParams* pp)
 {
+    const DownParams p = *pp;
     for (long long o = blockIdx.x * (long long)blockDim.x + threadIdx.x; o < p.total; o += (long long)gridDim.x * blockDim.x) {
         Block b = block_of(o, p);
         unsigned cnt = 1u << b.n;
@@ -125,8 +135,9 @@ __device__ __forceinline__ void down_int(const T* __restrict__ src, T* __restric
 __device__ __forceinline__ bool is_nan(double v) { return v != v; }
 
 template <typename T>
-__device__ __forceinline__ void down_float(const T* __restrict__ src, T* __restrict__ dst, const DownParams& p)
+__device__ __forceinline__ void down_float(const T* __restrict__ src, T* __restrict__ dst, const DownParams* pp)
 {
+    const DownParams p = *pp;
     for (long long o = blockIdx.x * (long long)blockDim.x + threadIdx.x; o < p.total; o += (long long)gridDim.x * blockDim.x) {
         Block b = block_of(o, p);
         unsigned cnt = 1u << b.n;
@@ -166,7 +177,7 @@ __device__ __forceinline__ void down_float(const T* __restrict__ src, T* __restr
 }
 
 #define DOWN_INT(NAME, T, SIGNED)                                                                  \
-    extern "C" __global__ void __launch_bounds__(256) NAME(const T* __restrict__ src, T* __restrict__ dst, DownParams p) \
+    extern "C" __global__ void __launch_bounds__(256) NAME(const T* __restrict__ src, T* __restrict__ dst, const DownParams* p) \
     {                                                                                              \
         down_int<T, SIGNED>(src, dst, p);                                                          \
     }
@@ -180,12 +191,12 @@ DOWN_INT(down_int16, short, true)
 DOWN_INT(down_int32, int, true)
 DOWN_INT(down_int64, long long, true)
 
-extern "C" __global__ void __launch_bounds__(256) down_float32(const float* __restrict__ src, float* __restrict__ dst, DownParams p)
+extern "C" __global__ void __launch_bounds__(256) down_float32(const float* __restrict__ src, float* __restrict__ dst, const DownParams* p)
 {
     down_float<float>(src, dst, p);
 }
 
-extern "C" __global__ void __launch_bounds__(256) down_float64(const double* __restrict__ src, double* __restrict__ dst, DownParams p)
+extern "C" __global__ void __launch_bounds__(256) down_float64(const double* __restrict__ src, double* __restrict__ dst, const DownParams* p)
 {
     down_float<double>(src, dst, p);
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/spf13/pflag"
 	"github.com/zwrite/zwrite/internal/backend"
 	"github.com/zwrite/zwrite/internal/pipeline"
 	"github.com/zwrite/zwrite/internal/pyramid"
@@ -20,7 +21,7 @@ import (
 // runAppend writes the inputs into a new store. It holds no pipeline
 // logic: it opens the backend, the sink and the Writer, copies the inputs
 // into the Writer, and renders progress and the summary from its Stats.
-func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) error {
+func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio, f *pflag.FlagSet) error {
 	ins, err := checkInputs(args)
 	if err != nil {
 		return err
@@ -31,15 +32,6 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 			return usagef("stdin is a terminal; name the input FILE or pipe the frames in")
 		}
 	}
-	var st stage.Stage
-	if !o.img.image() {
-		// An image's pyramid opens a stage per level itself.
-		var err error
-		if st, err = openBackend(o.backend, stage.Config{Spec: o.spec}); err != nil {
-			return err
-		}
-		defer st.Close()
-	}
 	store, err := openOutput(o, ins)
 	if err != nil {
 		return err
@@ -47,6 +39,21 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 	defer store.Close()
 	for _, n := range store.Notes() {
 		fmt.Fprintf(io.err, "warning: %s\n", n)
+	}
+	if o.rs.resume {
+		// The array (or image) comes from the store; flags must agree.
+		if err := resumePlan(o, f, store); err != nil {
+			return err
+		}
+	}
+	var st stage.Stage
+	if !o.img.image() {
+		// An image's pyramid opens a stage per level itself.
+		if st, err = openBackend(o.backend, stage.Config{Spec: o.spec}); err != nil {
+			store.Abandon(false)
+			return err
+		}
+		defer st.Close()
 	}
 
 	start := time.Now()
@@ -65,6 +72,15 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 	stopAbort := context.AfterFunc(ctx, func() { w.Abort(context.Cause(ctx)) })
 	defer stopAbort()
 
+	if o.rs.resume {
+		// The last, partial shard row is written again with the new
+		// frames after it: read it back first.
+		if err := refeed(ctx, o, store, w, o.rs.starts[0], o.rs.existing[0]); err != nil {
+			w.Abort(err)
+			store.Abandon(true)
+			return err
+		}
+	}
 	var bar *progress
 	if o.progress {
 		bar = startProgress(io.err, totalSize(ins), o.spec.FrameBytes(), w.Stats)
@@ -172,31 +188,38 @@ func newStreamWriter(ctx context.Context, o *appendOptions, st stage.Stage, stor
 	}
 	if !o.img.image() {
 		pc.Stage, pc.Sink = st, store.Sink()
+		if o.rs.resume {
+			pc.StartFrame, pc.ExistingFrames = o.rs.starts[0], o.rs.existing[0]
+		}
 		return pipeline.New(ctx, pc)
 	}
-	pw, err := pyramid.New(ctx, pyramid.Config{
+	pcfg := pyramid.Config{
 		Spec: o.spec, Levels: o.img.nLevels, Reduce: o.img.reduce, Method: o.img.downMethod,
 		NewStage: func(sc stage.Config) (stage.Stage, error) { return openBackend(o.backend, sc) },
 		Sink:     store.Sink(),
 		Writer:   pc,
-	})
-	if err != nil {
-		return nil, err
 	}
-	img, err := o.img.buildImage(&o.spec, version)
-	if err == nil {
-		var b []byte
-		if b, err = zarr.MarshalImage(img); err == nil {
-			// After the levels exist (each wrote its zarr.json), so a
-			// reader of the group never finds a dataset missing.
-			err = store.Sink().Put("zarr.json", b)
+	if o.rs.resume {
+		pcfg.Starts, pcfg.Existing = o.rs.starts, o.rs.existing
+	}
+	if !o.rs.resume {
+		// The image group first: a run stopped at any point leaves a node
+		// that says what it is (a level not yet created is created by a
+		// resume); a reader meanwhile may find a level missing for the
+		// moment it takes to create it.
+		img, err := o.img.buildImage(&o.spec, version)
+		if err != nil {
+			return nil, err
+		}
+		b, err := zarr.MarshalImage(img)
+		if err != nil {
+			return nil, err
+		}
+		if err := store.Sink().Put("zarr.json", b); err != nil {
+			return nil, err
 		}
 	}
-	if err != nil {
-		pw.Abort(err)
-		return nil, err
-	}
-	return pw, nil
+	return pyramid.New(ctx, pcfg)
 }
 
 // writerUsage maps the writer's refusals of its settings to the flags
@@ -226,7 +249,7 @@ func openOutput(o *appendOptions, ins []input) (sink.Store, error) {
 			files = append(files, in.name)
 		}
 	}
-	store, err := sink.Open(o.output, sink.Options{Overwrite: o.overwrite, Fsync: o.fsync, BreakLock: o.breakLock, Inputs: files, Path: o.img.arrayPath})
+	store, err := sink.Open(o.output, sink.Options{Overwrite: o.overwrite, Fsync: o.fsync, BreakLock: o.breakLock, Inputs: files, Path: o.img.arrayPath, Resume: o.rs.resume})
 	if err != nil {
 		if u := outputUsage(err); u != nil {
 			return nil, u
@@ -261,6 +284,7 @@ func outputUsage(err error) error {
 // copyInput, whose reads cannot hold up an interrupt. --read-size forces
 // copyInput with that piece size.
 func copyInputs(ctx context.Context, w streamWriter, ins []input, o *appendOptions, stdin io.Reader) error {
+	skip := o.rs.skipFrames * o.spec.FrameBytes() // --skip: bytes of input not written
 	for _, in := range ins {
 		var r io.Reader = stdin
 		name := "stdin"
@@ -274,14 +298,21 @@ func copyInputs(ctx context.Context, w streamWriter, ins []input, o *appendOptio
 		}
 		var err error
 		if size, ok := regularSize(r); ok && o.readSize == "" {
-			_, err = w.ReadAt(r.(io.ReaderAt), size, o.readers)
+			if skip >= size {
+				skip -= size
+				continue
+			}
+			_, err = w.ReadAt(io.NewSectionReader(r.(io.ReaderAt), skip, size-skip), size-skip, o.readers)
+			skip = 0
 			var ie *pipeline.InputError
 			if errors.As(err, &ie) {
 				err = &readError{ie.Err}
 			}
 		} else {
 			enlargePipe(r)
-			_, err = copyInput(ctx, w, r, o.readBytes, o.readSize != "")
+			var skipped int64
+			_, skipped, err = copyInputSkip(ctx, w, r, o.readBytes, o.readSize != "", skip)
+			skip -= skipped
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -295,6 +326,38 @@ func copyInputs(ctx context.Context, w streamWriter, ins []input, o *appendOptio
 		}
 	}
 	return nil
+}
+
+// copyInputSkip is copyInput after dropping the first skip bytes of r; it
+// also returns how many were dropped (fewer when r ends first).
+func copyInputSkip(ctx context.Context, w io.Writer, r io.Reader, bufSize int, exact bool, skip int64) (int64, int64, error) {
+	if skip == 0 {
+		n, err := copyInput(ctx, w, r, bufSize, exact)
+		return n, 0, err
+	}
+	d := &dropWriter{w: w, left: skip}
+	n, err := copyInput(ctx, d, r, bufSize, exact)
+	return n - (skip - d.left), skip - d.left, err
+}
+
+// dropWriter drops its first left bytes and passes the rest on.
+type dropWriter struct {
+	w    io.Writer
+	left int64
+}
+
+func (d *dropWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if d.left > 0 {
+		k := min(int64(len(p)), d.left)
+		d.left -= k
+		p = p[k:]
+	}
+	if len(p) == 0 {
+		return n, nil
+	}
+	m, err := d.w.Write(p)
+	return n - len(p) + m, err
 }
 
 // regularSize reports whether r is a regular file, and its size now.
@@ -325,12 +388,23 @@ func summary(o *appendOptions, s pipeline.Stats, wall time.Duration, store sink.
 	if err != nil {
 		onDisk = "size on disk unknown (" + err.Error() + ")"
 	}
-	ratio := "-"
-	if disk > 0 && s.BytesIn > 0 {
-		ratio = fmt.Sprintf("%.2f", float64(s.BytesIn)/float64(disk))
+	what := fmt.Sprintf("%d frames", s.Frames)
+	total := s.Frames // frames the store holds (level 0)
+	if o.rs.resume {
+		refed := o.rs.existing[0] - o.rs.starts[0]
+		total = o.rs.starts[0] + s.Frames
+		what = fmt.Sprintf("resumed at frame %d: %d new frames (and %d rewritten), now %d", o.rs.existing[0], s.Frames-refed, refed, total)
 	}
-	return fmt.Sprintf("%s: %d frames, %s in %.2f s (%s), %s, ratio %s, %d shards, %s %s",
-		o.output, s.Frames, humanBytes(s.BytesIn), wall.Seconds(), rate(s.BytesIn, wall),
+	if o.img.image() {
+		what += fmt.Sprintf(" in %d levels", o.img.nLevels)
+	}
+	ratio := "-"
+	if raw := total * o.spec.FrameBytes(); disk > 0 && raw > 0 {
+		// Level 0's bytes over everything on disk (all levels).
+		ratio = fmt.Sprintf("%.2f", float64(raw)/float64(disk))
+	}
+	return fmt.Sprintf("%s: %s, %s in %.2f s (%s), %s, ratio %s, %d shards, %s %s",
+		store.Location(), what, humanBytes(s.BytesIn), wall.Seconds(), rate(s.BytesIn, wall),
 		onDisk, ratio, s.Shards, o.spec.DType, o.spec.Codec)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,6 +42,7 @@ type appendOptions struct {
 	readers    int
 
 	img imageOptions
+	rs  resumeOptions
 
 	// Set by validate.
 	spec            zarr.Spec
@@ -75,6 +77,7 @@ func (o *appendOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.BoolVar(&o.fsync, "fsync", false, "fsync every shard and directory before it counts as written")
 	f.DurationVar(&o.flush, "flush-interval", pipeline.DefaultFlushInterval, "on a slow stream, compress and commit whatever whole epochs have waited this long, so shard rows are committed as they fill (0: only when a batch is full)")
 	o.img.addFlags(f)
+	o.rs.addFlags(f)
 	// Tests feed the writer in uneven pieces through this; users need not.
 	f.StringVar(&o.readSize, "read-size", "", "bytes read from the input per write to the writer")
 	_ = f.MarkHidden("read-size")
@@ -85,6 +88,12 @@ func (o *appendOptions) addFlags(f *pflag.FlagSet, io stdio) {
 func (o *appendOptions) validate(f *pflag.FlagSet) error {
 	if o.output == "" {
 		return usagef("--output (-o) is required: the store directory to write")
+	}
+	if o.rs.resume {
+		return o.validateResume(f)
+	}
+	if o.rs.skip == "auto" {
+		return usagef("--skip auto skips as many frames as the store holds: it needs --resume (or give --skip N)")
 	}
 	for _, name := range []string{"shape", "dtype", "chunk"} {
 		if !f.Changed(name) {
@@ -161,7 +170,23 @@ func (o *appendOptions) validate(f *pflag.FlagSet) error {
 		return &usageError{fmt.Errorf("array: %w", err)}
 	}
 	o.spec = s
+	if err := o.img.validate(f, &o.spec); err != nil {
+		return err
+	}
+	if o.rs.skip != "" {
+		if n, err := strconv.ParseInt(o.rs.skip, 10, 64); err != nil || n < 0 {
+			return usagef("--skip %q: want a number of frames (or auto, with --resume)", o.rs.skip)
+		} else {
+			o.rs.skipFrames = n
+		}
+	}
+	return o.validateWriter(f)
+}
 
+// validateWriter checks the flags of the writer and the input (not of the
+// array).
+func (o *appendOptions) validateWriter(f *pflag.FlagSet) error {
+	var err error
 	if o.backendKind, err = backend.Parse(o.backend); err != nil {
 		return &usageError{fmt.Errorf("--backend: %w", err)}
 	}
@@ -185,9 +210,6 @@ func (o *appendOptions) validate(f *pflag.FlagSet) error {
 	if o.flush < 0 {
 		return usagef("--flush-interval %v: want 0 (off) or a positive duration such as 1s", o.flush)
 	}
-	if err := o.img.validate(f, &o.spec); err != nil {
-		return err
-	}
 	o.readBytes = defaultReadSize
 	if f.Changed("read-size") {
 		n, err := parseSize("read-size", o.readSize)
@@ -200,6 +222,53 @@ func (o *appendOptions) validate(f *pflag.FlagSet) error {
 		o.readBytes = int(n)
 	}
 	return nil
+}
+
+// validateResume checks the flags of a --resume run: the array flags are
+// optional (resumePlan takes the rest from the store and compares), the
+// writer flags as always.
+func (o *appendOptions) validateResume(f *pflag.FlagSet) error {
+	if o.overwrite {
+		return usagef("--resume continues a store and --overwrite replaces one: give one of them")
+	}
+	var err error
+	if f.Changed("shape") {
+		if o.spec.Shape, err = parseDims("shape", o.shape); err != nil {
+			return err
+		}
+	}
+	if f.Changed("dtype") {
+		if o.spec.DType, err = zarr.ParseDType(o.dtype); err != nil {
+			return &usageError{fmt.Errorf("--dtype: %w", err)}
+		}
+	}
+	if f.Changed("chunk") {
+		if o.spec.Chunk, err = parseDims("chunk", o.chunk); err != nil {
+			return err
+		}
+	}
+	if f.Changed("shard") {
+		if o.spec.Shard, err = parseDims("shard", o.shard); err != nil {
+			return err
+		}
+	}
+	if f.Changed("codec") {
+		if o.spec.Codec, err = zarr.ParseCodec(o.codec); err != nil {
+			return &usageError{fmt.Errorf("--codec: %w", err)}
+		}
+	}
+	o.spec.Level = o.level
+	if f.Changed("dims") {
+		if o.spec.DimNames, err = parseNames("dims", o.dims); err != nil {
+			return err
+		}
+	}
+	if o.img.arrayPath != "" {
+		if err := checkNodePath(o.img.arrayPath); err != nil {
+			return err
+		}
+	}
+	return o.validateWriter(f)
 }
 
 func newAppendCmd(io stdio, wrap runWrapper) *cobra.Command {
@@ -219,7 +288,7 @@ frame and reports the rest.`,
 			if err := o.validate(cmd.Flags()); err != nil {
 				return err
 			}
-			return runAppend(cmd.Context(), o, args, io)
+			return runAppend(cmd.Context(), o, args, io, cmd.Flags())
 		}),
 	}
 	o.addFlags(cmd.Flags(), io)

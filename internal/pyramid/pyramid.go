@@ -105,6 +105,10 @@ type Config struct {
 	NewStage func(stage.Config) (stage.Stage, error)
 	// Sink is the image: level k's files go under "k/".
 	Sink sink.Sink
+	// Starts and Existing continue an image (a resume): level k's writer
+	// starts at frame Starts[k], its zarr.json naming Existing[k] now (see
+	// pipeline.Config.StartFrame). nil: a new image.
+	Starts, Existing []int64
 	// Writer is the template of every level's pipeline.Config (Depth,
 	// IOWorkers, FlushInterval, MaxPending, ...); Spec, Stage, Sink, Down,
 	// KickAlign are set per level. Its MemoryBudget (0: the default) is
@@ -161,6 +165,9 @@ func New(ctx context.Context, cfg Config) (w *Writer, err error) {
 		pc := cfg.Writer
 		pc.Spec, pc.Stage, pc.Sink, pc.Down = specs[k], st, sub, next
 		pc.MemoryBudget = budgets[k]
+		if cfg.Starts != nil {
+			pc.StartFrame, pc.ExistingFrames = cfg.Starts[k], cfg.Existing[k]
+		}
 		if sc.Down != nil {
 			pc.KickAlign = align
 		}

@@ -109,17 +109,12 @@ func (s *dirStore) prepare(o Options) error {
 	if o.Resume {
 		return s.prepareResume()
 	}
-	ents, err := os.ReadDir(s.dir)
+	empty, err := onlyOurs(s.dir)
 	if err != nil {
 		return fmt.Errorf("output %s: %w", s.display, bare(err))
 	}
-	empty := true
-	for _, e := range ents {
-		if !ourName(e.Name()) || !e.Type().IsRegular() {
-			empty = false
-		}
-	}
 	if empty {
+		ents, _ := os.ReadDir(s.dir)
 		for _, e := range ents {
 			if e.Name() != LockName {
 				os.Remove(filepath.Join(s.dir, e.Name()))
@@ -162,6 +157,9 @@ func (s *dirStore) prepare(o Options) error {
 func (s *dirStore) prepareResume() error {
 	paths, n, err := foreign(s.dir, maxForeignListed)
 	if err != nil {
+		if empty, _ := onlyOurs(s.dir); empty {
+			return &NotStoreError{Store: s.display, Reason: "it holds no data yet (a writer stopped before writing any), so there is nothing to resume; write it anew without resuming"}
+		}
 		return &NotStoreError{Store: s.display, Reason: err.Error()}
 	}
 	if n > 0 {
@@ -187,6 +185,20 @@ func (s *dirStore) prepareResume() error {
 		s.notes = append(s.notes, fmt.Sprintf("%s: removed %d temp files left by an earlier writer", s.display, removed))
 	}
 	return nil
+}
+
+// onlyOurs reports whether dir holds nothing but our lock and temp files.
+func onlyOurs(dir string) (bool, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range ents {
+		if !ourName(e.Name()) || !e.Type().IsRegular() {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // ensureGroups makes every parent of the node at root/path a Zarr group:
@@ -412,6 +424,19 @@ func (s *dirStore) abandonWork() {
 		return
 	}
 	s.lock.release()
+	if _, n, err := foreign(s.dir, 1); err == nil && n == 0 {
+		// Every entry is Zarr's (what this run wrote: an array, or an
+		// image's group and levels).
+		if s.created {
+			os.RemoveAll(s.dir)
+			return
+		}
+		ents, _ := os.ReadDir(s.dir)
+		for _, e := range ents {
+			os.RemoveAll(filepath.Join(s.dir, e.Name()))
+		}
+		return
+	}
 	removeOurs(s.dir)
 	if s.created {
 		os.Remove(s.dir) // only if empty now

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// storeFiles is every file of a store by relative path (zwrite's lock and
+// temp files excluded: they are no part of what a reader sees).
+func storeFiles(t *testing.T, root string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		r, _ := filepath.Rel(root, p)
+		out[r] = b
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameStore(t *testing.T, what string, got, want map[string][]byte) {
+	t.Helper()
+	for k, w := range want {
+		if g, ok := got[k]; !ok {
+			t.Fatalf("%s: %s missing", what, k)
+		} else if !bytes.Equal(g, w) {
+			t.Fatalf("%s: %s differs from the one-shot store (%d vs %d bytes)", what, k, len(g), len(w))
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Fatalf("%s: %s is not in the one-shot store", what, k)
+		}
+	}
+}
+
+// TestResumeAfterKill: a run stopped at a random point (SIGKILL, SIGINT,
+// SIGTERM) and then resumed with the whole input and --skip auto gives a
+// store equal, byte for byte, to one uninterrupted run: 60 trials over
+// codecs, depths, arrays and images.
+func TestResumeAfterKill(t *testing.T) {
+	dir := t.TempDir()
+	const fb = 24 * 40 * 2
+	raw := randomBytes(96*fb, 61)
+	// Compressible, like camera data, so that shards are not all raw.
+	for i := 0; i < len(raw); i += 2 {
+		raw[i+1] &= 0x0f
+	}
+	in := filepath.Join(dir, "in.raw")
+	os.WriteFile(in, raw, 0o644)
+	geom := []string{"--shape", "0,24,40", "--dtype", "u16", "--chunk", "2,8,8", "--shard", "8,16,16"}
+	r := rand.New(rand.NewPCG(62, 63))
+	sigs := []os.Signal{syscall.SIGKILL, os.Interrupt, syscall.SIGTERM}
+	trial := 0
+	for _, codec := range []string{"none", "zstd", "lz4"} {
+		for _, depth := range []string{"1", "3"} {
+			for _, image := range []bool{false, true} {
+				extra := []string{"--codec", codec, "--depth", depth, "--flush-interval", "20ms"}
+				if image {
+					extra = append(extra, "--dims", "t,y,x", "--levels", "3")
+				}
+				one := filepath.Join(dir, fmt.Sprintf("one-%s-%s-%v.zarr", codec, depth, image))
+				mustZw(t, nil, append(append(append([]string{"append", "-o", one}, geom...), extra...), in)...)
+				want := storeFiles(t, one)
+				for k := 0; k < 5; k++ {
+					trial++
+					sig := sigs[(trial+k)%len(sigs)]
+					name := fmt.Sprintf("%s/depth%s/image%v/%v/%d", codec, depth, image, sig, k)
+					t.Run(name, func(t *testing.T) {
+						out := filepath.Join(dir, fmt.Sprintf("r%d.zarr", trial))
+						cmd, pipe, stderr := startPiped(t, append(append([]string{"append", "-o", out}, geom...), extra...)...)
+						// Feed a random part of the input slowly, then stop the
+						// writer while it runs.
+						cut := (r.IntN(85) + 9) * fb // at least one whole shard row, so something commits
+						for off := 0; off < cut; off += 7 * fb {
+							pipe.Write(raw[off:min(off+7*fb, cut)])
+							time.Sleep(5 * time.Millisecond)
+						}
+						// Once something is committed (the flush interval
+						// commits rows of a slow stream), after a random delay.
+						deadline := time.Now().Add(10 * time.Second)
+						for committedFrames(out, image) == 0 && time.Now().Before(deadline) {
+							time.Sleep(2 * time.Millisecond)
+						}
+						time.Sleep(time.Duration(r.IntN(60)) * time.Millisecond)
+						cmd.Process.Signal(sig)
+						cmd.Wait()
+						pipe.Close()
+						code, _, errs := run(t, nil, append(append([]string{"append", "--resume", "--skip", "auto", "-o", out}, "--depth", depth, "--flush-interval", "20ms"), in)...)
+						if code != 0 {
+							t.Fatalf("resume after %v at byte %d: exit %d:\n%s\nfirst run:\n%s", sig, cut, code, errs, stderr)
+						}
+						sameStore(t, fmt.Sprintf("resumed after %v at byte %d", sig, cut), storeFiles(t, out), want)
+					})
+				}
+			}
+		}
+	}
+	if trial < 60 {
+		t.Fatalf("only %d trials", trial)
+	}
+}
+
+// committedFrames is shape[0] of the store's (level 0's) zarr.json, 0 when
+// there is none yet.
+func committedFrames(store string, image bool) int64 {
+	p := filepath.Join(store, "zarr.json")
+	if image {
+		p = filepath.Join(store, "0", "zarr.json")
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0
+	}
+	m, err := zarr.ParseArray(b)
+	if err != nil {
+		return 0
+	}
+	return m.Spec.Shape[0]
+}
+
+// TestResumeAfterFullDisk: a run that fails on a full disk, resumed once
+// there is room, gives the one-shot store.
+func TestResumeAfterFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	base := t.TempDir()
+	mnt := filepath.Join(base, "disk")
+	os.Mkdir(mnt, 0o755)
+	if err := syscall.Mount("zwrite-full", mnt, "tmpfs", 0, "size=96k"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	defer syscall.Unmount(mnt, 0)
+	const fb = 32 * 32 * 2
+	raw := randomBytes(80*fb, 64)
+	in := filepath.Join(base, "in.raw")
+	os.WriteFile(in, raw, 0o644)
+	geom := []string{"--shape", "0,32,32", "--dtype", "u16", "--chunk", "4,16,16", "--shard", "8,32,32", "--codec", "lz4"}
+	one := filepath.Join(base, "one.zarr")
+	mustZw(t, nil, append(append([]string{"append", "-o", one}, geom...), in)...)
+	out := filepath.Join(mnt, "s.zarr")
+	code, _, stderr := zw(t, context.Background(), nil, append(append([]string{"append", "-o", out}, geom...), in)...)
+	if code != exitFailure || !strings.Contains(stderr, "no space left") {
+		t.Fatalf("exit %d, want %d and ENOSPC:\n%s", code, exitFailure, stderr)
+	}
+	if err := syscall.Mount("zwrite-full", mnt, "tmpfs", syscall.MS_REMOUNT, "size=8m"); err != nil {
+		t.Fatalf("grow the tmpfs: %v", err)
+	}
+	mustZw(t, nil, "verify", out)
+	mustZw(t, nil, "append", "--resume", "--skip", "auto", "-o", out, in)
+	sameStore(t, "resumed after a full disk", storeFiles(t, out), storeFiles(t, one))
+}
+
+// TestResumeRules: resume of a finished store extends it; flags that
+// disagree with the store are refused naming the difference; a store
+// another writer holds is refused; a store that is not ours is refused.
+func TestResumeRules(t *testing.T) {
+	dir := t.TempDir()
+	const fb = 24 * 40 * 2
+	a, b := randomBytes(21*fb, 71), randomBytes(30*fb, 72)
+	fa, fab := filepath.Join(dir, "a.raw"), filepath.Join(dir, "ab.raw")
+	os.WriteFile(fa, a, 0o644)
+	os.WriteFile(fab, append(append([]byte(nil), a...), b...), 0o644)
+	geom := []string{"--shape", "0,24,40", "--dtype", "u16", "--chunk", "2,8,8", "--shard", "8,16,16", "--codec", "zstd"}
+	one := filepath.Join(dir, "one.zarr")
+	mustZw(t, nil, append(append([]string{"append", "-o", one}, geom...), fab)...)
+
+	t.Run("extends a finished store", func(t *testing.T) {
+		out := filepath.Join(dir, "ext.zarr")
+		mustZw(t, nil, append(append([]string{"append", "-o", out}, geom...), fa)...)
+		fb2 := filepath.Join(dir, "b.raw")
+		os.WriteFile(fb2, b, 0o644)
+		mustZw(t, nil, "append", "--resume", "-o", out, fb2)
+		sameStore(t, "extended", storeFiles(t, out), storeFiles(t, one))
+	})
+	t.Run("flags must agree", func(t *testing.T) {
+		out := filepath.Join(dir, "flags.zarr")
+		mustZw(t, nil, append(append([]string{"append", "-o", out}, geom...), fa)...)
+		before := storeFiles(t, out)
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--chunk", "4,8,8"}, "--chunk 4,8,8 differs from the store's 2,8,8"},
+			{[]string{"--codec", "lz4"}, "--codec lz4 differs from the store's zstd"},
+			{[]string{"--dtype", "u8"}, "--dtype uint8 differs from the store's uint16"},
+			{[]string{"--shape", "0,24,41"}, "--shape 24,41 differs from the store's 24,40"},
+			{[]string{"--level", "3"}, "--level 3 differs from the store's 1"},
+			{[]string{"--overwrite"}, "--resume continues a store and --overwrite replaces one"},
+			{[]string{"--levels", "2"}, "it is an array, not an image; leave out --levels"},
+			{[]string{"--dims", "t,y,x"}, "--dims t,y,x differs from the store's"},
+		} {
+			code, _, stderr := zw(t, context.Background(), nil, append(append([]string{"append", "--resume", "-o", out}, tc.args...), fa)...)
+			if code != exitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("%v: exit %d, want %d with %q:\n%s", tc.args, code, exitUsage, tc.want, stderr)
+			}
+		}
+		sameStore(t, "after refused resumes", storeFiles(t, out), before)
+	})
+	t.Run("one writer", func(t *testing.T) {
+		out := filepath.Join(dir, "lock.zarr")
+		mustZw(t, nil, append(append([]string{"append", "-o", out}, geom...), fa)...)
+		cmd, pipe, _ := startPiped(t, "append", "--resume", "-o", out)
+		pipe.Write(b[:3*fb])
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := os.Stat(filepath.Join(out, ".zwrite-lock")); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the first resume did not start")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		code, _, stderr := zw(t, context.Background(), nil, "append", "--resume", "-o", out, fa)
+		if code != exitFailure || !strings.Contains(stderr, "being written by another zwrite") {
+			t.Errorf("concurrent resume: exit %d:\n%s", code, stderr)
+		}
+		pipe.Close()
+		cmd.Wait()
+	})
+	t.Run("not ours", func(t *testing.T) {
+		out := filepath.Join(dir, "foreign.zarr")
+		mustZw(t, nil, append(append([]string{"append", "-o", out}, geom...), fa)...)
+		os.WriteFile(filepath.Join(out, "notes.txt"), []byte("x"), 0o644)
+		code, _, stderr := zw(t, context.Background(), nil, "append", "--resume", "-o", out, fa)
+		if code != exitUsage || !strings.Contains(stderr, "notes.txt") {
+			t.Errorf("exit %d:\n%s", code, stderr)
+		}
+		missing := filepath.Join(dir, "missing.zarr")
+		code, _, stderr = zw(t, context.Background(), nil, "append", "--resume", "-o", missing, fa)
+		if code != exitUsage || !strings.Contains(stderr, "nothing to resume") {
+			t.Errorf("resume of nothing: exit %d:\n%s", code, stderr)
+		}
+	})
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zwrite/zwrite/internal/backend"
 	"github.com/zwrite/zwrite/internal/bench"
+	"github.com/zwrite/zwrite/internal/pipeline"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -33,6 +34,8 @@ type benchOptions struct {
 	input      string
 	level      int
 	depth      int
+	ioWorkers  int
+	readers    int
 	backend    string
 	dtype      string
 	fill       string
@@ -64,6 +67,8 @@ func (o *benchOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.StringVar(&o.input, "input", "", "time zwrite append FILE: feed this raw file to the writer (frame shape from --shape or the scenario; frames = file size / frame bytes) and measure the read and write ceilings")
 	f.IntVar(&o.level, "level", 0, "compression level (default: 1; zstd -7..22, lz4 0..9)")
 	f.IntVar(&o.depth, "depth", 0, "batches in flight (default: the writer's)")
+	f.IntVar(&o.ioWorkers, "io-workers", 0, "shard files written at once (default: the writer's)")
+	f.IntVar(&o.readers, "readers", 0, "with --input: positioned reads at once (default: the writer's)")
 	f.StringVar(&o.backend, "backend", "auto", "compress backend: auto, cpu or gpu")
 	f.StringVar(&o.dtype, "dtype", "uint16", "element type: uint8..uint64, int8..int64, float32, float64")
 	f.StringVar(&o.fill, "fill", "thirds", "synthetic data: xor, zeros, rand (12-bit noise), thirds (noise, gradient, zeros) or camera (shot noise on drifting blobs, ~2x with zstd)")
@@ -174,6 +179,10 @@ func (o *benchOptions) validate(f *pflag.FlagSet) error {
 		return usagef("--depth %d: want 1 or more (0 = the writer's default)", o.depth)
 	}
 	b.Depth = o.depth
+	if o.ioWorkers < 0 || o.ioWorkers > pipeline.MaxIOWorkers || o.readers < 0 || o.readers > 256 {
+		return usagef("--io-workers %d / --readers %d: want 0 (default) to %d / 256", o.ioWorkers, o.readers, pipeline.MaxIOWorkers)
+	}
+	b.IOWorkers, b.Readers = o.ioWorkers, o.readers
 	if o.frames < 0 {
 		return usagef("--frames %d: want 1 or more", o.frames)
 	}

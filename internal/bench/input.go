@@ -26,7 +26,7 @@ const InputNote = "input read as the OS has it cached: no cache is dropped, so o
 // regular file. It is the one place the input path lives, so that when
 // append's reader changes (a pool of positioned readers straight into the
 // writer's staging) the bench times the same code by changing only this.
-func feedFile(ctx context.Context, w *pipeline.Writer, f *os.File) error {
+func feedFile(ctx context.Context, w *pipeline.Writer, f *os.File, readers int) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -36,7 +36,7 @@ func feedFile(ctx context.Context, w *pipeline.Writer, f *os.File) error {
 	}
 	// Positioned reads by the writer's pool of readers, straight into
 	// its staging, as append does.
-	_, err = w.ReadAt(f, fi.Size(), 0)
+	_, err = w.ReadAt(f, fi.Size(), readers)
 	return err
 }
 

@@ -57,6 +57,9 @@ type Options struct {
 	Input   string
 	Backend string // auto, cpu or gpu
 	Depth   int    // 0: the pipeline's default
+	// IOWorkers and Readers are the writer's I/O lanes and an --input
+	// file's positioned readers (0: the writer's defaults).
+	IOWorkers, Readers int
 	// Overwrite lets OutDir replace an existing Zarr store (see sink.Open).
 	Overwrite bool
 	// OutDir is the store to write; "" writes to a discard sink. The
@@ -229,7 +232,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		sk = store.Sink()
 	}
 	defer sk.Close()
-	w, err := pipeline.New(ctx, pipeline.Config{Spec: spec, Stage: st, Sink: sk, Depth: o.Depth})
+	w, err := pipeline.New(ctx, pipeline.Config{Spec: spec, Stage: st, Sink: sk, Depth: o.Depth, IOWorkers: o.IOWorkers})
 	if err != nil {
 		return nil, fmt.Errorf("start writer: %w", err)
 	}
@@ -251,7 +254,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	if in != nil {
-		if err := feedInput(ctx, w, in, total, o.Progress); err != nil {
+		if err := feedInput(ctx, w, in, total, o.Readers, o.Progress); err != nil {
 			return abort(fmt.Errorf("input %s: %w", o.Input, err))
 		}
 		pos = w.Stats().BytesIn
@@ -383,7 +386,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 // feedInput feeds the file to w (feedFile) and, with progress set, reports
 // the writer's accepted bytes every 200 ms meanwhile.
-func feedInput(ctx context.Context, w *pipeline.Writer, f *os.File, total int64, progress func(done, total int64)) error {
+func feedInput(ctx context.Context, w *pipeline.Writer, f *os.File, total int64, readers int, progress func(done, total int64)) error {
 	// An interrupt aborts the writer even while a read blocks.
 	stop := context.AfterFunc(ctx, func() { _ = w.Abort(context.Cause(ctx)) })
 	defer stop()
@@ -408,7 +411,7 @@ func feedInput(ctx context.Context, w *pipeline.Writer, f *os.File, total int64,
 			progress(w.Stats().BytesIn, total)
 		}()
 	}
-	if err := feedFile(ctx, w, f); err != nil {
+	if err := feedFile(ctx, w, f, readers); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {

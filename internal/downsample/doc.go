@@ -9,7 +9,9 @@
 //     rounded half to even (so a constant stays constant at every level
 //     and rounding has no bias);
 //   - float mean: the sum in float64 (compensated for float64 input),
-//     divided by the count, rounded to the type once; NaN propagates;
+//     divided by the count, rounded to the type once; a NaN in the block
+//     gives the canonical quiet NaN (which NaN an addition keeps is the
+//     hardware's choice, and varies even with the compiler's code);
 //   - min and max: of the existing elements (a NaN in the block makes the
 //     canonical quiet NaN);
 //   - decimate: the first element of the block (even indices).

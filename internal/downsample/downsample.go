@@ -482,6 +482,9 @@ func framesFloat[T float32 | float64](p *Plan, dstb, srcb []byte, lo, hi int64) 
 							s2 += float64(src[in+xi]) / c
 						}
 					}
+					if s2 != s2 {
+						s2 = math.NaN() // the canonical NaN: a NaN's bits are the hardware's choice
+					}
 					o[x] = T(s2)
 					continue
 				}

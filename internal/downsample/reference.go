@@ -156,6 +156,9 @@ func reduceValues(vals []refValue, m Method, dt zarr.DType) refValue {
 				for _, w := range vals {
 					s += w.f
 				}
+				if s != s {
+					return refValue{f: math.NaN(), float: true} // canonical NaN
+				}
 				return refValue{f: s / float64(n), float: true}
 			}
 			sum.Add(sum, new(big.Rat).SetFloat64(v.f))

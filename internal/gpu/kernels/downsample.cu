@@ -8,7 +8,8 @@
 //     (a power of two) rounded half to even;
 //   mean, floats: a compensated (Neumaier) double sum over the count,
 //     rounded to the type once; a block with an infinity or NaN, or whose
-//     sum leaves the double range, sums value/count instead;
+//     sum leaves the double range, sums value/count instead, and a NaN
+//     result is the canonical NaN;
 //   min, max: of the existing elements; a NaN gives the canonical NaN;
 //   decimate: the block's first element.
 //
@@ -169,6 +170,7 @@ __device__ __forceinline__ void down_float(const T* __restrict__ src, T* __restr
         if (isinf(s) || is_nan(s)) {
             double s2 = 0;
             for (unsigned k = 0; k < cnt; k++) s2 += (double)src[block_elem(b, k)] / n;
+            if (is_nan(s2)) s2 = __longlong_as_double(0x7FF8000000000001ll); // canonical NaN
             dst[o] = (T)s2;
         } else {
             dst[o] = (T)((s + c) / n);

@@ -30,6 +30,7 @@ type benchOptions struct {
 	shard      string
 	codec      string
 	level      int
+	shuffle    string
 	depth      int
 	backend    string
 	dtype      string
@@ -53,8 +54,9 @@ func (o *benchOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.StringVar(&o.shape, "shape", "", "custom scenario: array shape, slowest first (with --chunk, optionally --shard)")
 	f.StringVar(&o.chunk, "chunk", "", "custom scenario: inner chunk shape")
 	f.StringVar(&o.shard, "shard", "", "custom scenario: shard shape (default: the chunk shape)")
-	f.StringVar(&o.codec, "codec", "zstd", "compressor: none, zstd or lz4")
-	f.IntVar(&o.level, "level", 0, "compression level (default: 1; zstd -7..22, lz4 0..9)")
+	f.StringVar(&o.codec, "codec", "zstd", "compressor: none, zstd, lz4 or blosc-zstd")
+	f.IntVar(&o.level, "level", 0, "compression level (default: 1; zstd -7..22, lz4 and blosc-zstd 0..9)")
+	f.StringVar(&o.shuffle, "shuffle", "byte", shuffleUsage)
 	f.IntVar(&o.depth, "depth", 0, "batches in flight (default: the writer's)")
 	f.StringVar(&o.backend, "backend", "auto", "compress backend: auto, cpu or gpu")
 	f.StringVar(&o.dtype, "dtype", "uint16", "element type: uint8..uint64, int8..int64, float32, float64")
@@ -110,6 +112,9 @@ func (o *benchOptions) validate(f *pflag.FlagSet) error {
 	b.Level = b.Codec.DefaultLevel()
 	if f.Changed("level") {
 		b.Level = o.level
+	}
+	if b.Shuffle, err = parseShuffleFlag(f, o.shuffle, b.Codec); err != nil {
+		return err
 	}
 	if b.Fill, err = bench.ParseFill(o.fill); err != nil {
 		return &usageError{fmt.Errorf("--fill: %w", err)}

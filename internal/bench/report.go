@@ -40,6 +40,7 @@ type ScenarioInfo struct {
 	DType      string   `json:"dtype"`
 	Codec      string   `json:"codec"`
 	Level      int      `json:"level"`
+	Shuffle    string   `json:"shuffle,omitempty"` // blosc codecs: byte, bit or none
 	Fill       string   `json:"fill"`
 	FrameBytes int64    `json:"frame_bytes"`
 	DimNames   []string `json:"dimension_names,omitempty"`
@@ -105,8 +106,12 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	s, c, res, bl := &r.Scenario, &r.Config, &r.Result, &r.Baselines
+	codec := s.Codec
+	if s.Shuffle != "" {
+		codec += " (" + s.Shuffle + " shuffle)"
+	}
 	fmt.Fprintf(&b, "zwrite bench  %s  %s %s level %d  fill %s  backend %s  depth %s\n",
-		s.Name, s.DType, s.Codec, s.Level, s.Fill, c.Backend, depthString(c.Depth))
+		s.Name, s.DType, codec, s.Level, s.Fill, c.Backend, depthString(c.Depth))
 	fmt.Fprintf(&b, "  shape %s  chunk %s  shard %s\n", fmtShape(s.Shape), fmtShape(s.Chunk), fmtShape(s.Shard))
 	pre := "off (data made before each write)"
 	if c.Prefill {

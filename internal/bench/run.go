@@ -32,7 +32,8 @@ type Options struct {
 	Scenario Scenario
 	DType    zarr.DType
 	Codec    zarr.Codec
-	Level    int // used as given: the CLI applies the codec's default
+	Level    int          // used as given: the CLI applies the codec's default
+	Shuffle  zarr.Shuffle // blosc filter of the blosc codecs (zero: byte)
 	Fill     Fill
 	// Frames along dim 0; 0 means DefaultFrames, unless Duration is set.
 	Frames int64
@@ -86,6 +87,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	spec.Shuffle = o.Shuffle
 	fb := spec.FrameBytes()
 	total := frames * fb
 
@@ -94,7 +96,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Machine: DescribeMachine(),
 		Scenario: ScenarioInfo{
 			Name: o.Scenario.Name, Chunk: spec.Chunk, Shard: spec.Shard,
-			DType: spec.DType.String(), Codec: spec.Codec.String(), Level: spec.Level,
+			DType: spec.DType.String(), Codec: spec.Codec.String(), Level: spec.Level, Shuffle: shuffleName(&spec),
 			Fill: o.Fill.String(), FrameBytes: fb, DimNames: spec.DimNames,
 		},
 		Config: RunConfig{
@@ -397,4 +399,13 @@ func measureBaselines(r *Report, ceil *ceiling, before ceilingRun, buf []byte, i
 		bl.OverCeilingCPU = (float64(r.Result.InputBytes) / r.Result.CPUS) / (float64(bl.CeilingBytes) / bl.CeilingCPUS)
 	}
 	return nil
+}
+
+// shuffleName is the blosc filter the report records: "" for codecs
+// without one.
+func shuffleName(s *zarr.Spec) string {
+	if !s.Codec.Blosc() {
+		return ""
+	}
+	return zarr.ShuffleName(s.Shuffle)
 }

@@ -32,9 +32,12 @@ func decodeChunk(codec zarr.Codec, src []byte, size int64) ([]byte, error) {
 }
 
 var extraDecoders = map[zarr.Codec]chunkDecoder{
-	zarr.CodecLZ4: func(_ zarr.Codec, src []byte, size int64) ([]byte, error) {
-		return blosc.Decode(make([]byte, 0, size), src)
-	},
+	zarr.CodecLZ4:       bloscDecode,
+	zarr.CodecBloscZstd: bloscDecode,
+}
+
+func bloscDecode(_ zarr.Codec, src []byte, size int64) ([]byte, error) {
+	return blosc.Decode(make([]byte, 0, size), src)
 }
 
 // readStore checks a store held as files (key → bytes) the way verify

@@ -242,16 +242,25 @@ func TestRawStream(t *testing.T) {
 }
 
 func TestEncodeNoAlloc(t *testing.T) {
-	for _, o := range []Options{
-		{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle},
-		{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, Compressor: Zstd},
-		{TypeSize: 2, CLevel: 1, Shuffle: BitShuffle, Compressor: Zstd},
+	for _, tc := range []struct {
+		kind string
+		o    Options
+	}{
+		{"ramp+noise", Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle}},
+		{"ramp+noise", Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, Compressor: Zstd}},
+		{"ramp+noise", Options{TypeSize: 2, CLevel: 1, Shuffle: BitShuffle, Compressor: Zstd}},
+		// All noise: every stream is stored raw until the last no longer
+		// fits, so the zstd frames near the end of dst do not fit its
+		// spare capacity and need the encoder's own buffer.
+		{"noise", Options{TypeSize: 2, CLevel: 1, Shuffle: NoShuffle, Compressor: Zstd, BlockSize: 64 << 10}},
 	} {
-		t.Run(fmt.Sprintf("%v-%v", o.Compressor, o.Shuffle), func(t *testing.T) {
+		o := tc.o
+		t.Run(fmt.Sprintf("%s/%v-%v", tc.kind, o.Compressor, o.Shuffle), func(t *testing.T) {
 			var e Encoder
-			// Ramp, then noise: the last blocks are incompressible, so the
-			// zstd frames near the end of dst need the encoder's own buffer.
-			src := append(fill("ramp", 1<<20, 1), fill("noise", 300<<10, 1)...)
+			src := fill("noise", 1<<20, 1)
+			if tc.kind == "ramp+noise" {
+				src = append(fill("ramp", 1<<20, 1), fill("noise", 300<<10, 1)...)
+			}
 			dst := make([]byte, 0, MaxEncodedSize(len(src)))
 			e.Encode(dst, src, o)
 			if a := testing.AllocsPerRun(5, func() {
@@ -269,6 +278,81 @@ func TestEncodeNoAlloc(t *testing.T) {
 				t.Error("round trip differs")
 			}
 		})
+	}
+}
+
+// TestEncodeNearLimit: a stream that shrinks, but not enough to fit what
+// is left of the input-sized output, must not be written past it (c-blosc
+// passes the compressor maxout = what is left): the buffer is then stored
+// memcpyed. Eleven noisy blocks, stored raw, leave the twelfth stream
+// 4000 bytes of its 4096; a run of z zeros at its start, z from 0 to 240,
+// puts its compressed size on both sides of that line.
+func TestEncodeNearLimit(t *testing.T) {
+	var e Encoder
+	var d Decoder
+	for _, comp := range Compressors {
+		memcpyed, runs := 0, 0
+		for z := 0; z <= 240; z += 3 {
+			runs++
+			src := fill("noise", 12*4096, uint64(z))
+			clear(src[11*4096 : 11*4096+z])
+			b := e.Encode(nil, src, Options{TypeSize: 1, CLevel: 1, Shuffle: NoShuffle, BlockSize: 4096, Compressor: comp})
+			if len(b) > MaxEncodedSize(len(src)) {
+				t.Fatalf("%v, %d zeros: %d bytes, more than the input plus the header", comp, z, len(b))
+			}
+			if got, err := d.Decode(nil, b); err != nil || !bytes.Equal(got, src) {
+				t.Fatalf("%v, %d zeros: round trip: %v", comp, z, err)
+			}
+			if h, _ := ParseHeader(b); h.Memcpyed() {
+				memcpyed++
+			}
+		}
+		if memcpyed == 0 || memcpyed == runs {
+			t.Errorf("%v: %d of %d buffers memcpyed; the runs should cross from memcpyed to compressed", comp, memcpyed, runs)
+		}
+	}
+}
+
+// TestEncoderHistory: what an Encoder encoded before (other levels,
+// compressors and block sizes) does not change what it writes now
+// (DESIGN.md rule 7): every encoding equals a fresh encoder's.
+func TestEncoderHistory(t *testing.T) {
+	src := append(fill("ramp", 200000, 4), fill("ramp", 200000, 4)...) // matches 200 kB back
+	opts := []Options{
+		{TypeSize: 2, CLevel: 1, Compressor: Zstd, BlockSize: 4096},
+		{TypeSize: 2, CLevel: 1, Compressor: Zstd, BlockSize: 512 << 10},
+		{TypeSize: 2, CLevel: 5, Compressor: Zstd, BlockSize: 512 << 10},
+		{TypeSize: 2, CLevel: 1, Compressor: LZ4},
+		{TypeSize: 4, CLevel: 3, Shuffle: BitShuffle, Compressor: Zstd},
+		{TypeSize: 2, CLevel: 1, Compressor: Zstd, BlockSize: 4096},
+	}
+	var used Encoder
+	for i, o := range opts {
+		var fresh Encoder
+		want := fresh.Encode(nil, src, o)
+		if got := used.Encode(nil, src, o); !bytes.Equal(got, want) {
+			t.Errorf("options %d %+v: a used encoder wrote %d bytes, a fresh one %d", i, o, len(got), len(want))
+		}
+	}
+	var fresh Encoder
+	if a, b := fresh.Encode(nil, src, opts[2]), fresh.Encode(nil, src, opts[1]); bytes.Equal(a, b) {
+		t.Error("clevel 5 and clevel 1 wrote the same bytes: the level does not reach zstd")
+	}
+}
+
+// TestDecodeLongStreamStaysInside: a zstd stream that would decode to more
+// than its share of the block is stopped at the share; bytes of dst past
+// the buffer's decoded size are never written, even on error.
+func TestDecodeLongStreamStaysInside(t *testing.T) {
+	src := pattern(1100)
+	b := buffer{version: 2, versionLZ: 1, flags: Zstd.format()<<formatShift | flagDontSplit, typesize: 1,
+		nbytes: 1000, blocksize: 1000, blocks: [][][]byte{{rawZstdFrame(src)}}}.bytes()
+	dst := bytes.Repeat([]byte{0xA5}, 2000)
+	if _, err := Decode(dst[:0], b); err == nil {
+		t.Fatal("a stream of 1100 bytes decoded into a 1000-byte block")
+	}
+	if bytes.Count(dst[1000:], []byte{0xA5}) != 1000 {
+		t.Errorf("decoding wrote past the block into dst[1000:]: first changed byte %d", 1000+bytes.IndexFunc(dst[1000:], func(r rune) bool { return r != 0xA5 }))
 	}
 }
 

@@ -3,9 +3,8 @@ package codec
 import (
 	"fmt"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/zwrite/zwrite/internal/blosc"
+	"github.com/zwrite/zwrite/internal/codec/zstdenc"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -16,17 +15,10 @@ import (
 type ChunkEncoder struct {
 	codec      zarr.Codec
 	chunkBytes int
-	zstd       *zstd.Encoder
+	zstd       *zstdenc.LevelEncoder
 	blosc      *blosc.Encoder
 	bloscOpts  blosc.Options
 }
-
-// singleSegmentMax is klauspost's default window (8 MiB). Chunks up to it
-// are written as single-segment frames, which always carry the frame
-// content size (the encoder would drop it for frames under 256 bytes
-// otherwise); larger chunks are multi-segment frames, whose content size
-// (>= 256) is always written.
-const singleSegmentMax = 8 << 20
 
 // NewChunkEncoder makes an encoder for spec's codec and level.
 func NewChunkEncoder(spec *zarr.Spec) (*ChunkEncoder, error) {
@@ -34,20 +26,12 @@ func NewChunkEncoder(spec *zarr.Spec) (*ChunkEncoder, error) {
 	switch spec.Codec {
 	case zarr.CodecNone:
 	case zarr.CodecZstd:
-		// The klauspost settings for the level are the blosc package's, so
-		// that plain zstd and blosc-zstd streams are made the same way.
-		opts := blosc.ZstdEncoderOptions(spec.Level)
-		if e.chunkBytes <= singleSegmentMax {
-			// A window larger than the chunk buys nothing (no match can
-			// reach further back than the chunk's start) but costs memory
-			// per encoder: klauspost keeps window+128 KiB of history. (The
-			// window comes after the level: klauspost's fastest level keeps
-			// its 64 KiB blocks only then.)
-			opts = append(opts, zstd.WithSingleSegment(true), zstd.WithWindowSize(blosc.WindowFor(e.chunkBytes)))
-		}
-		enc, err := zstd.NewWriter(nil, opts...)
+		// One frame per chunk, made the way blosc's zstd streams are
+		// (zstdenc.LevelEncoder says how, and why level 1 is our own
+		// encoder).
+		enc, err := zstdenc.NewLevel(spec.Level, e.chunkBytes)
 		if err != nil {
-			return nil, fmt.Errorf("new zstd encoder (level %d): %w", spec.Level, err)
+			return nil, fmt.Errorf("new chunk encoder: %w", err)
 		}
 		e.zstd = enc
 	case zarr.CodecLZ4, zarr.CodecBloscZstd:
@@ -73,7 +57,7 @@ func NewChunkEncoder(spec *zarr.Spec) (*ChunkEncoder, error) {
 func (e *ChunkEncoder) Bound(n int) int {
 	switch e.codec {
 	case zarr.CodecZstd:
-		return blosc.ZstdBound(e.zstd, n)
+		return e.zstd.Bound(n)
 	case zarr.CodecLZ4, zarr.CodecBloscZstd:
 		return blosc.MaxEncodedSize(n)
 	}
@@ -88,23 +72,13 @@ func (e *ChunkEncoder) Encode(dst, src []byte) ([]byte, error) {
 	case zarr.CodecNone:
 		return append(dst, src...), nil
 	case zarr.CodecZstd:
-		out := e.zstd.EncodeAll(src, dst)
-		// The encoder may grow its buffer mid-block even when the block
-		// ends up fitting; callers rely on the bytes landing in dst.
-		if len(out) > 0 && len(out) <= cap(dst) && cap(dst) > 0 && &out[:1][0] != &dst[:1][0] {
-			out = append(dst[:len(dst)], out[len(dst):]...)
-		}
-		return out, nil
+		return e.zstd.EncodeAll(dst, src), nil
 	case zarr.CodecLZ4, zarr.CodecBloscZstd:
 		return e.blosc.Encode(dst, src, e.bloscOpts), nil
 	}
 	return dst, fmt.Errorf("encode chunk: codec %v is not supported", e.codec)
 }
 
-// Close releases the encoder's resources.
-func (e *ChunkEncoder) Close() error {
-	if e.zstd != nil {
-		return e.zstd.Close()
-	}
-	return nil
-}
+// Close releases the encoder's resources (none beyond memory today; kept
+// so that callers need not know).
+func (e *ChunkEncoder) Close() error { return nil }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"unsafe"
@@ -17,6 +18,8 @@ import (
 	"github.com/zwrite/zwrite/internal/bench"
 	"github.com/zwrite/zwrite/internal/blosc"
 	"github.com/zwrite/zwrite/internal/codec/codectest"
+	"github.com/zwrite/zwrite/internal/codec/zstdenc"
+	"github.com/zwrite/zwrite/internal/codec/zstdref"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -47,11 +50,19 @@ func measureData(t testing.TB) map[string][][]byte {
 
 var measureFills = []string{"thirds", "rand", "xor", "zeros", "camera"}
 
-// TestMeasureCodecs prints ratio and single-core speed of the zstd
-// candidates on every fill, and writes each fill's chunks to
-// $ZWRITE_MEASURE/FILL.raw for `zstd -b1 -B262144` (libzstd on the same
-// chunks). It runs only when ZWRITE_MEASURE names a directory: a
-// measurement, not a test.
+// cand is one encoder measured: it appends the encoding of src to dst.
+type cand struct {
+	name string
+	enc  func(dst, src []byte) []byte
+}
+
+// TestMeasureCodecs prints ratio and single-core speed (MB/s of input per
+// second of thread CPU time) of the zstd candidates on every fill, and
+// writes each fill's chunks to $ZWRITE_MEASURE/FILL.raw for `zstd -b1
+// -B262144` (libzstd on the same chunks). With -tags zstdref (cgo,
+// libzstd-dev) libzstd level 1 runs in-process as a candidate too.
+// ZWRITE_MEASURE_ONLY=name,name keeps only those candidates. It runs only
+// when ZWRITE_MEASURE names a directory: a measurement, not a test.
 func TestMeasureCodecs(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -68,10 +79,6 @@ func TestMeasureCodecs(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, name+".raw"), all, 0o644); err != nil {
 			t.Fatal(err)
 		}
-	}
-	type cand struct {
-		name string
-		enc  func(dst, src []byte) []byte
 	}
 	// kz is klauspost EncodeAll with the options in order; the order
 	// matters: WithEncoderLevel(SpeedFastest) sets 64 KiB zstd blocks
@@ -93,54 +100,78 @@ func TestMeasureCodecs(t *testing.T) {
 		var e blosc.Encoder
 		return func(dst, src []byte) []byte { return e.Encode(dst, src, o) }
 	}
-	cands := []cand{
+	var ze zstdenc.Encoder
+	var cands []cand
+	if ref := zstdref.Level(1); ref != nil {
+		cands = append(cands, cand{"libzstd-1", ref})
+	}
+	cands = append(cands, []cand{
+		{"zstdenc", func(dst, src []byte) []byte { return ze.EncodeAll(dst, src) }},
 		{"kz-fastest-b64", kz(fastest, w256)},
 		{"kz-fastest-alllit-b64", kz(fastest, w256, alllit)},
 		{"kz-fastest-alllit-b128", kz(w256, fastest, alllit)},
 		{"kz-default-alllit-b128", kz(def, w256, alllit)},
 		{"kz-fastest-alllit-b32", kz(fastest, zstd.WithWindowSize(32<<10), alllit)},
 		{"blosc-lz4-shuffle", bz(blosc.Options{TypeSize: 2, CLevel: 1})},
-	}
+	}...)
 	for _, bs := range []int{64 << 10, 128 << 10, 256 << 10} {
 		for _, sh := range []blosc.Shuffle{blosc.ByteShuffle, blosc.BitShuffle} {
 			o := blosc.Options{TypeSize: 2, CLevel: 1, Shuffle: sh, BlockSize: bs, Compressor: blosc.Zstd}
 			cands = append(cands, cand{fmt.Sprintf("blosc-zstd-%v-bs%dk", sh, bs>>10), bz(o)})
 		}
 	}
-	for _, c := range cands {
-		line := fmt.Sprintf("%-30s", c.name)
-		for _, name := range measureFills {
-			chunks := data[name]
-			dst := make([]byte, 0, 2*len(chunks[0]))
-			var in, out int64
+	if f := os.Getenv("ZWRITE_MEASURE_ONLY"); f != "" {
+		var keep []cand
+		for _, c := range cands {
+			if strings.Contains(f, c.name) {
+				keep = append(keep, c)
+			}
+		}
+		cands = keep
+	}
+	// Ratio and speed per candidate and fill. Speed: the least thread CPU
+	// time of seven passes over the fill's chunks, the candidates taking
+	// turns pass by pass, so that a burst of other work on the shared
+	// machine hits them all alike.
+	lines := make([]string, len(cands))
+	for i, c := range cands {
+		lines[i] = fmt.Sprintf("%-26s", c.name)
+	}
+	for _, name := range measureFills {
+		chunks := data[name]
+		dst := make([]byte, 0, 2*len(chunks[0]))
+		var in int64
+		for _, ch := range chunks {
+			in += int64(len(ch))
+		}
+		best := make([]float64, len(cands))
+		outs := make([]int64, len(cands))
+		for i, c := range cands {
+			best[i] = math.Inf(1)
 			for _, ch := range chunks {
 				dst = c.enc(dst[:0], ch)
-				in += int64(len(ch))
-				out += int64(len(dst))
+				outs[i] += int64(len(dst))
 			}
-			mbps := float64(in) / threadCPU(func() {
+		}
+		for range 7 {
+			for i, c := range cands {
+				t0 := threadClock()
 				for _, ch := range chunks {
 					dst = c.enc(dst[:0], ch)
 				}
-			}) / 1e6
-			line += fmt.Sprintf("  %s %5.2f %5.0f", name, float64(in)/float64(out), mbps)
+				best[i] = min(best[i], threadClock()-t0)
+			}
 		}
-		t.Log(line)
+		for i := range cands {
+			lines[i] += fmt.Sprintf("  %s %7.4f %5.0f", name, float64(in)/float64(outs[i]), float64(in)/best[i]/1e6)
+			if os.Getenv("ZWRITE_MEASURE_BYTES") != "" {
+				lines[i] += fmt.Sprintf(" (%d B)", outs[i])
+			}
+		}
 	}
-}
-
-// threadCPU is the least thread CPU time (seconds) of seven runs of f: on
-// a machine shared with other work, CPU time is steadier than wall time,
-// and it is what the libzstd reference (the same loop in C, timed with
-// CLOCK_THREAD_CPUTIME_ID) measures too. The caller locks its OS thread.
-func threadCPU(f func()) float64 {
-	best := math.Inf(1)
-	for range 7 {
-		t0 := threadClock()
-		f()
-		best = min(best, threadClock()-t0)
+	for _, l := range lines {
+		t.Log(l)
 	}
-	return best
 }
 
 // threadClock reads CLOCK_THREAD_CPUTIME_ID (Linux clock id 3), which

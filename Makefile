@@ -68,9 +68,11 @@ demo: build interop-deps
 clean:
 	rm -rf bin demo $(INTEROP)/node_modules
 
-# ptx: rebuild internal/gpu/ptx/*.ptx from internal/gpu/kernels/*.cu with
-# nvcc (only where the CUDA toolkit exists; the PTX is committed and
-# embedded, and a unit test fails when a .cu no longer matches its PTX).
+# ptx: rebuild internal/gpu/ptx from internal/gpu/kernels/*.cu with nvcc
+# (only where the CUDA toolkit exists): the PTX, cubins for sm_80, sm_86,
+# sm_89, sm_90 and the newest arch of that nvcc, and ptx/cubins.txt. They
+# are committed and embedded; unit tests fail when a .cu (or a .cuh it
+# includes) no longer matches its PTX or cubins.
 .PHONY: ptx
 ptx:
 	scripts/ptx.sh

@@ -1,19 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/zwrite/zwrite/internal/backend"
 	"github.com/zwrite/zwrite/internal/pipeline"
+	"github.com/zwrite/zwrite/internal/pyramid"
 	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/zarr"
 )
 
 // runAppend writes the inputs into a new store. It holds no pipeline
@@ -30,44 +31,32 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 			return usagef("stdin is a terminal; name the input FILE or pipe the frames in")
 		}
 	}
-	if err := checkOutput(o); err != nil {
-		return err
-	}
-	st, err := backend.Open(o.backend, stage.Config{Spec: o.spec})
-	if err != nil {
-		var ue *backend.UnavailableError
-		if errors.As(err, &ue) {
-			return &usageError{fmt.Errorf("--backend %s: %w", o.backend, err)}
+	var st stage.Stage
+	if !o.img.image() {
+		// An image's pyramid opens a stage per level itself.
+		var err error
+		if st, err = openBackend(o.backend, stage.Config{Spec: o.spec}); err != nil {
+			return err
 		}
-		return fmt.Errorf("start %s backend: %w", o.backend, err)
+		defer st.Close()
 	}
-	defer st.Close()
-	_, statErr := os.Stat(o.output)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	dir, err := sink.NewDir(o.output, sink.DirOptions{Overwrite: o.overwrite, Fsync: o.fsync})
+	store, err := openOutput(o, ins)
 	if err != nil {
 		return err
 	}
-	defer dir.Close()
+	defer store.Close()
+	for _, n := range store.Notes() {
+		fmt.Fprintf(io.err, "warning: %s\n", n)
+	}
 
 	start := time.Now()
-	w, err := pipeline.New(ctx, pipeline.Config{
-		Spec:       o.spec,
-		Stage:      st,
-		Sink:       dir,
-		Depth:      o.depth,
-		MaxPending: o.maxPendingBytes,
-	})
+	w, err := newStreamWriter(ctx, o, st, store)
 	if err != nil {
-		if created {
-			// Nothing was written: leave no empty store directory behind
-			// (Remove takes only an empty one).
-			dir.Close()
-			os.Remove(o.output)
-		}
-		var me *pipeline.MemoryError
-		if errors.As(err, &me) {
-			return &usageError{err} // names --depth and what to change
+		// Nothing was written: a store Open created goes again, an old
+		// store being replaced stays as it was.
+		store.Abandon(false)
+		if ue := writerUsage(err); ue != nil {
+			return ue
 		}
 		return fmt.Errorf("start writer: %w", err)
 	}
@@ -106,33 +95,172 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio) e
 		bar.stop()
 	}
 	stats := w.Stats()
-	if ctx.Err() != nil {
-		return &interruptedError{fmt.Sprintf("%s holds the first %d frames (every complete shard row), readable; `zwrite verify %s` checks it",
-			o.output, stats.Committed, o.output)}
-	}
-	if err != nil {
-		var pf *pipeline.PartialFrameError
-		var short *pipeline.ShortInputError
-		if errors.As(err, &pf) || errors.As(err, &short) || errors.As(err, &long) || errors.As(err, &rerr) {
-			// The message already says what was kept.
+	if ctx.Err() == nil && err == nil {
+		// Only a run that succeeded replaces an old store.
+		if err := store.Finish(); err != nil {
 			return fmt.Errorf("%s: %w", o.output, err)
 		}
-		return fmt.Errorf("%s: %w (the store keeps %d frames, readable)", o.output, err, stats.Committed)
+		fmt.Fprintln(io.err, summary(o, stats, wall, store))
+		if o.verbose {
+			printStats(io.err, w.Settings(), stats, wall)
+		}
+		return nil
 	}
-	fmt.Fprintln(io.err, summary(o, stats, wall))
-	if o.verbose {
-		printStats(io.err, w.Settings(), stats, wall)
+	kept, kerr := store.Abandon(stats.Committed > 0)
+	where := fmt.Sprintf("%s holds the first %d frames (every complete shard row), readable; `zwrite verify %s` checks it", o.output, stats.Committed, o.output)
+	switch {
+	case kerr != nil:
+		where = fmt.Sprintf("%s: %v", o.output, kerr)
+	case store.Replacing() && kept != "":
+		where = fmt.Sprintf("%s is unchanged (a store is replaced only by a run that succeeds); the %d frames this run committed are in %s, readable", o.output, stats.Committed, kept)
+	case store.Replacing():
+		where = fmt.Sprintf("%s is unchanged (a store is replaced only by a run that succeeds); this run committed no frames", o.output)
+	case stats.Committed == 0:
+		where = fmt.Sprintf("no frames were committed, so %s was not kept", o.output)
+	}
+	if ctx.Err() != nil {
+		return &interruptedError{where}
+	}
+	var pf *pipeline.PartialFrameError
+	var short *pipeline.ShortInputError
+	if errors.As(err, &pf) || errors.As(err, &short) || errors.As(err, &long) || errors.As(err, &rerr) {
+		// The message already says what the store holds.
+		if store.Replacing() {
+			return fmt.Errorf("%s: %w; %s", o.output, err, where)
+		}
+		return fmt.Errorf("%s: %w", o.output, err)
+	}
+	return fmt.Errorf("%s: %w; %s", o.output, err, where)
+}
+
+// openBackend opens the compress stage, mapping a backend this machine
+// lacks to a usage error naming --backend.
+func openBackend(name string, cfg stage.Config) (stage.Stage, error) {
+	st, err := backend.Open(name, cfg)
+	if err != nil {
+		var ue *backend.UnavailableError
+		if errors.As(err, &ue) {
+			return nil, &usageError{fmt.Errorf("--backend %s: %w", name, err)}
+		}
+		return nil, fmt.Errorf("start %s backend: %w", name, err)
+	}
+	return st, nil
+}
+
+// streamWriter is what append feeds: one array's pipeline.Writer, or a
+// pyramid of them.
+type streamWriter interface {
+	io.Writer
+	ReadAt(r io.ReaderAt, size int64, readers int) (int64, error)
+	Close() error
+	Abort(error) error
+	Stats() pipeline.Stats
+	Settings() pipeline.Settings
+}
+
+// newStreamWriter starts the writer of the run: an array's Writer on st,
+// or for an image a pyramid (its stages made per level, st unused but for
+// level 0's backend choice) and the image group's zarr.json.
+func newStreamWriter(ctx context.Context, o *appendOptions, st stage.Stage, store sink.Store) (streamWriter, error) {
+	pc := pipeline.Config{
+		Spec:       o.spec,
+		Depth:      o.depth,
+		IOWorkers:  o.ioWorkers,
+		MaxPending: o.maxPendingBytes,
+		// 0 on the command line is off; the writer's 0 is its default.
+		FlushInterval: cmp.Or(o.flush, -1),
+	}
+	if !o.img.image() {
+		pc.Stage, pc.Sink = st, store.Sink()
+		return pipeline.New(ctx, pc)
+	}
+	pw, err := pyramid.New(ctx, pyramid.Config{
+		Spec: o.spec, Levels: o.img.nLevels, Reduce: o.img.reduce, Method: o.img.downMethod,
+		NewStage: func(sc stage.Config) (stage.Stage, error) { return openBackend(o.backend, sc) },
+		Sink:     store.Sink(),
+		Writer:   pc,
+	})
+	if err != nil {
+		return nil, err
+	}
+	img, err := o.img.buildImage(&o.spec, version)
+	if err == nil {
+		var b []byte
+		if b, err = zarr.MarshalImage(img); err == nil {
+			// After the levels exist (each wrote its zarr.json), so a
+			// reader of the group never finds a dataset missing.
+			err = store.Sink().Put("zarr.json", b)
+		}
+	}
+	if err != nil {
+		pw.Abort(err)
+		return nil, err
+	}
+	return pw, nil
+}
+
+// writerUsage maps the writer's refusals of its settings to the flags
+// that change them; nil for any other error.
+func writerUsage(err error) error {
+	var me *pipeline.MemoryError
+	var de *pipeline.DepthError
+	switch {
+	case errors.As(err, &me) && me.IndexBound():
+		return usagef("%v; use fewer inner chunks per shard row (a larger --chunk, or a smaller --shard in dims 1..)", err)
+	case errors.As(err, &me) && me.Depth > 1:
+		return usagef("%v; use a smaller --depth, or a smaller --chunk[0] (a slot holds at least one epoch of chunk[0] frames)", err)
+	case errors.As(err, &me):
+		return usagef("%v; use a smaller --chunk[0] (a slot holds at least one epoch of chunk[0] frames)", err)
+	case errors.As(err, &de):
+		return usagef("--depth: %v", err)
 	}
 	return nil
 }
 
-// copyInputs feeds every input to w in order. Regular files go through
-// io.Copy, which uses the Writer's ReadFrom to read straight into its
-// staging buffers; their reads never block for long, so an interrupt's
-// Abort ends them promptly. Pipes and terminals go through copyInput,
-// whose reads cannot hold up an interrupt. --read-size forces copyInput
-// with that piece size.
-func copyInputs(ctx context.Context, w io.Writer, ins []input, o *appendOptions, stdin io.Reader) error {
+// openOutput opens the output for the run, turning the sink's refusals into
+// messages that name the flags that change them.
+func openOutput(o *appendOptions, ins []input) (sink.Store, error) {
+	var files []string
+	for _, in := range ins {
+		if in.name != "-" {
+			files = append(files, in.name)
+		}
+	}
+	store, err := sink.Open(o.output, sink.Options{Overwrite: o.overwrite, Fsync: o.fsync, BreakLock: o.breakLock, Inputs: files, Path: o.img.arrayPath})
+	if err != nil {
+		if u := outputUsage(err); u != nil {
+			return nil, u
+		}
+		return nil, err
+	}
+	return store, nil
+}
+
+// outputUsage maps the sink's refusals of an output to messages that name
+// the flags that change them; nil for any other error.
+func outputUsage(err error) error {
+	var exists *sink.ExistsError
+	var notStore *sink.NotStoreError
+	var inside *sink.InputInsideError
+	var foreignLock *sink.ForeignLockError
+	switch {
+	case errors.As(err, &exists):
+		return usagef("%v; pass --overwrite to replace it, or choose another -o", err)
+	case errors.As(err, &notStore), errors.As(err, &inside):
+		return &usageError{err}
+	case errors.As(err, &foreignLock):
+		return fmt.Errorf("%w; --break-lock takes it over", err)
+	}
+	return nil
+}
+
+// copyInputs feeds every input to w in order. Regular files are read by
+// the Writer itself with positioned reads from a pool of readers straight
+// into its staging (Writer.ReadAt); their reads never block for long, so
+// an interrupt's Abort ends them promptly. Pipes and terminals go through
+// copyInput, whose reads cannot hold up an interrupt. --read-size forces
+// copyInput with that piece size.
+func copyInputs(ctx context.Context, w streamWriter, ins []input, o *appendOptions, stdin io.Reader) error {
 	for _, in := range ins {
 		var r io.Reader = stdin
 		name := "stdin"
@@ -145,10 +273,15 @@ func copyInputs(ctx context.Context, w io.Writer, ins []input, o *appendOptions,
 			r, name = f, in.name
 		}
 		var err error
-		if regular(r) && o.readSize == "" {
-			_, err = io.Copy(w, r)
+		if size, ok := regularSize(r); ok && o.readSize == "" {
+			_, err = w.ReadAt(r.(io.ReaderAt), size, o.readers)
+			var ie *pipeline.InputError
+			if errors.As(err, &ie) {
+				err = &readError{ie.Err}
+			}
 		} else {
-			_, err = copyInput(ctx, w, r, o.readBytes, nil)
+			enlargePipe(r)
+			_, err = copyInput(ctx, w, r, o.readBytes, o.readSize != "")
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -164,14 +297,17 @@ func copyInputs(ctx context.Context, w io.Writer, ins []input, o *appendOptions,
 	return nil
 }
 
-// regular reports whether r is a regular file (not a pipe or terminal).
-func regular(r io.Reader) bool {
+// regularSize reports whether r is a regular file, and its size now.
+func regularSize(r io.Reader) (int64, bool) {
 	f, ok := r.(*os.File)
 	if !ok {
-		return false
+		return 0, false
 	}
 	fi, err := f.Stat()
-	return err == nil && fi.Mode().IsRegular()
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, false
+	}
+	return fi.Size(), true
 }
 
 // readError marks a failure to read the input, as opposed to the writer's.
@@ -183,8 +319,8 @@ func (e *readError) Unwrap() error { return e.err }
 // summary is the one line append prints when it succeeds. The bytes on
 // disk are counted from the store itself, not from the writer's counters,
 // so the ratio is what the user's disk sees.
-func summary(o *appendOptions, s pipeline.Stats, wall time.Duration) string {
-	disk, err := storeSize(o.output)
+func summary(o *appendOptions, s pipeline.Stats, wall time.Duration, store sink.Store) string {
+	disk, err := store.Size()
 	onDisk := humanBytes(disk) + " on disk"
 	if err != nil {
 		onDisk = "size on disk unknown (" + err.Error() + ")"
@@ -196,25 +332,6 @@ func summary(o *appendOptions, s pipeline.Stats, wall time.Duration) string {
 	return fmt.Sprintf("%s: %d frames, %s in %.2f s (%s), %s, ratio %s, %d shards, %s %s",
 		o.output, s.Frames, humanBytes(s.BytesIn), wall.Seconds(), rate(s.BytesIn, wall),
 		onDisk, ratio, s.Shards, o.spec.DType, o.spec.Codec)
-}
-
-// storeSize is the total size of the files under dir.
-func storeSize(dir string) (int64, error) {
-	var n int64
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			n += fi.Size()
-		}
-		return nil
-	})
-	return n, err
 }
 
 // rate formats bytes per duration: GB/s (decimal, as disks and links are
@@ -232,9 +349,11 @@ func rate(n int64, d time.Duration) string {
 
 // printStats renders the Writer's per-stage figures (--verbose).
 func printStats(w io.Writer, set pipeline.Settings, s pipeline.Stats, wall time.Duration) {
-	fmt.Fprintf(w, "writer: depth %d, batch %d frames (%s), %d copy helpers (threshold %s), max pending %s\n",
-		set.Depth, set.BatchFrames, humanBytes(set.BatchBytes), set.CopyHelpers, humanBytes(int64(set.CopyThreshold)), humanBytes(set.MaxPending))
+	fmt.Fprintf(w, "writer: depth %d, batch %d frames (%s), %d copy helpers (threshold %s), %d I/O workers, max pending %s\n",
+		set.Depth, set.BatchFrames, humanBytes(set.BatchBytes), set.CopyHelpers, humanBytes(int64(set.CopyThreshold)), set.IOWorkers, humanBytes(set.MaxPending))
 	fmt.Fprintf(w, "batches %d kicked, %d delivered; pending high-water %s\n", s.Batches, s.Delivered, humanBytes(s.PendingMax))
+	fmt.Fprintf(w, "start-up: first slot allocated in %.3f s (input accepted after it), the other %d in %.3f s in the background (producer waited %.3f s for them)\n",
+		s.AllocFirst.Seconds(), set.Depth-1, s.AllocRest.Seconds(), s.StallAlloc.Seconds())
 	row := func(name string, d time.Duration, note string) {
 		fmt.Fprintf(w, "  %-14s %9.3f s  %10s  %s\n", name, d.Seconds(), rate(s.BytesIn, d), note)
 	}
@@ -250,5 +369,5 @@ func printStats(w io.Writer, set pipeline.Settings, s pipeline.Stats, wall time.
 	row("aggregate", s.Stage.Aggregate, "")
 	row("d2h", s.Stage.D2H, "")
 	row("stage wait", s.StageWait, "delivery waiting for the stage")
-	row("deliver", s.Deliver, "delivery writing to the sink")
+	row("deliver", s.Deliver, "writing to the sink, summed over I/O workers")
 }

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/zwrite/zwrite/internal/backend"
+	"github.com/zwrite/zwrite/internal/pipeline"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -27,6 +29,7 @@ type appendOptions struct {
 	shuffle    string
 	dims       string
 	overwrite  bool
+	breakLock  bool
 	progress   bool
 	backend    string
 	depth      int
@@ -34,6 +37,11 @@ type appendOptions struct {
 	verbose    bool
 	fsync      bool
 	readSize   string
+	flush      time.Duration
+	ioWorkers  int
+	readers    int
+
+	img imageOptions
 
 	// Set by validate.
 	spec            zarr.Spec
@@ -42,10 +50,10 @@ type appendOptions struct {
 	readBytes       int
 }
 
-// defaultReadSize is how much input is read before it is handed to the
-// writer: large enough that the writer's parallel staging copy pays off,
-// small enough that a slow live stream still shows steady progress.
-const defaultReadSize = 4 << 20
+// defaultReadSize is the largest piece read from a pipe at once: the
+// largest pipe buffer an unprivileged process may ask for (Linux's
+// default pipe-max-size), so one read can drain a full pipe.
+const defaultReadSize = 1 << 20
 
 func (o *appendOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.StringVarP(&o.output, "output", "o", "", "store directory to write (required)")
@@ -57,13 +65,18 @@ func (o *appendOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.IntVar(&o.level, "level", 0, "compression level (default: 1; zstd -7..22, lz4 and blosc-zstd 0..9)")
 	f.StringVar(&o.shuffle, "shuffle", "byte", shuffleUsage)
 	f.StringVar(&o.dims, "dims", "", "dimension names, e.g. t,z,y,x (recorded as dimension_names)")
-	f.BoolVar(&o.overwrite, "overwrite", false, "replace an existing store at --output")
+	f.BoolVar(&o.overwrite, "overwrite", false, "replace an existing Zarr store at --output: the new store is written beside it and replaces it only when the run succeeds; a folder holding anything that is not Zarr's is refused")
+	f.BoolVar(&o.breakLock, "break-lock", false, "take over a store lock left by a writer on another host (only when no zwrite writes the store there)")
 	f.BoolVar(&o.progress, "progress", isTerminal(io.err), "show a progress bar on stderr (default: on when stderr is a terminal)")
 	f.StringVar(&o.backend, "backend", "auto", "compress backend: auto, cpu or gpu")
 	f.IntVar(&o.depth, "depth", 0, "batches in flight (default: chosen by the writer)")
+	f.IntVar(&o.readers, "readers", 0, "positioned reads at once from each input file (default: chosen by the writer)")
+	f.IntVar(&o.ioWorkers, "io-workers", 0, "shard files written at once, each file's bytes in order (default: chosen by the writer)")
 	f.StringVar(&o.maxPending, "max-pending", "", "most bytes queued for the sink before input waits, e.g. 4GiB (default: chosen by the writer)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "print the writer's per-stage statistics at the end")
 	f.BoolVar(&o.fsync, "fsync", false, "fsync every shard and directory before it counts as written")
+	f.DurationVar(&o.flush, "flush-interval", pipeline.DefaultFlushInterval, "on a slow stream, compress and commit whatever whole epochs have waited this long, so shard rows are committed as they fill (0: only when a batch is full)")
+	o.img.addFlags(f)
 	// Tests feed the writer in uneven pieces through this; users need not.
 	f.StringVar(&o.readSize, "read-size", "", "bytes read from the input per write to the writer")
 	_ = f.MarkHidden("read-size")
@@ -157,8 +170,14 @@ func (o *appendOptions) validate(f *pflag.FlagSet) error {
 	if o.backendKind, err = backend.Parse(o.backend); err != nil {
 		return &usageError{fmt.Errorf("--backend: %w", err)}
 	}
-	if o.depth < 0 {
-		return usagef("--depth %d: want 1 or more (or leave it out for the default)", o.depth)
+	if o.depth < 0 || o.depth > pipeline.MaxDepth {
+		return usagef("--depth %d: want 1 to %d (or leave it out for the default, 3)", o.depth, pipeline.MaxDepth)
+	}
+	if o.readers < 0 || o.readers > 256 {
+		return usagef("--readers %d: want 1 to 256 (or leave it out for the default)", o.readers)
+	}
+	if o.ioWorkers < 0 || o.ioWorkers > pipeline.MaxIOWorkers {
+		return usagef("--io-workers %d: want 1 to %d (or leave it out for the default)", o.ioWorkers, pipeline.MaxIOWorkers)
 	}
 	if f.Changed("max-pending") {
 		if o.maxPendingBytes, err = parseSize("max-pending", o.maxPending); err != nil {
@@ -167,6 +186,12 @@ func (o *appendOptions) validate(f *pflag.FlagSet) error {
 		if o.maxPendingBytes == 0 {
 			return usagef("--max-pending 0: want a positive size such as 4GiB (or leave it out for the default)")
 		}
+	}
+	if o.flush < 0 {
+		return usagef("--flush-interval %v: want 0 (off) or a positive duration such as 1s", o.flush)
+	}
+	if err := o.img.validate(f, &o.spec); err != nil {
+		return err
 	}
 	o.readBytes = defaultReadSize
 	if f.Changed("read-size") {
@@ -255,32 +280,6 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// checkOutput refuses to touch an existing store without --overwrite
-// before any input is read. An empty directory is fine (the sink fills it);
-// the sink repeats these checks and owns the rest (what --overwrite may
-// remove, whether the directory is writable).
-func checkOutput(o *appendOptions) error {
-	if o.overwrite {
-		return nil
-	}
-	fi, err := os.Stat(o.output)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil
-	case err != nil:
-		return fmt.Errorf("output %s: %w", o.output, unwrapPath(err))
-	case fi.IsDir():
-		ents, err := os.ReadDir(o.output)
-		if err != nil {
-			return fmt.Errorf("output %s: %w", o.output, unwrapPath(err))
-		}
-		if len(ents) == 0 {
-			return nil
-		}
-	}
-	return usagef("output %s already exists; pass --overwrite to replace it, or choose another -o", o.output)
-}
-
 // totalSize is the sum of the inputs' sizes, or -1 when one is unknown.
 func totalSize(ins []input) int64 {
 	var t int64
@@ -293,22 +292,28 @@ func totalSize(ins []input) int64 {
 	return t
 }
 
-// copyInput copies r into w in pieces of up to len(bufs[0]) bytes. The reads
-// run in their own goroutine so that an interrupt is seen at once even
-// while a read waits on an idle pipe: the caller then aborts the writer and
-// exits, and the blocked read ends with the process. Two buffers let the
-// next read overlap the current write. onWrite sees every byte count
-// written. It returns the bytes written.
-func copyInput(ctx context.Context, w io.Writer, r io.Reader, bufSize int, onWrite func(int)) (int64, error) {
+// copyInput copies r into w. The reads run in their own goroutine so that
+// an interrupt is seen at once even while a read waits on an idle pipe:
+// the caller then aborts the writer and exits, and the blocked read ends
+// with the process. Several buffers let the next reads overlap the
+// current write.
+//
+// Each read's bytes go to w as soon as they arrive (a slow stream reaches
+// the writer at once, so its flush interval can commit shard rows while
+// the pipe is quiet); with exact, pieces are exactly bufSize bytes but
+// the last (tests use it to feed the writer in uneven pieces).
+func copyInput(ctx context.Context, w io.Writer, r io.Reader, bufSize int, exact bool) (int64, error) {
 	type piece struct {
 		buf []byte
 		n   int
 		err error
 	}
-	free := make(chan []byte, 2)
-	full := make(chan piece, 2)
-	free <- make([]byte, bufSize)
-	free <- make([]byte, bufSize)
+	const nbuf = 4
+	free := make(chan []byte, nbuf)
+	full := make(chan piece, nbuf)
+	for i := 0; i < nbuf; i++ {
+		free <- make([]byte, bufSize)
+	}
 	done := make(chan struct{})
 	defer close(done)
 
@@ -320,11 +325,17 @@ func copyInput(ctx context.Context, w io.Writer, r io.Reader, bufSize int, onWri
 			case <-done:
 				return
 			}
-			// Fill the whole buffer unless the input ends, so the writer
-			// gets large pieces even from a pipe that yields 64 KiB reads.
-			n, err := io.ReadFull(r, buf)
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				err = io.EOF
+			var n int
+			var err error
+			if exact {
+				n, err = io.ReadFull(r, buf)
+				if errors.Is(err, io.ErrUnexpectedEOF) {
+					err = io.EOF
+				}
+			} else {
+				for n == 0 && err == nil {
+					n, err = r.Read(buf)
+				}
 			}
 			select {
 			case full <- piece{buf, n, err}:
@@ -348,9 +359,6 @@ func copyInput(ctx context.Context, w io.Writer, r io.Reader, bufSize int, onWri
 		if p.n > 0 {
 			n, err := w.Write(p.buf[:p.n])
 			written += int64(n)
-			if onWrite != nil {
-				onWrite(n)
-			}
 			if err != nil {
 				return written, err
 			}

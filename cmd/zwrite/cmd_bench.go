@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -15,7 +15,6 @@ import (
 
 	"github.com/zwrite/zwrite/internal/backend"
 	"github.com/zwrite/zwrite/internal/bench"
-	"github.com/zwrite/zwrite/internal/pipeline"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -29,8 +28,10 @@ type benchOptions struct {
 	chunk      string
 	shard      string
 	codec      string
-	level      int
+	codecs     string
 	shuffle    string
+	input      string
+	level      int
 	depth      int
 	backend    string
 	dtype      string
@@ -46,7 +47,10 @@ type benchOptions struct {
 	warmup     time.Duration
 	baselines  bool
 
-	opts bench.Options // set by validate
+	opts     bench.Options       // set by validate
+	choices  []bench.CodecChoice // --codecs, set by validate
+	backends []string            // the matrix's backends
+	bnote    string              // backends the matrix leaves out, and why
 }
 
 func (o *benchOptions) addFlags(f *pflag.FlagSet, io stdio) {
@@ -55,12 +59,14 @@ func (o *benchOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.StringVar(&o.chunk, "chunk", "", "custom scenario: inner chunk shape")
 	f.StringVar(&o.shard, "shard", "", "custom scenario: shard shape (default: the chunk shape)")
 	f.StringVar(&o.codec, "codec", "zstd", "compressor: none, zstd, lz4 or blosc-zstd")
-	f.IntVar(&o.level, "level", 0, "compression level (default: 1; zstd -7..22, lz4 and blosc-zstd 0..9)")
 	f.StringVar(&o.shuffle, "shuffle", "byte", shuffleUsage)
+	f.StringVar(&o.codecs, "codecs", "", "compare codecs: all, or a list such as zstd,lz4:bit,lz4:none (one table: ratio and GB/s per backend)")
+	f.StringVar(&o.input, "input", "", "time zwrite append FILE: feed this raw file to the writer (frame shape from --shape or the scenario; frames = file size / frame bytes) and measure the read and write ceilings")
+	f.IntVar(&o.level, "level", 0, "compression level (default: 1; zstd -7..22, lz4 and blosc-zstd 0..9)")
 	f.IntVar(&o.depth, "depth", 0, "batches in flight (default: the writer's)")
 	f.StringVar(&o.backend, "backend", "auto", "compress backend: auto, cpu or gpu")
 	f.StringVar(&o.dtype, "dtype", "uint16", "element type: uint8..uint64, int8..int64, float32, float64")
-	f.StringVar(&o.fill, "fill", "thirds", "synthetic data: xor, zeros, rand (12-bit noise) or thirds (noise, gradient, zeros)")
+	f.StringVar(&o.fill, "fill", "thirds", "synthetic data: xor, zeros, rand (12-bit noise), thirds (noise, gradient, zeros) or camera (shot noise on drifting blobs, ~2x with zstd)")
 	f.Int64Var(&o.frames, "frames", 0, "frames to write along dim 0 (default: about 10 s of CPU zstd work on this machine)")
 	f.StringVar(&o.writeBytes, "write-bytes", "64MiB", "size of each Write to the writer, e.g. 4MiB")
 	f.StringVarP(&o.output, "output", "o", "", "write the store here (default: a discard sink)")
@@ -97,7 +103,7 @@ func (o *benchOptions) validate(f *pflag.FlagSet) error {
 		if b.Scenario, err = bench.CustomScenario(shape, chunk, shard); err != nil {
 			return &usageError{err}
 		}
-		if shape[0] > 0 && !f.Changed("frames") {
+		if shape[0] > 0 && !f.Changed("frames") && !f.Changed("input") {
 			o.frames = shape[0]
 		}
 	} else if b.Scenario, err = bench.LookupScenario(o.scenario); err != nil {
@@ -109,18 +115,56 @@ func (o *benchOptions) validate(f *pflag.FlagSet) error {
 	if b.Codec, err = zarr.ParseCodec(o.codec); err != nil {
 		return &usageError{fmt.Errorf("--codec: %w", err)}
 	}
+	if b.Shuffle, err = parseShuffleFlag(f, o.shuffle, b.Codec); err != nil {
+		return err
+	}
 	b.Level = b.Codec.DefaultLevel()
 	if f.Changed("level") {
 		b.Level = o.level
 	}
-	if b.Shuffle, err = parseShuffleFlag(f, o.shuffle, b.Codec); err != nil {
-		return err
-	}
 	if b.Fill, err = bench.ParseFill(o.fill); err != nil {
 		return &usageError{fmt.Errorf("--fill: %w", err)}
 	}
-	if _, err := backend.Parse(o.backend); err != nil {
+	kind, err := backend.Parse(o.backend)
+	if err != nil {
 		return &usageError{fmt.Errorf("--backend: %w", err)}
+	}
+	if f.Changed("codecs") {
+		if f.Changed("codec") || f.Changed("shuffle") {
+			return usagef("--codecs names the codecs and shuffles itself; leave out --codec and --shuffle")
+		}
+		if o.output != "" {
+			return usagef("--codecs writes to the discard sink; give one --codec to write a store with -o")
+		}
+		if o.choices, err = bench.ParseCodecs(o.codecs); err != nil {
+			return &usageError{fmt.Errorf("--codecs: %w", err)}
+		}
+		o.backends, o.bnote = bench.MatrixBackends(kind)
+		if !f.Changed("level") {
+			b.Level = 1 // every codec's default but none's, which has no level
+		}
+		if !f.Changed("baselines") {
+			o.baselines = false // a dozen runs: the table is ratio and rate
+		}
+	}
+	if f.Changed("input") {
+		for _, name := range []string{"frames", "duration", "warmup", "prefill", "fill"} {
+			if f.Changed(name) {
+				return usagef("--input writes the whole file as the data; leave out --%s", name)
+			}
+		}
+		if o.input == "" {
+			return usagef("--input needs a file name")
+		}
+		st, err := os.Stat(o.input)
+		if err != nil {
+			return usagef("--input: %v", unwrapPath(err))
+		}
+		if !st.Mode().IsRegular() {
+			return usagef("--input %s is not a regular file", o.input)
+		}
+		b.Input = o.input
+		o.frames = 0 // the file decides (a --shape dim 0 is ignored)
 	}
 	b.Backend = o.backend
 	if o.depth < 0 {
@@ -155,39 +199,16 @@ func (o *benchOptions) validate(f *pflag.FlagSet) error {
 	b.NoBaselines = !o.baselines
 	// The spec must be valid before anything runs: a bad custom geometry
 	// or level is the user's to fix.
-	if _, err := b.Scenario.Spec(b.DType, b.Codec, b.Level, max(o.frames, 0)); err != nil {
+	spec, err := b.Scenario.Spec(b.DType, b.Codec, b.Level, max(o.frames, 0))
+	if err != nil {
+		return &usageError{err}
+	}
+	spec.Shuffle = b.Shuffle
+	if err := spec.Validate(); err != nil {
 		return &usageError{err}
 	}
 	if o.output != "" {
-		if err := checkBenchOutput(o.output, o.overwrite); err != nil {
-			return err
-		}
-		b.OutDir = o.output
-	}
-	return nil
-}
-
-// checkBenchOutput refuses an existing, non-empty output without
-// --overwrite, and with it removes the old store (a bench store is
-// scratch). Only a directory holding a zarr.json is removed: a mistyped -o
-// must never delete anything else.
-func checkBenchOutput(path string, overwrite bool) error {
-	ents, err := os.ReadDir(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil
-	case err != nil:
-		return fmt.Errorf("output %s: %w", path, err)
-	case len(ents) == 0:
-		return nil
-	case !overwrite:
-		return usagef("output %s already exists; pass --overwrite to replace it, or choose another -o", path)
-	}
-	if _, err := os.Stat(filepath.Join(path, "zarr.json")); err != nil {
-		return usagef("output %s exists and is not a Zarr store (no zarr.json); refusing to delete it, choose another -o", path)
-	}
-	if err := os.RemoveAll(path); err != nil {
-		return fmt.Errorf("remove old output %s: %w", path, err)
+		b.OutDir, b.Overwrite = o.output, o.overwrite
 	}
 	return nil
 }
@@ -200,7 +221,11 @@ func newBenchCmd(io stdio, wrap runWrapper) *cobra.Command {
 		Long: `bench writes synthetic frames of a reference scenario (or a custom shape)
 through the same writer append uses, and reports input and output GB/s,
 the compression ratio, wall, init and flush time, the writer's per-stage
-busy time and the producer's stalls. Beside the result it measures, in the
+busy time and the producer's stalls, and what each core did: per stage its
+busy time summed over workers over wall x cores (GPU steps: over wall),
+and the process's CPU time over wall x cores, so idle cores show (on a
+shared machine the stage timers exceed the CPU time: they are wall clocks).
+Beside the result it measures, in the
 same run, a parallel memmove of the same bytes and the CPU codec alone on
 the scenario's chunks (the codec ceiling), and prints end-to-end / ceiling.
 
@@ -214,10 +239,29 @@ about 10 s of CPU zstd work on this machine) or runs for --duration.
 
 With --prefill one epoch of data is made before the clock starts and
 cycled; without it, each write's data is made just before the write (that
-time is reported as fill and is part of wall).`,
+time is reported as fill and is part of wall). --fill camera is data that
+compresses like a sensor's (about 2x with zstd level 1); see zwrite synth.
+
+--input FILE times the real job, zwrite append FILE: the file is fed to
+the writer as append feeds it (frame shape from --shape/--dtype or the
+scenario, chunk and shard as append takes them; frames = file size / frame
+bytes). Beside it the same run measures the I/O ceilings: the file read by
+N threads of positioned reads, and with -o the store's shard files (same
+count and sizes) written by N threads to the output's file system; the
+best N counts, and end-to-end / ceiling is printed. The file is read as
+the OS has it cached (no cache is dropped; on tmpfs it is memory).
+
+--codecs all (or a list such as zstd,lz4:bit,lz4:none) runs the same data
+with every codec and blosc shuffle on the cpu backend, and the gpu where
+one is present, and prints one table of ratio and GB/s per backend to pick
+a codec for one's data; a codec a backend lacks says so ("no GPU
+kernels"). --json then writes one record per run as JSON lines. The
+baselines are off unless --baselines is given.`,
 		Example: `  zwrite bench --scenario medfmt --codec zstd --prefill
   zwrite bench --scenario orca2 --codec lz4 --prefill --duration 10s --warmup 2s --json run.json
-  zwrite bench --shape 0,512,512 --chunk 8,128,128 --shard 64,512,512 --frames 2048 -o /tmp/b.zarr`,
+  zwrite bench --shape 0,512,512 --chunk 8,128,128 --shard 64,512,512 --frames 2048 -o /tmp/b.zarr
+  zwrite bench --scenario orca2 --fill camera --prefill --frames 640 --codecs all
+  zwrite bench --input /dev/shm/orca.raw --shape 0,2,2048,2304 --chunk 32,1,64,64 --shard 640,2,512,576 -o /dev/shm/o.zarr`,
 		Args: noArgs,
 		RunE: wrap(func(cmd *cobra.Command, args []string) error {
 			if err := o.validate(cmd.Flags()); err != nil {
@@ -244,13 +288,11 @@ func runBench(ctx context.Context, o *benchOptions, io stdio) error {
 		}
 		defer func() { _ = bar.Finish(); fmt.Fprintln(io.err) }()
 	}
-	rep, err := bench.Run(ctx, b)
-	var ue *backend.UnavailableError
-	var me *pipeline.MemoryError
-	if errors.As(err, &ue) || errors.As(err, &me) {
-		return &usageError{err}
+	if o.choices != nil {
+		return runCodecMatrix(ctx, o, b, io)
 	}
-	if err != nil {
+	rep, err := bench.Run(ctx, b)
+	if err := benchError(err); err != nil {
 		return err
 	}
 	if o.progress {
@@ -275,6 +317,81 @@ func runBench(ctx context.Context, o *benchOptions, io stdio) error {
 		if err := f.Close(); err != nil {
 			return fmt.Errorf("json record %s: %w", o.json, err)
 		}
+	}
+	return nil
+}
+
+// benchError maps what the user can fix (a backend this machine lacks,
+// a depth that does not fit, an input that is not whole frames) to usage
+// errors.
+func benchError(err error) error {
+	var ue *backend.UnavailableError
+	var ie *bench.InputError
+	if errors.As(err, &ue) || errors.As(err, &ie) {
+		return &usageError{err}
+	}
+	if u := writerUsage(err); u != nil {
+		return u
+	}
+	if u := outputUsage(err); u != nil {
+		return u
+	}
+	return err
+}
+
+// runCodecMatrix runs --codecs: every choice on every backend, the table on
+// stderr and, with --json, one record per run as JSON lines, each written
+// when its run ends (a later failure keeps the earlier ones).
+func runCodecMatrix(ctx context.Context, o *benchOptions, b bench.Options, io stdio) error {
+	var out *os.File
+	switch o.json {
+	case "":
+	case "-":
+	default:
+		f, err := os.Create(o.json)
+		if err != nil {
+			return fmt.Errorf("json records: %w", err)
+		}
+		defer f.Close()
+		out = f
+	}
+	each := func(r *bench.Report) error {
+		if o.json == "" {
+			return nil
+		}
+		w := io.out
+		if out != nil {
+			w = out
+		}
+		line, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("json record: %w", err)
+		}
+		if _, err := w.Write(append(line, '\n')); err != nil {
+			return fmt.Errorf("json record: %w", err)
+		}
+		return nil
+	}
+	m, err := bench.RunMatrix(ctx, b, o.choices, o.backends, each)
+	if m != nil {
+		m.Note = o.bnote
+		if o.progress {
+			fmt.Fprintln(io.err)
+		}
+		if werr := m.WriteTable(io.err); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if out != nil {
+		if err := out.Close(); err != nil {
+			return fmt.Errorf("json records %s: %w", o.json, err)
+		}
+	}
+	if n := m.Failed(); n > 0 {
+		return fmt.Errorf("%d of the codec runs failed (see the table)", n)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zwrite/zwrite/internal/bench"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -52,9 +53,9 @@ func TestBenchCommand(t *testing.T) {
 	}
 }
 
-// TestBenchShuffle: bench --shuffle reaches the store's metadata, the
-// chunks and the record.
-func TestBenchShuffle(t *testing.T) {
+// TestBenchBloscZstd: bench --codec blosc-zstd --shuffle reaches the
+// store's metadata, the chunks and the record.
+func TestBenchBloscZstd(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "b.zarr")
 	stdout := mustZw(t, nil, "bench", "--shape", "0,40,30", "--chunk", "4,16,16", "--frames", "8",
 		"--codec", "blosc-zstd", "--shuffle", "bit", "--backend", "cpu", "--progress=false",
@@ -126,8 +127,15 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"bad write size", []string{"--write-bytes", "lots"}, "write-bytes"},
 		{"bad level", []string{"--level", "99"}, "level"},
 		{"bad backend", []string{"--backend", "tpu"}, "backend"},
-		{"bad shuffle", []string{"--codec", "lz4", "--shuffle", "nibble"}, "--shuffle: unknown shuffle"},
-		{"shuffle with zstd", []string{"--codec", "zstd", "--shuffle", "byte"}, "--shuffle byte given with --codec zstd"},
+		{"bad shuffle", []string{"--codec", "lz4", "--shuffle", "sideways"}, "--shuffle"},
+		{"shuffle without blosc", []string{"--codec", "zstd", "--shuffle", "bit"}, "no shuffle filter"},
+		{"bad codecs", []string{"--codecs", "zstd,gzip"}, "--codecs"},
+		{"codecs and codec", []string{"--codecs", "all", "--codec", "lz4"}, "leave out --codec"},
+		{"codecs and output", []string{"--codecs", "all", "-o", "x.zarr"}, "discard"},
+		{"input missing", []string{"--input", "/nonexistent/frames.raw"}, "--input"},
+		{"input and frames", []string{"--input", "/dev/null", "--frames", "3"}, "--frames"},
+		{"input and prefill", []string{"--input", "/dev/null", "--prefill"}, "--prefill"},
+		{"input not a file", []string{"--input", "/dev/null"}, "not a regular file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,5 +144,121 @@ func TestBenchUsageErrors(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, exitUsage, tc.want)
 			}
 		})
+	}
+}
+
+// TestBenchCodecs: --codecs all prints one table (a line per codec and
+// shuffle, a column per backend) and, with --json -, one record per run
+// as JSON lines, each for the codec and shuffle it names.
+func TestBenchCodecs(t *testing.T) {
+	code, stdout, stderr := zw(t, context.Background(), nil, "bench",
+		"--shape", "0,2,40,30", "--chunk", "4,1,16,16", "--shard", "8,2,32,32", "--frames", "8",
+		"--fill", "camera", "--prefill", "--backend", "cpu", "--codecs", "all", "--json", "-", "--progress=false")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	choices := bench.AllCodecs()
+	if len(lines) != len(choices) {
+		t.Fatalf("%d JSON lines for %d codec choices:\n%s", len(lines), len(choices), stdout)
+	}
+	for i, line := range lines {
+		var rec struct {
+			Schema   string `json:"schema"`
+			Scenario struct {
+				Codec   string `json:"codec"`
+				Shuffle string `json:"shuffle"`
+			} `json:"scenario"`
+			Config struct {
+				Backend string `json:"backend"`
+			} `json:"config"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("line %d is not a record: %v\n%s", i, err, line)
+		}
+		want := choices[i]
+		shuffle := ""
+		if want.Codec.Blosc() {
+			shuffle = zarr.ShuffleName(want.Shuffle)
+		}
+		if rec.Schema != bench.Schema || rec.Scenario.Codec != want.Codec.String() || rec.Scenario.Shuffle != shuffle || rec.Config.Backend != "cpu" {
+			t.Errorf("record %d: %+v, want %s on cpu", i, rec, want)
+		}
+	}
+	for _, want := range []string{"cpu ratio", "cpu GB/s", "lz4", "bit"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("table lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// TestBenchShuffle: --shuffle reaches the store (its blosc metadata).
+func TestBenchShuffle(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "b.zarr")
+	mustZw(t, nil, "bench", "--shape", "0,8,8", "--chunk", "2,8,8", "--frames", "4", "--codec", "lz4",
+		"--shuffle", "bit", "--backend", "cpu", "--progress=false", "--baselines=false", "-o", out)
+	meta, err := os.ReadFile(filepath.Join(out, "zarr.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(meta), `"bitshuffle"`) {
+		t.Fatalf("zarr.json does not record the bit shuffle:\n%s", meta)
+	}
+}
+
+// TestBenchInput: bench --input FILE -o DIR writes exactly what append
+// would (the store equals the file), names the input and how it is read,
+// and prints the read and write ceilings; a file that is not whole frames
+// is a usage error.
+func TestBenchInput(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "in.raw")
+	code, frames, stderr := zw(t, context.Background(), nil, "synth", "--shape", "13,2,40,30", "--fill", "camera")
+	if code != 0 {
+		t.Fatalf("synth: %s", stderr)
+	}
+	if err := os.WriteFile(raw, []byte(frames), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "b.zarr")
+	code, stdout, stderr := zw(t, context.Background(), nil, "bench", "--input", raw,
+		"--shape", "0,2,40,30", "--chunk", "4,1,16,16", "--shard", "8,2,32,32", "--codec", "zstd",
+		"--backend", "cpu", "-o", out, "--json", "-", "--progress=false")
+	if code != 0 {
+		t.Fatalf("bench --input: exit %d:\n%s", code, stderr)
+	}
+	for _, want := range []string{"as the OS has it cached", "read  ceiling", "write ceiling", raw} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("table lacks %q:\n%s", want, stderr)
+		}
+	}
+	var rec struct {
+		Config struct {
+			Input string `json:"input"`
+		} `json:"config"`
+		Result struct {
+			Frames int64 `json:"frames"`
+		} `json:"result"`
+		Baselines struct {
+			Read  *bench.IOCeiling `json:"read_ceiling"`
+			Write *bench.IOCeiling `json:"write_ceiling"`
+		} `json:"baselines"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Config.Input != raw || rec.Result.Frames != 13 || rec.Baselines.Read == nil || rec.Baselines.Write == nil {
+		t.Fatalf("record %+v", rec)
+	}
+	mustZw(t, nil, "verify", out, "--raw", raw)
+
+	short := filepath.Join(dir, "short.raw")
+	if err := os.WriteFile(short, []byte(frames[:len(frames)-3]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = zw(t, context.Background(), nil, "bench", "--input", short,
+		"--shape", "0,2,40,30", "--chunk", "4,1,16,16", "--backend", "cpu", "--progress=false")
+	if code != exitUsage || !strings.Contains(stderr, "whole") {
+		t.Fatalf("a file of partial frames: exit %d, %s; want a usage error", code, stderr)
 	}
 }

@@ -35,15 +35,18 @@ func runCat(ctx context.Context, store string, out io.Writer) error {
 	}
 	defer a.Close()
 	// One epoch comes per ReadAll write; a large buffer keeps the pipe's
-	// writes big when epochs are small.
+	// writes big when epochs are small. The read runs here, not on a
+	// goroutine of its own: it stops at the next chunk once ctx is done, so
+	// the deferred Close never runs under a read still going.
 	bw := bufio.NewWriterSize(out, 1<<20)
-	return interruptible(ctx, func() error {
-		if err := a.ReadAll(bw); err != nil {
-			return fmt.Errorf("cat %s: %w", store, err)
+	if err := a.ReadAllContext(ctx, bw); err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
-		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("cat %s: write stdout: %w", store, err)
-		}
-		return nil
-	})
+		return fmt.Errorf("cat %s: %w", store, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("cat %s: write stdout: %w", store, err)
+	}
+	return nil
 }

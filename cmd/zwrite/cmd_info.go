@@ -97,7 +97,10 @@ func runInfo(ctx context.Context, store string, out io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	r, err := interruptibleValue(ctx, a.Usage)
+	r, err := a.UsageContext(ctx)
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("info %s: %w", store, err)
 	}

@@ -29,7 +29,7 @@ func (o *synthOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.shape, "shape", "", "array shape, slowest dimension first; dim 0 is the frame count unless --frames is given (required)")
 	f.StringVar(&o.dtype, "dtype", "uint16", "element type: uint8..uint64, int8..int64, float32, float64 (short forms u16, f32)")
 	f.Int64Var(&o.frames, "frames", 0, "frames to write (default: dim 0 of --shape)")
-	f.StringVar(&o.fill, "fill", "xor", "data pattern: xor, zeros, rand (12-bit noise) or thirds (noise, gradient, zeros)")
+	f.StringVar(&o.fill, "fill", "xor", "data pattern: xor, zeros, rand (12-bit noise), thirds (noise, gradient, zeros) or camera (shot noise on drifting blobs, like a sensor)")
 }
 
 func (o *synthOptions) validate(f *pflag.FlagSet) error {
@@ -82,8 +82,18 @@ func newSynthCmd(io stdio, wrap runWrapper) *cobra.Command {
 		Long: `synth writes raw frames (C order, little endian) of a synthetic pattern to
 stdout, the input append expects. The patterns are the benchmark's fills: a
 pure function of each element's position, so the same flags always give the
-same bytes.`,
+same bytes.
+
+camera looks like a scientific camera's frames and compresses like them
+(about 2x with zstd level 1): Poisson shot noise on a smooth scene of a few
+dozen blurred blobs that drift slowly from frame to frame, plus a dark
+offset of 100. Axes of at most 4 elements are channels (each shows its own
+scene), the others space. 16-bit and wider integers hold 12-bit counts
+(0..4095), float32/float64 the same counts as float values; uint8 is an
+8-bit camera (scene, offset and range scaled by 1/16: 0..255) and int8
+likewise by 1/32 (0..127), so the noise stays Poisson (variance = mean).`,
 		Example: `  zwrite synth --shape 100,512,512 --dtype u16 --fill thirds > frames.raw
+  zwrite synth --shape 64,2,2048,2304 --dtype u16 --fill camera > orca.raw
   zwrite synth --shape 0,512,512 --frames 1000 | zwrite append -o s.zarr --shape 0,512,512 --dtype u16 --chunk 8,128,128`,
 		Args: noArgs,
 		RunE: wrap(func(cmd *cobra.Command, args []string) error {

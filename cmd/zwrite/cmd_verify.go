@@ -30,7 +30,9 @@ func newVerifyCmd(io stdio, wrap runWrapper) *cobra.Command {
 		Long: `verify reads a whole store: it parses zarr.json, checks every shard's index
 (length, crc32c, entries inside the file), decodes every chunk to its exact
 size, and with --raw compares the array with the raw input byte for byte.
-It prints frames, bytes and ratio, and exits 1 listing what is wrong.`,
+It prints frames, bytes and ratio, and exits 1 listing what is wrong.
+Only regular files inside the store are read: a named pipe, a device or
+a symbolic link that leads out of the store is reported, never opened.`,
 		Example: `  zwrite verify s.zarr
   zwrite verify s.zarr --raw f.raw`,
 		Args: storeArg,
@@ -61,12 +63,18 @@ func runVerify(ctx context.Context, o *verifyOptions, store string, io stdio) er
 		return err
 	}
 	defer a.Close()
-	r, err := interruptibleValue(ctx, func() (zarr.Report, error) { return a.Verify(opts) })
+	// On this goroutine: VerifyContext stops at the next file or chunk once
+	// ctx is done, so the deferred Close never runs under a read.
+	r, err := a.VerifyContext(ctx, opts)
 	if ctx.Err() != nil {
-		return err
+		return context.Cause(ctx)
 	}
 	for _, s := range r.Stray {
 		fmt.Fprintf(io.err, "warning: %s: %s is not part of the array (readers ignore it)\n", store, s)
+	}
+	if n := len(r.Beyond); n > 0 {
+		fmt.Fprintf(io.err, "warning: %s: %d shard files (%s) lie in shard rows past shape[0] = %d: a writer stopped after committing them but before naming them in zarr.json; readers ignore them, and `zwrite append --resume` rewrites them\n",
+			store, n, humanBytes(r.BytesBeyond), r.Frames)
 	}
 	if err != nil {
 		if len(r.Problems) == 0 {

@@ -24,7 +24,7 @@ func TestCopyInput(t *testing.T) {
 	src := randomBytes(100_003, 9)
 	for _, size := range []int{1, 7, 4093, 1 << 20} {
 		var w pieceWriter
-		n, err := copyInput(context.Background(), &w, iotestHalfReader{bytes.NewReader(src)}, size, nil)
+		n, err := copyInput(context.Background(), &w, iotestHalfReader{bytes.NewReader(src)}, size, true)
 		if err != nil || n != int64(len(src)) || !bytes.Equal(w.Bytes(), src) {
 			t.Fatalf("size %d: copied %d, %v; output equal: %v", size, n, err, bytes.Equal(w.Bytes(), src))
 		}
@@ -51,7 +51,7 @@ func TestCopyInputCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := copyInput(ctx, io.Discard, blockingReader{}, 1024, nil)
+		_, err := copyInput(ctx, io.Discard, blockingReader{}, 1024, false)
 		done <- err
 	}()
 	time.Sleep(20 * time.Millisecond)
@@ -76,12 +76,12 @@ func (failWriter) Write(p []byte) (int, error) { return 0, errors.New("sink full
 
 func TestCopyInputErrors(t *testing.T) {
 	var w bytes.Buffer
-	n, err := copyInput(context.Background(), &w, failReader{}, 16, nil)
+	n, err := copyInput(context.Background(), &w, failReader{}, 16, false)
 	var re *readError
 	if !errors.As(err, &re) || n != 3 || w.Len() != 3 {
 		t.Errorf("read failure: n=%d err=%v; want the 3 bytes read, then a readError", n, err)
 	}
-	_, err = copyInput(context.Background(), failWriter{}, bytes.NewReader(make([]byte, 40)), 16, nil)
+	_, err = copyInput(context.Background(), failWriter{}, bytes.NewReader(make([]byte, 40)), 16, false)
 	if err == nil || errors.As(err, &re) || err.Error() != "sink full" {
 		t.Errorf("write failure: %v; want the writer's error as is", err)
 	}

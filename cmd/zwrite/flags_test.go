@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/zwrite/zwrite/internal/bench"
 )
 
 // zw runs zwrite in-process with stdin and returns the exit code, stdout
@@ -78,7 +80,9 @@ func TestUsageErrors(t *testing.T) {
 		{"dims count", with("--dims", "t,y"), `--dims "t,y" names 2 dimensions but --shape "0,4,4" has 3`},
 		{"dims duplicate", with("--dims", "t,y,y"), `name "y" appears twice`},
 		{"unknown backend", with("--backend", "tpu"), `--backend: unknown backend "tpu" (want auto, cpu or gpu)`},
-		{"negative depth", with("--depth", "-1"), "--depth -1: want 1 or more"},
+		{"negative depth", with("--depth", "-1"), "--depth -1: want 1 to 64"},
+		{"depth beyond the limit", with("--depth", "65"), "--depth 65: want 1 to 64"},
+		{"depth 2^62", with("--depth", "4611686018427387904"), "--depth 4611686018427387904: want 1 to 64"},
 		{"bad max-pending", with("--max-pending", "lots"), `--max-pending "lots" is not a size`},
 		{"max-pending unit", with("--max-pending", "4Q"), `--max-pending "4Q" is not a size`},
 		{"zero max-pending", with("--max-pending", "0"), "--max-pending 0: want a positive size"},
@@ -104,7 +108,7 @@ func TestUsageErrors(t *testing.T) {
 			name string
 			args []string
 			want string
-		}{"depth beyond memory", with("--shape", "0,65536,32768", "--chunk", "16,64,64", "--depth", "64", raw), "--depth 64: 64 slots of 64.00 GiB"})
+		}{"depth beyond memory", with("--shape", "0,65536,32768", "--chunk", "16,64,64", "--depth", "64", raw), "64 slots of 128.09 GiB (64.00 GiB of staging, as much again for compressed output, and per-chunk bookkeeping) and 0.01 GiB of shard indexes, but only"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,7 +156,8 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestSynthDeterministic(t *testing.T) {
-	for _, fill := range []string{"xor", "zeros", "rand", "thirds"} {
+	for _, f := range bench.Fills {
+		fill := f.String()
 		t.Run(fill, func(t *testing.T) {
 			args := []string{"synth", "--shape", "5,3,7", "--dtype", "u16", "--fill", fill}
 			code, a, stderr := zw(t, context.Background(), nil, args...)

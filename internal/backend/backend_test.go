@@ -2,6 +2,8 @@ package backend
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/zwrite/zwrite/internal/gpu"
@@ -10,19 +12,55 @@ import (
 )
 
 func TestParse(t *testing.T) {
+	// Every name round-trips through String.
 	for _, k := range Kinds {
 		got, err := Parse(k.String())
 		if err != nil || got != k {
 			t.Errorf("Parse(%q) = %v, %v; want %v", k.String(), got, err, k)
 		}
 	}
-	for _, s := range []string{"CPU", " gpu ", "Auto"} {
-		if _, err := Parse(s); err != nil {
-			t.Errorf("Parse(%q): %v", s, err)
+	tests := []struct {
+		in   string
+		want Kind
+	}{
+		{"auto", Auto}, {"Auto", Auto}, {"AUTO", Auto}, {"", Auto}, {"  ", Auto},
+		{"cpu", CPU}, {"CPU", CPU}, {" Cpu\t", CPU},
+		{"gpu", GPU}, {"GPU", GPU}, {" gpu ", GPU}, {"cuda", GPU}, {"CUDA", GPU},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := Parse(tc.in)
+			if err != nil || got != tc.want {
+				t.Fatalf("Parse(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{"tpu", "cpu2", "gpu,cpu", "c p u"} {
+		t.Run("bad/"+bad, func(t *testing.T) {
+			got, err := Parse(bad)
+			if err == nil {
+				t.Fatalf("Parse(%q) = %v, want an error", bad, got)
+			}
+			// The message names what was given and every accepted name.
+			msg := err.Error()
+			for _, want := range []string{strconv.Quote(bad), "auto", "cpu", "gpu"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("Parse(%q) error %q does not mention %s", bad, msg, want)
+				}
+			}
+		})
+	}
+}
+
+func TestKindString(t *testing.T) {
+	want := map[Kind]string{Auto: "auto", CPU: "cpu", GPU: "gpu", Kind(7): "backend(7)"}
+	for k, s := range want {
+		if got := k.String(); got != s {
+			t.Errorf("Kind(%d).String() = %q, want %q", int(k), got, s)
 		}
 	}
-	if _, err := Parse("tpu"); err == nil {
-		t.Error(`Parse("tpu") gave no error`)
+	if len(Kinds) != 3 {
+		t.Errorf("Kinds = %v; a new backend needs a case in every test here", Kinds)
 	}
 }
 
@@ -57,10 +95,14 @@ func TestOpen(t *testing.T) {
 		}
 	} else if !errors.As(err, &ue) {
 		t.Errorf("Open(gpu) = %v, want an UnavailableError", err)
-	} else {
-		t.Logf("Open(gpu): %v", err)
+	} else if why := gpu.Supports(cfg.Spec.Codec); !strings.Contains(ue.Error(), "GPU backend cannot run here") || !strings.Contains(ue.Error(), why.Error()) {
+		// The message says that the GPU cannot run and why (the reason
+		// gpu.Supports gives), so the user can act on it.
+		t.Errorf("Open(gpu) error %q; want it to say the GPU backend cannot run here, because %q", ue.Error(), why)
 	}
-	if _, err := Open("tpu", cfg); err == nil {
-		t.Error("Open(tpu) gave no error")
+	_, err = Open("tpu", cfg)
+	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), `"tpu"`) {
+		// A misspelt name is not "unavailable": it is an unknown backend.
+		t.Errorf("Open(tpu) = %v; want the unknown-backend error naming it", err)
 	}
 }

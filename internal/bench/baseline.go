@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -38,6 +39,15 @@ type Baselines struct {
 	// its H2D rate, the PCIe ceiling of a GPU pipeline.
 	Copy    *gpu.CopyBandwidth `json:"gpu_copy,omitempty"`
 	OverH2D float64            `json:"e2e_over_h2d,omitempty"`
+	// Read and Write are the --input run's I/O ceilings: the input file
+	// read with N threads of positioned reads, and (with an output
+	// directory) the store's shard files written with N threads to the
+	// output's file system; the best N counts. OverRead is the input rate
+	// over Read's, OverWrite the output rate over Write's.
+	Read      *IOCeiling `json:"read_ceiling,omitempty"`
+	Write     *IOCeiling `json:"write_ceiling,omitempty"`
+	OverRead  float64    `json:"e2e_over_read,omitempty"`
+	OverWrite float64    `json:"e2e_over_write,omitempty"`
 	// End-to-end input rate over each baseline.
 	OverMemmove float64 `json:"e2e_over_memmove"`
 	OverCeiling float64 `json:"e2e_over_ceiling"`
@@ -114,25 +124,39 @@ type ceiling struct {
 // (positions spread evenly over the epoch, so every part of the frame is
 // represented) from the fill, makes the encoders and compresses the sample
 // once, untimed (warms the encoders' tables; measures the ratio).
-func newCeiling(kind Fill, spec *zarr.Spec, newEnc func() (ChunkEncoder, error)) (*ceiling, error) {
+//
+// With src set the chunks come from src (an --input run's file) instead of
+// the fill.
+func newCeiling(kind Fill, src io.ReaderAt, spec *zarr.Spec, newEnc func() (ChunkEncoder, error)) (*ceiling, error) {
 	c := &ceiling{cb: spec.ChunkBytes()}
 	perEpoch := spec.ChunksPerEpoch()
 	c.n = min(perEpoch, max(ceilingSampleMax/c.cb, 1))
 	c.sample = make([]byte, c.n*c.cb)
 	workers := runtime.GOMAXPROCS(0)
+	if src != nil {
+		kind = fillFile
+	}
 	var wg sync.WaitGroup
+	errs := make([]error, workers)
 	for w := 0; w < workers; w++ {
 		// Tile in parallel: the sample can be 256 MiB.
 		wg.Go(func() {
 			f := newFiller(kind, spec)
+			if src != nil {
+				f = newFileFiller(spec, src)
+			}
 			defer f.release()
 			for i := int64(w); i < c.n; i += int64(workers) {
 				pos := i * perEpoch / c.n
 				fillChunk(f, kind, spec, 0, pos, c.sample[i*c.cb:(i+1)*c.cb])
 			}
+			errs[w] = f.srcErr
 		})
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("codec ceiling: read the input's first epoch: %w", err)
+	}
 
 	c.encs = make([]ChunkEncoder, workers)
 	c.outs = make([][]byte, workers)
@@ -211,6 +235,12 @@ func (c *ceiling) close() {
 	c.encs = nil
 }
 
+// gatherMax bounds the elements fillChunk fills per chunk element when the
+// chunk takes one element of each trailing axis (256cube's x·c rows with
+// chunk c = 1: 3): filling the whole span and picking every stride-th
+// element beats one fill call per element up to a few dozen.
+const gatherMax = 16
+
 // fillChunk writes inner chunk pos (C order over dims 1..) of epoch into
 // dst (ChunkBytes long) as the tiler would produce it from frames of kind:
 // C order inside the chunk, padded with 0 beyond the shape.
@@ -234,14 +264,36 @@ func fillChunk(f *filler, kind Fill, spec *zarr.Spec, epoch, pos int64, dst []by
 		origin[d] = p % grid[d-1] * spec.Chunk[d]
 		p /= grid[d-1]
 	}
-	rowLen := spec.Chunk[rank-1]
-	valid := min(rowLen, spec.Shape[rank-1]-origin[rank-1])
-	off := int64(0)
+	// Rows run along axis rd: the last one the chunk spans more than one
+	// element of. The axes after it contribute one element each, so a
+	// chunk row is every stride-th element of a span of the frame, from
+	// element off of it.
+	rd := rank - 1
+	for rd > 1 && spec.Chunk[rd] == 1 {
+		rd--
+	}
+	stride, off := int64(1), int64(0)
+	for d := rank - 1; d > rd; d-- {
+		off += origin[d] * stride
+		stride *= spec.Shape[d]
+	}
+	if stride > gatherMax {
+		rd, stride, off = rank-1, 1, 0
+	}
+	rowLen := spec.Chunk[rd]
+	valid := min(rowLen, spec.Shape[rd]-origin[rd])
+	if stride > 1 {
+		if need := int(valid * stride * es); cap(f.span) < need {
+			f.span = make([]byte, need)
+		}
+	}
+	o := int64(0)
 	for {
-		// Global element index of the row start, or -1 past the shape.
+		// Global element index of the row start (the axes after rd at
+		// 0), or outside the shape.
 		idx := int64(0)
 		inside := true
-		for d := 0; d < rank; d++ {
+		for d := 0; d <= rd; d++ {
 			c := origin[d] + local[d]
 			if d > 0 && c >= spec.Shape[d] {
 				inside = false
@@ -252,15 +304,24 @@ func fillChunk(f *filler, kind Fill, spec *zarr.Spec, epoch, pos int64, dst []by
 			}
 			idx += c
 		}
-		row := dst[off*es : (off+rowLen)*es]
-		if inside {
+		row := dst[o*es : (o+rowLen)*es]
+		switch {
+		case !inside:
+			clear(row)
+		case stride == 1:
 			f.fill(idx, row[:valid*es])
 			clear(row[valid*es:])
-		} else {
-			clear(row)
+		default:
+			span := f.span[:valid*stride*es]
+			f.fill(idx*stride, span)
+			for i := int64(0); i < valid; i++ {
+				at := (i*stride + off) * es
+				copy(row[i*es:(i+1)*es], span[at:at+es])
+			}
+			clear(row[valid*es:])
 		}
-		off += rowLen
-		d := rank - 2
+		o += rowLen
+		d := rd - 1
 		for ; d >= 0; d-- {
 			local[d]++
 			if local[d] < spec.Chunk[d] {

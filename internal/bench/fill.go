@@ -2,11 +2,15 @@ package bench
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/zwrite/zwrite/internal/zarr"
 )
@@ -40,10 +44,19 @@ const (
 	// A rank-1 array has no such axis: its bands repeat every 3×4096
 	// elements along dim 0.
 	FillThirds
+	// FillCamera is a camera's frames: shot (Poisson) noise on a smooth
+	// scene of drifting blurred blobs, plus a dark offset, in 12-bit
+	// counts; it compresses like a real sensor's data (about 2x with zstd
+	// level 1). camera.go defines it and how it scales to each dtype.
+	FillCamera
 )
 
+// fillFile marks chunks read from an input file (newFileFiller) rather
+// than made by a fill; it is never parsed or listed.
+const fillFile Fill = -1
+
 // Fills lists every fill, for tests and help texts.
-var Fills = []Fill{FillXor, FillZeros, FillRand, FillThirds}
+var Fills = []Fill{FillXor, FillZeros, FillRand, FillThirds, FillCamera}
 
 func (f Fill) String() string {
 	switch f {
@@ -55,11 +68,15 @@ func (f Fill) String() string {
 		return "rand"
 	case FillThirds:
 		return "thirds"
+	case FillCamera:
+		return "camera"
+	case fillFile:
+		return "file"
 	}
 	return fmt.Sprintf("fill(%d)", int(f))
 }
 
-// ParseFill accepts xor, zeros, rand (also noise) and thirds,
+// ParseFill accepts xor, zeros, rand (also noise), thirds and camera,
 // case-insensitively.
 func ParseFill(s string) (Fill, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
@@ -71,8 +88,10 @@ func ParseFill(s string) (Fill, error) {
 		return FillRand, nil
 	case "thirds":
 		return FillThirds, nil
+	case "camera", "cam":
+		return FillCamera, nil
 	}
-	return 0, fmt.Errorf("unknown fill %q (want xor, zeros, rand or thirds)", s)
+	return 0, fmt.Errorf("unknown fill %q (want xor, zeros, rand, thirds or camera)", s)
 }
 
 // Seeds of the counter-based generators; changing them changes every
@@ -125,6 +144,12 @@ func FillFrames(kind Fill, spec *zarr.Spec, firstFrame int64, dst []byte) error 
 // firstElem into dst, so a stream can be filled in writes of any size that
 // is a multiple of the element size.
 func FillElems(kind Fill, spec *zarr.Spec, firstElem int64, dst []byte) error {
+	return fillElems(kind, spec, firstElem, dst, nil)
+}
+
+// fillElems is FillElems; with busy set it adds the time each worker spent
+// filling (summed over workers, the bench's per-core accounting).
+func fillElems(kind Fill, spec *zarr.Spec, firstElem int64, dst []byte, busy *atomic.Int64) error {
 	es := spec.DType.Size()
 	if es == 0 {
 		return fmt.Errorf("fill %s: dtype is not set", kind)
@@ -136,9 +161,13 @@ func FillElems(kind Fill, spec *zarr.Spec, firstElem int64, dst []byte) error {
 		return fmt.Errorf("fill %s: negative start element %d", kind, firstElem)
 	}
 	switch kind {
-	case FillXor, FillRand, FillThirds:
+	case FillXor, FillRand, FillThirds, FillCamera:
 	case FillZeros:
+		start := time.Now()
 		clear(dst)
+		if busy != nil {
+			busy.Add(int64(time.Since(start)))
+		}
 		return nil
 	default:
 		return fmt.Errorf("unknown fill %d", int(kind))
@@ -152,9 +181,13 @@ func FillElems(kind Fill, spec *zarr.Spec, firstElem int64, dst []byte) error {
 		workers = int(max(n, 1))
 	}
 	if workers == 1 {
+		start := time.Now()
 		f := newFiller(kind, spec)
 		f.fill(firstElem, dst)
 		f.release()
+		if busy != nil {
+			busy.Add(int64(time.Since(start)))
+		}
 		return nil
 	}
 	var wg sync.WaitGroup
@@ -164,9 +197,13 @@ func FillElems(kind Fill, spec *zarr.Spec, firstElem int64, dst []byte) error {
 		part := dst[w*int64(es) : (w+cnt)*int64(es)]
 		start := firstElem + w
 		wg.Go(func() {
+			t0 := time.Now()
 			f := newFiller(kind, spec)
 			f.fill(start, part)
 			f.release()
+			if busy != nil {
+				busy.Add(int64(time.Since(t0)))
+			}
 		})
 	}
 	wg.Wait()
@@ -183,6 +220,21 @@ type filler struct {
 	coord []int64
 	band  int // the thirds axis, an index into shape
 	vals  *[rowSeg]uint64
+	cam   *camState // the camera fill's state; nil for the others
+	span  []byte    // fillChunk's scratch for rows it gathers
+	// src, when set, is where the elements come from instead of a
+	// pattern: the input file of an --input run (element i at byte i×size).
+	// The first read error stays in srcErr.
+	src    io.ReaderAt
+	srcErr error
+}
+
+// newFileFiller makes a filler whose elements are read from src, so the
+// codec ceiling of an --input run compresses the file's own chunks.
+func newFileFiller(spec *zarr.Spec, src io.ReaderAt) *filler {
+	f := newFiller(FillXor, spec)
+	f.src = src
+	return f
 }
 
 // scratchPool recycles the generators' value buffers, so that many small
@@ -195,6 +247,9 @@ var scratchPool = sync.Pool{New: func() any { return new([rowSeg]uint64) }}
 func (f *filler) release() {
 	scratchPool.Put(f.vals)
 	f.vals = nil
+	if f.cam != nil {
+		f.cam.release()
+	}
 }
 
 func newFiller(kind Fill, spec *zarr.Spec) *filler {
@@ -209,6 +264,9 @@ func newFiller(kind Fill, spec *zarr.Spec) *filler {
 		f.band = max(spec.Rank()-2, 1)
 	}
 	f.coord = make([]int64, len(f.shape))
+	if kind == FillCamera {
+		f.cam = newCamState(spec)
+	}
 	return f
 }
 
@@ -224,6 +282,22 @@ func (f *filler) bandOf(c int64) int {
 }
 
 func (f *filler) fill(first int64, dst []byte) {
+	if f.src != nil {
+		n, err := f.src.ReadAt(dst, first*int64(f.dt.Size()))
+		if errors.Is(err, io.EOF) {
+			// Past the file's last frame: the writer pads with zeros.
+			clear(dst[n:])
+			err = nil
+		}
+		if err != nil && f.srcErr == nil {
+			f.srcErr = err
+		}
+		return
+	}
+	if f.cam != nil {
+		f.fillCamera(first, dst)
+		return
+	}
 	rank := len(f.shape)
 	rowLen := f.shape[rank-1]
 	// Coordinates of the first element.

@@ -14,6 +14,8 @@ import (
 func refValue(kind Fill, spec *zarr.Spec, coord []int64, idx uint64) uint64 {
 	rank := spec.Rank()
 	switch kind {
+	case FillCamera:
+		return refCamera(spec, coord, idx)
 	case FillZeros:
 		return 0
 	case FillXor:
@@ -50,6 +52,87 @@ func refValue(kind Fill, spec *zarr.Spec, coord []int64, idx uint64) uint64 {
 		return 0
 	}
 	panic("bad fill")
+}
+
+// refScene caches the reference's scene for the spec it was built for:
+// building one per element would make the reference slower than the
+// tests can afford.
+var refScene struct {
+	spec *zarr.Spec
+	s    *camScene
+}
+
+// refCameraLambda is the camera scene's expected photons at coord (global
+// coordinates, dim 0 first), 12-bit scale, before the dtype's scaling: every
+// blob of the element's scene evaluated on every axis, wrap-around by the
+// axis period, as camera.go's comment defines it.
+func refCameraLambda(spec *zarr.Spec, coord []int64) (int64, *camScene) {
+	var dims []int64
+	if spec.Rank() > 1 {
+		dims = spec.Shape[1:]
+	}
+	if refScene.spec != spec {
+		refScene.spec, refScene.s = spec, newScene("ref", dims, spec.DType)
+	}
+	s := refScene.s
+	t := coord[0]
+	k := int64(0)
+	for i, n := range dims {
+		if n <= camChannelMax {
+			k = k*n + coord[1+i]
+		}
+	}
+	v := int(k % int64(s.nv))
+	acc := s.bg[v] << 15
+	for _, bl := range s.blobs[v] {
+		u := int64(1 << 30)
+		for a, i := range s.spatial {
+			ax := bl.ax[a]
+			period := int64(1)
+			for period < dims[i] {
+				period *= 2
+			}
+			period *= 16
+			centre := (ax.c0 + ax.vel*t) % period
+			if centre < 0 {
+				centre += period
+			}
+			d := coord[1+i]*16 + 8 - centre
+			for d >= period/2 {
+				d -= period
+			}
+			for d < -period/2 {
+				d += period
+			}
+			if d <= -ax.r || d >= ax.r {
+				u = 0
+				break
+			}
+			u -= d * d * ax.inv >> 26
+		}
+		if u > 0 {
+			q := u >> 15
+			acc += bl.amp * (q * q >> 15)
+		}
+	}
+	return min((acc+1<<14)>>15, 4095-camOffset), s
+}
+
+// refCamera is the camera fill of one element: Poisson-like noise around
+// the scene's λ (scaled to the dtype), plus the dark offset, clamped.
+func refCamera(spec *zarr.Spec, coord []int64, idx uint64) uint64 {
+	lam, s := refCameraLambda(spec, coord)
+	lam >>= s.shift
+	h := mix((idx / 2) ^ seedCamNoise)
+	b := uint32(h >> (32 * (idx % 2)))
+	d := int64(b&0xff+b>>8&0xff+b>>16&0xff+b>>24) - 510
+	sq := int64(isqrt(uint64(lam) << 32 / 21845))
+	x := camOffset>>s.shift + lam + (sq*d+(d*d-21845)/2+32768)>>16
+	if (d*d-21845)%2 != 0 && d*d < 21845 {
+		// >> 1 rounds towards -inf; / 2 towards zero.
+		x = camOffset>>s.shift + lam + (sq*d+(d*d-21845-1)/2+32768)>>16
+	}
+	return uint64(min(max(x, 0), s.maxv))
 }
 
 func refElem(dt zarr.DType, v uint64) []byte {
@@ -89,7 +172,9 @@ func TestFillMatchesDefinition(t *testing.T) {
 		{5, 7},
 		{4, 3, 10, 9},
 		{3, 2, 3, 5, 4},
-		{2, 1, 4, 3000}, // rows longer than the generator's segment
+		{2, 1, 4, 3000},    // rows longer than the generator's segment
+		{2, 6, 7, 3, 9, 3}, // camera: channels between and after spatial axes
+		{3, 2, 40, 33},     // camera: two scenes, blobs across the wrap
 	}
 	for _, kind := range Fills {
 		for _, dt := range zarr.DTypes {
@@ -98,6 +183,12 @@ func TestFillMatchesDefinition(t *testing.T) {
 				frames := int64(6)
 				if len(shape) == 1 {
 					frames = 20000 // several thirds bands of a rank-1 array
+				}
+				if kind == FillCamera {
+					// The reference evaluates every blob at every element:
+					// fewer frames keep it quick (the drift is checked in
+					// TestCameraDrift).
+					frames = max(frames/10, 2)
 				}
 				name := kind.String() + "/" + dt.String() + "/" + fmtShape(shape)
 				t.Run(name, func(t *testing.T) {

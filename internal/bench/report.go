@@ -27,8 +27,10 @@ type Report struct {
 	Config   RunConfig    `json:"config"`
 	Result   Result       `json:"result"`
 	// Stages are the pipeline's per-stage figures, in pipeline order.
-	Stages    []StageFigure `json:"stages"`
-	Baselines Baselines     `json:"baselines"`
+	Stages []StageFigure `json:"stages"`
+	// CoreUse is how much of the machine's cores the run kept busy.
+	CoreUse   CoreUse   `json:"core_use"`
+	Baselines Baselines `json:"baselines"`
 }
 
 // ScenarioInfo is the array written.
@@ -39,8 +41,8 @@ type ScenarioInfo struct {
 	Shard      []int64  `json:"shard"`
 	DType      string   `json:"dtype"`
 	Codec      string   `json:"codec"`
-	Level      int      `json:"level"`
 	Shuffle    string   `json:"shuffle,omitempty"` // blosc codecs: byte, bit or none
+	Level      int      `json:"level"`
 	Fill       string   `json:"fill"`
 	FrameBytes int64    `json:"frame_bytes"`
 	DimNames   []string `json:"dimension_names,omitempty"`
@@ -56,6 +58,10 @@ type RunConfig struct {
 	Sink       string  `json:"sink"`                    // "discard" or the store path
 	DurationS  float64 `json:"duration_s,omitempty"`
 	WarmupS    float64 `json:"warmup_s,omitempty"`
+	// Input is the raw file an --input run fed to the writer (as zwrite
+	// append does); InputNote says how it was read (InputNote).
+	Input     string `json:"input,omitempty"`
+	InputNote string `json:"input_note,omitempty"`
 }
 
 // Result is the end-to-end outcome. Rates are over Wall: from the first
@@ -90,6 +96,39 @@ type StageFigure struct {
 	Name  string  `json:"name"`
 	BusyS float64 `json:"busy_s"`
 	GBps  float64 `json:"gbps"`
+	// Kind is where the time was spent: KindCPU (host cores), KindGPU
+	// (device time, from the GPU's own events) or KindWait (elapsed time
+	// of a wait, not work: stage wall, stage wait).
+	Kind string `json:"kind"`
+	// Cores is BusyS / wall: how many cores (GPUs for KindGPU) the stage
+	// kept busy on average. BusyFraction is Cores over the run's cores
+	// (GOMAXPROCS; 1 for a GPU stage): the share of the machine it used.
+	// Both are 0 for KindWait.
+	Cores        float64 `json:"cores"`
+	BusyFraction float64 `json:"busy_fraction"`
+	// Estimated marks a BusyS derived rather than measured: the copy into
+	// staging is timed as the producer's wall, and counts once per
+	// goroutine that shares it (the producer and its copy helpers).
+	Estimated bool `json:"estimated,omitempty"`
+}
+
+// Kinds of StageFigure.
+const (
+	KindCPU  = "cpu"
+	KindGPU  = "gpu"
+	KindWait = "wait"
+)
+
+// CoreUse is the run's per-core total. BusyCores is the process's CPU time
+// (user + system, measured) over wall: cores busy on average, whatever
+// they did; BusyFraction is that over Cores. StagesBusyFraction sums the
+// host stages' BusyFraction; the gap to BusyFraction is work no stage
+// timer covers (garbage collection, scheduling, the sink's system time).
+type CoreUse struct {
+	Cores              int     `json:"cores"` // GOMAXPROCS
+	BusyCores          float64 `json:"busy_cores"`
+	BusyFraction       float64 `json:"busy_fraction"`
+	StagesBusyFraction float64 `json:"stages_busy_fraction"`
 }
 
 // WriteJSON writes r as indented JSON.
@@ -106,18 +145,22 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	s, c, res, bl := &r.Scenario, &r.Config, &r.Result, &r.Baselines
-	codec := s.Codec
-	if s.Shuffle != "" {
-		codec += " (" + s.Shuffle + " shuffle)"
+	data := "fill " + s.Fill
+	if c.Input != "" {
+		data = "input file"
 	}
-	fmt.Fprintf(&b, "zwrite bench  %s  %s %s level %d  fill %s  backend %s  depth %s\n",
-		s.Name, s.DType, codec, s.Level, s.Fill, c.Backend, depthString(c.Depth))
+	fmt.Fprintf(&b, "zwrite bench  %s  %s %s level %d  %s  backend %s  depth %s\n",
+		s.Name, s.DType, codecName(s.Codec, s.Shuffle), s.Level, data, c.Backend, depthString(c.Depth))
 	fmt.Fprintf(&b, "  shape %s  chunk %s  shard %s\n", fmtShape(s.Shape), fmtShape(s.Chunk), fmtShape(s.Shard))
-	pre := "off (data made before each write)"
-	if c.Prefill {
-		pre = fmt.Sprintf("on (%s buffer cycled)", humanBytes(c.PrefillBuf))
+	if c.Input != "" {
+		fmt.Fprintf(&b, "  input %s fed to the writer as zwrite append feeds it, sink %s\n  %s\n", c.Input, c.Sink, c.InputNote)
+	} else {
+		pre := "off (data made before each write)"
+		if c.Prefill {
+			pre = fmt.Sprintf("on (%s buffer cycled)", humanBytes(c.PrefillBuf))
+		}
+		fmt.Fprintf(&b, "  writes of %s, prefill %s, sink %s\n", humanBytes(c.WriteBytes), pre, c.Sink)
 	}
-	fmt.Fprintf(&b, "  writes of %s, prefill %s, sink %s\n", humanBytes(c.WriteBytes), pre, c.Sink)
 	m := &r.Machine
 	gpu := m.GPUNote
 	if len(gpu) > 60 {
@@ -134,9 +177,28 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "  wall\t%.3f s\tinit %.3f s\tflush %.3f s\tfill %.3f s\tcpu %.3f s\n", res.WallS, res.InitS, res.FlushS, res.FillS, res.CPUS)
 	fmt.Fprintf(tw, "  producer stall\t%.3f s\tjoin %.3f s\tbackpressure %.3f s\t\n", res.ProducerStallS, res.StallJoinS, res.StallBackS)
 	tw.Flush()
-	b.WriteString("\n  stage        busy s      GB/s (per busy s)\n")
+	cu := &r.CoreUse
+	fmt.Fprintf(&b, "\n  stage        busy s  GB/s per busy s    cores  of %d cores\n", cu.Cores)
 	for _, st := range r.Stages {
-		fmt.Fprintf(&b, "  %-10s %8.3f  %10.3f\n", st.Name, st.BusyS, st.GBps)
+		switch st.Kind {
+		case KindWait:
+			fmt.Fprintf(&b, "  %-10s %8.3f  %10.3f         (elapsed, not work)\n", st.Name, st.BusyS, st.GBps)
+		case KindGPU:
+			fmt.Fprintf(&b, "  %-10s %8.3f  %10.3f    %5.2f  gpu %3.0f%% busy\n", st.Name, st.BusyS, st.GBps, st.Cores, 100*st.BusyFraction)
+		default:
+			est := ""
+			if st.Estimated {
+				est = "  (producer wall x copiers)"
+			}
+			fmt.Fprintf(&b, "  %-10s %8.3f  %10.3f    %5.2f  %3.0f%%%s\n", st.Name, st.BusyS, st.GBps, st.Cores, 100*st.BusyFraction, est)
+		}
+	}
+	fmt.Fprintf(&b, "  cores busy %.2f of %d (%.0f%%, process cpu time / wall); the stages above account for %.0f%%\n",
+		cu.BusyCores, cu.Cores, 100*cu.BusyFraction, 100*cu.StagesBusyFraction)
+	if cu.StagesBusyFraction > cu.BusyFraction+0.1 {
+		// Stage timers are wall clocks: a worker another process
+		// preempts still counts as busy, its CPU time does not.
+		b.WriteString("  (stages above cpu time: other processes held these cores, the machine is shared)\n")
 	}
 	b.WriteString("\n  same-run baselines\n")
 	if bl.MemmoveGBps == 0 && bl.CeilingGBps == 0 {
@@ -151,12 +213,44 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(&b, "  per CPU second: end-to-end / ceiling  %.3f   (steadier on a shared machine)\n", bl.OverCeilingCPU)
 		}
 	}
+	for _, io := range []struct {
+		name string
+		c    *IOCeiling
+		over float64
+		rate string
+	}{{"read", bl.Read, bl.OverRead, "input"}, {"write", bl.Write, bl.OverWrite, "output"}} {
+		if io.c == nil {
+			continue
+		}
+		var trials []string
+		for _, t := range io.c.Trials {
+			trials = append(trials, fmt.Sprintf("%d: %.2f", t.Threads, t.GBps))
+		}
+		what := humanBytes(io.c.Bytes)
+		if io.c.Files > 0 {
+			what = fmt.Sprintf("%d shard files, %s", io.c.Files, what)
+		}
+		if io.c.BestThreads == 0 {
+			fmt.Fprintf(&b, "  %-5s ceiling: %s\n", io.name, io.c.Note)
+			continue
+		}
+		fmt.Fprintf(&b, "  %-5s ceiling (%s) best %.3f GB/s with %d threads   %s rate / ceiling  %.3f\n        threads: GB/s  %s\n",
+			io.name, what, io.c.BestGBps, io.c.BestThreads, io.rate, io.over, strings.Join(trials, ", "))
+	}
 	if c := bl.Copy; c != nil {
 		fmt.Fprintf(&b, "  pinned copy (%s)  H2D %.3f GB/s  D2H %.3f GB/s  both %.3f GB/s   end-to-end / H2D  %.3f\n",
 			c.Device, c.H2DGBs, c.D2HGBs, c.BothGBs, bl.OverH2D)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// codecName is "lz4/bit" for a blosc codec, the codec alone otherwise.
+func codecName(codec, shuffle string) string {
+	if shuffle == "" {
+		return codec
+	}
+	return codec + "/" + shuffle
 }
 
 func depthString(d int) string {

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zwrite/zwrite/internal/backend"
@@ -32,9 +36,11 @@ type Options struct {
 	Scenario Scenario
 	DType    zarr.DType
 	Codec    zarr.Codec
-	Level    int          // used as given: the CLI applies the codec's default
-	Shuffle  zarr.Shuffle // blosc filter of the blosc codecs (zero: byte)
-	Fill     Fill
+	Level    int // used as given: the CLI applies the codec's default
+	// Shuffle is the blosc filter of the blosc codecs (zero value: byte
+	// shuffle; ignored by the others).
+	Shuffle zarr.Shuffle
+	Fill    Fill
 	// Frames along dim 0; 0 means DefaultFrames, unless Duration is set.
 	Frames int64
 	// Duration > 0 runs for that long (after Warmup) instead of a frame
@@ -42,20 +48,41 @@ type Options struct {
 	Duration, Warmup time.Duration
 	WriteBytes       int64 // bytes per Write; 0: DefaultWriteBytes
 	Prefill          bool
-	Backend          string // auto, cpu or gpu
-	Depth            int    // 0: the pipeline's default
+	// Input, when set, is a raw file fed to the writer as zwrite append
+	// feeds one (feedFile): the array is the scenario's frame shape with
+	// as many frames as the file holds. Fill, Frames, Duration and Prefill
+	// do not apply. The baselines then add the I/O ceilings: parallel
+	// reads of the file and, with OutDir, parallel writes of the store's
+	// shard files.
+	Input   string
+	Backend string // auto, cpu or gpu
+	Depth   int    // 0: the pipeline's default
+	// Overwrite lets OutDir replace an existing Zarr store (see sink.Open).
+	Overwrite bool
 	// OutDir is the store to write; "" writes to a discard sink. The
 	// directory must not hold a store (the CLI checks --overwrite).
 	OutDir string
 	// NoBaselines skips the same-run baselines (tests that only need the
 	// pipeline's figures).
 	NoBaselines bool
-	// Progress, when set, is called after every Write with the bytes
-	// written so far and the total (-1 for a timed run). It runs on the
-	// producer goroutine and must be quick.
+	// Progress, when set, is called with the bytes written so far and the
+	// total (-1 for a timed run): after every Write on the producer
+	// goroutine, or with Input from a ticker goroutine. It must be quick.
 	Progress func(done, total int64)
 	Command  []string // recorded in the report
 	Version  string   // recorded in the report
+}
+
+// InputError is an --input file that cannot be the array: not whole
+// frames of the given shape, or empty. The CLI shows it as a usage error.
+type InputError struct {
+	Path       string
+	Size       int64
+	FrameBytes int64
+}
+
+func (e *InputError) Error() string {
+	return fmt.Sprintf("input %s: %d bytes is not a whole, non-zero number of %d-byte frames; check the frame shape and dtype", e.Path, e.Size, e.FrameBytes)
 }
 
 // Run performs one bench run and returns its report. It prints nothing.
@@ -74,6 +101,30 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Fill == 0 {
 		o.Fill = FillThirds
 	}
+	var in *os.File
+	if o.Input != "" {
+		if o.Duration > 0 || o.Prefill {
+			return nil, errors.New("bench: an input file is written whole: no duration, warmup or prefill")
+		}
+		var err error
+		if in, err = os.Open(o.Input); err != nil {
+			return nil, fmt.Errorf("input: %w", err)
+		}
+		defer in.Close()
+		st, err := in.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("input: %w", err)
+		}
+		geo, err := o.Scenario.Spec(o.DType, o.Codec, o.Level, 0)
+		if err != nil {
+			return nil, err
+		}
+		fb := geo.FrameBytes()
+		if !st.Mode().IsRegular() || st.Size() == 0 || st.Size()%fb != 0 {
+			return nil, &InputError{Path: o.Input, Size: st.Size(), FrameBytes: fb}
+		}
+		o.Frames, o.Fill = st.Size()/fb, fillFile
+	}
 	timed := o.Duration > 0
 	frames := o.Frames
 	if frames == 0 && !timed {
@@ -88,6 +139,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	spec.Shuffle = o.Shuffle
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", o.Scenario.Name, err)
+	}
 	fb := spec.FrameBytes()
 	total := frames * fb
 
@@ -96,7 +150,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Machine: DescribeMachine(),
 		Scenario: ScenarioInfo{
 			Name: o.Scenario.Name, Chunk: spec.Chunk, Shard: spec.Shard,
-			DType: spec.DType.String(), Codec: spec.Codec.String(), Level: spec.Level, Shuffle: shuffleName(&spec),
+			DType: spec.DType.String(), Codec: spec.Codec.String(), Level: spec.Level,
 			Fill: o.Fill.String(), FrameBytes: fb, DimNames: spec.DimNames,
 		},
 		Config: RunConfig{
@@ -104,14 +158,23 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(),
 		},
 	}
+	if spec.Codec.Blosc() {
+		r.Scenario.Shuffle = zarr.ShuffleName(spec.Shuffle)
+	}
 	if o.OutDir != "" {
 		r.Config.Sink = o.OutDir
 	}
+	if in != nil {
+		r.Config.Input, r.Config.InputNote, r.Config.WriteBytes = o.Input, InputNote, 0
+	}
 
 	// Data: one epoch (or the frames covering one write) made once and
-	// cycled, or a write-sized buffer refilled before every write.
+	// cycled, or a write-sized buffer refilled before every write; none
+	// for an input file.
 	var buf []byte
-	if o.Prefill {
+	switch {
+	case in != nil:
+	case o.Prefill:
 		n := spec.EpochFrames()
 		if n*fb > prefillMax {
 			n = max((o.WriteBytes+fb-1)/fb, 1)
@@ -121,7 +184,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 		r.Config.PrefillBuf = int64(len(buf))
-	} else {
+	default:
 		buf = make([]byte, o.WriteBytes)
 	}
 
@@ -129,7 +192,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	var ceil *ceiling
 	var ceilBefore ceilingRun
 	if !o.NoBaselines {
-		if ceil, err = newCeiling(o.Fill, &spec, stageEncoder(&spec)); err != nil {
+		var src io.ReaderAt
+		if in != nil {
+			src = in
+		}
+		if ceil, err = newCeiling(o.Fill, src, &spec, stageEncoder(&spec)); err != nil {
 			return nil, err
 		}
 		defer ceil.close()
@@ -150,11 +217,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer st.Close()
 	r.Config.Backend = st.Name()
-	var sk sink.Sink
-	if o.OutDir == "" {
-		sk = sink.NewDiscard()
-	} else if sk, err = sink.NewDir(o.OutDir, sink.DirOptions{}); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", o.OutDir, err)
+	var sk sink.Sink = sink.NewDiscard()
+	var store sink.Store
+	if o.OutDir != "" {
+		// The same output policy as append: only a Zarr store is
+		// replaced, and only once the run succeeded.
+		if store, err = sink.Open(o.OutDir, sink.Options{Overwrite: o.Overwrite}); err != nil {
+			return nil, err
+		}
+		defer store.Close()
+		sk = store.Sink()
 	}
 	defer sk.Close()
 	w, err := pipeline.New(ctx, pipeline.Config{Spec: spec, Stage: st, Sink: sk, Depth: o.Depth})
@@ -164,81 +236,95 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	r.Config.Depth = w.Settings().Depth
 	r.Result.InitS = time.Since(t0).Seconds()
 
-	// The timed loop.
+	// The timed part.
 	var (
 		pos      int64 // bytes of the stream written
 		fillTime time.Duration
+		fillBusy atomic.Int64   // fill time summed over its workers
 		base     pipeline.Stats // counters at the end of the warmup
 		basePos  int64
 		start    = time.Now()
 		cpu0     = cpuTime()
-		warm     = !timed || o.Warmup == 0
 	)
 	abort := func(err error) (*Report, error) {
 		_ = w.Abort(err)
 		return nil, err
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return abort(err)
+	if in != nil {
+		if err := feedInput(ctx, w, in, total, o.Progress); err != nil {
+			return abort(fmt.Errorf("input %s: %w", o.Input, err))
 		}
-		var n int64
-		if timed {
-			el := time.Since(start)
-			n = o.WriteBytes
-			if !warm && el >= o.Warmup {
-				// The counted part starts at a frame boundary: finish
-				// the frame in progress first.
-				if pos%fb == 0 {
-					warm, base, basePos, start, cpu0 = true, w.Stats(), pos, time.Now(), cpuTime()
-					fillTime = 0
-					el = 0
-				} else {
-					n = min(fb-pos%fb, o.WriteBytes)
-				}
-			}
-			if warm && el >= o.Duration {
-				// Time is up: finish the frame in progress, then stop.
-				n = min((fb-pos%fb)%fb, o.WriteBytes)
-				if n == 0 {
-					break
-				}
-			}
-		} else {
-			if pos >= total {
-				break
-			}
-			n = min(o.WriteBytes, total-pos)
-		}
-		var p []byte
-		if o.Prefill {
-			off := pos % int64(len(buf))
-			n = min(n, int64(len(buf))-off)
-			p = buf[off : off+n]
-		} else {
-			n = min(n, int64(len(buf)))
-			p = buf[:n]
-			tf := time.Now()
-			if err := FillElems(o.Fill, &spec, pos/es, p); err != nil {
+		pos = w.Stats().BytesIn
+	} else {
+		warm := !timed || o.Warmup == 0
+		for {
+			if err := ctx.Err(); err != nil {
 				return abort(err)
 			}
-			fillTime += time.Since(tf)
-		}
-		if _, err := w.Write(p); err != nil {
-			return abort(fmt.Errorf("write at byte %d: %w", pos, err))
-		}
-		pos += n
-		if o.Progress != nil {
+			var n int64
 			if timed {
-				o.Progress(pos-basePos, -1)
+				el := time.Since(start)
+				n = o.WriteBytes
+				if !warm && el >= o.Warmup {
+					// The counted part starts at a frame boundary: finish
+					// the frame in progress first.
+					if pos%fb == 0 {
+						warm, base, basePos, start, cpu0 = true, w.Stats(), pos, time.Now(), cpuTime()
+						fillTime = 0
+						fillBusy.Store(0)
+						el = 0
+					} else {
+						n = min(fb-pos%fb, o.WriteBytes)
+					}
+				}
+				if warm && el >= o.Duration {
+					// Time is up: finish the frame in progress, then stop.
+					n = min((fb-pos%fb)%fb, o.WriteBytes)
+					if n == 0 {
+						break
+					}
+				}
 			} else {
-				o.Progress(pos, total)
+				if pos >= total {
+					break
+				}
+				n = min(o.WriteBytes, total-pos)
+			}
+			var p []byte
+			if o.Prefill {
+				off := pos % int64(len(buf))
+				n = min(n, int64(len(buf))-off)
+				p = buf[off : off+n]
+			} else {
+				n = min(n, int64(len(buf)))
+				p = buf[:n]
+				tf := time.Now()
+				if err := fillElems(o.Fill, &spec, pos/es, p, &fillBusy); err != nil {
+					return abort(err)
+				}
+				fillTime += time.Since(tf)
+			}
+			if _, err := w.Write(p); err != nil {
+				return abort(fmt.Errorf("write at byte %d: %w", pos, err))
+			}
+			pos += n
+			if o.Progress != nil {
+				if timed {
+					o.Progress(pos-basePos, -1)
+				} else {
+					o.Progress(pos, total)
+				}
 			}
 		}
 	}
 	tc := time.Now()
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("close writer: %w", err)
+	}
+	if store != nil {
+		if err := store.Finish(); err != nil {
+			return nil, err
+		}
 	}
 	end := time.Now()
 	r.Result.CPUS = (cpuTime() - cpu0).Seconds()
@@ -247,15 +333,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	all := w.Stats()
 	s := diffStats(all, base)
 
-	in := pos - basePos
+	inBytes := pos - basePos
 	res := &r.Result
-	res.Frames = in / fb
-	res.InputBytes = in
+	res.Frames = inBytes / fb
+	res.InputBytes = inBytes
 	res.OutputBytes = s.BytesOut
 	res.WallS = wall
 	res.FillS = fillTime.Seconds()
-	res.InputGBps = float64(in) / wall / 1e9
-	res.InputGiBps = float64(in) / wall / (1 << 30)
+	res.InputGBps = float64(inBytes) / wall / 1e9
+	res.InputGiBps = float64(inBytes) / wall / (1 << 30)
 	res.OutputGBps = float64(s.BytesOut) / wall / 1e9
 	// The ratio over the whole run: at the end of a warmup some written
 	// bytes are not yet compressed, so the window's in and out differ in
@@ -267,14 +353,108 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	res.StallBackS = s.StallPending.Seconds()
 	res.ProducerStallS = res.StallJoinS + res.StallBackS
 	r.Scenario.Shape = append([]int64{pos / fb}, spec.Shape[1:]...)
-	r.Stages = stageFigures(s, in)
+	acc := accounting{
+		wall: wall, cores: r.Machine.GOMAXPROCS, gpu: r.Config.Backend == "gpu",
+		fill: time.Duration(fillBusy.Load()), copyParts: copyParts(w.Settings(), o.WriteBytes),
+	}
+	if in != nil {
+		acc.copyParts = 1 // ReadFrom: the producer reads alone
+	}
+	r.Stages = acc.figures(s, inBytes)
+	r.CoreUse = acc.coreUse(r.Stages, res.CPUS)
 
 	if !o.NoBaselines {
-		if err := measureBaselines(r, ceil, ceilBefore, buf, in); err != nil {
+		if in != nil {
+			if buf, err = readHead(in, min(int64(DefaultWriteBytes), total)); err != nil {
+				return nil, err
+			}
+		}
+		if err := measureBaselines(r, ceil, ceilBefore, buf, inBytes); err != nil {
 			return nil, err
+		}
+		if in != nil {
+			if err := measureIOCeilings(r, o.Input, o.OutDir); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return r, nil
+}
+
+// feedInput feeds the file to w (feedFile) and, with progress set, reports
+// the writer's accepted bytes every 200 ms meanwhile.
+func feedInput(ctx context.Context, w *pipeline.Writer, f *os.File, total int64, progress func(done, total int64)) error {
+	// An interrupt aborts the writer even while a read blocks.
+	stop := context.AfterFunc(ctx, func() { _ = w.Abort(context.Cause(ctx)) })
+	defer stop()
+	if progress != nil {
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			t := time.NewTicker(200 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					progress(w.Stats().BytesIn, total)
+				}
+			}
+		})
+		defer func() {
+			close(done)
+			wg.Wait()
+			progress(w.Stats().BytesIn, total)
+		}()
+	}
+	if err := feedFile(ctx, w, f); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// readHead reads the first n bytes of f (the memmove baseline's buffer).
+func readHead(f *os.File, n int64) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return nil, fmt.Errorf("input: read the first %d bytes: %w", n, err)
+	}
+	return b, nil
+}
+
+// measureIOCeilings adds the input's parallel read rate and, with an
+// output directory, the parallel write rate of its shard files.
+func measureIOCeilings(r *Report, input, outDir string) error {
+	bl := &r.Baselines
+	cores := r.Machine.GOMAXPROCS
+	rc, err := readCeiling(input, cores)
+	if err != nil {
+		return err
+	}
+	bl.Read = rc
+	if rc.BestGBps > 0 {
+		bl.OverRead = r.Result.InputGBps / rc.BestGBps
+	}
+	if outDir == "" {
+		return nil
+	}
+	sizes, err := shardSizes(outDir)
+	if err != nil {
+		return fmt.Errorf("write ceiling: list the store's shards: %w", err)
+	}
+	wc, err := writeCeiling(outDir, sizes, cores)
+	if err != nil {
+		return err
+	}
+	bl.Write = wc
+	if wc.BestGBps > 0 {
+		bl.OverWrite = r.Result.OutputGBps / wc.BestGBps
+	}
+	return nil
 }
 
 // stageEncoder makes the CPU stage's own per-chunk encoder, the one the CPU
@@ -326,39 +506,98 @@ func diffStats(s, b pipeline.Stats) pipeline.Stats {
 	return s
 }
 
-// stageFigures lists the pipeline's stages in data-flow order. Steps the
+// accounting turns the run's busy times into what each core did (issue
+// 15): per stage, busy time summed over its workers over wall × cores, so
+// that a stage or a run that leaves cores idle shows it.
+type accounting struct {
+	wall  float64 // the run's wall seconds
+	cores int     // GOMAXPROCS: the cores the run could use
+	gpu   bool    // the stage's steps ran on a GPU (device time)
+	fill  time.Duration
+	// copyParts is how many goroutines share each copy into staging: the
+	// pipeline times the producer's copy wall, its helpers run alongside.
+	copyParts int
+}
+
+// copyParts is the number of goroutines a Write of n bytes is copied by
+// (the pipeline's copier: the producer plus up to CopyHelpers helpers, in
+// parts of at least half the threshold).
+func copyParts(set pipeline.Settings, n int64) int {
+	if set.CopyHelpers <= 0 || n < int64(set.CopyThreshold) {
+		return 1
+	}
+	return int(min(int64(set.CopyHelpers+1), max(1, n/max(1, int64(set.CopyThreshold)/2))))
+}
+
+// figures lists the pipeline's stages in data-flow order. Steps the
 // backend does not have (zero time) are left out, except the ones every
 // backend has.
-func stageFigures(s pipeline.Stats, in int64) []StageFigure {
+func (a *accounting) figures(s pipeline.Stats, in int64) []StageFigure {
 	type fig struct {
 		name   string
 		d      time.Duration
+		kind   string
 		always bool
+		parts  int // > 1: d is the wall of parts goroutines working together
+	}
+	dev := KindCPU
+	if a.gpu {
+		dev = KindGPU
 	}
 	figs := []fig{
-		{"copy", s.Copy, true},
-		{"h2d", s.Stage.H2D, false},
-		{"tile", s.Stage.Tile, false},
-		{"shuffle", s.Stage.Shuffle, false},
-		{"compress", s.Stage.Compress, true},
-		{"aggregate", s.Stage.Aggregate, false},
-		{"d2h", s.Stage.D2H, false},
-		{"stage wall", s.Stage.Wall, true},
-		{"stage wait", s.StageWait, true},
-		{"deliver", s.Deliver, true},
+		{"fill", a.fill, KindCPU, false, 0},
+		{"copy", s.Copy, KindCPU, true, a.copyParts},
+		{"h2d", s.Stage.H2D, dev, false, 0},
+		{"tile", s.Stage.Tile, dev, false, 0},
+		{"shuffle", s.Stage.Shuffle, dev, false, 0},
+		{"compress", s.Stage.Compress, dev, true, 0},
+		{"aggregate", s.Stage.Aggregate, dev, false, 0},
+		{"d2h", s.Stage.D2H, dev, false, 0},
+		{"stage wall", s.Stage.Wall, KindWait, true, 0},
+		{"stage wait", s.StageWait, KindWait, true, 0},
+		{"deliver", s.Deliver, KindCPU, true, 0},
 	}
 	out := make([]StageFigure, 0, len(figs))
 	for _, f := range figs {
 		if f.d <= 0 && !f.always {
 			continue
 		}
-		sf := StageFigure{Name: f.name, BusyS: f.d.Seconds()}
+		sf := StageFigure{Name: f.name, Kind: f.kind, BusyS: f.d.Seconds()}
+		if f.parts > 1 {
+			sf.BusyS *= float64(f.parts)
+			sf.Estimated = true
+		}
 		if f.d > 0 {
-			sf.GBps = float64(in) / f.d.Seconds() / 1e9
+			sf.GBps = float64(in) / sf.BusyS / 1e9
+		}
+		if a.wall > 0 && f.kind != KindWait {
+			sf.Cores = sf.BusyS / a.wall
+			units := float64(a.cores)
+			if f.kind == KindGPU {
+				units = 1 // one device's time
+			}
+			sf.BusyFraction = sf.Cores / units
 		}
 		out = append(out, sf)
 	}
 	return out
+}
+
+// coreUse is the run's total: process CPU time over wall × cores (what
+// the machine really did, measured), beside the host stages' sum.
+func (a *accounting) coreUse(figs []StageFigure, cpuS float64) CoreUse {
+	u := CoreUse{Cores: a.cores}
+	if a.wall <= 0 || a.cores <= 0 {
+		return u
+	}
+	u.BusyCores = cpuS / a.wall
+	u.BusyFraction = u.BusyCores / float64(a.cores)
+	for _, f := range figs {
+		if f.Kind == KindCPU {
+			u.StagesBusyFraction += f.BusyFraction
+		}
+	}
+	return u
 }
 
 // measureBaselines runs the memmove baseline and the second half of the
@@ -399,13 +638,4 @@ func measureBaselines(r *Report, ceil *ceiling, before ceilingRun, buf []byte, i
 		bl.OverCeilingCPU = (float64(r.Result.InputBytes) / r.Result.CPUS) / (float64(bl.CeilingBytes) / bl.CeilingCPUS)
 	}
 	return nil
-}
-
-// shuffleName is the blosc filter the report records: "" for codecs
-// without one.
-func shuffleName(s *zarr.Spec) string {
-	if !s.Codec.Blosc() {
-		return ""
-	}
-	return zarr.ShuffleName(s.Shuffle)
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/zwrite/zwrite/internal/backend"
+	"github.com/zwrite/zwrite/internal/pipeline"
+	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -116,6 +119,35 @@ func checkReport(t *testing.T, r *Report, frames int64) {
 			t.Errorf("stage %q missing from %v", n, r.Stages)
 		}
 	}
+	if inStream := !r.Config.Prefill && r.Config.Input == ""; names["fill"] != inStream {
+		t.Errorf("fill stage shown %v with prefill %v, input %q: the fill is timed exactly when data is made in the stream", names["fill"], r.Config.Prefill, r.Config.Input)
+	}
+	// Per-core accounting: every working stage's cores and share follow
+	// from its busy time, the run's wall and cores; waits carry none.
+	cores := r.Machine.GOMAXPROCS
+	if r.CoreUse.Cores != cores || r.CoreUse.BusyCores <= 0 || !near(r.CoreUse.BusyCores, res.CPUS/res.WallS) ||
+		!near(r.CoreUse.BusyFraction, r.CoreUse.BusyCores/float64(cores)) {
+		t.Errorf("core use %+v; want cpu %.3f s / wall %.3f s over %d cores", r.CoreUse, res.CPUS, res.WallS, cores)
+	}
+	var sum float64
+	for _, s := range r.Stages {
+		switch s.Kind {
+		case KindWait:
+			if s.Cores != 0 || s.BusyFraction != 0 {
+				t.Errorf("wait %q has cores %v, share %v", s.Name, s.Cores, s.BusyFraction)
+			}
+		case KindCPU:
+			sum += s.BusyFraction
+			if !near(s.Cores, s.BusyS/res.WallS) || !near(s.BusyFraction, s.Cores/float64(cores)) {
+				t.Errorf("stage %+v: cores and share do not follow from busy %.3f s, wall %.3f s, %d cores", s, s.BusyS, res.WallS, cores)
+			}
+		default:
+			t.Errorf("stage %q of kind %q on the cpu backend", s.Name, s.Kind)
+		}
+	}
+	if !near(sum, r.CoreUse.StagesBusyFraction) {
+		t.Errorf("stages' shares sum to %.4f, core use says %.4f", sum, r.CoreUse.StagesBusyFraction)
+	}
 	bl := &r.Baselines
 	if bl.MemmoveGBps <= 0 || bl.CeilingGBps <= 0 || bl.CeilingRatio <= 0 || bl.OverCeiling <= 0 || bl.OverMemmove <= 0 {
 		t.Errorf("baselines missing: %+v", *bl)
@@ -123,6 +155,103 @@ func checkReport(t *testing.T, r *Report, frames int64) {
 	var tb bytes.Buffer
 	if err := r.WriteTable(&tb); err != nil || !strings.Contains(tb.String(), "end-to-end / ceiling") {
 		t.Errorf("table: %v\n%s", err, tb.String())
+	}
+}
+
+// near is equality up to float rounding.
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*max(1, math.Abs(a), math.Abs(b)) }
+
+// TestAccounting: the per-core figures from known busy times.
+func TestAccounting(t *testing.T) {
+	s := pipeline.Stats{Copy: time.Second, Deliver: 500 * time.Millisecond, StageWait: 3 * time.Second}
+	s.Stage = stage.Times{Tile: 2 * time.Second, Compress: 6 * time.Second, Wall: 7 * time.Second}
+	const in = 8e9
+	type want struct {
+		busy, cores, share float64
+		kind               string
+		est                bool
+	}
+	tests := []struct {
+		name string
+		acc  accounting
+		want map[string]want
+		use  CoreUse
+	}{
+		{
+			name: "cpu, 4 cores, copy by 3",
+			acc:  accounting{wall: 2, cores: 4, fill: 4 * time.Second, copyParts: 3},
+			want: map[string]want{
+				"fill":       {4, 2, 0.5, KindCPU, false},
+				"copy":       {3, 1.5, 0.375, KindCPU, true},
+				"tile":       {2, 1, 0.25, KindCPU, false},
+				"compress":   {6, 3, 0.75, KindCPU, false},
+				"deliver":    {0.5, 0.25, 0.0625, KindCPU, false},
+				"stage wall": {7, 0, 0, KindWait, false},
+				"stage wait": {3, 0, 0, KindWait, false},
+			},
+			// cpu 5 s over 2 s: 2.5 of 4 cores; stages 0.5+0.375+0.25+0.75+0.0625.
+			use: CoreUse{Cores: 4, BusyCores: 2.5, BusyFraction: 0.625, StagesBusyFraction: 1.9375},
+		},
+		{
+			name: "gpu steps, 16 cores, serial copy, prefill",
+			acc:  accounting{wall: 8, cores: 16, gpu: true, copyParts: 1},
+			want: map[string]want{
+				"copy":       {1, 0.125, 0.125 / 16, KindCPU, false},
+				"tile":       {2, 0.25, 0.25, KindGPU, false},
+				"compress":   {6, 0.75, 0.75, KindGPU, false},
+				"deliver":    {0.5, 0.0625, 0.0625 / 16, KindCPU, false},
+				"stage wall": {7, 0, 0, KindWait, false},
+				"stage wait": {3, 0, 0, KindWait, false},
+			},
+			use: CoreUse{Cores: 16, BusyCores: 0.625, BusyFraction: 0.625 / 16, StagesBusyFraction: (0.125 + 0.0625) / 16},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			figs := tc.acc.figures(s, in)
+			if len(figs) != len(tc.want) {
+				t.Fatalf("%d stages %v, want %d", len(figs), figs, len(tc.want))
+			}
+			for _, f := range figs {
+				w, ok := tc.want[f.Name]
+				if !ok {
+					t.Fatalf("unexpected stage %q", f.Name)
+				}
+				if !near(f.BusyS, w.busy) || !near(f.Cores, w.cores) || !near(f.BusyFraction, w.share) || f.Kind != w.kind || f.Estimated != w.est {
+					t.Errorf("%s: busy %v cores %v share %v kind %s est %v; want %+v", f.Name, f.BusyS, f.Cores, f.BusyFraction, f.Kind, f.Estimated, w)
+				}
+				if !near(f.GBps, in/f.BusyS/1e9) {
+					t.Errorf("%s: %v GB/s, want input over busy time", f.Name, f.GBps)
+				}
+			}
+			u := tc.acc.coreUse(figs, tc.use.BusyCores*tc.acc.wall)
+			if u.Cores != tc.use.Cores || !near(u.BusyCores, tc.use.BusyCores) || !near(u.BusyFraction, tc.use.BusyFraction) || !near(u.StagesBusyFraction, tc.use.StagesBusyFraction) {
+				t.Errorf("core use %+v, want %+v", u, tc.use)
+			}
+		})
+	}
+}
+
+func TestCopyParts(t *testing.T) {
+	set := pipeline.Settings{CopyHelpers: 3, CopyThreshold: 8 << 20}
+	tests := []struct {
+		name string
+		set  pipeline.Settings
+		n    int64
+		want int
+	}{
+		{"no helpers", pipeline.Settings{CopyThreshold: 8 << 20}, 64 << 20, 1},
+		{"below threshold", set, 8<<20 - 1, 1},
+		{"at threshold: two halves", set, 8 << 20, 2},
+		{"three halves", set, 12 << 20, 3},
+		{"all helpers", set, 64 << 20, 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := copyParts(tc.set, tc.n); got != tc.want {
+				t.Errorf("copyParts(%+v, %d) = %d, want %d", tc.set, tc.n, got, tc.want)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +123,11 @@ func TestFillChunk(t *testing.T) {
 		{Shape: []int64{0, 2, 7, 9}, Chunk: []int64{2, 1, 4, 4}, DType: zarr.Float32},
 		{Shape: []int64{0, 16}, Chunk: []int64{4, 16}, DType: zarr.Uint8},
 		{Shape: []int64{0, 3, 5, 6, 2}, Chunk: []int64{2, 2, 2, 4, 1}, DType: zarr.Int64},
+		// Rows gathered across two trailing one-element axes, and a
+		// trailing axis too long to gather (one fill per element).
+		{Shape: []int64{0, 5, 7, 3, 2}, Chunk: []int64{3, 2, 4, 1, 1}, DType: zarr.Uint16},
+		{Shape: []int64{0, 6, 40}, Chunk: []int64{2, 4, 1}, DType: zarr.Uint8},
+		{Shape: []int64{0, 9, 3}, Chunk: []int64{2, 1, 1}, DType: zarr.Float64},
 	}
 	for _, spec := range specs {
 		spec.Shard = spec.Chunk
@@ -160,16 +167,19 @@ func TestReportRendering(t *testing.T) {
 	r := &Report{Schema: Schema, Tool: "zwrite", Time: time.Unix(0, 0).UTC(), Machine: DescribeMachine(),
 		Scenario: ScenarioInfo{Name: "orca2", Shape: []int64{64, 2, 2048, 2304}, Chunk: []int64{32, 1, 64, 64},
 			Shard: []int64{640, 2, 512, 576}, DType: "uint16", Codec: "zstd", Level: 1, Fill: "thirds"},
-		Config:    RunConfig{Backend: "cpu", Depth: 3, WriteBytes: 64 << 20, Prefill: true, PrefillBuf: 604 << 20, Sink: "discard"},
-		Result:    Result{Frames: 64, InputBytes: 1 << 30, OutputBytes: 1 << 29, WallS: 1, InputGBps: 1.07, Ratio: 2},
-		Stages:    []StageFigure{{Name: "compress", BusyS: 1.5, GBps: 0.7}},
+		Config: RunConfig{Backend: "cpu", Depth: 3, WriteBytes: 64 << 20, Prefill: true, PrefillBuf: 604 << 20, Sink: "discard"},
+		Result: Result{Frames: 64, InputBytes: 1 << 30, OutputBytes: 1 << 29, WallS: 1, InputGBps: 1.07, Ratio: 2},
+		Stages: []StageFigure{{Name: "compress", Kind: KindCPU, BusyS: 1.5, GBps: 0.7, Cores: 1.5, BusyFraction: 0.1875},
+			{Name: "stage wait", Kind: KindWait, BusyS: 0.4}},
+		CoreUse:   CoreUse{Cores: 8, BusyCores: 2, BusyFraction: 0.25, StagesBusyFraction: 0.1875},
 		Baselines: Baselines{MemmoveGBps: 10, CeilingGBps: 1.2, OverCeiling: 0.89},
 	}
 	var tb bytes.Buffer
 	if err := r.WriteTable(&tb); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"orca2", "GB/s", "GiB/s", "ratio 2.000", "compress", "end-to-end / ceiling  0.890", "memmove"} {
+	for _, want := range []string{"orca2", "GB/s", "GiB/s", "ratio 2.000", "compress", "end-to-end / ceiling  0.890", "memmove",
+		"of 8 cores", "1.50   19%", "(elapsed, not work)", "cores busy 2.00 of 8 (25%", "account for 19%"} {
 		if !strings.Contains(tb.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, tb.String())
 		}
@@ -188,13 +198,47 @@ func TestReportRendering(t *testing.T) {
 	if back["schema"] != Schema {
 		t.Fatalf("schema %v", back["schema"])
 	}
-	m := back["machine"].(map[string]any)
-	if m["cpu_model"] == "" || m["cores"].(float64) < 1 || m["go_version"] == "" {
-		t.Fatalf("machine fields missing: %v", m)
+	m, ok := back["machine"].(map[string]any)
+	if !ok {
+		t.Fatalf("record has no machine object: %v", back["machine"])
+	}
+	// Each key present with the right type and the value the machine has:
+	// a missing key must fail, not compare as "not empty".
+	model, ok := m["cpu_model"].(string)
+	if want := cpuinfoModel(t); !ok || model != want || model != r.Machine.CPUModel {
+		t.Errorf("cpu_model %q (%T), want %q from /proc/cpuinfo (Machine.CPUModel %q)", m["cpu_model"], m["cpu_model"], want, r.Machine.CPUModel)
+	}
+	if cores, ok := m["cores"].(float64); !ok || int(cores) != runtime.NumCPU() {
+		t.Errorf("cores %v (%T), want %d", m["cores"], m["cores"], runtime.NumCPU())
+	}
+	if gv, ok := m["go_version"].(string); !ok || gv != runtime.Version() {
+		t.Errorf("go_version %v, want %s", m["go_version"], runtime.Version())
+	}
+	if cu, ok := back["core_use"].(map[string]any); !ok || cu["cores"] != 8.0 || cu["busy_fraction"] != 0.25 {
+		t.Errorf("core_use %v, want cores 8 and busy_fraction 0.25", back["core_use"])
+	}
+	if st, ok := back["stages"].([]any); !ok || len(st) != 2 || st[0].(map[string]any)["busy_fraction"] != 0.1875 || st[1].(map[string]any)["kind"] != KindWait {
+		t.Errorf("stages %v, want the busy fraction and kind of each", back["stages"])
 	}
 	if _, ok := m["gpus"].([]any); !ok {
 		t.Fatalf("gpus should be a list, even empty: %v", m["gpus"])
 	}
+}
+
+// cpuinfoModel is the first "model name" value of /proc/cpuinfo, read
+// here independently of machine.go (a regexp over the whole file), or
+// GOARCH where there is no such line.
+func cpuinfoModel(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	m := regexp.MustCompile(`(?m)^model name\s*:[ \t]*(.*?)[ \t]*$`).FindSubmatch(b)
+	if m == nil {
+		return runtime.GOARCH
+	}
+	return string(m[1])
 }
 
 func TestHumanBytes(t *testing.T) {

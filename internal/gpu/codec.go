@@ -31,7 +31,7 @@ import (
 //	sizes:   nChunks uint32, one per chunk
 //	scratch: Scratch(chunkBytes, nChunks) bytes (none when 0)
 //
-// and, for every batch, enqueues on the slot's stream:
+// and, for every batch, enqueues on the slot's stream (a Queue):
 //
 //	H2D of the frames → tile kernel → codec.Encode → aggregate → D2H
 //
@@ -39,9 +39,11 @@ import (
 // in + i*chunkBytes (C order, padded with 0, in the order they appear in
 // the shard files), and must leave chunk i's encoded bytes at
 // out + i*stride and their count in sizes[i] (≤ Bound(chunkBytes)). It
-// only enqueues work on st (kernels via st.Launch, st.CopyDtoD,
-// st.Memset...); it must not synchronise, allocate device memory or keep
-// pointers past the call. The input may be used as temporary space (it is
+// only enqueues work on q (kernels via q.Launch, q.CopyDtoD, q.Memset...);
+// it must not synchronise, allocate device memory or keep pointers past
+// the call. (q is the slot's *Stream; the tests also pass the CPU kernel
+// emulator of emu_test.go, which runs the same kernels by name, so a
+// codec's launch code is checked on machines without a GPU.) The input may be used as temporary space (it is
 // not read again after Encode). Output must be deterministic: the same
 // chunk bytes give the same encoded bytes on every run, slot and card.
 //
@@ -53,7 +55,7 @@ import (
 // a blosc1 buffer...).
 //
 // Encode is called with the device's context current on a goroutine locked
-// to its OS thread; a codec may call Stream and Function methods freely.
+// to its OS thread; a codec may call Queue and Function methods freely.
 // CodecKernels values are used by one slot at a time but several slots may
 // call Encode concurrently on different streams, so Encode must not mutate
 // shared state.
@@ -66,7 +68,26 @@ type CodecKernels interface {
 	// largest batch and passed to every Encode.
 	Scratch(chunkBytes int64, nChunks int) int64
 	// Encode enqueues the encoding of n chunks (see above).
-	Encode(st *Stream, in DevPtr, chunkBytes int64, n int, out DevPtr, stride int64, sizes DevPtr, scratch DevPtr) error
+	Encode(q Queue, in DevPtr, chunkBytes int64, n int, out DevPtr, stride int64, sizes DevPtr, scratch DevPtr) error
+}
+
+// Queue is what a codec enqueues its work on, in order: a CUDA stream
+// (*Stream) or, in tests, the CPU kernel emulator.
+type Queue interface {
+	Launch(f *Function, grid, block Dim3, shmem int, args ...any) error
+	CopyDtoD(dst, src DevPtr, n int64) error
+	Memset(p DevPtr, v byte, n int64) error
+	Memset32(p DevPtr, v uint32, n int64) error
+}
+
+var _ Queue = (*Stream)(nil)
+
+// Noter is implemented by codec kernels that run the store's level in a
+// way a user may want to know about: the GPU zstd encoders have a few
+// parses, and a level runs as the nearest one below it. The CLI shows
+// Stage.CodecNote with --verbose.
+type Noter interface {
+	Note() string
 }
 
 // CodecFactory builds a codec's kernels from its loaded module and the
@@ -136,19 +157,19 @@ type identityCodec struct{}
 
 func (identityCodec) Bound(chunkBytes int64) int64 { return chunkBytes }
 func (identityCodec) Scratch(int64, int) int64     { return 0 }
-func (c identityCodec) Encode(st *Stream, in DevPtr, chunkBytes int64, n int, out DevPtr, stride int64, sizes DevPtr, _ DevPtr) error {
+func (c identityCodec) Encode(q Queue, in DevPtr, chunkBytes int64, n int, out DevPtr, stride int64, sizes DevPtr, _ DevPtr) error {
 	if stride == chunkBytes {
-		if err := st.CopyDtoD(out, in, chunkBytes*int64(n)); err != nil {
+		if err := q.CopyDtoD(out, in, chunkBytes*int64(n)); err != nil {
 			return err
 		}
 	} else {
 		for i := 0; i < n; i++ {
-			if err := st.CopyDtoD(out.Add(int64(i)*stride), in.Add(int64(i)*chunkBytes), chunkBytes); err != nil {
+			if err := q.CopyDtoD(out.Add(int64(i)*stride), in.Add(int64(i)*chunkBytes), chunkBytes); err != nil {
 				return err
 			}
 		}
 	}
-	return st.Memset32(sizes, uint32(chunkBytes), int64(n))
+	return q.Memset32(sizes, uint32(chunkBytes), int64(n))
 }
 
 // Supports reports nil when the GPU backend can write codec c on this

@@ -7,21 +7,50 @@ import (
 	"testing"
 )
 
-// codecRig holds one codec's kernels, loaded on the first GPU, with a
-// stream to run them on: the lz4 and zstd tests drive their codecs
-// through it directly, without a stage.
-type codecRig struct {
-	d  *Device
-	st *Stream
-	c  CodecKernels
+// rigDevice is where a codec test runs the kernels: the GPU (a stream on
+// the first card) or the CPU kernel emulator.
+type rigDevice interface {
+	Queue
+	Alloc(n int64) (DevPtr, error)
+	Free(p DevPtr) error
+	CopyHtoD(dst DevPtr, src []byte) error
+	CopyDtoH(dst []byte, src DevPtr) error
+	Sync() error
 }
 
-// newCodecRig skips the test without a GPU, loads kernels/module.cu's PTX
-// and builds the codec from it. With ZWRITE_PTX_DIR set (the device run
-// that builds fresh PTX also tests it) the directory must hold module.ptx:
-// a test that silently fell back to the embedded PTX would test the wrong
-// kernels.
-func newCodecRig(t testing.TB, module string, build func(*Module) (CodecKernels, error)) *codecRig {
+// gpuRigDevice is a stream of a real card.
+type gpuRigDevice struct {
+	*Stream
+	d *Device
+}
+
+func (g gpuRigDevice) Alloc(n int64) (DevPtr, error) { return g.d.Alloc(n) }
+func (g gpuRigDevice) Free(p DevPtr) error           { return g.d.Free(p) }
+func (g gpuRigDevice) Sync() error                   { return g.Stream.Synchronize() }
+
+// Sync is nothing to do: every emulator request returns when it is done.
+func (e *emuDevice) Sync() error { return nil }
+
+// codecRig holds one codec's kernels, loaded on a rigDevice: the codec
+// tests drive their codecs through it directly, without a stage.
+type codecRig struct {
+	dev rigDevice
+	c   CodecKernels
+	// d and st are the card and stream of a GPU rig (nil on the
+	// emulator), for the tests that time kernels.
+	d  *Device
+	st *Stream
+}
+
+// codecBuilder makes a codec from its loaded module.
+type codecBuilder func(*Module) (CodecKernels, error)
+
+// newCodecRig skips the test without a GPU, loads kernels/module.cu's
+// module and builds the codec from it. With ZWRITE_PTX_DIR set (the device
+// run that builds fresh PTX also tests it) the directory must hold
+// module.ptx: a test that silently fell back to the embedded kernels would
+// test the wrong ones.
+func newCodecRig(t testing.TB, module string, build codecBuilder) *codecRig {
 	t.Helper()
 	if err := Available(); err != nil {
 		t.Skipf("needs a GPU: %v", err)
@@ -49,7 +78,18 @@ func newCodecRig(t testing.TB, module string, build func(*Module) (CodecKernels,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Destroy() })
-	return &codecRig{d: d, st: st, c: c}
+	return &codecRig{dev: gpuRigDevice{Stream: st, d: d}, c: c, d: d, st: st}
+}
+
+// newEmuRig is newCodecRig on the CPU kernel emulator (skips without g++).
+func newEmuRig(t testing.TB, module string, build codecBuilder) *codecRig {
+	t.Helper()
+	e := newEmuDevice(t, module)
+	c, err := build(e.module(module))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &codecRig{dev: e, c: c}
 }
 
 // codecBufs is device memory for encoding n chunks of chunkBytes.
@@ -64,7 +104,7 @@ func (r *codecRig) alloc(t testing.TB, chunkBytes int64, n int) *codecBufs {
 	b := &codecBufs{stride: (r.c.Bound(chunkBytes) + 255) &^ 255}
 	var ptrs []DevPtr
 	get := func(sz int64) DevPtr {
-		p, err := r.d.Alloc(max(sz, 4))
+		p, err := r.dev.Alloc(max(sz, 4))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,14 +117,14 @@ func (r *codecRig) alloc(t testing.TB, chunkBytes int64, n int) *codecBufs {
 	b.scratch = get(r.c.Scratch(chunkBytes, n))
 	b.free = func() {
 		for _, p := range ptrs {
-			r.d.Free(p)
+			r.dev.Free(p)
 		}
 	}
 	return b
 }
 
-// encode compresses data (n chunks of chunkBytes) on the GPU and returns
-// each chunk's encoded bytes (a zstd frame, a blosc1 buffer).
+// encode compresses data (n chunks of chunkBytes) with the rig's codec and
+// returns each chunk's encoded bytes (a zstd frame, a blosc1 buffer).
 func (r *codecRig) encode(t testing.TB, data []byte, chunkBytes int64) [][]byte {
 	t.Helper()
 	n := 1
@@ -94,22 +134,22 @@ func (r *codecRig) encode(t testing.TB, data []byte, chunkBytes int64) [][]byte 
 	b := r.alloc(t, chunkBytes, n)
 	defer b.free()
 	if len(data) > 0 {
-		if err := r.st.CopyHtoD(b.in, data); err != nil {
+		if err := r.dev.CopyHtoD(b.in, data); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := r.c.Encode(r.st, b.in, chunkBytes, n, b.out, b.stride, b.sizes, b.scratch); err != nil {
+	if err := r.c.Encode(r.dev, b.in, chunkBytes, n, b.out, b.stride, b.sizes, b.scratch); err != nil {
 		t.Fatal(err)
 	}
 	sizes := make([]byte, 4*n)
 	out := make([]byte, b.stride*int64(n))
-	if err := r.st.CopyDtoH(sizes, b.sizes); err != nil {
+	if err := r.dev.CopyDtoH(sizes, b.sizes); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.st.CopyDtoH(out, b.out); err != nil {
+	if err := r.dev.CopyDtoH(out, b.out); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.st.Synchronize(); err != nil {
+	if err := r.dev.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	frames := make([][]byte, n)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -80,6 +81,7 @@ type driver struct {
 var (
 	loadOnce sync.Once
 	loadErr  error
+	loadTime time.Duration // dlopen, binding and cuInit (StartupTimes)
 	drv      driver
 )
 
@@ -90,7 +92,11 @@ var libcudaNames = []string{"libcuda.so.1", "libcuda.so"}
 // load dlopens libcuda, binds every entry point and runs cuInit once per
 // process. Its error wraps ErrNoGPU.
 func load() error {
-	loadOnce.Do(func() { loadErr = loadDriver() })
+	loadOnce.Do(func() {
+		t0 := time.Now()
+		loadErr = loadDriver()
+		loadTime = time.Since(t0)
+	})
 	return loadErr
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -30,6 +31,9 @@ type Device struct {
 	major   int
 	minor   int
 	smemOpt int // max dynamic shared memory per block after opt-in
+	// openTime is what OpenDevice spent the first time: the primary
+	// context (created here, the expensive part) and the attributes.
+	openTime time.Duration
 }
 
 var (
@@ -57,7 +61,9 @@ func OpenDevice(ordinal int) (*Device, error) {
 		}
 		return nil, fmt.Errorf("gpu %d does not exist (this machine has %d)", ordinal, n)
 	}
+	t0 := time.Now()
 	d := &Device{Ordinal: ordinal}
+	defer func() { d.openTime = time.Since(t0) }()
 	if err := check("cuDeviceGet", drv.cuDeviceGet(&d.dev, int32(ordinal))); err != nil {
 		return nil, err
 	}

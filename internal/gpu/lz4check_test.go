@@ -5,15 +5,15 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
-
-	"github.com/zwrite/zwrite/internal/blosc"
 )
 
-// This file is an independent, strict reader of blosc1-LZ4 buffers and a
-// reference CPU encoder with the same geometry, used to check what the GPU
-// kernels (or their host emulation) produce. It deliberately shares no code
-// with the encoder.
+// This file is an independent, strict reader of blosc1 buffers (LZ4 or
+// zstd streams; byte, bit or no shuffle), used to check what the GPU
+// kernels (or their CPU emulation) produce. It deliberately shares no code
+// with the encoders: its unshuffles go bit by bit, and its block rules are
+// written out again from c-blosc's blosc_d.
 
 // bloscGeom mirrors c-blosc's block and split rules for a buffer header.
 type bloscGeom struct {
@@ -29,7 +29,7 @@ func newBloscGeom(nbytes, typesize, blocksize int, dontSplit bool) bloscGeom {
 	if g.leftover > 0 {
 		g.nblocks++
 	}
-	g.split = !dontSplit && typesize <= 16 && blocksize/typesize >= 128
+	g.split = !dontSplit
 	return g
 }
 
@@ -83,7 +83,7 @@ func checkLZ4Block(src []byte, n int) error {
 		if err != nil {
 			return err
 		}
-		if ip+lit > len(src) {
+		if lit > len(src)-ip {
 			return errors.New("literals run past the end")
 		}
 		ip += lit
@@ -120,99 +120,179 @@ func checkLZ4Block(src []byte, n int) error {
 	}
 }
 
-// decodeBloscLZ4 decodes one blosc1 buffer strictly: every size must add
-// up exactly, as c-blosc requires.
-func decodeBloscLZ4(buf []byte) ([]byte, error) {
+// strictZstd decodes the zstd streams of blosc-zstd buffers.
+var strictZstd, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+
+// checkZstdStream decodes one zstd stream of a blosc block: exactly one
+// frame that states its content size, n bytes.
+func checkZstdStream(src, dst []byte) error {
+	var h zstd.Header
+	if err := h.Decode(src); err != nil {
+		return fmt.Errorf("zstd frame header: %w", err)
+	}
+	if !h.HasFCS || h.FrameContentSize != uint64(len(dst)) || h.HasCheckSum || h.DictionaryID != 0 {
+		return fmt.Errorf("zstd frame header %+v; want content size %d, no checksum, no dictionary", h, len(dst))
+	}
+	got, err := strictZstd.DecodeAll(src, dst[:0])
+	if err != nil {
+		return fmt.Errorf("zstd: %w", err)
+	}
+	if len(got) != len(dst) || &got[0] != &dst[0] {
+		return fmt.Errorf("zstd stream decodes to %d bytes, want %d", len(got), len(dst))
+	}
+	return nil
+}
+
+// bloscHeader is what decodeBloscStrict read from a header.
+type bloscHeader struct {
+	flags      byte
+	compressor int // 1 lz4, 4 zstd
+	shuffle    int // shufNone, shufByte, shufBit
+	typesize   int
+	nbytes     int
+	blocksize  int
+	memcpyed   bool
+}
+
+// decodeBloscStrict decodes one blosc1 buffer strictly: every size must add
+// up exactly, as c-blosc requires, and blocks are packed in order.
+func decodeBloscStrict(buf []byte) ([]byte, bloscHeader, error) {
+	var h bloscHeader
 	if len(buf) < 16 {
-		return nil, fmt.Errorf("buffer of %d bytes is shorter than the header", len(buf))
+		return nil, h, fmt.Errorf("buffer of %d bytes is shorter than the header", len(buf))
 	}
 	if buf[0] != 2 || buf[1] != 1 {
-		return nil, fmt.Errorf("versions %d/%d, want 2/1", buf[0], buf[1])
+		return nil, h, fmt.Errorf("versions %d/%d, want 2/1", buf[0], buf[1])
 	}
-	flags := buf[2]
-	if flags>>5 != 1 {
-		return nil, fmt.Errorf("compressor code %d, want 1 (lz4)", flags>>5)
+	h.flags = buf[2]
+	h.compressor = int(h.flags >> 5)
+	if h.compressor != bloscFormatLZ4 && h.compressor != bloscFormatZstd {
+		return nil, h, fmt.Errorf("compressor code %d, want 1 (lz4) or 4 (zstd)", h.compressor)
 	}
-	if flags&0x01 == 0 || flags&0x04 != 0 || flags&0x08 != 0 {
-		return nil, fmt.Errorf("flags %#x: want byte shuffle only", flags)
+	switch h.flags & 0x05 {
+	case 0:
+		h.shuffle = shufNone
+	case 0x01:
+		h.shuffle = shufByte
+	case 0x04:
+		h.shuffle = shufBit
+	default:
+		return nil, h, fmt.Errorf("flags %#x: both shuffles", h.flags)
 	}
-	typesize := int(buf[3])
-	nbytes := int(binary.LittleEndian.Uint32(buf[4:]))
-	blocksize := int(binary.LittleEndian.Uint32(buf[8:]))
+	if h.flags&0x08 != 0 {
+		return nil, h, fmt.Errorf("flags %#x: reserved bit set", h.flags)
+	}
+	h.memcpyed = h.flags&0x02 != 0
+	h.typesize = int(buf[3])
+	h.nbytes = int(binary.LittleEndian.Uint32(buf[4:]))
+	h.blocksize = int(binary.LittleEndian.Uint32(buf[8:]))
 	cbytes := int(binary.LittleEndian.Uint32(buf[12:]))
 	if cbytes != len(buf) {
-		return nil, fmt.Errorf("cbytes %d but buffer has %d", cbytes, len(buf))
+		return nil, h, fmt.Errorf("cbytes %d but buffer has %d", cbytes, len(buf))
 	}
-	out := make([]byte, nbytes)
-	if flags&0x02 != 0 {
-		if cbytes != nbytes+16 {
-			return nil, fmt.Errorf("memcpyed with cbytes %d, nbytes %d", cbytes, nbytes)
+	if h.typesize == 0 {
+		return nil, h, errors.New("typesize 0")
+	}
+	// Encoders write a block size of at most nbytes even for MEMCPYED
+	// buffers (c-blosc's compute_blocksize, blosc.Geometry).
+	if h.blocksize > h.nbytes || (h.nbytes > 0 && h.blocksize <= 0) {
+		return nil, h, fmt.Errorf("blocksize %d for nbytes %d", h.blocksize, h.nbytes)
+	}
+	if h.memcpyed {
+		if cbytes != h.nbytes+16 {
+			return nil, h, fmt.Errorf("memcpyed with cbytes %d, nbytes %d", cbytes, h.nbytes)
 		}
-		copy(out, buf[16:])
-		return out, nil
+		return append([]byte(nil), buf[16:]...), h, nil
 	}
-	if nbytes < 128 {
-		return nil, fmt.Errorf("%d bytes compressed; c-blosc memcpys buffers under 128 bytes", nbytes)
+	if h.nbytes < 128 {
+		return nil, h, fmt.Errorf("%d bytes compressed; c-blosc memcpys buffers under 128 bytes", h.nbytes)
 	}
-	if blocksize <= 0 || blocksize%typesize != 0 || blocksize > nbytes {
-		return nil, fmt.Errorf("blocksize %d for nbytes %d typesize %d", blocksize, nbytes, typesize)
+	if h.blocksize <= 0 || h.blocksize%h.typesize != 0 || h.blocksize > h.nbytes {
+		return nil, h, fmt.Errorf("blocksize %d for nbytes %d typesize %d", h.blocksize, h.nbytes, h.typesize)
 	}
-	g := newBloscGeom(nbytes, typesize, blocksize, flags&0x10 != 0)
+	dontSplit := h.flags&0x10 != 0
+	if h.compressor == bloscFormatZstd && !dontSplit {
+		return nil, h, errors.New("zstd blocks split into streams; c-blosc 1.x never splits zstd")
+	}
+	g := newBloscGeom(h.nbytes, h.typesize, h.blocksize, dontSplit)
+	if len(buf) < 16 || (len(buf)-16)/4 < g.nblocks {
+		return nil, h, errors.New("bstarts run past the end")
+	}
 	pos := 16 + 4*g.nblocks
-	if pos > len(buf) {
-		return nil, errors.New("bstarts run past the end")
-	}
-	shuf := make([]byte, blocksize)
+	out := make([]byte, h.nbytes)
+	shuf := make([]byte, h.blocksize)
 	for b := 0; b < g.nblocks; b++ {
 		bs := int(binary.LittleEndian.Uint32(buf[16+4*b:]))
 		if bs != pos {
-			return nil, fmt.Errorf("bstarts[%d] = %d, blocks are packed so want %d", b, bs, pos)
+			return nil, h, fmt.Errorf("bstarts[%d] = %d, blocks are packed so want %d", b, bs, pos)
 		}
 		bsize := 0
 		for _, st := range g.streams(b) {
 			neblock := st[1]
 			if pos+4 > len(buf) {
-				return nil, fmt.Errorf("block %d: stream size runs past the end", b)
+				return nil, h, fmt.Errorf("block %d: stream size runs past the end", b)
 			}
 			cs := int(int32(binary.LittleEndian.Uint32(buf[pos:])))
 			pos += 4
-			if cs <= 0 || cs > neblock || pos+cs > len(buf) {
-				return nil, fmt.Errorf("block %d: stream size %d of %d", b, cs, neblock)
+			if cs <= 0 || cs > neblock || cs > len(buf)-pos {
+				return nil, h, fmt.Errorf("block %d: stream size %d of %d", b, cs, neblock)
 			}
 			dst := shuf[bsize : bsize+neblock]
-			if cs == neblock {
+			switch {
+			case cs == neblock:
 				copy(dst, buf[pos:pos+cs])
-			} else {
+			case h.compressor == bloscFormatZstd:
+				if err := checkZstdStream(buf[pos:pos+cs], dst); err != nil {
+					return nil, h, fmt.Errorf("block %d: %w", b, err)
+				}
+			default:
 				if err := checkLZ4Block(buf[pos:pos+cs], neblock); err != nil {
-					return nil, fmt.Errorf("block %d stream at %d: %w", b, st[0], err)
+					return nil, h, fmt.Errorf("block %d stream at %d: %w", b, st[0], err)
 				}
 				n, err := lz4.UncompressBlock(buf[pos:pos+cs], dst)
 				if err != nil || n != neblock {
-					return nil, fmt.Errorf("block %d: lz4 gave %d of %d bytes: %v", b, n, neblock, err)
+					return nil, h, fmt.Errorf("block %d: lz4 gave %d of %d bytes: %v", b, n, neblock, err)
 				}
 			}
 			pos += cs
 			bsize += neblock
 		}
-		// unshuffle: shuffled[j*nelem+i] = plain[i*T+j]
-		nelem := bsize / typesize
-		dst := out[b*blocksize : b*blocksize+bsize]
-		for j := 0; j < typesize; j++ {
-			for i := 0; i < nelem; i++ {
-				dst[i*typesize+j] = shuf[j*nelem+i]
+		refUnshuffle(out[b*h.blocksize:b*h.blocksize+bsize], shuf[:bsize], h.typesize, h.shuffle)
+	}
+	if pos != len(buf) {
+		return nil, h, fmt.Errorf("streams end at %d, buffer at %d", pos, len(buf))
+	}
+	return out, h, nil
+}
+
+// refUnshuffle undoes one block's shuffle the slow way: element by element
+// (byte) or bit by bit (bit), with blosc's rules for the trailing bytes
+// and for bit shuffle blocks whose element count is not a multiple of 8.
+func refUnshuffle(dst, src []byte, ts, mode int) {
+	ne := len(src) / ts
+	copy(dst, src) // noshuffle, and the trailing len%ts bytes of the others
+	switch mode {
+	case shufByte:
+		for i := 0; i < ne; i++ {
+			for j := 0; j < ts; j++ {
+				dst[i*ts+j] = src[j*ne+i]
+			}
+		}
+	case shufBit:
+		if ne%8 != 0 {
+			return
+		}
+		for i := 0; i < ne*ts; i++ {
+			dst[i] = 0
+		}
+		for i := 0; i < ne; i++ {
+			for j := 0; j < ts; j++ {
+				for k := 0; k < 8; k++ {
+					row := j*8 + k
+					bit := src[row*ne/8+i/8] >> (i % 8) & 1
+					dst[i*ts+j] |= bit << k
+				}
 			}
 		}
 	}
-	if pos != len(buf) {
-		return nil, fmt.Errorf("streams end at %d, buffer at %d", pos, len(buf))
-	}
-	return out, nil
-}
-
-// refBloscLZ4Size is the size the CPU backend's encoder (internal/blosc,
-// c-blosc's algorithm) gives a chunk with the same block size: the
-// baseline for the GPU ratio.
-func refBloscLZ4Size(chunk []byte, typesize, clevel int) int {
-	var e blosc.Encoder
-	return len(e.Encode(nil, chunk, blosc.Options{TypeSize: typesize, CLevel: clevel, Shuffle: blosc.ByteShuffle, BlockSize: lz4BlockSize}))
 }

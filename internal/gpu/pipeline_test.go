@@ -11,8 +11,9 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/zwrite/zwrite/internal/blosc"
 	"github.com/zwrite/zwrite/internal/pipeline"
-	"github.com/zwrite/zwrite/internal/sink"
+	"github.com/zwrite/zwrite/internal/sink/sinktest"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
@@ -21,7 +22,7 @@ import (
 // memory sink and returns its files.
 func writeStore(t *testing.T, spec zarr.Spec, st stage.Stage, depth int, input []byte) map[string][]byte {
 	t.Helper()
-	mem := sink.NewMem()
+	mem := sinktest.NewMem()
 	w, err := pipeline.New(context.Background(), pipeline.Config{Spec: spec, Stage: st, Sink: mem, Depth: depth, BatchBytes: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +127,7 @@ func TestAbortStalledFreesDeviceMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		stalled := sink.NewStalled(sink.NewMem(), 3*spec.ChunkBytes()*spec.ChunksPerShard(), nil)
+		stalled := sinktest.NewStalled(sinktest.NewMem(), 3*spec.ChunkBytes()*spec.ChunksPerShard(), nil)
 		defer stalled.Close()
 		if !abort {
 			stalled.Release()
@@ -197,7 +198,7 @@ func TestAbortStalledFreesDeviceMemory(t *testing.T) {
 // change. (A batch of many tiny zstd chunks once needed 157 GiB of scratch.)
 func TestScratchGroupsInvisible(t *testing.T) {
 	needGPU(t)
-	for _, codec := range []zarr.Codec{zarr.CodecZstd, zarr.CodecLZ4} {
+	for _, codec := range []zarr.Codec{zarr.CodecZstd, zarr.CodecLZ4, zarr.CodecBloscZstd} {
 		t.Run(codec.String(), func(t *testing.T) {
 			spec := zarr.Spec{Shape: []int64{0, 3, 5, 7, 9}, DType: zarr.Int16, Chunk: []int64{2, 2, 2, 3, 4}, Shard: []int64{4, 2, 4, 6, 8}, Codec: codec, Level: 1}
 			input := make([]byte, 11*spec.FrameBytes())
@@ -221,7 +222,9 @@ func TestScratchGroupsInvisible(t *testing.T) {
 			}
 			defer a.Close()
 			var got bytes.Buffer
-			if err := a.ReadAll(&got); err != nil {
+			if err := a.ReadAll(&got); errors.Is(err, blosc.ErrNotSupported) {
+				t.Skipf("stores identical; internal/blosc cannot read them back yet: %v", err)
+			} else if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got.Bytes(), input) {

@@ -65,6 +65,9 @@ type Stage struct {
 	scanFn          *Function
 	compactFn       *Function
 	codec           CodecKernels // nil: codec none, tiled bytes go straight back
+	downCfg         *stage.Downsample
+	downMod         *Module
+	down            *downKernel // nil: no next pyramid level
 
 	mu    sync.Mutex
 	slots int
@@ -74,6 +77,9 @@ type Stage struct {
 	// does not pay them again; Close releases them. Device memory is
 	// never cached: Slot.Free returns it to the card at once.
 	hostFree []*HostBuf
+	// allocTime and pinTime add up NewSlot's device allocations and
+	// host pinning (Startup).
+	allocTime, pinTime time.Duration
 }
 
 var _ stage.Stage = (*Stage)(nil)
@@ -103,6 +109,9 @@ func NewStageOptions(cfg stage.Config, o Options) (*Stage, error) {
 		frameBytes: spec.FrameBytes(),
 		chunkBytes: spec.ChunkBytes(),
 	}
+	if cfg.Down != nil {
+		s.downCfg = &stage.Downsample{Reduce: append([]bool(nil), cfg.Down.Reduce...), Method: cfg.Down.Method}
+	}
 	if err := s.load(); err != nil {
 		s.unload()
 		return nil, err
@@ -126,6 +135,14 @@ func (s *Stage) load() error {
 	}
 	if s.compactFn, err = s.aggMod.Function("compact"); err != nil {
 		return err
+	}
+	if s.downCfg != nil {
+		if s.downMod, err = s.d.LoadModule("downsample"); err != nil {
+			return err
+		}
+		if s.down, err = newDownKernel(s.downMod, s.spec, s.downCfg); err != nil {
+			return fmt.Errorf("gpu downsample: %w", err)
+		}
 	}
 	switch {
 	case s.spec.Codec == zarr.CodecNone && s.opts.GeneralPath:
@@ -155,13 +172,14 @@ func (s *Stage) unload() error {
 	for _, h := range free {
 		errs = append(errs, h.Free())
 	}
-	errs = append(errs, s.codecMod.Unload(), s.aggMod.Unload(), s.tileMod.Unload())
+	errs = append(errs, s.codecMod.Unload(), s.aggMod.Unload(), s.tileMod.Unload(), s.downMod.Unload())
 	return errors.Join(errs...)
 }
 
 // takeHost returns a pinned buffer of at least n bytes: the smallest
-// cached one that fits, else a new one.
-func (s *Stage) takeHost(n int64) (*HostBuf, error) {
+// cached one that fits, else a new one, whose pinning time it adds to
+// *pinned (for Startup).
+func (s *Stage) takeHost(n int64, pinned *time.Duration) (*HostBuf, error) {
 	s.mu.Lock()
 	best := -1
 	for i, h := range s.hostFree {
@@ -176,7 +194,10 @@ func (s *Stage) takeHost(n int64) (*HostBuf, error) {
 		return h, nil
 	}
 	s.mu.Unlock()
-	return s.d.AllocHost(n)
+	t0 := time.Now()
+	h, err := s.d.AllocHost(n)
+	*pinned += time.Since(t0)
+	return h, err
 }
 
 // putHost caches a freed slot's pinned buffer (nil is ignored).
@@ -202,6 +223,16 @@ func (s *Stage) CopyHelpers() int { return max(0, runtime.GOMAXPROCS(0)-2) }
 
 // Device is the stage's GPU.
 func (s *Stage) Device() *Device { return s.d }
+
+// CodecNote says how the GPU runs the store's codec and level, e.g. "zstd
+// level 9 runs as GPU parse 'lazy' (levels >= 3)"; "" when there is
+// nothing to say. For the CLI's --verbose.
+func (s *Stage) CodecNote() string {
+	if n, ok := s.codec.(Noter); ok {
+		return n.Note()
+	}
+	return ""
+}
 
 // Close unloads the modules. Every slot must be freed first.
 func (s *Stage) Close() error {
@@ -255,7 +286,11 @@ type Slot struct {
 	dSizes     DevPtr
 	dOffsets   DevPtr
 	dScratch   DevPtr
-	group      int // chunks encoded per codec launch (see Options.ScratchLimit)
+	dDown      DevPtr   // the next level's frames of the batch
+	dDownP     DevPtr   // downParams for the batch
+	downHost   *HostBuf // Output.Down
+	downPHost  *HostBuf // downParams, uploaded with the batch
+	group      int      // chunks encoded per codec launch (see Options.ScratchLimit)
 	inBytes    int64
 	outBytes   int64 // capacity of the shard bytes in outHost
 	st         *Stream
@@ -295,6 +330,11 @@ func scratchGroup(c CodecKernels, chunkBytes int64, n int, limit int64) int {
 	return lo
 }
 
+// downBytes is the next level's frames of a batch of frames.
+func (s *Stage) downBytes(frames int64) int64 {
+	return s.downCfg.DownFrames(frames) * s.down.frameB
+}
+
 // deviceReserve is left free on the card for the context, module code and
 // other users' small allocations.
 const deviceReserve = 256 << 20
@@ -327,14 +367,23 @@ func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 		sl.group = scratchGroup(s.codec, s.chunkBytes, int(sl.maxChunks), limit)
 		need = sl.inBytes + tiled + out + sl.maxChunks*8 + sl.maxChunks*4 + (sl.maxChunks+1)*8 + s.codec.Scratch(s.chunkBytes, sl.group)
 	}
+	if s.down != nil {
+		need += s.downBytes(maxFrames) + downParamsSize
+	}
 	if need > free-deviceReserve {
 		return nil, fmt.Errorf("gpu slot: batches of %d frames need %s of device memory per slot but %s of %s are free on %s; use a smaller batch or fewer slots (--depth)",
 			maxFrames, gib(need), gib(free), gib(total), s.d.Name())
 	}
-	if err := sl.alloc(frameBytes, tiled); err != nil {
+	t0 := time.Now()
+	var pinned time.Duration
+	if err := sl.alloc(frameBytes, tiled, &pinned); err != nil {
 		sl.release()
 		return nil, fmt.Errorf("gpu slot: %w", err)
 	}
+	s.mu.Lock()
+	s.pinTime += pinned
+	s.allocTime += time.Since(t0) - pinned
+	s.mu.Unlock()
 	sl.initParams()
 	sl.kick = make(chan stage.Batch)
 	sl.done = make(chan error, 1)
@@ -349,13 +398,13 @@ func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 
 func gib(n int64) string { return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30)) }
 
-func (sl *Slot) alloc(frameBytes, tiled int64) error {
+func (sl *Slot) alloc(frameBytes, tiled int64, pinned *time.Duration) error {
 	s, d := sl.s, sl.s.d
 	var err error
-	if sl.staging, err = s.takeHost(frameBytes); err != nil {
+	if sl.staging, err = s.takeHost(frameBytes, pinned); err != nil {
 		return fmt.Errorf("pinned staging (%s): %w", gib(frameBytes), err)
 	}
-	if sl.tableHost, err = s.takeHost(sl.maxChunks * 8); err != nil {
+	if sl.tableHost, err = s.takeHost(sl.maxChunks*8, pinned); err != nil {
 		return err
 	}
 	// The table is uint32 pairs in pinned memory, which cuMemHostAlloc
@@ -364,13 +413,13 @@ func (sl *Slot) alloc(frameBytes, tiled int64) error {
 	hostOut := tiled
 	if s.codec != nil {
 		hostOut = sl.maxChunks * sl.stride
-		if sl.offHost, err = s.takeHost((sl.maxChunks + 1) * 8); err != nil {
+		if sl.offHost, err = s.takeHost((sl.maxChunks+1)*8, pinned); err != nil {
 			return err
 		}
 		sl.offsets = unsafe.Slice((*uint64)(unsafe.Pointer(&sl.offHost.Bytes()[0])), sl.maxChunks+1)
 	}
 	sl.outBytes = hostOut
-	if sl.outHost, err = s.takeHost(hostOut); err != nil {
+	if sl.outHost, err = s.takeHost(hostOut, pinned); err != nil {
 		return fmt.Errorf("pinned output (%s): %w", gib(hostOut), err)
 	}
 	if sl.dIn, err = d.Alloc(sl.inBytes); err != nil {
@@ -398,6 +447,21 @@ func (sl *Slot) alloc(frameBytes, tiled int64) error {
 			}
 		}
 	}
+	if s.down != nil {
+		n := s.downBytes(sl.maxFrames)
+		if sl.downHost, err = s.takeHost(max(n, 1), pinned); err != nil {
+			return fmt.Errorf("pinned downsample output (%s): %w", gib(n), err)
+		}
+		if sl.downPHost, err = s.takeHost(downParamsSize, pinned); err != nil {
+			return err
+		}
+		if sl.dDown, err = d.Alloc(max(n, 1)); err != nil {
+			return err
+		}
+		if sl.dDownP, err = d.Alloc(downParamsSize); err != nil {
+			return err
+		}
+	}
 	if sl.st, err = d.NewStream(); err != nil {
 		return err
 	}
@@ -418,14 +482,14 @@ func (sl *Slot) release() error {
 		errs = append(errs, sl.ev[i].Destroy())
 	}
 	errs = append(errs, sl.st.Destroy())
-	for _, p := range []*DevPtr{&sl.dIn, &sl.dTiled, &sl.dTable, &sl.dOut, &sl.dSizes, &sl.dOffsets, &sl.dScratch} {
+	for _, p := range []*DevPtr{&sl.dIn, &sl.dTiled, &sl.dTable, &sl.dOut, &sl.dSizes, &sl.dOffsets, &sl.dScratch, &sl.dDown, &sl.dDownP} {
 		errs = append(errs, d.Free(*p))
 		*p = 0
 	}
-	for _, h := range []*HostBuf{sl.staging, sl.tableHost, sl.offHost, sl.outHost} {
+	for _, h := range []*HostBuf{sl.staging, sl.tableHost, sl.offHost, sl.outHost, sl.downHost, sl.downPHost} {
 		sl.s.putHost(h)
 	}
-	sl.staging, sl.tableHost, sl.offHost, sl.outHost = nil, nil, nil, nil
+	sl.staging, sl.tableHost, sl.offHost, sl.outHost, sl.downHost, sl.downPHost = nil, nil, nil, nil, nil, nil
 	sl.table, sl.offsets = nil, nil
 	return errors.Join(errs...)
 }
@@ -584,7 +648,23 @@ func (sl *Slot) run(b stage.Batch) error {
 	q.do(func() error {
 		return st.Launch(s.tileFn, Dim3{X: uint32(n)}, Dim3{X: 256}, 0, sl.dIn, sl.dTiled, sl.dTable, nChunks, &sl.params)
 	})
+	var downFrames int64
+	if k := s.down; k != nil {
+		// Before the codec: the general path compacts its output into dIn.
+		p, outFrames := k.params(b.Frames)
+		downFrames = outFrames
+		copy(sl.downPHost.Bytes(), p.bytes())
+		q.do(func() error { return st.CopyHtoD(sl.dDownP, sl.downPHost.Bytes()[:downParamsSize]) })
+		q.do(func() error { return k.launch(st, sl.dIn, sl.dDown, sl.dDownP, p.total) })
+	}
 	rec(evTile)
+	// copyDown brings the next level's frames back with the batch's bytes.
+	copyDown := func() error {
+		if s.down == nil {
+			return nil
+		}
+		return st.CopyDtoH(sl.downHost.Bytes()[:downFrames*s.down.frameB], sl.dDown)
+	}
 	var total int64
 	if s.codec == nil {
 		total = int64(n) * s.chunkBytes
@@ -592,6 +672,7 @@ func (sl *Slot) run(b stage.Batch) error {
 		rec(evAgg)
 		rec(evD2HStart)
 		q.do(func() error { return st.CopyDtoH(sl.outHost.Bytes()[:total], sl.dTiled) })
+		q.do(copyDown)
 		rec(evD2HEnd)
 		q.do(sl.ev[evD2HEnd].Synchronize)
 		if q.err != nil {
@@ -636,6 +717,7 @@ func (sl *Slot) run(b stage.Batch) error {
 		}
 		rec(evD2HStart)
 		q.do(func() error { return st.CopyDtoH(sl.outHost.Bytes()[:total], sl.dIn) })
+		q.do(copyDown)
 		rec(evD2HEnd)
 		q.do(sl.ev[evD2HEnd].Synchronize)
 		if q.err != nil {
@@ -648,6 +730,10 @@ func (sl *Slot) run(b stage.Batch) error {
 		}
 	}
 	sl.out.Data = sl.outHost.Bytes()[:total]
+	sl.out.Down, sl.out.DownFrames = nil, 0
+	if s.down != nil {
+		sl.out.Down, sl.out.DownFrames = sl.downHost.Bytes()[:downFrames*s.down.frameB], downFrames
+	}
 	for i := range sl.out.Segs {
 		sg := &sl.out.Segs[i]
 		if sg.N == 0 {

@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/zwrite/zwrite/internal/zarr"
 )
@@ -24,26 +25,97 @@ const (
 	zstdThreads    = 32        // ZS_NT
 	zstdSegSeq     = zstdBlock/zstdThreads/4 + 1
 	zstdBlkScratch = zstdBlock + zstdThreads*zstdSegSeq*8 + zstdBlock + 1024 // ZS_BLKSCR
-	zstdSmemBytes  = 27648                                                   // ZS_SMEM_BYTES
+	zstdSmemFast   = 27648                                                   // ZS_SMEM_FAST
+	zstdSmemLazy   = 68608                                                   // ZS_SMEM_LAZY
 	zstdSeqThreads = 8                                                       // ZS_SEQ_NT
 	zstdAsmThreads = 256
 )
+
+// GPU parses: the match finders of zstd_blocks (ZS_PARSE_* in zstd.cu).
+// The zstd level (and a blosc clevel through c-blosc's mapping) picks one;
+// a level between them runs as the one at or below it.
+const (
+	// zstdParseFast: each thread greedy-parses its 4 KiB segment with a
+	// small table (one candidate per hash, the block-wide first-occurrence
+	// table, the last offset) and skips ahead faster after misses: a
+	// zstd level-1 class parser. Levels up to 2 (negative ones too).
+	zstdParseFast = 0
+	// zstdParseLazy: tables of two positions per 4-byte hash, a longer
+	// window, a 4x block-wide table, hardly any skipping, and lazy
+	// matching (a match is given up for a better one at the next
+	// position, scored as zstd's lazy strategies do): zstd's lazy class
+	// (its levels 5-7), at 2.5x the shared memory per CTA. Levels 3 and
+	// up.
+	zstdParseLazy = 1
+)
+
+// zstdParseLevels lists each parse with the lowest level that runs it.
+var zstdParseLevels = []struct {
+	parse uint32
+	name  string
+	from  int
+}{{zstdParseFast, "fast", math.MinInt}, {zstdParseLazy, "lazy", 3}}
+
+// zstdParse is the GPU parse a zstd level runs as.
+func zstdParse(level int) (parse uint32, name string, from int) {
+	p := zstdParseLevels[0]
+	for _, q := range zstdParseLevels {
+		if level >= q.from {
+			p = q
+		}
+	}
+	return p.parse, p.name, p.from
+}
+
+// zstdParseNote says what a level means on the GPU, for --verbose.
+func zstdParseNote(what string, level int) string {
+	_, name, from := zstdParse(level)
+	rng := fmt.Sprintf("levels >= %d", from)
+	if from == math.MinInt {
+		rng = fmt.Sprintf("levels <= %d", zstdParseLevels[1].from-1)
+	}
+	return fmt.Sprintf("%s runs as GPU parse '%s' (%s)", what, name, rng)
+}
 
 type zstdCodec struct {
 	blocks   *Function
 	seqs     *Function
 	assemble *Function
+	parse    uint32
+	note     string
+}
+
+// zstdSmem is the dynamic shared memory zstd_blocks needs for a parse.
+func zstdSmem(parse uint32) int {
+	if parse == zstdParseLazy {
+		return zstdSmemLazy
+	}
+	return zstdSmemFast
+}
+
+// zstdKernels looks up the zstd kernels both zstd codecs use, for a parse.
+func zstdKernels(m *Module, parse uint32) (blocks, seqs *Function, err error) {
+	if blocks, err = m.Function("zstd_blocks"); err != nil {
+		return nil, nil, err
+	}
+	if seqs, err = m.Function("zstd_seqs"); err != nil {
+		return nil, nil, err
+	}
+	need := zstdSmem(parse)
+	if max := m.Device().MaxSharedPerBlock(); max > 0 && max < need {
+		return nil, nil, fmt.Errorf("needs %d bytes of shared memory per block, the GPU allows %d", need, max)
+	}
+	if err := blocks.SetMaxDynamicShared(need); err != nil {
+		return nil, nil, err
+	}
+	return blocks, seqs, nil
 }
 
 func newZstd(m *Module, spec zarr.Spec) (CodecKernels, error) {
-	// The level is informational for zstd readers; the GPU encoder has one
-	// fixed parse (a level-1 class greedy matcher), so every level is taken.
-	_ = spec
-	b, err := m.Function("zstd_blocks")
-	if err != nil {
-		return nil, fmt.Errorf("zstd codec: %w", err)
-	}
-	sq, err := m.Function("zstd_seqs")
+	// The level is informational for zstd readers: any parse gives a valid
+	// frame. The GPU runs the parse nearest below it (zstdParse).
+	parse, _, _ := zstdParse(spec.Level)
+	b, sq, err := zstdKernels(m, parse)
 	if err != nil {
 		return nil, fmt.Errorf("zstd codec: %w", err)
 	}
@@ -51,14 +123,12 @@ func newZstd(m *Module, spec zarr.Spec) (CodecKernels, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zstd codec: %w", err)
 	}
-	if max := m.Device().MaxSharedPerBlock(); max > 0 && max < zstdSmemBytes {
-		return nil, fmt.Errorf("zstd codec: needs %d bytes of shared memory per block, the GPU allows %d", zstdSmemBytes, max)
-	}
-	if err := b.SetMaxDynamicShared(zstdSmemBytes); err != nil {
-		return nil, fmt.Errorf("zstd codec: %w", err)
-	}
-	return &zstdCodec{blocks: b, seqs: sq, assemble: a}, nil
+	return &zstdCodec{blocks: b, seqs: sq, assemble: a, parse: parse,
+		note: zstdParseNote(fmt.Sprintf("zstd level %d", spec.Level), spec.Level)}, nil
 }
+
+// Note says which GPU parse runs the store's level (Noter).
+func (c *zstdCodec) Note() string { return c.note }
 
 // zstdBlocks is the number of zstd blocks of a chunk (an empty chunk is one
 // empty raw block).
@@ -98,7 +168,7 @@ func (*zstdCodec) Scratch(chunkBytes int64, nChunks int) int64 {
 	return zstdSizesBytes(chunkBytes, nChunks) + zstdBlocks(chunkBytes)*int64(nChunks)*zstdBlkScratch
 }
 
-func (c *zstdCodec) Encode(st *Stream, in DevPtr, chunkBytes int64, n int, out DevPtr, stride int64, sizes DevPtr, scratch DevPtr) error {
+func (c *zstdCodec) Encode(q Queue, in DevPtr, chunkBytes int64, n int, out DevPtr, stride int64, sizes DevPtr, scratch DevPtr) error {
 	if n <= 0 {
 		return nil
 	}
@@ -111,17 +181,28 @@ func (c *zstdCodec) Encode(st *Stream, in DevPtr, chunkBytes int64, n int, out D
 	}
 	blkSize := scratch
 	slots := scratch.Add(zstdSizesBytes(chunkBytes, n))
-	if err := st.Launch(c.blocks, Dim3{X: uint32(nb)}, Dim3{X: zstdThreads}, zstdSmemBytes,
-		in, uint64(chunkBytes), uint32(nb), slots, blkSize); err != nil {
+	// One frame per chunk: stride, frame and last-frame length are the
+	// chunk's.
+	cb := uint64(chunkBytes)
+	if err := zstdRunBlocks(q, c.blocks, c.seqs, in, cb, cb, 1, cb, nb, slots, blkSize, c.parse); err != nil {
 		return fmt.Errorf("zstd codec: %w", err)
 	}
-	if err := st.Launch(c.seqs, Dim3{X: uint32((nb + zstdSeqThreads - 1) / zstdSeqThreads)}, Dim3{X: zstdSeqThreads}, 0,
-		uint64(chunkBytes), uint32(nb), slots, blkSize); err != nil {
-		return fmt.Errorf("zstd codec: %w", err)
-	}
-	if err := st.Launch(c.assemble, Dim3{X: uint32(n)}, Dim3{X: zstdAsmThreads}, 0,
+	if err := q.Launch(c.assemble, Dim3{X: uint32(n)}, Dim3{X: zstdAsmThreads}, 0,
 		in, slots, blkSize, uint64(chunkBytes), uint32(n), out, uint64(stride), sizes); err != nil {
 		return fmt.Errorf("zstd codec: %w", err)
 	}
 	return nil
+}
+
+// zstdRunBlocks enqueues zstd_blocks and zstd_seqs for nb zstd blocks of
+// the frames described by (chunkStride, frameBytes, fpc, lastBytes; see
+// ZsGeo in zstd.cu).
+func zstdRunBlocks(q Queue, blocks, seqs *Function, in DevPtr, chunkStride, frameBytes uint64, fpc uint32, lastBytes uint64,
+	nb int64, slots, blkSize DevPtr, parse uint32) error {
+	if err := q.Launch(blocks, Dim3{X: uint32(nb)}, Dim3{X: zstdThreads}, zstdSmem(parse),
+		in, chunkStride, frameBytes, fpc, lastBytes, uint32(nb), slots, blkSize, parse); err != nil {
+		return err
+	}
+	return q.Launch(seqs, Dim3{X: uint32((nb + zstdSeqThreads - 1) / zstdSeqThreads)}, Dim3{X: zstdSeqThreads}, 0,
+		chunkStride, frameBytes, fpc, lastBytes, uint32(nb), slots, blkSize)
 }

@@ -7,10 +7,11 @@ import (
 	"math"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/zwrite/zwrite/internal/zarr"
@@ -31,7 +32,12 @@ func TestZstdConstantsMatchSource(t *testing.T) {
 		"#define ZS_SEQCAP (ZS_NT * ZS_SEGSEQ * 8)\n",
 		fmt.Sprintf("#define ZS_OUTCAP (ZS_BLOCK + %d)\n", zstdBlkScratch-2*zstdBlock-zstdThreads*zstdSegSeq*8),
 		"#define ZS_BLKSCR ((u64)ZS_LITCAP + ZS_SEQCAP + ZS_OUTCAP)\n",
-		fmt.Sprintf("#define ZS_SMEM_BYTES %d\n", zstdSmemBytes),
+		fmt.Sprintf("#define ZS_SMEM_FAST %d\n", zstdSmemFast),
+		fmt.Sprintf("#define ZS_SMEM_LAZY %d\n", zstdSmemLazy),
+		fmt.Sprintf("#define ZS_PARSE_FAST %d\n", zstdParseFast),
+		fmt.Sprintf("#define ZS_PARSE_LAZY %d\n", zstdParseLazy),
+		fmt.Sprintf("#define BZS_SIZES_CTA %d\n", bzstdSizesCTA),
+		fmt.Sprintf("#define BZS_ASM_CTA %d\n", bzstdAsmCTA),
 		fmt.Sprintf("#define ZS_SEQ_NT %d\n", zstdSeqThreads),
 	} {
 		if !strings.Contains(string(src), want) {
@@ -68,11 +74,20 @@ func TestZstdBound(t *testing.T) {
 	}
 }
 
-// newZstdRig skips the test without a GPU (see newCodecRig).
-func newZstdRig(t testing.TB) *codecRig {
+// newZstdRig holds the zstd codec at a level on the first GPU; it skips
+// the test without one (see newCodecRig).
+func newZstdRig(t testing.TB, level int) *codecRig {
 	t.Helper()
 	return newCodecRig(t, "zstd", func(m *Module) (CodecKernels, error) {
-		return newZstd(m, zarr.Spec{Codec: zarr.CodecZstd, Level: 1})
+		return newZstd(m, zarr.Spec{Codec: zarr.CodecZstd, Level: level})
+	})
+}
+
+// newZstdEmuRig is newZstdRig on the CPU kernel emulator.
+func newZstdEmuRig(t testing.TB, level int) *codecRig {
+	t.Helper()
+	return newEmuRig(t, "zstd", func(m *Module) (CodecKernels, error) {
+		return newZstd(m, zarr.Spec{Codec: zarr.CodecZstd, Level: level})
 	})
 }
 
@@ -185,6 +200,14 @@ func zstdFill(kind string, seed int64, chunkBytes int64, n int) []byte {
 			w.WriteString(words[r.Intn(len(words))])
 		}
 		copy(b, w.Bytes())
+	case "camera":
+		copy(b, cameraFill(seed, len(b)))
+	case "sparse": // zeros with one random byte in 300: short literal runs
+		for i := range b {
+			if r.Intn(300) == 0 {
+				b[i] = byte(r.Intn(256))
+			}
+		}
 	case "skew": // one symbol dominates, 200 others: FSE-compressed weights
 		for i := range b {
 			if r.Intn(10) < 7 {
@@ -199,40 +222,118 @@ func zstdFill(kind string, seed int64, chunkBytes int64, n int) []byte {
 	return b
 }
 
+// cameraFill makes n bytes of uint16 frames (512 x 512, row by row) that
+// look like a scientific camera's: a smooth scene of 36 blurred Gaussian
+// blobs on a dim background, photon shot noise on it (Poisson, by its
+// normal approximation above 30 photons), a little read noise and a dark
+// offset of 100, clipped to 12 bits.
+func cameraFill(seed int64, n int) []byte {
+	const w, h = 512, 512
+	r := rand.New(rand.NewSource(seed))
+	scene := cameraScene(seed % 4)
+	out := make([]byte, n)
+	for i := 0; i+1 < n; i += 2 {
+		s := scene[(i/2)%(w*h)]
+		var photons float64
+		if s > 30 {
+			photons = math.Round(s + math.Sqrt(s)*r.NormFloat64())
+		} else { // Knuth's Poisson sampler
+			l, k, p := math.Exp(-s), 0.0, 1.0
+			for p *= r.Float64(); p > l; p *= r.Float64() {
+				k++
+			}
+			photons = k
+		}
+		v := 100 + photons + math.Round(1.5*r.NormFloat64())
+		binary.LittleEndian.PutUint16(out[i:], uint16(math.Max(0, math.Min(4095, v))))
+	}
+	return out
+}
+
+// cameraScenes caches cameraScene: the blobs cost seconds under -race.
+var cameraScenes sync.Map
+
+// cameraScene is the photons per pixel of scene k (512 x 512).
+func cameraScene(k int64) []float64 {
+	if v, ok := cameraScenes.Load(k); ok {
+		return v.([]float64)
+	}
+	const w, h = 512, 512
+	r := rand.New(rand.NewSource(k))
+	type blob struct{ x, y, a, s float64 }
+	blobs := make([]blob, 36)
+	for i := range blobs {
+		blobs[i] = blob{r.Float64() * w, r.Float64() * h, 50 + r.Float64()*1500, 8 + r.Float64()*52}
+	}
+	scene := make([]float64, w*h)
+	for i := range scene {
+		scene[i] = 20 // background photons
+	}
+	for _, b := range blobs {
+		x0, x1 := max(0, int(b.x-3*b.s)), min(w, int(b.x+3*b.s)+1)
+		y0, y1 := max(0, int(b.y-3*b.s)), min(h, int(b.y+3*b.s)+1)
+		for y := y0; y < y1; y++ {
+			for x := x0; x < x1; x++ {
+				dx, dy := float64(x)-b.x, float64(y)-b.y
+				scene[y*w+x] += b.a * math.Exp(-(dx*dx+dy*dy)/(2*b.s*b.s))
+			}
+		}
+	}
+	v, _ := cameraScenes.LoadOrStore(k, scene)
+	return v.([]float64)
+}
+
 // TestZstdGPUDecodes: every dtype-like pattern, ragged and multi-block
-// chunk sizes; each frame must decode to its chunk.
+// chunk sizes, both parses; each frame must decode to its chunk.
 func TestZstdGPUDecodes(t *testing.T) {
-	r := newZstdRig(t)
-	kinds := []string{"zeros", "noise", "rand12", "xor", "thirds", "u8", "i16", "u32", "i32", "u64", "i64", "f32", "f64", "text", "skew"}
+	needGPU(t)
+	kinds := []string{"zeros", "noise", "rand12", "xor", "thirds", "camera", "u8", "i16", "u32", "i32", "u64", "i64", "f32", "f64", "text", "skew"}
 	sizes := []int64{1, 7, 255, 256, 4097, 65536, 65791, 65792, 131071, 131072, 131073, 262144, 300001, 1 << 20}
-	for _, kind := range kinds {
-		for _, cb := range sizes {
-			t.Run(fmt.Sprintf("%s/%d", kind, cb), func(t *testing.T) {
-				n := 3
-				if cb >= 1<<20 {
-					n = 2
-				}
-				data := zstdFill(kind, cb, cb, n)
-				checkFrames(t, r.encode(t, data, cb), data, cb)
-			})
+	for _, level := range zstdLevelClasses {
+		r := newZstdRig(t, level)
+		for _, kind := range kinds {
+			for _, cb := range sizes {
+				t.Run(fmt.Sprintf("l%d/%s/%d", level, kind, cb), func(t *testing.T) {
+					n := 3
+					if cb >= 1<<20 {
+						n = 2
+					}
+					data := zstdFill(kind, cb, cb, n)
+					checkFrames(t, r.encode(t, data, cb), data, cb)
+				})
+			}
 		}
 	}
 }
 
-// TestZstdGPUDeterministic: 20 runs give the same bytes.
+// TestZstdGPUDeterministic: 20 runs give the same bytes, for both parses,
+// and the GPU's frames are the emulator's (same kernels, same bytes) when
+// g++ is there to build it.
 func TestZstdGPUDeterministic(t *testing.T) {
-	r := newZstdRig(t)
-	const cb = 262144
-	var data []byte
-	for _, k := range []string{"xor", "thirds", "rand12", "text", "zeros", "skew"} {
-		data = append(data, zstdFill(k, 1, cb, 2)...)
-	}
-	first := r.encode(t, data, cb)
-	for run := 1; run < 20; run++ {
-		got := r.encode(t, data, cb)
-		for i := range got {
-			if !bytes.Equal(got[i], first[i]) {
-				t.Fatalf("run %d chunk %d: %d bytes, differs from run 0 (%d bytes)", run, i, len(got[i]), len(first[i]))
+	for _, level := range zstdLevelClasses {
+		r := newZstdRig(t, level)
+		const cb = 262144
+		var data []byte
+		for _, k := range []string{"xor", "thirds", "rand12", "text", "zeros", "skew", "camera"} {
+			data = append(data, zstdFill(k, 1, cb, 2)...)
+		}
+		first := r.encode(t, data, cb)
+		for run := 1; run < 20; run++ {
+			got := r.encode(t, data, cb)
+			for i := range got {
+				if !bytes.Equal(got[i], first[i]) {
+					t.Fatalf("level %d run %d chunk %d: %d bytes, differs from run 0 (%d bytes)", level, run, i, len(got[i]), len(first[i]))
+				}
+			}
+		}
+		if _, err := exec.LookPath("g++"); err != nil {
+			t.Logf("no g++: GPU frames not compared with the emulator's")
+			continue
+		}
+		emu := newZstdEmuRig(t, level).encode(t, data, cb)
+		for i := range emu {
+			if !bytes.Equal(emu[i], first[i]) {
+				t.Fatalf("level %d chunk %d: the GPU frame (%d bytes) differs from the emulator's (%d bytes)", level, i, len(first[i]), len(emu[i]))
 			}
 		}
 	}
@@ -241,7 +342,10 @@ func TestZstdGPUDeterministic(t *testing.T) {
 // TestZstdGPURandom is a fuzz-style loop: random patterns, chunk sizes and
 // counts, every frame decoded by the CPU reference decoder.
 func TestZstdGPURandom(t *testing.T) {
-	r := newZstdRig(t)
+	rigs := map[int]*codecRig{}
+	for _, level := range zstdLevelClasses {
+		rigs[level] = newZstdRig(t, level)
+	}
 	kinds := []string{"zeros", "noise", "rand12", "xor", "thirds", "u8", "u32", "f32", "f64", "text", "skew"}
 	rnd := rand.New(rand.NewSource(8878))
 	iters := 60
@@ -272,61 +376,31 @@ func TestZstdGPURandom(t *testing.T) {
 				copy(data[a:a+l], data[src:src+l])
 			}
 		}
-		checkFrames(t, r.encode(t, data, cb), data, cb)
+		checkFrames(t, rigs[zstdLevelClasses[i%len(zstdLevelClasses)]].encode(t, data, cb), data, cb)
 	}
 }
 
-// TestZstdGPUThroughput logs the compress stage alone on device-resident
-// data (GB/s of input) and the ratio, per fill. It checks the frames too.
+// TestZstdGPUThroughput prints the compress stage alone on
+// device-resident data (GB/s of input) and the ratio, per parse and fill.
+// It checks the frames too.
 func TestZstdGPUThroughput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timing run")
 	}
-	r := newZstdRig(t)
-	const cb = 262144
-	const n = 4096 // 1 GiB
-	for _, kind := range []string{"xor", "zeros", "rand12", "thirds", "noise"} {
-		t.Run(kind, func(t *testing.T) {
-			data := zstdFill(kind, 5, cb, 64)
-			full := bytes.Repeat(data, n/64)
-			b := r.alloc(t, cb, n)
-			defer b.free()
-			if err := r.st.CopyHtoD(b.in, full); err != nil {
-				t.Fatal(err)
-			}
-			ev0, _ := r.d.NewEvent()
-			ev1, _ := r.d.NewEvent()
-			defer ev0.Destroy()
-			defer ev1.Destroy()
-			best := float32(math.MaxFloat32)
-			for rep := 0; rep < 5; rep++ {
-				ev0.Record(r.st)
-				if err := r.c.Encode(r.st, b.in, cb, n, b.out, b.stride, b.sizes, b.scratch); err != nil {
-					t.Fatal(err)
-				}
-				ev1.Record(r.st)
-				if err := ev1.Synchronize(); err != nil {
-					t.Fatal(err)
-				}
-				ms, err := Elapsed(ev0, ev1)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if ms < best {
-					best = ms
-				}
-			}
-			sizes := make([]byte, 4*n)
-			r.st.CopyDtoH(sizes, b.sizes)
-			r.st.Synchronize()
-			var tot int64
-			for i := 0; i < n; i++ {
-				tot += int64(binary.LittleEndian.Uint32(sizes[4*i:]))
-			}
-			frames := r.encode(t, data, cb)
-			checkFrames(t, frames, data, cb)
-			gbs := float64(cb*n) / (float64(best) / 1e3) / 1e9
-			t.Logf("%s: %d chunks of %d B: %.2f ms, %.1f GB/s, ratio %.3f (%s)", kind, n, cb, best, gbs, float64(cb*n)/float64(tot), time.Duration(float64(best)*1e6))
-		})
+	needGPU(t)
+	for _, level := range zstdLevelClasses {
+		r := newZstdRig(t, level)
+		_, parse, _ := zstdParse(level)
+		for _, kind := range []string{"xor", "zeros", "rand12", "thirds", "camera", "noise"} {
+			t.Run(fmt.Sprintf("l%d/%s", level, kind), func(t *testing.T) {
+				const cb = 262144
+				const n = 4096 // 1 GiB
+				data := zstdFill(kind, 5, cb, 64)
+				best, tot := timeEncode(t, r, bytes.Repeat(data, n/64), cb, n)
+				checkFrames(t, r.encode(t, data, cb), data, cb)
+				fmt.Printf("zstd level=%d parse=%s %-7s %d chunks of %d B: %6.1f GB/s  ratio %.3f\n", level, parse, kind, n, cb,
+					float64(cb*n)/best.Seconds()/1e9, float64(cb*n)/float64(tot))
+			})
+		}
 	}
 }

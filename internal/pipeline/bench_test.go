@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zwrite/zwrite/internal/sink"
+	"github.com/zwrite/zwrite/internal/sink/sinktest"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
@@ -122,7 +123,7 @@ func BenchmarkDepth(b *testing.B) {
 			defer st.Close()
 			b.SetBytes(int64(len(input)))
 			for b.Loop() {
-				w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: sink.NewSlow(sink.NewDiscard(), rate), Depth: depth, BatchBytes: 4 << 20})
+				w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: sinktest.NewSlow(sink.NewDiscard(), rate), Depth: depth, BatchBytes: 4 << 20})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -39,23 +39,35 @@ func (e *ShortInputError) Error() string {
 	return fmt.Sprintf("input ended after %d of the %d frames shape[0] declares; the store holds the %d frames that arrived and its zarr.json says shape[0] = %d", e.Got, e.Declared, e.Got, e.Got)
 }
 
-// MemoryError reports a Depth whose slots cannot fit in the memory
-// available (New checks before allocating). It is a configuration problem:
-// the user picks a smaller --depth or a smaller chunk[0].
+// MemoryError reports settings whose memory cannot fit in what the
+// machine has available (New checks before allocating). It is a
+// configuration problem: fewer batches in flight (Depth), a smaller
+// chunk[0] (a slot holds at least one epoch of chunk[0] frames), or fewer
+// inner chunks per shard row (each needs an index entry while its row is
+// open).
 type MemoryError struct {
 	Depth      int
-	BatchBytes int64 // staging per slot
-	Available  int64 // memory available when New ran
+	BatchBytes int64   // staging per slot
+	SlotBytes  float64 // all of one slot: staging, output, per-chunk bookkeeping
+	IndexBytes int64   // the open shard row's indexes
+	Available  int64   // memory available when New ran
 }
 
 func (e *MemoryError) Error() string {
-	what := "a smaller --depth, or a smaller chunk[0] (a slot holds at least one epoch of chunk[0] frames)"
-	if e.Depth == 1 {
-		what = "a smaller chunk[0] (a slot holds at least one epoch of chunk[0] frames)"
-	}
-	// In float64: Depth × BatchBytes may overflow int64.
-	return fmt.Sprintf("--depth %d: %d slots of %s (staging plus as much again for compressed output) need %s, but only %s of memory is available; use %s",
-		e.Depth, e.Depth, gib(float64(e.BatchBytes)), gib(slotMemory(e.Depth, e.BatchBytes)), gib(float64(e.Available)), what)
+	// In float64: Depth × SlotBytes may overflow int64.
+	need := float64(e.Depth)*e.SlotBytes + float64(e.IndexBytes)
+	return fmt.Sprintf("the writer needs %s: %d slots of %s (%s of staging, as much again for compressed output, and per-chunk bookkeeping) and %s of shard indexes, but only %s of memory is available",
+		gib(need), e.Depth, gib(e.SlotBytes), gib(float64(e.BatchBytes)), gib(float64(e.IndexBytes)), gib(float64(e.Available)))
+}
+
+// IndexBound reports whether the shard indexes alone exceed the memory.
+func (e *MemoryError) IndexBound() bool { return float64(e.IndexBytes) > float64(e.Available)/2 }
+
+// DepthError reports a Depth outside 1..MaxDepth.
+type DepthError struct{ Depth int }
+
+func (e *DepthError) Error() string {
+	return fmt.Sprintf("%d batches in flight: want 1 to %d (3 already overlap reading, compressing and writing)", e.Depth, MaxDepth)
 }
 
 // gib formats a byte count for messages.

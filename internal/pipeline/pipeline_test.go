@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/zwrite/zwrite/internal/sink"
+	"github.com/zwrite/zwrite/internal/sink/sinktest"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/sysinfo"
 	"github.com/zwrite/zwrite/internal/zarr"
@@ -43,9 +44,11 @@ var testCodecs = func() []zarr.Codec {
 }()
 
 func TestCodecCoverage(t *testing.T) {
+	// Every codec zwrite offers must run on the CPU stage (the backend
+	// every machine has), so the pipeline tests cover all of them.
 	for _, c := range zarr.Codecs {
 		if !slices.Contains(testCodecs, c) {
-			t.Logf("the cpu stage does not support codec %v yet; the pipeline tests run without it", c)
+			t.Errorf("the cpu stage does not support codec %v, which zwrite offers", c)
 		}
 	}
 	if len(testCodecs) == 0 {
@@ -107,7 +110,9 @@ func TestDeterminism(t *testing.T) {
 		}
 		var cases []tc
 		for d := 1; d <= 6; d++ {
-			cases = append(cases, tc{fmt.Sprintf("depth%d", d), runOpts{cfg: Config{Depth: d, BatchBytes: batch}, writeSize: 4096}})
+			for _, io := range []int{-1, 1, 2, 3, 8, 16} {
+				cases = append(cases, tc{fmt.Sprintf("depth%d/io%d", d, io), runOpts{cfg: Config{Depth: d, BatchBytes: batch, IOWorkers: io}, writeSize: 4096}})
+			}
 		}
 		for h := 1; h <= 8; h++ {
 			// threshold 1: every write is split, so the split points vary
@@ -134,10 +139,11 @@ func TestDeterminism(t *testing.T) {
 	}
 }
 
-// TestOrder checks with a recording sink that delivery happens in kick
-// order: every depth produces exactly the depth-1 sequence of sink
-// operations, shard rows are created and committed in ascending order, and
-// a row is committed before the next one starts.
+// TestOrder checks with a recording sink the order delivery guarantees
+// with parallel I/O lanes: each file sees exactly the depth-1 sequence of
+// operations (create, its writes in order, commit), shard rows are
+// committed in ascending order (a row's shards all before the next row's),
+// and a clean run aborts nothing.
 func TestOrder(t *testing.T) {
 	for _, codec := range testCodecs {
 		for _, sc := range []shapeCase{
@@ -145,47 +151,54 @@ func TestOrder(t *testing.T) {
 			{"rows-span-batches", mkSpec(zarr.Uint16, codec, []int64{0, 9, 20}, []int64{2, 4, 8}, []int64{8, 8, 16}), 41},
 		} {
 			input := genInput(sc.frames*sc.spec.FrameBytes(), 3)
-			record := func(depth int) []sink.Event {
-				rec := sink.NewRecording(sink.NewMem())
-				_, err := runWriter(t, sc.spec, input, runOpts{cfg: Config{Depth: depth, BatchBytes: 1, Sink: rec}, writeSize: 333})
+			record := func(depth, lanes int) []sinktest.Event {
+				rec := sinktest.NewRecording(sinktest.NewMem())
+				_, err := runWriter(t, sc.spec, input, runOpts{cfg: Config{Depth: depth, BatchBytes: 1, Sink: rec, IOWorkers: lanes}, writeSize: 333})
 				if err != nil {
 					t.Fatal(err)
 				}
 				return rec.Events()
 			}
-			ref := record(1)
+			perKey := func(ev []sinktest.Event) map[string][]sinktest.Event {
+				m := map[string][]sinktest.Event{}
+				for _, e := range ev {
+					if e.Key != "zarr.json" {
+						m[e.Key] = append(m[e.Key], e)
+					}
+				}
+				return m
+			}
+			ref := perKey(record(1, 0))
 			for depth := 1; depth <= 6; depth++ {
-				t.Run(fmt.Sprintf("%v/%s/depth%d", codec, sc.name, depth), func(t *testing.T) {
-					ev := record(depth)
-					lastRow, open := int64(-1), 0
-					for i, e := range ev {
-						if !strings.HasPrefix(e.Key, "c/") {
-							continue
-						}
-						var row int64
-						fmt.Sscanf(e.Key, "c/%d/", &row)
-						switch e.Op {
-						case sink.OpCreate:
-							if row < lastRow || (row > lastRow && open > 0) {
-								t.Fatalf("event %d: %v while row %d has %d open shards", i, e, lastRow, open)
+				for _, lanes := range []int{1, 3, 16} {
+					t.Run(fmt.Sprintf("%v/%s/depth%d/lanes%d", codec, sc.name, depth, lanes), func(t *testing.T) {
+						ev := record(depth, lanes)
+						lastRow := int64(-1)
+						for i, e := range ev {
+							if e.Op == sinktest.OpAbort {
+								t.Fatalf("event %d: %v in a clean run", i, e)
+							}
+							if e.Op != sinktest.OpCommit || !strings.HasPrefix(e.Key, "c/") {
+								continue
+							}
+							var row int64
+							fmt.Sscanf(e.Key, "c/%d/", &row)
+							if row < lastRow {
+								t.Fatalf("event %d: %v after a commit of row %d", i, e, lastRow)
 							}
 							lastRow = row
-							open++
-						case sink.OpCommit:
-							open--
-						case sink.OpAbort:
-							t.Fatalf("event %d: %v in a clean run", i, e)
 						}
-					}
-					if len(ev) != len(ref) {
-						t.Fatalf("%d sink events, depth 1 has %d", len(ev), len(ref))
-					}
-					for i := range ev {
-						if ev[i] != ref[i] {
-							t.Fatalf("event %d is %v, depth 1 has %v", i, ev[i], ref[i])
+						got := perKey(ev)
+						if len(got) != len(ref) {
+							t.Fatalf("%d files, depth 1 has %d", len(got), len(ref))
 						}
-					}
-				})
+						for k, want := range ref {
+							if !slices.Equal(got[k], want) {
+								t.Fatalf("%s: operations %v, depth 1 has %v", k, got[k], want)
+							}
+						}
+					})
+				}
 			}
 		}
 	}
@@ -206,6 +219,9 @@ func TestAbortStalled(t *testing.T) {
 			{"everything-stalls", nil, 4},
 			{"depth1-shards-stall", func(k string) bool { return strings.HasPrefix(k, "c/") }, 1},
 			{"depth1-everything-stalls", nil, 1},
+			// Abort's bound holds whatever the depth: every in-flight
+			// batch is cancelled, not delivered.
+			{"maxdepth-shards-stall", func(k string) bool { return strings.HasPrefix(k, "c/") }, MaxDepth},
 		} {
 			t.Run(fmt.Sprintf("%v/%s", codec, tc.name), func(t *testing.T) {
 				spec, _ := midSpec(codec)
@@ -218,7 +234,7 @@ func TestAbortStalled(t *testing.T) {
 					t.Fatal(err)
 				}
 				// stall in the middle of the third shard row
-				stalled := sink.NewStalled(d, 5*spec.ChunkBytes()*int64(spec.ChunksPerShard()), tc.match)
+				stalled := sinktest.NewStalled(d, 5*spec.ChunkBytes()*int64(spec.ChunksPerShard()), tc.match)
 				st := newStage(t, spec)
 				w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: stalled, Depth: tc.depth, BatchBytes: 1})
 				if err != nil {
@@ -320,7 +336,7 @@ func TestSinkFailure(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					fs := sink.NewFailing(d, after)
+					fs := sinktest.NewFailing(d, after)
 					_, err = runWriter(t, spec, input, runOpts{cfg: Config{Sink: fs, Depth: depth, BatchBytes: 1}, writeSize: 5000})
 					if !errors.Is(err, syscall.ENOSPC) || !(strings.Contains(err.Error(), "shard c/") || strings.Contains(err.Error(), "zarr.json")) {
 						t.Fatalf("err = %v, want ENOSPC naming the shard or zarr.json", err)
@@ -347,8 +363,8 @@ func TestSinkFailsAtStart(t *testing.T) {
 	st := newStage(t, spec)
 	defer st.Close()
 	before := runtime.NumGoroutine()
-	mem := sink.NewMem()
-	_, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: sink.NewFailing(mem, 10), Depth: 3})
+	mem := sinktest.NewMem()
+	_, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: sinktest.NewFailing(mem, 10), Depth: 3})
 	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "zarr.json") {
 		t.Fatalf("New: %v, want ENOSPC naming zarr.json", err)
 	}
@@ -369,8 +385,8 @@ func TestBackpressure(t *testing.T) {
 			frames := 10 * maxPending / spec.FrameBytes()
 			frames += 3 // a partial last epoch
 			input := genInput(frames*spec.FrameBytes(), 6)
-			mem := sink.NewMem()
-			slow := sink.NewSlow(mem, 8<<20)
+			mem := sinktest.NewMem()
+			slow := sinktest.NewSlow(mem, 8<<20)
 			st := newStage(t, spec)
 			defer st.Close()
 			w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: slow, Depth: 6, BatchBytes: epoch, MaxPending: maxPending})
@@ -486,7 +502,7 @@ func TestStageFailure(t *testing.T) {
 				input := genInput(4*frames*spec.FrameBytes(), 8)
 				before := runtime.NumGoroutine()
 				st := &failStage{Stage: newStage(t, spec), failAt: 9}
-				mem := sink.NewMem()
+				mem := sinktest.NewMem()
 				_, err := runWriter(t, spec, input, runOpts{cfg: Config{Stage: st, Sink: mem, Depth: depth, BatchBytes: 1}, writeSize: 999})
 				if err := st.Close(); err != nil {
 					t.Errorf("stage Close: %v", err)
@@ -512,10 +528,10 @@ func TestCancel(t *testing.T) {
 	spec, frames := midSpec(testCodecs[0])
 	input := genInput(8*frames*spec.FrameBytes(), 9)
 	ctx, cancel := context.WithCancel(context.Background())
-	mem := sink.NewMem()
+	mem := sinktest.NewMem()
 	st := newStage(t, spec)
 	defer st.Close()
-	w, err := New(ctx, Config{Spec: spec, Stage: st, Sink: sink.NewSlow(mem, 4<<20), Depth: 3, BatchBytes: 1})
+	w, err := New(ctx, Config{Spec: spec, Stage: st, Sink: sinktest.NewSlow(mem, 4<<20), Depth: 3, BatchBytes: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -544,7 +560,7 @@ func TestCloseTwice(t *testing.T) {
 	spec, frames := midSpec(testCodecs[0])
 	st := newStage(t, spec)
 	defer st.Close()
-	w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: sink.NewMem()})
+	w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: sinktest.NewMem()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -569,10 +585,17 @@ func TestCloseTwice(t *testing.T) {
 func TestAbortWhileReading(t *testing.T) {
 	for _, codec := range testCodecs {
 		t.Run(codec.String(), func(t *testing.T) {
+			// A hang (Abort waiting for the read) must fail the test with
+			// every stack, not wait for go test's timeout.
+			hung := time.AfterFunc(hangLimit, func() {
+				buf := make([]byte, 1<<20)
+				panic(fmt.Sprintf("%s: hung for %v:\n%s", t.Name(), hangLimit, buf[:runtime.Stack(buf, true)]))
+			})
+			defer hung.Stop()
 			spec, frames := midSpec(codec)
 			input := genInput(frames*spec.FrameBytes()+100, 10)
 			before := runtime.NumGoroutine()
-			mem := sink.NewMem()
+			mem := sinktest.NewMem()
 			st := newStage(t, spec)
 			w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: mem, Depth: 3, BatchBytes: 1})
 			if err != nil {
@@ -736,14 +759,14 @@ func TestNewRefuses(t *testing.T) {
 		{"frame overflow (bench panic)", u16([]int64{10, 1 << 32, 1 << 32}, []int64{1, 1, 1}, []int64{1, 1, 1}), 0, []string{"one frame", "128 TiB"}},
 		{"grid overflow", u16([]int64{0, 1 << 20, 1 << 20}, []int64{1, 1, 1}, []int64{1, 1, 1}), 0, []string{"inner chunks per epoch"}},
 		// Epoch of 16 frames × 4 GiB = 64 GiB; 64 slots need 8 TiB.
-		{"depth beyond memory", u16([]int64{0, 65536, 32768}, []int64{16, 64, 64}, []int64{16, 64, 64}), 64, []string{"--depth 64", "64.00 GiB", "8192.00 GiB", "of memory is available"}},
+		{"depth beyond memory", u16([]int64{0, 65536, 32768}, []int64{16, 64, 64}, []int64{16, 64, 64}), 64, []string{"64 slots of 128.09 GiB", "64.00 GiB of staging", "needs 8198.01 GiB", "of memory is available"}},
 	}
 	if sysinfo.MemAvailable() <= 0 {
 		tests = tests[:2] // no /proc/meminfo: memory is not checked
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			mem := sink.NewMem()
+			mem := sinktest.NewMem()
 			w, err := New(context.Background(), Config{Spec: tc.spec, Stage: noSlotStage{t}, Sink: mem, Depth: tc.depth})
 			if err == nil {
 				w.Abort(errors.New("test"))
@@ -770,8 +793,9 @@ func TestCheckMemory(t *testing.T) {
 	}{
 		{"unknown memory", Settings{Depth: 3, BatchBytes: 1 << 40}, 0, ""},
 		{"fits", Settings{Depth: 3, BatchBytes: 1 << 30}, 6 << 30, ""},
-		{"one byte short", Settings{Depth: 3, BatchBytes: 1 << 30}, 6<<30 - 1, "--depth 3: 3 slots of 1.00 GiB"},
-		{"depth 1 names chunk only", Settings{Depth: 1, BatchBytes: 1 << 30}, 1 << 30, "use a smaller chunk[0]"},
+		{"one byte short", Settings{Depth: 3, BatchBytes: 1 << 30}, 6<<30 - 1, "needs 6.00 GiB: 3 slots of 2.00 GiB (1.00 GiB of staging"},
+		{"per-chunk bookkeeping counts", Settings{Depth: 1, BatchBytes: 1 << 20, BatchChunks: 1 << 20}, 100 << 20, "1 slots of 0.19 GiB"},
+		{"indexes count", Settings{Depth: 1, BatchBytes: 1 << 20, IndexBytes: 1 << 30}, 1 << 30, "and 1.00 GiB of shard indexes"},
 		{"overflow", Settings{Depth: 1 << 30, BatchBytes: 1 << 47}, 1 << 40, "need"},
 	}
 	for _, tc := range tests {

@@ -8,12 +8,58 @@ import (
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
-// settle applies Config's defaults and the constraints between them.
+// DefaultIOWorkers is the number of shard files written at once. (To be
+// settled by measurement on the GPU machine; see docs/bench.)
+const DefaultIOWorkers = 8
+
+// MaxIOWorkers bounds Config.IOWorkers: each lane is a goroutine with a
+// queue, and no file system gains from hundreds of writers.
+const MaxIOWorkers = 256
+
+// MaxDepth bounds Config.Depth. Three slots already overlap the three
+// stages fully (see DefaultDepth); more only cost memory and start-up, and
+// every slot is a fixed set of buffers (pinned and device memory on the
+// GPU), so a depth in the thousands is a mistake, not a tuning.
+const MaxDepth = 64
+
+// MaxBatchChunks bounds the inner chunks of one batch. Each chunk costs
+// the stage bookkeeping beyond its bytes (chunkOverhead), which for tiny
+// chunks outweighs the data: 32 MiB of 1-byte chunks once took 7.5 GB.
+// 64 Ki chunks is a 32 MiB batch of 512-byte chunks; real chunks (tens of
+// KiB and more) never reach it.
+const MaxBatchChunks = 1 << 16
+
+// chunkOverhead is what a slot holds per inner chunk beyond the staging
+// and output bytes: the CPU stage's plan entry (chunk, epoch, position:
+// ~40 bytes), its finished flag, and the encoder bound's per-chunk slack
+// (zstd: frame header and block slack, ~80 bytes), rounded up.
+const chunkOverhead = 192
+
+// settle applies Config's defaults and the constraints between them. The
+// depth must already be in 1..MaxDepth (or 0 for the default).
 func settle(spec *zarr.Spec, cfg Config) Settings {
-	s := Settings{Depth: cfg.Depth, CopyHelpers: cfg.CopyHelpers, CopyThreshold: cfg.CopyThreshold}
+	s := Settings{Depth: cfg.Depth, CopyHelpers: cfg.CopyHelpers, CopyThreshold: cfg.CopyThreshold, FlushInterval: cfg.FlushInterval}
 	if s.Depth <= 0 {
 		s.Depth = DefaultDepth
 	}
+	if s.FlushInterval == 0 {
+		s.FlushInterval = DefaultFlushInterval
+	}
+	switch {
+	case s.Depth == 1 || cfg.IOWorkers < 0:
+		s.IOWorkers = 0 // inline (rule 4 for depth 1)
+	case cfg.IOWorkers == 0:
+		s.IOWorkers = DefaultIOWorkers
+	default:
+		s.IOWorkers = cfg.IOWorkers
+	}
+	// Kicks move whole epochs, and with KickAlign a multiple of it: the
+	// smallest unit is the least common multiple of both, in epochs.
+	align := int64(1)
+	if a := cfg.KickAlign; a > 1 {
+		align = a / gcd(spec.EpochFrames(), a)
+	}
+	s.AlignFrames = align * spec.EpochFrames()
 	epochBytes := spec.EpochFrames() * spec.FrameBytes()
 	want := cfg.BatchBytes
 	if want <= 0 {
@@ -22,11 +68,16 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 	// A whole number of epochs, the one nearest to the request, at least
 	// one: the stage compresses whole epochs.
 	epochs := max(1, (want+epochBytes/2)/epochBytes)
+	// Not more chunks than MaxBatchChunks, unless one epoch has more.
+	epochs = min(epochs, max(1, MaxBatchChunks/spec.ChunksPerEpoch()))
 	if !spec.Growing() {
 		// No slot larger than the whole declared array.
 		epochs = min(epochs, (spec.Shape[0]+spec.EpochFrames()-1)/spec.EpochFrames())
 	}
-	budget := memoryBudget()
+	budget := cfg.MemoryBudget
+	if budget <= 0 {
+		budget = memoryBudget()
+	}
 	if cfg.BatchBytes <= 0 {
 		// Each slot holds about twice its batch (staging and compressed
 		// output; incompressible data does not shrink). Keep the slots
@@ -46,8 +97,15 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 		// A batch above the limit could never be kicked: shrink it.
 		epochs = max(1, s.MaxPending/epochBytes)
 	}
+	// A multiple of the alignment (which may exceed the budget's wish:
+	// the alignment is a correctness rule).
+	epochs = max(align, epochs/align*align)
 	s.BatchFrames = epochs * spec.EpochFrames()
 	s.BatchBytes = s.BatchFrames * spec.FrameBytes()
+	s.BatchChunks = epochs * spec.ChunksPerEpoch()
+	// The open shard row's indexes: one entry per inner chunk of every
+	// shard in the row, plus one encoded index (see delivery).
+	s.IndexBytes = (spec.ShardsPerRow() + 1) * spec.ChunksPerShard() * 16
 	if s.MaxPending < s.BatchBytes {
 		// One epoch is larger than the limit: allow exactly one batch in
 		// flight, or nothing would ever move.
@@ -68,25 +126,42 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 	return s
 }
 
-// checkMemory refuses settings whose slots cannot fit in avail bytes (the
-// memory available now; 0 = unknown, nothing refused), before any slot is
+// checkMemory refuses settings whose memory cannot fit in avail bytes (the
+// memory available now; 0 = unknown, nothing refused), before anything is
 // allocated: otherwise the allocation takes the machine into swap or the
 // OOM killer. settle already shrinks the batches to the budget, so this
 // fires only when even one epoch per slot is too much for the depth asked
-// for. A slot is counted as twice its batch (staging plus compressed
-// output, which incompressible data does not shrink), as settle does.
+// for, or when the shard indexes of one row are. A slot is counted as
+// twice its batch (staging plus compressed output, which incompressible
+// data does not shrink) plus chunkOverhead per chunk.
 func checkMemory(s Settings, avail int64) error {
-	if avail <= 0 || slotMemory(s.Depth, s.BatchBytes) <= float64(avail) {
+	if avail <= 0 || settingsMemory(s) <= float64(avail) {
 		return nil
 	}
-	return &MemoryError{Depth: s.Depth, BatchBytes: s.BatchBytes, Available: avail}
+	return &MemoryError{Depth: s.Depth, BatchBytes: s.BatchBytes, SlotBytes: slotBytes(s), IndexBytes: s.IndexBytes, Available: avail}
 }
 
-// slotMemory is what depth slots of batchBytes hold, in float64 because
-// the product may overflow int64.
-func slotMemory(depth int, batchBytes int64) float64 {
-	return 2 * float64(depth) * float64(batchBytes)
+// slotBytes is one slot's memory, in float64 because the product may
+// overflow int64 for hostile settings.
+func slotBytes(s Settings) float64 {
+	return 2*float64(s.BatchBytes) + float64(s.BatchChunks)*chunkOverhead
 }
+
+// settingsMemory is what the slots and the indexes hold together.
+func settingsMemory(s Settings) float64 {
+	return float64(s.Depth)*slotBytes(s) + float64(s.IndexBytes)
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// DefaultMemoryBudget is the slots' budget a Writer takes when its Config
+// sets none (see memoryBudget).
+func DefaultMemoryBudget() int64 { return memoryBudget() }
 
 // memoryBudget is a quarter of the memory available now (1 GiB when
 // unknown): the writer's buffers share the machine with the page cache

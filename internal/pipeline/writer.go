@@ -29,6 +29,12 @@ const (
 	// every core gets many chunks, and small enough that Depth slots stay
 	// well under a few hundred MiB and a batch takes ~10 ms at 3 GB/s.
 	DefaultBatchBytes = 32 << 20
+	// DefaultFlushInterval: a second bounds what an interrupt or a crash
+	// of a slow stream loses to about a second of frames beyond the open
+	// shard row, while a fast stream (which fills a 32 MiB slot in
+	// milliseconds) never waits for it. Each flush is one kick of whatever
+	// whole epochs a slot holds, so a flush a second costs nothing.
+	DefaultFlushInterval = time.Second
 	// The copy-helper defaults are in settings.go, with their benchmark.
 )
 
@@ -52,6 +58,36 @@ type Config struct {
 	// MaxPending bounds the raw bytes kicked and not yet delivered; the
 	// producer blocks instead of kicking more.
 	MaxPending int64
+	// Down receives every batch's Output.Down (the next pyramid level's
+	// frames, when the stage computes them), in stream order, before the
+	// batch's slot is released: the next level's Writer. An error from it
+	// fails this Writer.
+	Down io.Writer
+	// KickAlign makes every batch but the stream's last hold a multiple of
+	// this many frames (and start at one): 2 when the stage reduces dim 0,
+	// so pairs of frames never straddle two batches. 0 or 1: any.
+	KickAlign int64
+	// MemoryBudget bounds the slots' memory (0: a quarter of what the
+	// machine has available): writers that share a machine (the levels of
+	// a pyramid) share one budget.
+	MemoryBudget int64
+	// StartFrame continues an existing array (a resume): the first byte
+	// written is frame StartFrame, which must begin a shard row (the rows
+	// before it stay as they are). ExistingFrames is the shape[0] its
+	// zarr.json names now: it is left alone until the committed rows pass
+	// it (so a resume that is itself interrupted loses nothing). Both 0:
+	// a new array, whose zarr.json is written at once with shape[0] = 0.
+	StartFrame, ExistingFrames int64
+	// IOWorkers is the number of I/O lanes that write shard files in
+	// parallel (each file's bytes in order by one lane); 0 means the
+	// default, < 0 writes inline. Depth 1 always writes inline (rule 4).
+	IOWorkers int
+	// FlushInterval is how long whole epochs may wait in a slot that is
+	// not yet full before they are kicked anyway, so that a slow stream
+	// commits each shard row soon after it fills (and an interrupt or a
+	// crash loses at most what arrived in the last interval and the rows
+	// still open). < 0 turns it off: slots are kicked only when full.
+	FlushInterval time.Duration
 }
 
 // Settings are the values a Writer runs with, after defaults.
@@ -62,6 +98,11 @@ type Settings struct {
 	CopyHelpers   int // 0: serial copies
 	CopyThreshold int
 	MaxPending    int64
+	FlushInterval time.Duration // < 0: off
+	IOWorkers     int           // 0: inline
+	AlignFrames   int64         // kicks (but the last) are multiples of it: whole epochs and KickAlign
+	BatchChunks   int64         // inner chunks of a full batch
+	IndexBytes    int64         // memory of the open shard row's indexes
 }
 
 // Stats are the Writer's counters. Every field is read atomically, so
@@ -82,16 +123,26 @@ type Stats struct {
 	StallPending time.Duration // producer blocked by MaxPending
 	StageWait    time.Duration // delivery waiting for the compress stage
 	Deliver      time.Duration // delivery writing to the sink
+	AllocFirst   time.Duration // New allocating the first slot (before any input is taken)
+	AllocRest    time.Duration // the other slots, allocated in the background
+	StallAlloc   time.Duration // producer waiting for a slot still being allocated
 	Stage        stage.Times   // the stage's own per-step times, summed
 }
 
 type slot struct {
 	st      stage.Slot
 	staging []byte
-	fill    int  // bytes copied into staging
-	busy    bool // kicked and not joined (producer's view)
-	batch   stage.Batch
-	done    chan struct{} // delivery finished; capacity 1
+	fill    int // bytes copied into staging
+	// fillStart is when the first byte since the slot's last kick arrived:
+	// the flusher kicks its whole epochs once they waited FlushInterval.
+	fillStart time.Time
+	busy      bool // kicked and not joined (producer's view)
+	batch     stage.Batch
+	done      chan struct{} // delivery finished; capacity 1
+	// ready is closed once the stage gave the slot its buffers (st and
+	// staging are set); allocated is the producer's record that it saw so.
+	ready     chan struct{}
+	allocated bool
 }
 
 // Writer is a pipelined store writer. Write, ReadFrom and Close are called
@@ -100,6 +151,8 @@ type Writer struct {
 	spec        zarr.Spec
 	st          stage.Stage
 	sink        sink.Sink
+	down        io.Writer // the next pyramid level, or nil
+	startFrame  int64     // frames of the array before this run's first byte (a resume)
 	set         Settings
 	frameBytes  int64
 	epochFrames int64
@@ -110,6 +163,9 @@ type Writer struct {
 
 	mu        sync.Mutex // held by Write, ReadFrom, Close and Abort's teardown
 	slots     []*slot
+	smu       sync.Mutex
+	stSlots   []stage.Slot  // the stage's slots allocated so far (for Cancel), under smu
+	allocDone chan struct{} // allocRest finished
 	cur       int
 	nextEpoch int64
 	bytesIn   int64
@@ -123,17 +179,15 @@ type Writer struct {
 	workerDone chan struct{}
 	stopped    bool
 
+	flushStop, flushDone chan struct{} // nil when FlushInterval is off
+	flushOnce            sync.Once
+
 	cp copier
 
 	errMu sync.Mutex
 	err   error // first fatal error
 
-	// tracked sink files, so that Abort can interrupt a blocked Write
-	fmu      sync.Mutex
-	aborting bool
-	files    map[sink.File]struct{}
-
-	d delivery // owned by whoever delivers: the worker, or the producer after join
+	sw *shardWriter // the shard bookkeeping; delivery calls it oldest batch first
 
 	queued, retired atomic.Int64
 	retiredSig      chan struct{}
@@ -143,6 +197,7 @@ type Writer struct {
 type counters struct {
 	bytesIn, batches, delivered, bytesOut, shards, committed, pendingMax atomic.Int64
 	copy, stallJoin, stallPending, stageWait, deliver                    atomic.Int64
+	allocFirst, allocRest, stallAlloc                                    atomic.Int64
 	h2d, tile, shuffle, compress, aggregate, d2h, wall                   atomic.Int64
 }
 
@@ -164,8 +219,15 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		frameBytes:  spec.FrameBytes(),
 		epochFrames: spec.EpochFrames(),
 		rowFrames:   spec.Shard[0],
-		files:       map[sink.File]struct{}{},
+		down:        cfg.Down,
+		startFrame:  cfg.StartFrame,
 		retiredSig:  make(chan struct{}, 1),
+	}
+	if cfg.Depth < 0 || cfg.Depth > MaxDepth {
+		return nil, &DepthError{Depth: cfg.Depth}
+	}
+	if s0 := cfg.StartFrame; s0 < 0 || s0%spec.Shard[0] != 0 || s0 > cfg.ExistingFrames || (!spec.Growing() && cfg.ExistingFrames > spec.Shape[0]) {
+		return nil, fmt.Errorf("pipeline: resume at frame %d of %d: want the start of a shard row (%d frames) within the array", s0, cfg.ExistingFrames, spec.Shard[0])
 	}
 	w.set = settle(&spec, cfg)
 	if err := checkMemory(w.set, sysinfo.MemAvailable()); err != nil {
@@ -173,29 +235,40 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 	}
 	w.ctx, w.cancel = context.WithCancelCause(ctx)
 
-	w.d.init(&spec)
+	w.sw = newShardWriter(&w.spec, w.sink, w.set.IOWorkers, w.fail, func() bool { return w.error() != nil }, &w.c)
+	w.nextEpoch = cfg.StartFrame / w.epochFrames
+	w.sw.resumeAt(cfg.StartFrame, cfg.ExistingFrames)
 
-	for i := 0; i < w.set.Depth; i++ {
-		s, err := w.st.NewSlot(w.set.BatchFrames)
-		if err != nil {
-			w.freeSlots()
-			w.cancel(nil)
-			return nil, fmt.Errorf("allocate slot %d of %d (%d bytes of staging): %w", i+1, w.set.Depth, w.set.BatchBytes, err)
-		}
-		sl := &slot{st: s, staging: s.Staging(), done: make(chan struct{}, 1)}
-		if int64(len(sl.staging)) < w.set.BatchBytes {
-			w.slots = append(w.slots, sl)
-			w.freeSlots()
-			w.cancel(nil)
-			return nil, fmt.Errorf("stage %s gave %d bytes of staging for %d frames, want %d", w.st.Name(), len(sl.staging), w.set.BatchFrames, w.set.BatchBytes)
-		}
-		sl.staging = sl.staging[:w.set.BatchBytes]
-		w.slots = append(w.slots, sl)
+	// The first slot is allocated now, so that a stage that cannot give
+	// one fails New; the others are allocated in the background while the
+	// first fills, so the first bytes are accepted as early as possible
+	// (a slot is tens of MiB, pre-faulted or pinned: up to a second per
+	// GB). Memory stays fixed at Depth slots; the producer waits for a
+	// slot's allocation when it reaches it (join).
+	w.slots = make([]*slot, w.set.Depth)
+	for i := range w.slots {
+		w.slots[i] = &slot{ready: make(chan struct{}), done: make(chan struct{}, 1)}
 	}
-	shape0 := spec.Shape[0] // 0 when growing: nothing delivered yet
-	if err := w.putMeta(shape0); err != nil {
-		w.freeSlots()
+	start := time.Now()
+	if err := w.allocSlot(0); err != nil {
+		w.sw.stop()
 		w.cancel(nil)
+		return nil, err
+	}
+	w.slots[0].allocated = true
+	w.c.allocFirst.Store(int64(time.Since(start)))
+	w.allocDone = make(chan struct{})
+	go w.allocRest()
+	// Nothing is committed yet, so zarr.json names no frame, for a fixed
+	// dim 0 too: it grows with the committed shard rows (delivery) and
+	// names the declared size only once every frame is in (Close).
+	if cfg.ExistingFrames > 0 || cfg.StartFrame > 0 {
+		// A resume: the store's zarr.json stays until more is committed.
+	} else if err := w.sw.putMeta(0); err != nil {
+		w.cancel(nil)
+		<-w.allocDone
+		w.sw.stop()
+		w.freeSlots()
 		return nil, err
 	}
 	if w.set.Depth > 1 {
@@ -206,7 +279,49 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		go w.worker()
 	}
 	w.cp.start(w.set.CopyHelpers, w.set.CopyThreshold)
+	if w.set.FlushInterval > 0 {
+		w.flushStop = make(chan struct{})
+		w.flushDone = make(chan struct{})
+		go w.flusher()
+	}
 	return w, nil
+}
+
+// allocSlot asks the stage for slot i's buffers.
+func (w *Writer) allocSlot(i int) error {
+	s, err := w.st.NewSlot(w.set.BatchFrames)
+	if err != nil {
+		return fmt.Errorf("allocate slot %d of %d (%d bytes of staging): %w", i+1, w.set.Depth, w.set.BatchBytes, err)
+	}
+	staging := s.Staging()
+	if int64(len(staging)) < w.set.BatchBytes {
+		s.Free()
+		return fmt.Errorf("stage %s gave %d bytes of staging for %d frames, want %d", w.st.Name(), len(staging), w.set.BatchFrames, w.set.BatchBytes)
+	}
+	sl := w.slots[i]
+	sl.st, sl.staging = s, staging[:w.set.BatchBytes]
+	w.smu.Lock()
+	w.stSlots = append(w.stSlots, s)
+	w.smu.Unlock()
+	close(sl.ready)
+	return nil
+}
+
+// allocRest allocates slots 1.. in the background (see New). A failure
+// fails the Writer; an abort stops it early.
+func (w *Writer) allocRest() {
+	defer close(w.allocDone)
+	start := time.Now()
+	defer func() { w.c.allocRest.Store(int64(time.Since(start))) }()
+	for i := 1; i < len(w.slots); i++ {
+		if w.ctx.Err() != nil {
+			return
+		}
+		if err := w.allocSlot(i); err != nil {
+			w.fail(err)
+			return
+		}
+	}
 }
 
 // Settings returns the values the Writer runs with.
@@ -224,7 +339,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	w.offered += int64(len(p))
 	over := false
 	if !w.spec.Growing() {
-		if room := w.spec.Shape[0]*w.frameBytes - w.bytesIn; int64(len(p)) > room {
+		if room := w.roomBytes(); int64(len(p)) > room {
 			p, over = p[:room], true
 		}
 	}
@@ -236,6 +351,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 		k := min(len(s.staging)-s.fill, len(p))
 		start := time.Now()
+		if s.fill == 0 {
+			s.fillStart = start
+		}
 		w.cp.copy(s.staging[s.fill:s.fill+k], p[:k])
 		w.c.copy.Add(int64(time.Since(start)))
 		s.fill += k
@@ -254,6 +372,11 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return n, w.inputErr
 	}
 	return n, nil
+}
+
+// roomBytes is what a fixed shape[0] still takes.
+func (w *Writer) roomBytes() int64 {
+	return (w.spec.Shape[0]-w.startFrame)*w.frameBytes - w.bytesIn
 }
 
 // check returns the error every producer call reports once the Writer has
@@ -294,7 +417,7 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 		buf := s.staging[s.fill:]
 		probe := false
 		if !w.spec.Growing() {
-			room := w.spec.Shape[0]*w.frameBytes - w.bytesIn
+			room := w.roomBytes()
 			if room == 0 {
 				// Declared frames are all in: one more byte means too many.
 				buf, probe = one[:], true
@@ -330,6 +453,9 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 				return total, w.inputErr
 			}
 		} else if n > 0 {
+			if s.fill == 0 {
+				s.fillStart = time.Now()
+			}
 			s.fill += n
 			total += int64(n)
 			w.bytesIn += int64(n)
@@ -353,9 +479,102 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
+// flusher kicks the current slot's whole epochs once they have waited
+// FlushInterval, so that a slow stream commits shard rows as they fill
+// instead of when a slot is full. It takes mu like the producer; while
+// the producer copies or waits it holds mu, so the flusher acts only when
+// the producer is idle (waiting for input), which is when it is needed.
+func (w *Writer) flusher() {
+	defer close(w.flushDone)
+	tick := time.NewTicker(max(w.set.FlushInterval/4, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.flushStop:
+			return
+		case <-w.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		w.mu.Lock()
+		if err := w.flushDue(); err != nil {
+			w.fail(err)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// stopFlusher ends the flusher and waits for it. Called without mu.
+func (w *Writer) stopFlusher() {
+	if w.flushStop == nil {
+		return
+	}
+	w.flushOnce.Do(func() { close(w.flushStop) })
+	<-w.flushDone
+}
+
+// flushDue kicks the current slot's whole epochs when they are due. mu is
+// held. Nothing is kicked while ReadFrom reads into the slot without mu
+// (it owns the bytes past fill then), nor after a failure or Close.
+func (w *Writer) flushDue() error {
+	if w.closed.Load() || w.reading != nil || w.inputErr != nil || w.error() != nil {
+		return nil
+	}
+	s := w.slots[w.cur]
+	eb := int(w.set.AlignFrames * w.frameBytes) // whole epochs, in KickAlign steps
+	whole := s.fill / eb * eb
+	if whole == 0 || s.busy || time.Since(s.fillStart) < w.set.FlushInterval {
+		return nil
+	}
+	return w.kickWhole(s, whole)
+}
+
+// kickWhole kicks the first n bytes of slot s (whole epochs) and carries
+// the rest (part of the next epoch) to the slot that fills next. The tail
+// is copied before the kick, so the stage owns s alone from then on (rule
+// 1); at depth 1 the slot is its own successor and the inline delivery
+// has finished with it when kick returns, so the tail moves down in it.
+func (w *Writer) kickWhole(s *slot, n int) error {
+	tail := s.fill - n
+	next := w.slots[(w.cur+1)%len(w.slots)]
+	if tail == 0 {
+		return w.kick(s)
+	}
+	if next == s {
+		s.fill = n
+		if err := w.kick(s); err != nil {
+			return err
+		}
+		copy(s.staging, s.staging[n:n+tail])
+		s.fill, s.fillStart = tail, time.Now()
+		return nil
+	}
+	if err := w.join(next); err != nil {
+		return err
+	}
+	copy(next.staging, s.staging[n:n+tail])
+	next.fill, next.fillStart = tail, time.Now()
+	s.fill = n
+	return w.kick(s)
+}
+
 // join waits until slot s is delivered, so the producer may refill it
 // (rule 2). Only the producer calls it.
 func (w *Writer) join(s *slot) error {
+	if !s.allocated {
+		// Not yet allocated by allocRest: wait for it (only the first
+		// pass over the slots can wait here).
+		start := time.Now()
+		select {
+		case <-s.ready:
+			s.allocated = true
+		case <-w.ctx.Done():
+		}
+		w.c.stallAlloc.Add(int64(time.Since(start)))
+		if !s.allocated {
+			return w.error()
+		}
+	}
 	if !s.busy {
 		return nil
 	}
@@ -392,7 +611,7 @@ func (w *Writer) kick(s *slot) error {
 	w.cur = (w.cur + 1) % len(w.slots)
 	if w.jobs == nil {
 		// Depth 1 (rule 4): deliver inline, no worker and no queue.
-		w.deliverSlot(s)
+		w.deliverSlot(s, false)
 		s.busy = false
 		return w.error()
 	}
@@ -433,42 +652,60 @@ func (w *Writer) waitPending(n int64) error {
 func (w *Writer) worker() {
 	defer close(w.workerDone)
 	for s := range w.jobs {
-		w.deliverSlot(s)
-		s.done <- struct{}{}
+		w.deliverSlot(s, true)
 	}
 }
 
-// deliverSlot waits for slot s's batch and writes it to the sink. After a
-// failure it still waits (so the stage stops touching the slot before
-// anyone frees it) but writes nothing.
-func (w *Writer) deliverSlot(s *slot) {
+// deliverSlot waits for slot s's batch and hands it to the shard writer.
+// The slot is released (its raw bytes retired and, with signal, its done
+// sent) once every byte of the batch is written, since the queued writes
+// point into the slot's output. After a failure it still waits (so the
+// stage stops touching the slot before anyone frees it) but writes
+// nothing. The inline path of depth 1 does not signal: its producer
+// marks the slot free itself.
+func (w *Writer) deliverSlot(s *slot, signal bool) {
 	raw := s.batch.Frames * w.frameBytes
-	defer func() {
+	release := func() {
 		w.retired.Add(raw)
 		select {
 		case w.retiredSig <- struct{}{}:
 		default:
 		}
-	}()
+		if signal {
+			s.done <- struct{}{}
+		}
+	}
 	start := time.Now()
 	out, err := s.st.Wait(w.ctx)
 	w.c.stageWait.Add(int64(time.Since(start)))
 	if err != nil {
 		w.fail(fmt.Errorf("compress batch at frame %d: %w", s.batch.FirstEpoch*w.epochFrames, err))
+		release()
 		return
 	}
 	w.addTimes(&out.Times)
 	if w.error() != nil {
+		release()
 		return
 	}
-	start = time.Now()
-	err = w.deliver(out, s.batch)
-	w.c.deliver.Add(int64(time.Since(start)))
+	if w.down != nil && out.DownFrames > 0 {
+		// The next level takes its frames now, while the slot holds them.
+		if _, err := w.down.Write(out.Down); err != nil {
+			w.fail(fmt.Errorf("next pyramid level: %w", err))
+			release()
+			return
+		}
+	}
+	err = w.sw.deliver(out, s.batch, w.epochFrames, func() {
+		if w.error() == nil {
+			w.c.delivered.Add(1)
+		}
+		release()
+	})
 	if err != nil {
 		w.fail(err)
-		return
+		release()
 	}
-	w.c.delivered.Add(1)
 }
 
 func (w *Writer) addTimes(t *stage.Times) {
@@ -513,6 +750,7 @@ func (w *Writer) fail(err error) {
 // first error: a failure, a *TooManyFramesError, a *PartialFrameError or a
 // *ShortInputError. Calling it again returns the same.
 func (w *Writer) Close() error {
+	w.stopFlusher()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed.Load() {
@@ -534,11 +772,11 @@ func (w *Writer) Close() error {
 		}
 	}
 	w.stopWorker()
-	frames := w.bytesIn / w.frameBytes
+	frames := w.startFrame + w.bytesIn/w.frameBytes // the array's, not this run's
 	if w.error() == nil {
-		if err := w.d.finishRow(w, frames); err != nil {
-			w.fail(err)
-		}
+		// The open row is finished as it is and every byte written and
+		// committed before the final zarr.json names the frames.
+		w.sw.close(frames)
 	}
 	var short error
 	if w.error() == nil {
@@ -546,7 +784,7 @@ func (w *Writer) Close() error {
 		if !w.spec.Growing() && frames < w.spec.Shape[0] && w.inputErr == nil {
 			short = &ShortInputError{Got: frames, Declared: w.spec.Shape[0]}
 		}
-		if err := w.putMeta(shape0); err != nil {
+		if err := w.sw.putMeta(shape0); err != nil {
 			w.fail(err)
 		}
 	}
@@ -592,7 +830,18 @@ func (w *Writer) Abort(err error) error {
 		err = ErrAborted
 	}
 	w.fail(err)
-	w.interrupt()
+	if w.set.IOWorkers == 0 {
+		// Writes are inline: the producer or the worker may be blocked
+		// in one, so it is interrupted now.
+		w.sw.interrupt()
+	} else {
+		// Lanes get drainTimeout to finish the complete rows queued to them
+		// (see shardWriter.abort), then every file is interrupted, also
+		// if the worker is blocked queueing to a stalled lane.
+		time.AfterFunc(drainTimeout, w.sw.interrupt)
+	}
+	w.cancelSlots()
+	w.stopFlusher()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed.Load() {
@@ -602,6 +851,19 @@ func (w *Writer) Abort(err error) error {
 	w.abandon()
 	w.teardown()
 	return w.result()
+}
+
+// cancelSlots asks every slot's in-flight batch to stop early (where the
+// stage can), so an abort does not wait for Depth batches to compress.
+// Safe from any goroutine.
+func (w *Writer) cancelSlots() {
+	w.smu.Lock()
+	defer w.smu.Unlock()
+	for _, s := range w.stSlots {
+		if c, ok := s.(stage.Canceler); ok {
+			c.Cancel()
+		}
+	}
 }
 
 // stopWorker closes the job queue and waits for the worker to deliver or
@@ -615,6 +877,9 @@ func (w *Writer) stopWorker() {
 		close(w.jobs)
 		<-w.workerDone
 	}
+	// Every delivered batch's writes finish (or are dropped) before any
+	// slot counts as free.
+	w.sw.drain()
 	for _, s := range w.slots {
 		s.busy = false
 	}
@@ -624,22 +889,26 @@ func (w *Writer) stopWorker() {
 // the frames of committed shard rows, within abortMetaTimeout. The worker
 // is stopped, so the delivery state belongs to the caller.
 func (w *Writer) abandon() {
-	w.interrupt()
-	w.d.abortOpen(w)
-	w.putMetaBounded(w.d.committed)
+	w.sw.abort(abortMetaTimeout)
 }
 
 // teardown stops the copy helpers and frees the slots: only after the
 // worker is joined, so no job can touch a freed buffer.
 func (w *Writer) teardown() {
 	w.cp.stop()
+	w.cancel(errClosedCtx) // stops a background allocation still running
 	w.freeSlots()
 	w.closed.Store(true)
-	w.cancel(errClosedCtx)
 }
 
 func (w *Writer) freeSlots() {
+	// No slot may still be in allocation: allocRest stops at the
+	// cancelled context (teardown cancels before it frees).
+	<-w.allocDone
 	for _, s := range w.slots {
+		if s.st == nil {
+			continue // never allocated
+		}
 		if s == w.reading {
 			// r.Read is still writing into its staging (see ReadFrom).
 			w.deferFree = s
@@ -671,6 +940,9 @@ func (w *Writer) Stats() Stats {
 		StallPending: time.Duration(w.c.stallPending.Load()),
 		StageWait:    time.Duration(w.c.stageWait.Load()),
 		Deliver:      time.Duration(w.c.deliver.Load()),
+		AllocFirst:   time.Duration(w.c.allocFirst.Load()),
+		AllocRest:    time.Duration(w.c.allocRest.Load()),
+		StallAlloc:   time.Duration(w.c.stallAlloc.Load()),
 		Stage: stage.Times{
 			H2D:       time.Duration(w.c.h2d.Load()),
 			Tile:      time.Duration(w.c.tile.Load()),
@@ -682,3 +954,11 @@ func (w *Writer) Stats() Stats {
 		},
 	}
 }
+
+// abortMetaTimeout bounds the zarr.json rewrite during an abort: a sink
+// that stalls must not make Abort hang. If it runs out, the previous
+// zarr.json stays, which names at most the committed frames too. A
+// healthy disk writes it in well under a millisecond; 150 ms keeps
+// Abort's whole bound (1 s, what an interrupted user waits at most) far
+// above it.
+const abortMetaTimeout = 150 * time.Millisecond

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zwrite/zwrite/internal/sink"
+	"github.com/zwrite/zwrite/internal/sink/sinktest"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
@@ -84,9 +84,9 @@ func runWriter(t testing.TB, spec zarr.Spec, input []byte, o runOpts) (map[strin
 	t.Helper()
 	cfg := o.cfg
 	cfg.Spec = spec
-	mem, _ := cfg.Sink.(*sink.Mem)
+	mem, _ := cfg.Sink.(*sinktest.Mem)
 	if cfg.Sink == nil {
-		mem = sink.NewMem()
+		mem = sinktest.NewMem()
 		cfg.Sink = mem
 	}
 	if cfg.Stage == nil {

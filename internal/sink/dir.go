@@ -9,17 +9,12 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 )
 
-// DirOptions configure a directory sink. The zero value is a sink that
-// refuses to touch an existing store and does not fsync.
+// DirOptions configure a directory sink. The zero value does not fsync.
 type DirOptions struct {
-	// Overwrite allows replacing an existing store (a directory holding a
-	// zarr.json). A non-empty directory without zarr.json is never deleted.
-	Overwrite bool
 	// Fsync makes Commit fsync the file before the rename and the
 	// directory after it, so a committed file survives a power loss.
 	// Off by default: it costs throughput and a crash of zwrite itself
@@ -27,12 +22,17 @@ type DirOptions struct {
 	Fsync bool
 }
 
-// Dir writes a store into a directory. Every file is written to a hidden
+// Dir writes files into a directory. Every file is written to a hidden
 // temp name in its final directory and renamed when committed, so a reader
-// (or a crash) sees either the previous file or the complete new one.
+// (or a crash) sees either the previous file or the complete new one. It
+// holds no policy about what may be replaced: Open decides that before it
+// hands out a Dir.
 type Dir struct {
 	root string
 	opt  DirOptions
+	// The OS calls Commit makes, replaceable by tests to make the rare
+	// failures (fsync, close, rename, directory sync) happen on demand.
+	ops dirOps
 
 	mu     sync.Mutex
 	dirs   map[string]bool   // directories known to exist
@@ -40,53 +40,55 @@ type Dir struct {
 	closed bool
 }
 
-// NewDir prepares the store directory at p. An existing non-empty path is
-// an error unless o.Overwrite is set, and even then only a Zarr store
-// (a directory with a zarr.json) is removed.
+// tempFile is what a dirFile needs of its *os.File.
+type tempFile interface {
+	Write(p []byte) (int, error)
+	Stat() (fs.FileInfo, error)
+	Sync() error
+	Close() error
+}
+
+type dirOps struct {
+	wrap    func(f *os.File) tempFile // nil: the file itself
+	rename  func(oldpath, newpath string) error
+	syncDir func(dir string) error
+}
+
+func defaultOps() dirOps {
+	return dirOps{rename: os.Rename, syncDir: syncDir}
+}
+
+// syncDir fsyncs a directory, so that a rename in it survives a power loss.
+func syncDir(dir string) error {
+	dh, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = dh.Sync()
+	if cerr := dh.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// NewDir returns a sink writing into the directory p, creating it (and its
+// parents) if needed. It checks that p is writable, so that an unusable
+// output fails before any data is read rather than at the first shard.
 func NewDir(p string, o DirOptions) (*Dir, error) {
 	if p == "" {
 		return nil, errors.New("output path is empty")
 	}
-	st, err := os.Stat(p)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("output %s: %w", p, err)
-	case !st.IsDir():
-		if !o.Overwrite {
-			return nil, fmt.Errorf("output %s exists; pass --overwrite to replace it", p)
-		}
-		return nil, fmt.Errorf("output %s is a file, not a Zarr store; refusing to replace it (remove it yourself or pick another path)", p)
-	default:
-		ents, err := os.ReadDir(p)
-		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", p, err)
-		}
-		if len(ents) > 0 {
-			if !o.Overwrite {
-				return nil, fmt.Errorf("output %s exists; pass --overwrite to replace it", p)
-			}
-			if _, err := os.Stat(filepath.Join(p, "zarr.json")); err != nil {
-				return nil, fmt.Errorf("output %s is a non-empty directory without zarr.json (not a Zarr store); refusing to delete it with --overwrite (remove it yourself or pick another path)", p)
-			}
-			if err := os.RemoveAll(p); err != nil {
-				return nil, fmt.Errorf("remove existing store %s: %w", p, err)
-			}
-		}
-	}
 	if err := os.MkdirAll(p, 0o755); err != nil {
-		return nil, fmt.Errorf("create output %s: %w", p, err)
+		return nil, fmt.Errorf("create output %s: %w", p, bare(err))
 	}
-	// Probe now, so that an unwritable output fails before any data is
-	// read rather than at the first shard.
 	f, err := createTemp(p, ".zwrite-probe")
 	if err != nil {
-		return nil, fmt.Errorf("output %s is not writable: %w", p, err)
+		return nil, fmt.Errorf("output %s is not writable: %w", p, bare(err))
 	}
 	name := f.Name()
 	f.Close()
 	os.Remove(name)
-	return &Dir{root: p, opt: o, dirs: map[string]bool{".": true}, open: map[*dirFile]bool{}}, nil
+	return &Dir{root: p, opt: o, ops: defaultOps(), dirs: map[string]bool{".": true}, open: map[*dirFile]bool{}}, nil
 }
 
 // createTemp creates a new file named prefix-<random> in dir, as
@@ -110,17 +112,9 @@ func createTemp(dir, prefix string) (*os.File, error) {
 // Root is the store directory.
 func (d *Dir) Root() string { return d.root }
 
-// checkKey rejects keys that would escape the store.
-func checkKey(key string) error {
-	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || key == ".." || strings.HasPrefix(key, "../") {
-		return fmt.Errorf("invalid key %q", key)
-	}
-	return nil
-}
-
 // Create implements Sink.
 func (d *Dir) Create(key string) (File, error) {
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
@@ -140,7 +134,11 @@ func (d *Dir) Create(key string) (File, error) {
 	if err != nil {
 		return nil, bare(err)
 	}
-	df := &dirFile{d: d, key: key, f: f, tmp: f.Name(), final: filepath.Join(dir, path.Base(key)), dir: dir}
+	var tf tempFile = f
+	if d.ops.wrap != nil {
+		tf = d.ops.wrap(f)
+	}
+	df := &dirFile{d: d, key: key, f: tf, tmp: f.Name(), final: filepath.Join(dir, path.Base(key)), dir: dir}
 	d.open[df] = true
 	return df, nil
 }
@@ -199,7 +197,7 @@ var errAborted = errors.New("file was aborted")
 type dirFile struct {
 	d                    *Dir
 	key, tmp, final, dir string
-	f                    *os.File
+	f                    tempFile
 	n                    int64
 	// state moves once, from open to committed or aborted, by CAS: that
 	// settles a race between the owner's Commit and an interrupting Abort.
@@ -259,17 +257,15 @@ func (f *dirFile) Commit() error {
 		os.Remove(f.tmp)
 		return bare(err)
 	}
-	if err := os.Rename(f.tmp, f.final); err != nil {
+	if err := f.d.ops.rename(f.tmp, f.final); err != nil {
 		os.Remove(f.tmp)
 		return fmt.Errorf("rename: %w", bare(err))
 	}
 	if f.d.opt.Fsync {
-		if dh, err := os.Open(f.dir); err == nil {
-			err = dh.Sync()
-			dh.Close()
-			if err != nil {
-				return fmt.Errorf("sync directory: %w", bare(err))
-			}
+		// The file is in place but may not survive a power loss: report
+		// it, since the caller asked for durability.
+		if err := f.d.ops.syncDir(f.dir); err != nil {
+			return fmt.Errorf("sync directory: %w", bare(err))
 		}
 	}
 	return nil
@@ -290,22 +286,4 @@ func (f *dirFile) Abort() error {
 		}
 	})
 	return f.abortErr
-}
-
-// Put writes data to key through s.Create, Write and Commit, aborting the
-// file on any error. Sinks use it to implement Sink.Put; its errors name
-// the key.
-func Put(s Sink, key string, data []byte) error {
-	f, err := s.Create(key)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", key, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Abort()
-		return fmt.Errorf("write %s: %w", key, err)
-	}
-	if err := f.Commit(); err != nil {
-		return fmt.Errorf("commit %s: %w", key, err)
-	}
-	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zwrite/zwrite/internal/codec"
+	"github.com/zwrite/zwrite/internal/downsample"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -40,6 +41,7 @@ type CPU struct {
 	spec    zarr.Spec
 	layout  *Layout
 	workers []*cpuWorker
+	down    *Downsample // nil: no next pyramid level
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -81,6 +83,12 @@ func NewCPU(cfg Config) (Stage, error) {
 		n = runtime.GOMAXPROCS(0)
 	}
 	s := &CPU{spec: spec, layout: layout, queue: make([]ticket, 16)}
+	if cfg.Down != nil {
+		if err := cfg.Down.Validate(&spec); err != nil {
+			return nil, fmt.Errorf("new cpu stage: %w", err)
+		}
+		s.down = &Downsample{Reduce: append([]bool(nil), cfg.Down.Reduce...), Method: cfg.Down.Method}
+	}
 	s.cond = sync.NewCond(&s.mu)
 	for i := 0; i < n; i++ {
 		enc, err := codec.NewChunkEncoder(&spec)
@@ -214,12 +222,14 @@ func (s *CPU) NewSlot(maxFrames int64) (Slot, error) {
 		plan:      l.NewPlan(maxFrames),
 		bound:     bound,
 		scratch:   make([]byte, maxChunks*bound),
+		downBuf:   downBuffer(s, maxFrames),
 		finished:  make([]atomic.Uint32, maxChunks),
 		done:      make(chan struct{}, 1),
 	}
 	sl.tiledInPlace = s.spec.Codec == zarr.CodecNone
 	prefault(sl.staging)
 	prefault(sl.scratch)
+	prefault(sl.downBuf)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -228,6 +238,9 @@ func (s *CPU) NewSlot(maxFrames int64) (Slot, error) {
 	s.slots++
 	return sl, nil
 }
+
+// errCancelled is what Wait reports for a batch stopped by Cancel.
+var errCancelled = errors.New("cancelled")
 
 type cpuSlot struct {
 	stage     *CPU
@@ -240,18 +253,27 @@ type cpuSlot struct {
 	// place and need no compaction.
 	tiledInPlace bool
 
+	// downBuf receives Output.Down (nil without a next level).
+	downBuf []byte
+
 	// Per batch, written by Kick before the ticket is queued; workers read
 	// them only while they hold an unfinished claim of that batch.
-	batch  Batch
-	n      int64  // chunks in the batch
-	gen    uint32 // batch generation, never 0 for a kicked batch
-	kicked time.Time
+	batch   Batch
+	n       int64 // work units: the batch's chunks, then its downsample units
+	nChunks int64 // chunks in the batch
+	// The batch's reduction for the next level: output frames [u*downGrain,
+	// ...) are unit nChunks+u.
+	downPlan  *downsample.Plan
+	downGrain int64
+	gen       uint32 // batch generation, never 0 for a kicked batch
+	kicked    time.Time
 
 	claim    atomic.Uint64 // gen<<32 | next unclaimed chunk
 	pending  atomic.Int64  // chunks not yet done
 	cancel   atomic.Bool
 	finished []atomic.Uint32 // gen of the batch in which chunk k finished
 	tileNs   atomic.Int64
+	downNs   atomic.Int64
 	compNs   atomic.Int64
 	aggNs    atomic.Int64
 
@@ -287,12 +309,18 @@ func (sl *cpuSlot) Kick(b Batch) error {
 	}
 	sl.kicked = time.Now()
 	sl.batch = b
-	sl.n = int64(len(sl.plan.Chunks))
+	sl.nChunks = int64(len(sl.plan.Chunks))
+	sl.n = sl.nChunks
+	if d := sl.stage.down; d != nil {
+		if err := sl.planDown(d, b); err != nil {
+			return fmt.Errorf("kick: %w", err)
+		}
+	}
 	// Claim enough chunks at a time that the claim costs nothing next to
 	// the work (>= 256 KiB of input), but leave several claims per worker
 	// so that the workers stay balanced.
 	workers := int64(len(sl.stage.workers))
-	grain := max(1, min(ceilDiv(256<<10, sl.stage.layout.ChunkBytes()), sl.n/(4*workers)))
+	grain := max(1, min(ceilDiv(256<<10, sl.stage.layout.ChunkBytes()), sl.nChunks/(4*workers)))
 	// Let whole groups of neighbours be tiled together (Layout.tileGroup).
 	grain = max(grain, sl.stage.layout.MaxGroup())
 	sl.gen++
@@ -302,6 +330,7 @@ func (sl *cpuSlot) Kick(b Batch) error {
 	sl.err = nil
 	sl.next, sl.off = 0, 0
 	sl.tileNs.Store(0)
+	sl.downNs.Store(0)
 	sl.compNs.Store(0)
 	sl.aggNs.Store(0)
 	sl.cancel.Store(false)
@@ -334,7 +363,12 @@ func (sl *cpuSlot) work(w *cpuWorker, t ticket) bool {
 		}
 	}
 	if !sl.cancel.Load() {
-		sl.process(w, gen, lo, hi)
+		if lo < sl.nChunks {
+			sl.process(w, gen, lo, min(hi, sl.nChunks))
+		}
+		if hi > sl.nChunks {
+			sl.reduce(max(lo, sl.nChunks)-sl.nChunks, hi-sl.nChunks)
+		}
 	}
 	if sl.pending.Add(lo-hi) == 0 {
 		sl.finish(gen)
@@ -411,7 +445,7 @@ func (sl *cpuSlot) commit(gen uint32, wait bool) {
 	}
 	t0 := time.Now()
 	chunks := sl.plan.Chunks
-	for sl.next < sl.n && sl.finished[sl.next].Load() == gen {
+	for sl.next < sl.nChunks && sl.finished[sl.next].Load() == gen {
 		c := &chunks[sl.next]
 		src := sl.next * sl.bound
 		if src != sl.off {
@@ -447,9 +481,15 @@ func (sl *cpuSlot) finish(gen uint32) {
 		out.Data = sl.scratch[:size]
 		out.Segs = p.Segs
 		out.Chunks = p.Chunks
+		out.Down, out.DownFrames = nil, 0
+		if sl.downPlan != nil {
+			out.DownFrames = sl.downPlan.Out[0]
+			out.Down = sl.downBuf[:out.DownFrames*sl.downPlan.FrameBytes()]
+		}
 	}
 	out.Times = Times{
 		Tile:      time.Duration(sl.tileNs.Load()),
+		Downscale: time.Duration(sl.downNs.Load()),
 		Compress:  time.Duration(sl.compNs.Load()),
 		Aggregate: time.Duration(sl.aggNs.Load()) + time.Since(t0),
 		Wall:      time.Since(sl.kicked),
@@ -476,8 +516,53 @@ func (sl *cpuSlot) Wait(ctx context.Context) (*Output, error) {
 	if sl.err != nil {
 		return nil, fmt.Errorf("batch at epoch %d: %w", sl.batch.FirstEpoch, sl.err)
 	}
+	if sl.cancel.Load() {
+		// Cancelled while in flight: some chunks were skipped, so there
+		// is no output (finish built none).
+		return nil, fmt.Errorf("batch at epoch %d: %w", sl.batch.FirstEpoch, errCancelled)
+	}
 	return &sl.out, nil
 }
+
+// downBuffer is a slot's Output.Down buffer for batches of maxFrames.
+func downBuffer(s *CPU, maxFrames int64) []byte {
+	if s.down == nil {
+		return nil
+	}
+	return make([]byte, s.down.DownFrames(maxFrames)*s.down.DownFrameBytes(&s.spec))
+}
+
+// planDown prepares the batch's reduction: a plan for its frames, and
+// units of about 1 MiB of input each, claimed by the workers after the
+// chunks.
+func (sl *cpuSlot) planDown(d *Downsample, b Batch) error {
+	shape := append([]int64{b.Frames}, sl.stage.spec.Shape[1:]...)
+	p, err := downsample.NewPlan(shape, d.Reduce, sl.stage.spec.DType, d.Method)
+	if err != nil {
+		return err
+	}
+	per := sl.stage.layout.FrameBytes()
+	if d.Reduce[0] {
+		per *= 2
+	}
+	sl.downPlan = p
+	sl.downGrain = max(1, (1<<20)/max(per, 1))
+	sl.n += ceilDiv(p.Out[0], sl.downGrain)
+	return nil
+}
+
+// reduce computes downsample units [lo, hi) of the batch.
+func (sl *cpuSlot) reduce(lo, hi int64) {
+	t0 := time.Now()
+	p := sl.downPlan
+	in := sl.staging[:sl.batch.Frames*sl.stage.layout.FrameBytes()]
+	p.Frames(sl.downBuf, in, lo*sl.downGrain, min(hi*sl.downGrain, p.Out[0]))
+	sl.downNs.Add(int64(time.Since(t0)))
+}
+
+// Cancel implements Canceler: workers skip the chunks of the batch they
+// have not started.
+func (sl *cpuSlot) Cancel() { sl.cancel.Store(true) }
 
 // Free implements Slot.
 func (sl *cpuSlot) Free() error {
@@ -488,7 +573,7 @@ func (sl *cpuSlot) Free() error {
 		return nil
 	}
 	sl.freed = true
-	sl.staging, sl.scratch, sl.finished, sl.plan = nil, nil, nil, nil
+	sl.staging, sl.scratch, sl.finished, sl.plan, sl.downBuf = nil, nil, nil, nil, nil
 	sl.out = Output{}
 	s := sl.stage
 	s.mu.Lock()

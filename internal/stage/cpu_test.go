@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zwrite/zwrite/internal/codec/codectest"
+	"github.com/zwrite/zwrite/internal/downsample"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -38,6 +39,9 @@ func runBatch(t *testing.T, st Stage, spec *zarr.Spec, b Batch, seed uint64) (*O
 		Segs:   append([]Segment(nil), out.Segs...),
 		Chunks: append([]Chunk(nil), out.Chunks...),
 		Times:  out.Times,
+		Down:   append([]byte(nil), out.Down...),
+
+		DownFrames: out.DownFrames,
 	}
 	return cp, append([]byte(nil), staging...)
 }
@@ -346,5 +350,39 @@ func TestCPUNoAllocs(t *testing.T) {
 				t.Fatalf("%v allocations per batch, want 0", a)
 			}
 		})
+	}
+}
+
+// TestCPUDownsample: with Config.Down, every batch's Output.Down is the
+// reference reduction of the batch's frames, for every method, dtype and
+// reduce pattern (dim 0 included, odd frame counts), and compressing is
+// unchanged by it.
+func TestCPUDownsample(t *testing.T) {
+	for _, dt := range []zarr.DType{zarr.Uint16, zarr.Int32, zarr.Float32, zarr.Uint64} {
+		for _, m := range downsample.Methods {
+			for _, reduce := range [][]bool{{false, true, true}, {true, true, true}, {false, false, true}} {
+				t.Run(fmt.Sprintf("%v/%v/%v", dt, m, reduce), func(t *testing.T) {
+					spec := zarr.Spec{Shape: []int64{0, 37, 41}, Chunk: []int64{4, 8, 8}, Shard: []int64{8, 16, 16}, DType: dt, Codec: zarr.CodecZstd, Level: 1}
+					d := &Downsample{Reduce: reduce, Method: m}
+					st, err := NewCPU(Config{Spec: spec, Workers: 3, Down: d})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer st.Close()
+					for _, b := range []Batch{{FirstEpoch: 0, Frames: 8}, {FirstEpoch: 2, Frames: 7}, {FirstEpoch: 5, Frames: 1}} {
+						out, staging := runBatch(t, st, &spec, b, uint64(b.Frames))
+						p, _ := downsample.NewPlan(append([]int64{b.Frames}, spec.Shape[1:]...), reduce, dt, m)
+						want := make([]byte, p.Out[0]*p.FrameBytes())
+						downsample.Reference(p, want, staging[:b.Frames*spec.FrameBytes()], 0, p.Out[0])
+						if out.DownFrames != p.Out[0] || !bytes.Equal(out.Down, want) {
+							t.Fatalf("batch %+v: %d down frames (want %d), equal to the reference: %v", b, out.DownFrames, p.Out[0], bytes.Equal(out.Down, want))
+						}
+						if out.Times.Downscale <= 0 {
+							t.Errorf("batch %+v: downscale time not filled", b)
+						}
+					}
+				})
+			}
+		}
 	}
 }

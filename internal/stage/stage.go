@@ -2,8 +2,10 @@ package stage
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/zwrite/zwrite/internal/downsample"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -32,6 +34,14 @@ type Output struct {
 	Segs   []Segment
 	Chunks []Chunk
 	Times  Times // what this batch cost, per stage
+
+	// Down is the batch reduced for the next pyramid level, when the
+	// stage was built with Config.Down: DownFrames frames of the next
+	// level's shape, C order, made from this batch's frames alone (with
+	// Reduce[0], frame j from frames 2j and 2j+1 of the batch; an odd last
+	// frame of the stream makes one alone). Owned by the slot like Data.
+	Down       []byte
+	DownFrames int64
 }
 
 // Segment is the part of one shard that one batch produced.
@@ -57,6 +67,7 @@ type Times struct {
 	H2D       time.Duration
 	Tile      time.Duration
 	Shuffle   time.Duration
+	Downscale time.Duration // the next pyramid level's reduction
 	Compress  time.Duration
 	Aggregate time.Duration
 	D2H       time.Duration
@@ -68,6 +79,7 @@ func (t *Times) Add(o Times) {
 	t.H2D += o.H2D
 	t.Tile += o.Tile
 	t.Shuffle += o.Shuffle
+	t.Downscale += o.Downscale
 	t.Compress += o.Compress
 	t.Aggregate += o.Aggregate
 	t.D2H += o.D2H
@@ -107,6 +119,17 @@ type Slot interface {
 	Free() error
 }
 
+// Canceler is implemented by a Slot that can stop its in-flight batch
+// early: the pipeline calls Cancel on every slot when it aborts, from
+// whatever goroutine aborts, so that an abort with many batches in flight
+// does not wait for all of them to be compressed. Cancel on a slot with no
+// batch in flight does nothing. Wait must still be called for a kicked
+// batch; after a Cancel it returns an error once the slot's buffers are no
+// longer touched, or the finished output if the batch was already done.
+type Canceler interface {
+	Cancel()
+}
+
 // CopyHinter is implemented by a Stage whose compression does not run on
 // the host's cores (the GPU backend). The pipeline then gives the
 // producer's staging copy the cores the stage leaves idle: with the GPU
@@ -126,4 +149,43 @@ type Config struct {
 	// Workers is the number of CPU workers for tiling and compression;
 	// 0 means runtime.GOMAXPROCS(0).
 	Workers int
+	// Down, when set, makes every batch also give Output.Down.
+	Down *Downsample
+}
+
+// Downsample is the reduction a stage computes beside compressing, for
+// the next level of a pyramid (see internal/downsample for the
+// arithmetic). With Reduce[0] the pipeline kicks batches of an even
+// number of frames (all but the stream's last), so pairs of frames never
+// straddle two batches.
+type Downsample struct {
+	Reduce []bool // per dimension of the array, dim 0 included
+	Method downsample.Method
+}
+
+// Validate checks d against the array it reduces.
+func (d *Downsample) Validate(spec *zarr.Spec) error {
+	if len(d.Reduce) != spec.Rank() {
+		return fmt.Errorf("downsample: %d reduce flags for %d dimensions", len(d.Reduce), spec.Rank())
+	}
+	_, err := downsample.NewPlan(append([]int64{1}, spec.Shape[1:]...), d.Reduce, spec.DType, d.Method)
+	return err
+}
+
+// DownFrameBytes is the size of one frame of the next level.
+func (d *Downsample) DownFrameBytes(spec *zarr.Spec) int64 {
+	out := downsample.OutShape(append([]int64{1}, spec.Shape[1:]...), d.Reduce)
+	n := int64(spec.DType.Size())
+	for _, x := range out[1:] {
+		n *= x
+	}
+	return n
+}
+
+// DownFrames is how many next-level frames a batch of frames makes.
+func (d *Downsample) DownFrames(frames int64) int64 {
+	if d.Reduce[0] {
+		return (frames + 1) / 2
+	}
+	return frames
 }

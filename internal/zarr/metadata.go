@@ -472,8 +472,15 @@ func parseArray(b []byte) (*Meta, error) {
 	if _, ok := prodLimit(append([]int64{int64(m.Spec.DType.Size())}, m.Spec.Chunk...), 1<<31-1); !ok {
 		return nil, fmt.Errorf("chunk of %v elements is too large (limit 2 GiB)", m.Spec.Chunk)
 	}
-	if _, ok := prodLimit(append([]int64{int64(m.Spec.DType.Size())}, m.Spec.Shape...), 1<<62); !ok {
-		return nil, fmt.Errorf("shape: %v is too large (more than 2^62 bytes)", m.Spec.Shape)
+	// An empty dimension counts as 1 here: the product with a 0 in it is 0,
+	// and would let the other dimensions (and so the frame size, the grid
+	// and every offset a reader computes from them) overflow int64.
+	nonEmpty := []int64{int64(m.Spec.DType.Size())}
+	for _, x := range m.Spec.Shape {
+		nonEmpty = append(nonEmpty, max(x, 1))
+	}
+	if _, ok := prodLimit(nonEmpty, 1<<62); !ok {
+		return nil, fmt.Errorf("shape: %v is too large (more than 2^62 bytes, counting an empty dimension as 1)", m.Spec.Shape)
 	}
 	if _, ok := prodLimit(append(append([]int64(nil), m.Spec.Shard...), int64(m.Spec.DType.Size())), 1<<62); !ok {
 		return nil, fmt.Errorf("chunk_grid.configuration.chunk_shape: %v is too large", m.Spec.Shard)

@@ -2,6 +2,7 @@ package zarr
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,23 +19,41 @@ import (
 // Array reads a Zarr v3 array store through an fs.FS (os.DirFS for a
 // directory). It decodes none, zstd and blosc-lz4 chunks, sharded or not.
 // An Array is not safe for concurrent use; Close releases its decoder.
+//
+// Every size it reads from the store is checked before it is used: the
+// metadata is size-capped before it is parsed, an index only read when the
+// file holds it, an encoded chunk only read when it is no larger than the
+// codec can make one chunk and lies inside its file, and no decoder writes
+// more than the chunk size. Memory therefore stays within one epoch of
+// frames, a few chunks and the indexes of one shard row, whatever the
+// files say.
 type Array struct {
 	// Meta is the parsed zarr.json.
 	Meta *Meta
 
 	fsys  fs.FS
-	s     *Spec // &Meta.Spec
+	s     *Spec   // &Meta.Spec
+	sgrid []int64 // storage files along every dimension (ceil(shape/shard))
+	cb    int     // ChunkBytes
 	zdec  *zstd.Decoder
 	bdec  blosc.Decoder
-	fill  []byte // one chunk of the fill value
 	enc   []byte // encoded chunk scratch
 	shard shardCache
 }
 
+// MaxMetadataBytes is the largest zarr.json Open reads. Real array
+// metadata is a few KiB even with long attributes; 16 MiB leaves room for
+// any of them while a store cannot make the reader load a huge (or
+// endless) file as JSON.
+const MaxMetadataBytes = 16 << 20
+
 // Open reads STORE/zarr.json from fsys (rooted at the store) and prepares
-// to read chunks.
+// to read chunks. zarr.json must be a regular file of at most
+// MaxMetadataBytes. fsys decides where symbolic links may lead and whether
+// opening a named pipe blocks (os.DirFS follows links anywhere and blocks;
+// the zwrite CLI hands in a file system that refuses both).
 func Open(fsys fs.FS) (*Array, error) {
-	b, err := fs.ReadFile(fsys, "zarr.json")
+	b, err := readMetadata(fsys)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -43,7 +62,13 @@ func Open(fsys fs.FS) (*Array, error) {
 		return nil, err
 	}
 	a := &Array{Meta: m, fsys: fsys, s: &m.Spec}
+	a.sgrid = make([]int64, len(m.Spec.Shape))
+	for d := range a.sgrid {
+		a.sgrid[d] = ceilDiv(m.Spec.Shape[d], m.Spec.Shard[d])
+	}
+	// ParseArray caps a chunk below 2 GiB, so this fits an int.
 	cb := m.Spec.ChunkBytes()
+	a.cb = int(cb)
 	if m.Spec.Codec == CodecZstd {
 		// One goroutine; output capped at the chunk size (DecodeAllCapLimit
 		// with cap(dst) = chunk size), so a corrupt frame cannot make the
@@ -56,13 +81,59 @@ func Open(fsys fs.FS) (*Array, error) {
 			return nil, fmt.Errorf("open store: zstd: %w", err)
 		}
 	}
-	a.fill = make([]byte, cb)
-	if !m.FillIsZero() {
-		for i := 0; i < len(a.fill); i += len(m.Fill) {
-			copy(a.fill[i:], m.Fill)
-		}
-	}
 	return a, nil
+}
+
+// readMetadata reads zarr.json, refusing anything but a regular file of at
+// most MaxMetadataBytes before reading a byte of it.
+func readMetadata(fsys fs.FS) ([]byte, error) {
+	f, err := fsys.Open("zarr.json")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("zarr.json: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("zarr.json is not a regular file (it is a %s)", ModeName(st.Mode()))
+	}
+	if st.Size() > MaxMetadataBytes {
+		return nil, fmt.Errorf("zarr.json is %d bytes; array metadata over %d MiB is refused", st.Size(), MaxMetadataBytes>>20)
+	}
+	// The limit also holds when the size Stat gave was wrong (a file still
+	// growing, a file system that does not know).
+	b, err := io.ReadAll(io.LimitReader(f, MaxMetadataBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read zarr.json: %w", err)
+	}
+	if len(b) > MaxMetadataBytes {
+		return nil, fmt.Errorf("zarr.json is more than %d MiB; array metadata that large is refused", MaxMetadataBytes>>20)
+	}
+	return b, nil
+}
+
+// ModeName names the kind of file a mode describes, for messages that
+// refuse one: "named pipe", "device", "directory".
+func ModeName(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "regular file"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "irregular file"
 }
 
 // Close releases the decoder and open shard files. Safe to call twice.
@@ -85,12 +156,13 @@ func (a *Array) ChunkGridAll() []int64 {
 	return g
 }
 
-// shardCache holds the open shard file and decoded index of the shards of
-// one shard row (the reader's working set), so that reading an epoch opens
-// and indexes each shard once.
+// shardCache holds the open shard files and decoded indexes of the shards
+// of one shard row (the reader's working set), so that reading an epoch
+// opens and indexes each shard once. Entries are keyed by the shard's
+// C-order position within the row, so a lookup builds no key string.
 type shardCache struct {
 	row     int64
-	entries map[string]*openShard
+	entries map[int64]*openShard
 }
 
 type openShard struct {
@@ -102,6 +174,10 @@ type openShard struct {
 	dataHi  uint64
 	missing bool
 }
+
+// missingShard stands for every absent shard file: the cache then costs a
+// map slot per absent shard, not an allocation.
+var missingShard = &openShard{missing: true}
 
 func (c *shardCache) reset() error {
 	var first error
@@ -116,8 +192,7 @@ func (c *shardCache) reset() error {
 	return first
 }
 
-// fileReaderAt gives random access to an fs.File: directly for *os.File
-// and fstest files, through Seek+Read otherwise.
+// seekReaderAt gives random access to an fs.File that is only a Seeker.
 type seekReaderAt struct{ f io.ReadSeeker }
 
 func (s seekReaderAt) ReadAt(p []byte, off int64) (int, error) {
@@ -128,10 +203,11 @@ func (s seekReaderAt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // openShardFile opens the shard with storage key key and decodes its index.
+// An absent file is missingShard.
 func (a *Array) openShardFile(key string) (*openShard, error) {
 	f, err := a.fsys.Open(key)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &openShard{missing: true}, nil
+		return missingShard, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open shard %s: %w", key, err)
@@ -146,7 +222,7 @@ func (a *Array) openShardFile(key string) (*openShard, error) {
 		return fail(err)
 	}
 	if !st.Mode().IsRegular() {
-		return fail(fmt.Errorf("not a regular file"))
+		return fail(fmt.Errorf("not a regular file (it is a %s)", ModeName(st.Mode())))
 	}
 	s.size = st.Size()
 	switch r := f.(type) {
@@ -160,6 +236,8 @@ func (a *Array) openShardFile(key string) (*openShard, error) {
 	if !a.Meta.Sharded {
 		return s, nil
 	}
+	// ParseArray caps the entries per shard at 2^27, so isz fits easily;
+	// it is allocated only once the file is known to hold it.
 	n := int(a.s.ChunksPerShard())
 	isz := int64(16 * n)
 	if a.Meta.IndexCRC {
@@ -186,32 +264,34 @@ func (a *Array) openShardFile(key string) (*openShard, error) {
 
 // shardFor returns the open shard holding inner chunk coords and the
 // C-order position of the chunk inside it.
-func (a *Array) shardFor(coords []int64) (*openShard, string, int, error) {
+func (a *Array) shardFor(coords []int64) (*openShard, int, error) {
 	n := len(coords)
 	var sc [MaxRank]int64
-	inner := int64(0)
+	inner, col := int64(0), int64(0)
 	for d := 0; d < n; d++ {
 		per := a.s.Shard[d] / a.s.Chunk[d]
 		sc[d] = coords[d] / per
 		inner = inner*per + coords[d]%per
+		if d > 0 {
+			col = col*a.sgrid[d] + sc[d]
+		}
 	}
-	key := a.Meta.ChunkKey(sc[:n])
 	if a.shard.entries == nil || a.shard.row != sc[0] {
 		if err := a.shard.reset(); err != nil {
-			return nil, key, 0, err
+			return nil, 0, err
 		}
 		a.shard.row = sc[0]
-		a.shard.entries = map[string]*openShard{}
+		a.shard.entries = map[int64]*openShard{}
 	}
-	s, ok := a.shard.entries[key]
+	s, ok := a.shard.entries[col]
 	if !ok {
 		var err error
-		if s, err = a.openShardFile(key); err != nil {
-			return nil, key, 0, err
+		if s, err = a.openShardFile(a.Meta.ChunkKey(sc[:n])); err != nil {
+			return nil, 0, err
 		}
-		a.shard.entries[key] = s
+		a.shard.entries[col] = s
 	}
-	return s, key, int(inner), nil
+	return s, int(inner), nil
 }
 
 // ReadChunk returns inner chunk coords (indices in the inner-chunk grid, all
@@ -227,35 +307,109 @@ func (a *Array) ReadChunk(dst []byte, coords []int64) ([]byte, error) {
 			return nil, fmt.Errorf("read chunk %v: outside the chunk grid %v", coords, a.ChunkGridAll())
 		}
 	}
-	s, key, inner, err := a.shardFor(coords)
+	s, inner, err := a.shardFor(coords)
 	if err != nil {
 		return nil, err
 	}
 	out, err := a.readInner(dst, s, inner)
 	if err != nil {
-		return nil, fmt.Errorf("read chunk %v (%s): %w", coords, key, err)
+		return nil, fmt.Errorf("read chunk %v (%s): %w", coords, a.keyOf(coords), err)
 	}
 	return out, nil
 }
 
+// keyOf is the storage key of the file holding inner chunk coords.
+func (a *Array) keyOf(coords []int64) string {
+	sc := make([]int64, len(coords))
+	for d := range sc {
+		sc[d] = coords[d] / (a.s.Shard[d] / a.s.Chunk[d])
+	}
+	return a.Meta.ChunkKey(sc)
+}
+
+// fillChunk returns one chunk of the fill value in dst's storage when it
+// has the capacity. Built on demand, so that a store whose metadata names
+// a huge chunk costs nothing until a chunk is read.
+func (a *Array) fillChunk(dst []byte) []byte {
+	if cap(dst) < a.cb {
+		dst = make([]byte, a.cb)
+	}
+	dst = dst[:a.cb]
+	if a.Meta.FillIsZero() {
+		clear(dst)
+		return dst
+	}
+	// Repeat the element by doubling copies (the chunk is whole elements).
+	n := copy(dst, a.Meta.Fill)
+	for n < len(dst) {
+		n += copy(dst[n:], dst[:n])
+	}
+	return dst
+}
+
+// Decoding bounds (see maxEncoded and checkEncoded).
+const (
+	// zstdFrameSlack covers what ZSTD_compressBound leaves out of a frame:
+	// the largest frame header (magic 4 + descriptor 1 + window 1 +
+	// dictionary id 4 + content size 8 bytes, RFC 8878 3.1.1) and the
+	// 4-byte content checksum.
+	zstdFrameSlack = 18 + 4
+	// zstdMaxExpansion bounds what one encoded byte of a zstd frame can
+	// decode to: the smallest block that regenerates anything is an RLE
+	// block (3-byte header, 1 byte) of at most 128 KiB (RFC 8878 3.1.1.2).
+	zstdMaxExpansion = (128 << 10) / 4
+)
+
+// zstdCompressBound is libzstd's ZSTD_COMPRESSBOUND (zstd.h): the largest
+// single-pass frame of n input bytes.
+func zstdCompressBound(n int64) int64 {
+	b := n + n>>8
+	if n < 128<<10 {
+		b += (128<<10 - n) >> 11
+	}
+	return b
+}
+
+// maxEncoded is the largest encoded form one chunk of cb bytes can have:
+// none stores it as is; blosc adds at most its 16-byte header (c-blosc's
+// BLOSC_MAX_OVERHEAD: a buffer that would grow more is stored memcpyed);
+// zstd writes at most ZSTD_compressBound plus header and checksum. An index
+// entry or chunk file larger than this is damage, refused before anything
+// that size is allocated.
+func maxEncoded(c Codec, cb int64) int64 {
+	switch {
+	case c == CodecZstd:
+		return zstdCompressBound(cb) + zstdFrameSlack
+	case c.Blosc():
+		return cb + blosc.HeaderSize
+	}
+	return cb
+}
+
 // readInner decodes entry inner of s (the whole file when unsharded).
 func (a *Array) readInner(dst []byte, s *openShard, inner int) ([]byte, error) {
-	cb := int(a.s.ChunkBytes())
 	if s.missing {
-		return append(dst[:0], a.fill...), nil
+		return a.fillChunk(dst), nil
 	}
 	var off, nb uint64
+	limit := uint64(maxEncoded(a.s.Codec, int64(a.cb)))
 	if a.Meta.Sharded {
 		e := s.index[inner]
 		if e.Empty() {
-			return append(dst[:0], a.fill...), nil
+			return a.fillChunk(dst), nil
 		}
 		if e.Offset < s.dataLo || e.Offset > s.dataHi || e.Nbytes > s.dataHi-e.Offset {
 			return nil, fmt.Errorf("index entry %d (offset %d, %d bytes) lies outside the chunk data [%d, %d)", inner, e.Offset, e.Nbytes, s.dataLo, s.dataHi)
 		}
+		if e.Nbytes > limit {
+			return nil, fmt.Errorf("index entry %d claims %d bytes; a %d-byte chunk encodes to at most %d with %s", inner, e.Nbytes, a.cb, limit, a.s.Codec)
+		}
 		off, nb = e.Offset, e.Nbytes
 	} else {
 		nb = uint64(s.size)
+		if nb > limit {
+			return nil, fmt.Errorf("chunk file is %d bytes; a %d-byte chunk encodes to at most %d with %s", nb, a.cb, limit, a.s.Codec)
+		}
 	}
 	if cap(a.enc) < int(nb) {
 		a.enc = make([]byte, nb)
@@ -264,7 +418,32 @@ func (a *Array) readInner(dst []byte, s *openShard, inner int) ([]byte, error) {
 	if n, err := s.r.ReadAt(enc, int64(off)); n != len(enc) {
 		return nil, fmt.Errorf("read %d bytes at %d: %w", nb, off, err)
 	}
-	return a.decode(dst, enc, cb)
+	if err := a.checkEncoded(enc); err != nil {
+		return nil, err
+	}
+	return a.decode(dst, enc, a.cb)
+}
+
+// checkEncoded refuses an encoded chunk that cannot decode to exactly one
+// chunk before the decoder sizes its output by it: a blosc header must
+// state the chunk size (the decoder would otherwise allocate what the
+// header says), and a zstd frame must be long enough to expand to it.
+func (a *Array) checkEncoded(enc []byte) error {
+	switch {
+	case a.s.Codec.Blosc():
+		h, err := blosc.ParseHeader(enc)
+		if err != nil {
+			return err
+		}
+		if h.NBytes != a.cb {
+			return fmt.Errorf("blosc header says the chunk decodes to %d bytes, want %d", h.NBytes, a.cb)
+		}
+	case a.s.Codec == CodecZstd:
+		if int64(len(enc))*zstdMaxExpansion < int64(a.cb) {
+			return fmt.Errorf("zstd: %d bytes cannot decode to a %d-byte chunk", len(enc), a.cb)
+		}
+	}
+	return nil
 }
 
 // decode turns one encoded chunk into exactly cb bytes.
@@ -300,31 +479,64 @@ func (a *Array) decode(dst, enc []byte, cb int) ([]byte, error) {
 	return out, nil
 }
 
-// ReadAll writes the whole array to w in C order. It works one epoch
-// (chunk[0] frames) at a time, so memory stays at one epoch of frames plus
-// the index of each shard in the current shard row, whatever the shard size.
+// ReadAll writes the whole array to w in C order: ReadAllContext without
+// a way to stop it.
 func (a *Array) ReadAll(w io.Writer) error {
+	return a.ReadAllContext(context.Background(), w)
+}
+
+// Reading limits.
+const (
+	// maxEpochBuffer bounds the frames ReadAll holds at once (one epoch).
+	// Real epochs are MiB to a few GiB; 16 GiB admits all of them.
+	maxEpochBuffer = 1 << 34
+	// writePiece is the most ReadAll hands w in one call, so that an
+	// interrupt is noticed between pieces of a large epoch.
+	writePiece = 4 << 20
+)
+
+// ReadAllContext writes the whole array to w in C order. It works one epoch
+// (chunk[0] frames, or shape[0] when the chunk is taller than the array) at
+// a time, so memory stays at one epoch of frames plus the index of each
+// shard in the current shard row, whatever the shard size. It checks ctx
+// before every chunk and every write and returns the context's error once
+// ctx is done.
+func (a *Array) ReadAllContext(ctx context.Context, w io.Writer) error {
+	return a.ReadFramesContext(ctx, w, 0, a.s.Shape[0])
+}
+
+// ReadFramesContext writes frames [lo, hi) of the array to w in C order,
+// like ReadAllContext (one epoch buffered at a time). A resume reads the
+// frames of the last, partial shard row back with it.
+func (a *Array) ReadFramesContext(ctx context.Context, w io.Writer, lo, hi int64) error {
 	s := a.s
 	n := len(s.Shape)
-	fb := s.FrameBytes()
-	ep := s.Chunk[0]
-	if ep*fb > 1<<34 {
-		return fmt.Errorf("read: an epoch of %d frames is %d bytes, too large to buffer", ep, ep*fb)
+	if lo < 0 || hi > s.Shape[0] || lo > hi {
+		return fmt.Errorf("read frames [%d, %d): outside the array's %d frames", lo, hi, s.Shape[0])
 	}
 	grid := a.ChunkGridAll()
-	if prod(grid) == 0 {
+	if prod(grid) == 0 || lo == hi {
 		return nil // an empty array (some dimension is 0)
 	}
-	buf := make([]byte, ep*fb)
+	fb := s.FrameBytes() // ParseArray keeps it below 2^62
+	ep := min(s.Chunk[0], s.Shape[0])
+	size, ok := mulCap(ep, fb, maxEpochBuffer)
+	if !ok {
+		return fmt.Errorf("read: an epoch of %d frames of %d bytes is more than %d GiB, too large to buffer", ep, fb, maxEpochBuffer>>30)
+	}
+	buf := make([]byte, size)
 	var chunk []byte
 	coords := make([]int64, n)
-	for e := int64(0); e < grid[0]; e++ {
-		frames := min(ep, s.Shape[0]-e*ep)
+	for e := lo / s.Chunk[0]; e*s.Chunk[0] < hi; e++ {
+		frames := min(s.Chunk[0], s.Shape[0]-e*s.Chunk[0])
 		coords[0] = e
 		for d := 1; d < n; d++ {
 			coords[d] = 0
 		}
 		for {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("read: %w", context.Cause(ctx))
+			}
 			var err error
 			chunk, err = a.ReadChunk(chunk, coords)
 			if err != nil {
@@ -335,8 +547,17 @@ func (a *Array) ReadAll(w io.Writer) error {
 				break
 			}
 		}
-		if _, err := w.Write(buf[:frames*fb]); err != nil {
-			return fmt.Errorf("read: write output: %w", err)
+		first := max(lo-e*s.Chunk[0], 0)
+		last := min(hi-e*s.Chunk[0], frames)
+		for out := buf[first*fb : last*fb]; len(out) > 0; {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("read: %w", context.Cause(ctx))
+			}
+			k := min(len(out), writePiece)
+			if _, err := w.Write(out[:k]); err != nil {
+				return fmt.Errorf("read: write output: %w", err)
+			}
+			out = out[k:]
 		}
 	}
 	return nil
@@ -414,7 +635,13 @@ type Report struct {
 	Ratio         float64
 	RawCompared   bool     // the array equalled VerifyOptions.Raw
 	Stray         []string // files that are no chunk key of this array (temp files of a crashed writer, say)
-	Problems      []string // everything wrong, most important first; at most maxProblems
+	// Beyond are chunk keys of whole shard rows past shape[0]: a writer
+	// that stopped between committing a row and naming it in zarr.json
+	// leaves them. Readers never look there (a resume rewrites them), so
+	// they are no problem; BytesBeyond is their size, not in BytesStored.
+	Beyond      []string
+	BytesBeyond int64
+	Problems    []string // everything wrong, most important first; at most maxProblems
 }
 
 const maxProblems = 20
@@ -436,8 +663,21 @@ type VerifyOptions struct {
 // Usage sums the storage files without reading them: enough for zwrite
 // info. Problems and chunk counts stay empty.
 func (a *Array) Usage() (Report, error) {
+	return a.UsageContext(context.Background())
+}
+
+// UsageContext is Usage, stopped with the context's error once ctx is
+// done. A chunk key that is not a regular file (a named pipe, a device, a
+// link the file system will not follow) is an error: no reader could read
+// it.
+func (a *Array) UsageContext(ctx context.Context) (Report, error) {
 	var r Report
-	err := a.walk(&r, nil)
+	_, err := a.walk(ctx, &r, func(p string, err error) error {
+		return fmt.Errorf("%s: %w", p, err)
+	}, nil)
+	if err != nil {
+		err = fmt.Errorf("usage: %w", err)
+	}
 	a.finish(&r)
 	return r, err
 }
@@ -450,42 +690,93 @@ func (a *Array) finish(r *Report) {
 	}
 }
 
-// walk visits every file of the store, sums sizes and calls visit with the
-// storage-grid coordinates of each file that is a chunk key of this array.
-func (a *Array) walk(r *Report, visit func(key string, coords []int64, size int64)) error {
-	sgrid := make([]int64, len(a.s.Shape))
-	for d := range sgrid {
-		sgrid[d] = ceilDiv(a.s.Shape[d], a.s.Shard[d])
-	}
-	return fs.WalkDir(a.fsys, ".", func(p string, de fs.DirEntry, err error) error {
+// walk visits every file of the store (checking ctx before each), sums
+// sizes, lists strays and calls visit with the storage-grid coordinates of
+// each regular file that is a chunk key of this array and lies inside the
+// shape. A chunk key that is no regular file goes to bad, and walk stops
+// when bad returns an error. It returns the number of chunk keys inside the
+// storage grid, whatever their state: the files that are not missing.
+func (a *Array) walk(ctx context.Context, r *Report, bad func(p string, err error) error,
+	visit func(key string, coords []int64, size int64) error) (inGrid int64, err error) {
+	err = fs.WalkDir(a.fsys, ".", func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("list store: %w", err)
 		}
-		if de.IsDir() || p == "zarr.json" {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		if p == "." || p == "zarr.json" {
 			return nil
 		}
-		info, err := de.Info()
-		if err != nil {
-			return fmt.Errorf("list store: %w", err)
+		coords, isKey := a.parseKey(p)
+		if !isKey {
+			if !de.IsDir() {
+				r.Stray = append(r.Stray, p)
+			}
+			return nil
 		}
-		coords, ok := a.parseKey(p)
-		if !ok {
-			r.Stray = append(r.Stray, p)
+		beyond, rowBeyond := false, coords[0] >= a.sgrid[0]
+		for d, c := range coords {
+			if c >= a.sgrid[d] {
+				beyond = true
+				if d > 0 {
+					rowBeyond = false
+				}
+			}
+		}
+		if !beyond {
+			inGrid++
+		}
+		info, err := a.keyInfo(p, de)
+		if err != nil {
+			if err := bad(p, err); err != nil {
+				return err
+			}
+			if de.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if rowBeyond && !de.IsDir() {
+			r.Beyond = append(r.Beyond, p)
+			r.BytesBeyond += info.Size()
 			return nil
 		}
 		r.Shards++
 		r.BytesStored += info.Size()
-		for d, c := range coords {
-			if c >= sgrid[d] {
-				r.problem("%s: data beyond the shape %v", p, a.s.Shape)
-				return nil
-			}
+		if beyond {
+			r.problem("%s: data beyond the shape %v", p, a.s.Shape)
+			return nil
 		}
 		if visit != nil {
-			visit(p, coords, info.Size())
+			return visit(p, coords, info.Size())
 		}
 		return nil
 	})
+	return inGrid, err
+}
+
+// keyInfo describes the file at chunk key p, which must be a regular file.
+// A symbolic link is followed through the file system, which decides where
+// links may lead.
+func (a *Array) keyInfo(p string, de fs.DirEntry) (fs.FileInfo, error) {
+	info, err := de.Info()
+	if err != nil {
+		return nil, err
+	}
+	if info.Mode()&fs.ModeSymlink != 0 {
+		info, err = fs.Stat(a.fsys, p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("broken symbolic link")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (it is a %s)", ModeName(info.Mode()))
+	}
+	return info, nil
 }
 
 // parseKey turns a store path into storage-grid coordinates.
@@ -515,54 +806,70 @@ func (a *Array) parseKey(p string) ([]int64, bool) {
 	return c, true
 }
 
-// Verify checks the whole store: metadata (already parsed by Open), every
-// storage file's index length and crc32c, index entries inside the file and
-// not overlapping, every written chunk decoding to exactly the chunk size,
-// no data beyond the shape; with opts.Raw, the array's bytes against Raw.
-// The report is filled as far as the checks got; the error is non-nil when
-// anything is wrong (the details are in Report.Problems) or the store could
-// not be read.
+// Verify checks the whole store: VerifyContext without a way to stop it.
 func (a *Array) Verify(opts VerifyOptions) (Report, error) {
+	return a.VerifyContext(context.Background(), opts)
+}
+
+// VerifyContext checks the whole store: metadata (already parsed by Open),
+// every storage file's index length and crc32c, index entries inside the
+// file and not overlapping, every written chunk decoding to exactly the
+// chunk size, no data beyond the shape, every chunk key a regular file;
+// with opts.Raw, the array's bytes against Raw. It opens only the files
+// that exist (absent ones are counted, not looked up), so its time follows
+// the store's files, not the shape its metadata claims. It checks ctx
+// before every file and chunk and returns the context's error once ctx is
+// done. The report is filled as far as the checks got; the error is
+// non-nil when anything is wrong (the details are in Report.Problems) or
+// the store could not be read.
+func (a *Array) VerifyContext(ctx context.Context, opts VerifyOptions) (Report, error) {
 	var r Report
 	s := a.s
 	cps := s.ChunksPerShard()
+	per := s.ShardChunks()
+	grid := a.ChunkGridAll()
 	decode := opts.Raw == nil
 	var chunk []byte
-	present := map[string]bool{}
-	err := a.walk(&r, func(key string, sc []int64, size int64) {
-		present[key] = true
+	problem := func(p string, err error) error {
+		r.problem("%s: %v", p, err)
+		return nil
+	}
+	present, err := a.walk(ctx, &r, problem, func(key string, sc []int64, size int64) error {
 		sh, err := a.openShardFile(key)
 		if err != nil {
 			r.problem("%v", err)
-			return
+			return nil
 		}
 		if sh.missing {
-			return // removed while we looked
+			return nil // removed while we looked
 		}
 		defer sh.f.Close()
 		if !a.Meta.Sharded {
 			r.ChunksWritten++
 			if decode {
-				if _, err := a.readInner(chunk, sh, 0); err != nil {
+				if chunk, err = a.readInner(chunk, sh, 0); err != nil {
 					r.problem("chunk %s: %v", key, err)
 				}
 			}
-			return
+			return nil
 		}
 		if err := CheckEntries(sh.index, sh.dataLo, sh.dataHi); err != nil {
 			r.problem("shard %s: %v", key, err)
-			return
+			return nil
 		}
-		per := s.ShardChunks()
 		var ic [MaxRank]int64
 		for i := int64(0); i < cps; i++ {
-			// Global chunk coordinates of inner chunk i (C order in the shard).
+			if err := ctx.Err(); err != nil {
+				return context.Cause(ctx)
+			}
+			// Global chunk coordinates of inner chunk i (C order in the
+			// shard), compared with the grid rather than multiplied out.
 			rem := i
 			beyond := false
 			for d := len(per) - 1; d >= 0; d-- {
 				ic[d] = sc[d]*per[d] + rem%per[d]
 				rem /= per[d]
-				if ic[d]*s.Chunk[d] >= s.Shape[d] {
+				if ic[d] >= grid[d] {
 					beyond = true
 				}
 			}
@@ -582,35 +889,26 @@ func (a *Array) Verify(opts VerifyOptions) (Report, error) {
 				}
 			}
 		}
+		return nil
 	})
 	if err != nil {
-		return r, err
+		return r, fmt.Errorf("verify: %w", err)
 	}
-	// Chunks in storage files that do not exist read as fill value.
-	grid := a.ChunkGridAll()
+	// Chunks in storage files that do not exist read as fill value. They are
+	// counted, not looked up: the metadata may name far more files than
+	// exist. ParseArray keeps both products below 2^62.
 	r.Chunks = prod(grid)
-	if r.Chunks > 0 {
-		sgrid := make([]int64, len(grid))
-		for d := range sgrid {
-			sgrid[d] = ceilDiv(s.Shape[d], s.Shard[d])
-		}
-		sc := make([]int64, len(grid))
-		for {
-			if !present[a.Meta.ChunkKey(sc)] {
-				r.ShardsMissing++
-			}
-			if !nextCoords(sc, sgrid) {
-				break
-			}
-		}
-	}
+	r.ShardsMissing = prod(a.sgrid) - present
 	r.ChunksEmpty = r.Chunks - r.ChunksWritten
 	if opts.Raw != nil && len(r.Problems) == 0 {
 		cw := &compareWriter{raw: opts.Raw, frame: s.FrameBytes()}
-		if err := a.ReadAll(cw); err != nil {
-			if cw.diff != "" {
+		if err := a.ReadAllContext(ctx, cw); err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return r, fmt.Errorf("verify: %w", context.Cause(ctx))
+			case cw.diff != "":
 				r.problem("%s", cw.diff)
-			} else {
+			default:
 				r.problem("%v", err)
 			}
 		} else if extra := cw.trailing(); extra != "" {

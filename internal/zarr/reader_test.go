@@ -2,6 +2,7 @@ package zarr
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -398,45 +399,100 @@ func TestVerifyProblems(t *testing.T) {
 			return AppendIndex(b[:at], e)
 		})
 	}
+	// data with frames [f0, f1) read as the fill value (zero).
+	filled := func(f0, f1 int) []byte {
+		b := append([]byte(nil), data...)
+		clear(b[f0*10*2 : f1*10*2])
+		return b
+	}
+	// Each case says what Verify must find (want) and what ReadAll must
+	// then do: fail with read, or give readWant (what is stored, or the
+	// fill value where the damage leaves nothing to read).
 	tests := []struct {
-		name string
-		fsys fstest.MapFS
-		want string
+		name     string
+		fsys     fstest.MapFS
+		want     string
+		read     string
+		readWant []byte
 	}{
-		{"crc", edit("c/0/0", func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), "crc32c mismatch"},
-		{"short", edit("c/0/0", func(b []byte) []byte { return b[:20] }), "shorter than its"},
-		{"truncated index", edit("c/0/0", func(b []byte) []byte { return b[:len(b)-3] }), "crc32c"},
-		{"outside", editIndex(func(e []IndexEntry) { e[1].Nbytes += 1000 }), "outside the chunk data"},
-		{"overlap", editIndex(func(e []IndexEntry) { e[1].Offset = e[0].Offset + 1 }), "overlap"},
-		{"half empty", editIndex(func(e []IndexEntry) { e[2].Offset = EmptyEntry }), "half empty"},
-		{"bad chunk", edit("c/0/0", func(b []byte) []byte { b[2] = 0x08; return b }), "inner chunk 0"},
-		{"wrong size", editIndex(func(e []IndexEntry) { e[1].Nbytes-- }), "inner chunk 1"},
-		{"beyond shape file", func() fstest.MapFS {
+		{name: "crc", fsys: edit("c/0/0", func(b []byte) []byte { b[len(b)-1] ^= 1; return b }),
+			want: "crc32c mismatch", read: "shard c/0/0: shard index: crc32c mismatch"},
+		{name: "short", fsys: edit("c/0/0", func(b []byte) []byte { return b[:20] }),
+			want: "shorter than its", read: "shard c/0/0: 20 bytes is shorter than its 68-byte index"},
+		{name: "truncated index", fsys: edit("c/0/0", func(b []byte) []byte { return b[:len(b)-3] }),
+			want: "crc32c", read: "shard c/0/0: shard index: crc32c mismatch"},
+		{name: "outside", fsys: editIndex(func(e []IndexEntry) { e[1].Nbytes += 1000 }),
+			want: "outside the chunk data", read: "read chunk [0 1] (c/0/0): index entry 1 (offset 36, 1036 bytes) lies outside the chunk data"},
+		{name: "overlap", fsys: editIndex(func(e []IndexEntry) { e[1].Offset = e[0].Offset + 1 }),
+			want: "overlap", read: "read chunk [0 1] (c/0/0): blosc header says the chunk decodes to"},
+		{name: "half empty", fsys: editIndex(func(e []IndexEntry) { e[2].Offset = EmptyEntry }),
+			want: "half empty", read: "shard c/0/0: shard index: entry 2 is half empty"},
+		{name: "bad chunk", fsys: edit("c/0/0", func(b []byte) []byte { b[2] = 0x08; return b }),
+			want: "inner chunk 0", read: "read chunk [0 0] (c/0/0): blosc: reserved flag bit 3 set"},
+		{name: "wrong size", fsys: editIndex(func(e []IndexEntry) { e[1].Nbytes-- }),
+			want: "inner chunk 1", read: "read chunk [0 1] (c/0/0): blosc: header says 36 bytes, buffer has 35"},
+		{name: "broken link", fsys: func() fstest.MapFS {
+			m := good()
+			m["c/0/0"] = &fstest.MapFile{Data: []byte("gone"), Mode: fs.ModeSymlink}
+			return m
+		}(), want: "c/0/0: broken symbolic link", readWant: filled(0, 4)},
+		{name: "beyond shape file", fsys: func() fstest.MapFS {
+			// Past the shape in a frame dimension: no writer leaves that.
 			fs := good()
-			fs["c/5/0"] = fs["c/0/0"]
+			fs["c/0/5"] = fs["c/0/0"]
 			return fs
-		}(), "beyond the shape"},
-		{"beyond shape chunk", func() fstest.MapFS {
-			// Shard row 1 holds frames 4..7; shape 7 leaves its last epoch
-			// partial but present, so use shape 4 metadata over 7 frames.
+		}(), want: "beyond the shape", readWant: data},
+		{name: "beyond shape inner chunk", fsys: func() fstest.MapFS {
+			// Shape 2 ends inside shard c/0/0: its second chunk row (frames
+			// 2 and 3) lies beyond it.
 			fs := good()
-			m, _ := MarshalArray(&s, 4)
+			m, _ := MarshalArray(&s, 2)
 			fs["zarr.json"] = &fstest.MapFile{Data: m}
 			return fs
-		}(), "beyond the shape"},
+		}(), want: "shard c/0/0: inner chunk 2 [1 0] holds data beyond the shape", readWant: data[:2*10*2]},
 	}
+	// Whole shard rows past shape[0] are what a writer leaves when it
+	// stops between committing a row and naming it in zarr.json: listed,
+	// not a problem, and never read.
+	t.Run("rows beyond shape[0]", func(t *testing.T) {
+		fs := good()
+		m, _ := MarshalArray(&s, 4) // shard row 1 (frames 4..7) is past it
+		fs["zarr.json"] = &fstest.MapFile{Data: m}
+		a, err := Open(fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		rep, err := a.Verify(VerifyOptions{})
+		if err != nil || len(rep.Beyond) != 1 || rep.Beyond[0] != "c/1/0" || rep.BytesBeyond != int64(len(fs["c/1/0"].Data)) {
+			t.Fatalf("verify: %v, beyond %v (%d bytes)", err, rep.Beyond, rep.BytesBeyond)
+		}
+		var out bytes.Buffer
+		if err := a.ReadAll(&out); err != nil || !bytes.Equal(out.Bytes(), data[:4*10*2]) {
+			t.Fatalf("ReadAll: %v", err)
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a, err := Open(tc.fsys)
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer a.Close()
 			rep, err := a.Verify(VerifyOptions{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q\nproblems %q", err, tc.want, rep.Problems)
 			}
-			// ReadAll must fail cleanly or succeed, never panic.
-			_ = a.ReadAll(io.Discard)
+			var out bytes.Buffer
+			err = a.ReadAll(&out)
+			switch {
+			case tc.read != "" && (err == nil || !strings.Contains(err.Error(), tc.read)):
+				t.Errorf("ReadAll = %v, want an error containing %q", err, tc.read)
+			case tc.read == "" && err != nil:
+				t.Errorf("ReadAll = %v, want what is stored", err)
+			case tc.read == "" && !bytes.Equal(out.Bytes(), tc.readWant):
+				t.Errorf("ReadAll gave %d bytes differing from the %d expected", out.Len(), len(tc.readWant))
+			}
 		})
 	}
 }
@@ -522,4 +578,33 @@ func FuzzReadShard(f *testing.F) {
 			t.Fatalf("verify passed but ReadAll failed: %v", rerr)
 		}
 	})
+}
+
+// TestReadFrames: any frame range reads the bytes ReadAll gives for it.
+func TestReadFrames(t *testing.T) {
+	s := Spec{Shape: []int64{11, 5, 7}, DType: Uint16, Chunk: []int64{3, 2, 4}, Shard: []int64{6, 4, 4}, Codec: CodecZstd, Level: 1}
+	data := make([]byte, 11*s.FrameBytes())
+	for i := range data {
+		data[i] = byte(i*7 + i/13)
+	}
+	a, err := Open(writeStore(t, s, 11, data, storeOpts{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	fb := s.FrameBytes()
+	for lo := int64(0); lo <= 11; lo++ {
+		for hi := lo; hi <= 11; hi++ {
+			var buf bytes.Buffer
+			if err := a.ReadFramesContext(context.Background(), &buf, lo, hi); err != nil {
+				t.Fatalf("[%d, %d): %v", lo, hi, err)
+			}
+			if !bytes.Equal(buf.Bytes(), data[lo*fb:hi*fb]) {
+				t.Fatalf("[%d, %d): differs", lo, hi)
+			}
+		}
+	}
+	if err := a.ReadFramesContext(context.Background(), io.Discard, 3, 12); err == nil {
+		t.Error("a range past the array read without error")
+	}
 }

@@ -4,7 +4,8 @@ Must match internal/bench/scenario.go (shape slowest first; uint16 unless
 the user picks a dtype). Kept free of numpy so that shell scripts can read
 the geometry anywhere:  python3 scenarios.py SCENARIO  prints
 "EPOCH_SHAPE SHARD0" (the shape of one epoch, comma separated, and the
-frames of one shard row).
+frames of one shard row);  python3 scenarios.py SCENARIO flags  prints the
+geometry as zwrite append flags ("--shape 0,... --chunk ... --shard ...").
 """
 
 import sys
@@ -20,8 +21,16 @@ SCENARIOS = {
                        shard=[32768, 16, 16], dims=["t", "y", "x"]),
 }
 
+
+def _csv(v):
+    return ",".join(str(x) for x in v)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in SCENARIOS:
-        sys.exit("usage: scenarios.py {%s}" % "|".join(SCENARIOS))
+    if len(sys.argv) not in (2, 3) or sys.argv[1] not in SCENARIOS or sys.argv[2:] not in ([], ["flags"]):
+        sys.exit("usage: scenarios.py {%s} [flags]" % "|".join(SCENARIOS))
     g = SCENARIOS[sys.argv[1]]
-    print(",".join(str(v) for v in [g["chunk"][0]] + g["shape"][1:]), g["shard"][0])
+    if sys.argv[2:] == ["flags"]:
+        print(f"--shape {_csv([0] + g['shape'][1:])} --chunk {_csv(g['chunk'])} --shard {_csv(g['shard'])}")
+    else:
+        print(_csv([g["chunk"][0]] + g["shape"][1:]), g["shard"][0])

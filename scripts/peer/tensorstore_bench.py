@@ -14,6 +14,18 @@ compares the two). Like `zwrite bench --prefill`, one epoch is made once
 and cycled: every shard row is written from the same buffer, so only the
 writer is timed.
 
+The camera fill has no numpy port: its frames always come from a file made
+by `zwrite synth --fill camera` (--raw for one epoch, or --input for a whole
+file). One implementation of the scene and its noise, in Go, is what both
+sides then write: nothing to keep bit-exact in step, and the zwrite binary
+is on every machine this script runs on, since it is what is compared.
+
+With --input FILE the whole raw file is the array, as `zwrite append FILE`
+writes it: shape[1:] from --shape or the scenario, frames = file size /
+frame bytes; the file is memory-mapped and written one whole shard row per
+write (the last row may be partial). The file is read as the OS has it
+cached (on tmpfs, from memory), like zwrite's read of the same file.
+
 The output goes to tensorstore's memory kvstore (it has no discard
 kvstore) unless --kvstore file:DIR is given; output bytes are summed from
 the kvstore after the timed part.
@@ -141,20 +153,24 @@ def fill_frames(kind, shape, dtype, first, n):
 
 # ---- store spec ------------------------------------------------------------
 
-def codec_chain(codec, level, itemsize):
+SHUFFLES = {"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}
+BLOSC_CNAMES = {"lz4": "lz4", "blosc-zstd": "zstd"}
+
+
+def codec_chain(codec, level, itemsize, shuffle="byte"):
     chain = [{"name": "bytes", "configuration": {"endian": "little"}}]
     if codec == "zstd":
         chain.append({"name": "zstd", "configuration": {"level": level, "checksum": False}})
-    elif codec == "lz4":
+    elif codec in BLOSC_CNAMES:
         chain.append({"name": "blosc", "configuration": {
-            "cname": "lz4", "clevel": level, "shuffle": "shuffle",
+            "cname": BLOSC_CNAMES[codec], "clevel": level, "shuffle": SHUFFLES[shuffle],
             "typesize": itemsize, "blocksize": 0}})
     elif codec != "none":
-        raise SystemExit(f"unknown codec {codec!r} (want zstd, lz4 or none)")
+        raise SystemExit(f"unknown codec {codec!r} (want zstd, lz4, blosc-zstd or none)")
     return chain
 
 
-def store_spec(shape, chunk, shard, dims, dtype_name, codec, level, kvstore):
+def store_spec(shape, chunk, shard, dims, dtype_name, codec, level, kvstore, shuffle="byte"):
     itemsize = np.dtype(DTYPES[dtype_name]).itemsize
     if kvstore == "memory":
         kv = {"driver": "memory"}
@@ -170,7 +186,7 @@ def store_spec(shape, chunk, shard, dims, dtype_name, codec, level, kvstore):
         "fill_value": 0,
         "codecs": [{"name": "sharding_indexed", "configuration": {
             "chunk_shape": chunk,
-            "codecs": codec_chain(codec, level, itemsize),
+            "codecs": codec_chain(codec, level, itemsize, shuffle),
             "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
                              {"name": "crc32c"}],
             "index_location": "end"}}],
@@ -236,15 +252,57 @@ def human(n):
         n /= 1024
 
 
-def run_one(args, geo, codec, rowbuf, mach):
+class Cycled:
+    """Every shard row written from one buffer (the epoch repeated), as
+    zwrite bench --prefill cycles its epoch."""
+
+    def __init__(self, rowbuf, rows):
+        self.rowbuf, self.rows = rowbuf, rows
+        self.frames = rows * rowbuf.shape[0]
+        self.nbytes = rowbuf.nbytes * rows
+        self.prefill, self.label = True, None
+
+    def row(self, r):
+        return self.rowbuf
+
+    def sample(self):
+        return self.rowbuf
+
+
+class FromFile:
+    """A whole raw file, memory-mapped, written one shard row at a time
+    (the last one may be partial), as zwrite append FILE reads it."""
+
+    def __init__(self, path, shape, dtype, shard0):
+        frame_bytes = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
+        size = os.path.getsize(path)
+        if size == 0 or size % frame_bytes:
+            raise SystemExit(f"--input {path}: {size} bytes is not a whole number of "
+                             f"{frame_bytes}-byte frames of shape {shape[1:]} {np.dtype(dtype).name}")
+        self.frames = size // frame_bytes
+        self.mm = np.memmap(path, dtype=dtype, mode="r", shape=(self.frames,) + tuple(shape[1:]))
+        self.shard0 = shard0
+        self.rows = -(-self.frames // shard0)
+        self.nbytes = size
+        self.prefill, self.label = False, path
+
+    def row(self, r):
+        return self.mm[r * self.shard0:(r + 1) * self.shard0]
+
+    def sample(self):
+        # The memmove baseline copies a RAM buffer of one shard row.
+        return np.array(self.mm[:self.shard0])
+
+
+def run_one(args, geo, codec, source, mach):
     import tensorstore as ts
     shape, chunk, shard = geo["shape"], geo["chunk"], geo["shard"]
-    rows = shape[0] // shard[0]
-    level = args.level if args.level is not None else (1 if codec in ("zstd", "lz4") else 0)
+    level = args.level if args.level is not None else (0 if codec == "none" else 1)
     kvstore = args.kvstore
     if kvstore.startswith("file:"):
         kvstore = f"{kvstore}-{args.scenario}-{codec}"
-    spec = store_spec(shape, chunk, shard, geo.get("dims"), args.dtype, codec, level, kvstore)
+    spec = store_spec(shape, chunk, shard, geo.get("dims"), args.dtype, codec, level, kvstore,
+                      args.shuffle)
 
     t0 = time.perf_counter()
     store = ts.open(spec, create=True, delete_existing=True).result()
@@ -252,15 +310,16 @@ def run_one(args, geo, codec, rowbuf, mach):
 
     inflight = deque()
     t0 = time.perf_counter()
-    for r in range(rows):
+    for r in range(source.rows):
         while len(inflight) >= args.inflight:
             inflight.popleft().result()
-        inflight.append(store[r * shard[0]:(r + 1) * shard[0]].write(rowbuf))
+        data = source.row(r)
+        inflight.append(store[r * shard[0]:r * shard[0] + data.shape[0]].write(data))
     while inflight:
         inflight.popleft().result()
     wall = time.perf_counter() - t0
 
-    in_bytes = rowbuf.nbytes * rows
+    in_bytes = source.nbytes
     out_bytes = 0
     kv = store.kvstore
     for key in kv.list().result():
@@ -269,21 +328,24 @@ def run_one(args, geo, codec, rowbuf, mach):
             continue
         out_bytes += len(kv.read(k).result().value)
 
-    mm_gbps, mm_bytes = memmove_gbps(rowbuf, min(in_bytes, 4 << 30))
+    sample = source.sample()
+    mm_gbps, mm_bytes = memmove_gbps(sample, min(in_bytes, 4 << 30))
     in_gbps = in_bytes / wall / 1e9
+    shuffle = args.shuffle if codec in BLOSC_CNAMES else None
     rec = {
         "schema": SCHEMA, "tool": "tensorstore",
         "time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "command": sys.argv, "machine": mach,
         "scenario": {"name": args.scenario, "shape": shape, "chunk": chunk, "shard": shard,
-                     "dtype": args.dtype, "codec": codec, "level": level, "fill": args.fill,
-                     "frame_bytes": rowbuf.nbytes // shard[0],
+                     "dtype": args.dtype, "codec": codec, "level": level,
+                     "fill": "file" if source.label else args.fill,
+                     "frame_bytes": in_bytes // source.frames,
                      "dimension_names": geo.get("dims")},
         "config": {"backend": "tensorstore", "depth": args.inflight,
-                   "write_bytes": rowbuf.nbytes, "prefill": True, "prefill_bytes": rowbuf.nbytes,
+                   "write_bytes": sample.nbytes, "prefill": source.prefill,
                    "sink": "tensorstore memory kvstore" if kvstore == "memory" else kvstore,
                    "writes": "whole shard rows, %d in flight" % args.inflight},
-        "result": {"frames": shape[0], "input_bytes": in_bytes, "output_bytes": out_bytes,
+        "result": {"frames": source.frames, "input_bytes": in_bytes, "output_bytes": out_bytes,
                    "wall_s": wall, "init_s": init_s, "flush_s": 0.0, "fill_s": 0.0,
                    "input_gbps": in_gbps, "input_gibps": in_bytes / wall / 2**30,
                    "output_gbps": out_bytes / wall / 1e9,
@@ -293,9 +355,17 @@ def run_one(args, geo, codec, rowbuf, mach):
         "baselines": {"memmove_gbps": mm_gbps, "memmove_bytes": mm_bytes,
                       "e2e_over_memmove": in_gbps / mm_gbps if mm_gbps else 0},
     }
+    if shuffle:
+        rec["scenario"]["shuffle"] = shuffle
+    if source.prefill:
+        rec["config"]["prefill_bytes"] = sample.nbytes
+    else:
+        rec["config"]["input"] = source.label
+        rec["config"]["input_note"] = "read as the OS has the file cached"
     r = rec["result"]
-    print(f"tensorstore {args.scenario}  {args.dtype} {codec} level {level}  fill {args.fill}  "
-          f"whole shard rows, {args.inflight} in flight", file=sys.stderr)
+    what = f"input {source.label} (as the OS has it cached)" if source.label else f"fill {args.fill}"
+    print(f"tensorstore {args.scenario}  {args.dtype} {codec}{'/' + shuffle if shuffle else ''} "
+          f"level {level}  {what}  whole shard rows, {args.inflight} in flight", file=sys.stderr)
     print(f"  shape {shape}  chunk {chunk}  shard {shard}  sink {rec['config']['sink']}", file=sys.stderr)
     print(f"  input   {human(in_bytes)}  {r['frames']} frames  {in_gbps:.3f} GB/s  "
           f"({r['input_gibps']:.3f} GiB/s)", file=sys.stderr)
@@ -307,27 +377,52 @@ def run_one(args, geo, codec, rowbuf, mach):
     return rec
 
 
-def main():
+# Fills numpy computes here; camera comes only from zwrite synth files.
+NUMPY_FILLS = ["xor", "zeros", "rand", "thirds"]
+FILE_FILLS = ["camera"]
+
+
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default="orca2", help="one of " + ", ".join(SCENARIOS) + " or custom")
-    p.add_argument("--shape", help="custom shape, comma list (with --chunk, --shard)")
+    p.add_argument("--shape", help="custom shape, comma list (with --chunk, --shard); with --input "
+                   "dim 0 is ignored (the file's size gives the frames)")
     p.add_argument("--chunk")
     p.add_argument("--shard")
-    p.add_argument("--codec", default="zstd", help="zstd, lz4 or none; a comma list runs each")
+    p.add_argument("--codec", default="zstd", help="zstd, lz4, blosc-zstd or none; a comma list runs each")
+    p.add_argument("--shuffle", default="byte", choices=sorted(SHUFFLES),
+                   help="blosc filter of lz4 and blosc-zstd (default byte)")
     p.add_argument("--level", type=int, default=None, help="zstd level / blosc clevel (default 1)")
     p.add_argument("--dtype", default="uint16", choices=sorted(DTYPES))
-    p.add_argument("--fill", default="thirds", choices=["xor", "zeros", "rand", "thirds"])
+    p.add_argument("--fill", default="thirds", choices=NUMPY_FILLS + FILE_FILLS,
+                   help="camera needs --raw or --input (a zwrite synth file)")
     p.add_argument("--frames", type=int, default=0,
                    help="frames to write, rounded up to whole shard rows (default: one shard row)")
     p.add_argument("--raw", help="first epoch's frames from this file (zwrite synth output)")
+    p.add_argument("--input", metavar="FILE",
+                   help="write this whole raw file as the array (as zwrite append FILE does)")
     p.add_argument("--check-fill", metavar="RAW",
                    help="compare numpy's fill of the first epoch with RAW and exit")
     p.add_argument("--inflight", type=int, default=2, help="shard-row writes in flight")
     p.add_argument("--kvstore", default="memory", help="memory (default) or file:DIR")
     p.add_argument("--json", help="write the record(s) here; - for stdout")
     p.add_argument("--json-dir", help="write each record to DIR/tensorstore-SCENARIO-CODEC.json")
-    args = p.parse_args()
+    p.add_argument("--plan", action="store_true",
+                   help="print what would be written (JSON: shape, frames, rows, bytes) and exit "
+                   "before tensorstore is imported")
+    args = p.parse_args(argv)
+    if args.input and (args.raw or args.check_fill or args.frames):
+        p.error("--input writes the whole file: it takes no --raw, --check-fill or --frames")
+    if args.check_fill and args.fill in FILE_FILLS:
+        p.error(f"--check-fill: {args.fill} has no numpy port to check; "
+                f"the peer writes the zwrite synth file as it is")
+    if args.fill in FILE_FILLS and not (args.raw or args.input):
+        p.error(f"--fill {args.fill} has no numpy port: make its frames with "
+                f"`zwrite synth --fill {args.fill}` and pass --raw FILE (one epoch) or --input FILE")
+    return args
 
+
+def geometry(args):
     if args.shape:
         if not (args.chunk and args.shard):
             raise SystemExit("--shape needs --chunk and --shard")
@@ -339,12 +434,24 @@ def main():
         geo = {k: list(v) for k, v in SCENARIOS[args.scenario].items()}
     else:
         raise SystemExit(f"unknown scenario {args.scenario!r} (want {', '.join(SCENARIOS)})")
+    if not (len(geo["shape"]) == len(geo["chunk"]) == len(geo["shard"])):
+        raise SystemExit("--shape, --chunk and --shard need the same number of dimensions")
+    if geo["shard"][0] % geo["chunk"][0]:
+        raise SystemExit("shard[0] must be a multiple of chunk[0]")
+    return geo
+
+
+def make_source(args, geo):
+    """The data every codec's run writes, and where it came from."""
     dtype = DTYPES[args.dtype]
     shape, chunk, shard = geo["shape"], geo["chunk"], geo["shard"]
+    if args.input:
+        src = FromFile(args.input, shape, dtype, shard[0])
+        geo["shape"] = [src.frames] + shape[1:]
+        print(f"input {args.input}: {src.frames} frames of {shape[1:]} {args.dtype}, "
+              f"{human(src.nbytes)} (read as the OS has it cached)", file=sys.stderr)
+        return src
     epoch = chunk[0]
-    if shard[0] % epoch:
-        raise SystemExit("shard[0] must be a multiple of chunk[0]")
-
     # The first epoch, as zwrite --prefill makes it.
     t0 = time.perf_counter()
     if args.raw or args.check_fill:
@@ -378,11 +485,22 @@ def main():
     del ep
     print(f"made data in {fill_s:.2f} s ({'raw file' if args.raw else 'numpy'}); "
           f"shard row {human(rowbuf.nbytes)}", file=sys.stderr)
+    return Cycled(rowbuf, rows)
 
+
+def main():
+    args = parse_args()
+    geo = geometry(args)
+    source = make_source(args, geo)
+    if args.plan:
+        print(json.dumps({"shape": geo["shape"], "chunk": geo["chunk"], "shard": geo["shard"],
+                          "frames": source.frames, "rows": source.rows,
+                          "input_bytes": source.nbytes, "prefill": source.prefill}))
+        return
     mach = machine()
     records = []
     for c in args.codec.split(","):
-        rec = run_one(args, geo, c.strip(), rowbuf, mach)
+        rec = run_one(args, geo, c.strip(), source, mach)
         records.append(rec)
         if args.json_dir:
             # Each record as soon as it exists: a later codec that fails

@@ -1,24 +1,31 @@
-// zstd.cu: a zstd encoder (RFC 8878) that turns each chunk of a batch into
+// zstd.cu: a zstd encoder (RFC 8878) that turns each frame of a batch into
 // one standard frame: Single_Segment, frame content size set, no checksum.
+// A frame is a chunk (the zstd codec) or a blosc block (blosc-zstd, whose
+// kernels are at the end; blosc.cuh shuffles its blocks first).
 //
 // Work split: one CTA (ZS_NT threads) per zstd block of up to 128 KiB, so a
 // batch runs parallel over chunks and over the blocks of each chunk. Inside a
-// CTA every thread greedy-parses its own ZS_SEG-byte segment with a private
-// hash table in shared memory (primed with the ZS_PRIME bytes before the
-// segment, so matches may reach back into earlier segments and blocks of the
-// same chunk). The literals are then Huffman coded by all threads at once
-// (bit offsets from a prefix sum, words merged with atomicOr on disjoint
-// bits) and the sequences FSE coded by one thread (the state chain is serial;
-// many CTAs in flight hide it). A second kernel assembles the frames.
+// CTA every thread parses its own segment (ZS_SEG bytes, shorter in a short
+// block) with a private hash table in shared memory (primed with the bytes
+// before the segment, so matches may reach back into earlier segments and
+// blocks of the same frame) and a block-wide first-occurrence table. Two
+// parses: ZS_PARSE_FAST (greedy, skipping) and ZS_PARSE_LAZY (bigger
+// tables, lazy matching); zstd.go maps levels to them. The literals are then
+// Huffman coded by all threads at once (bit offsets from a prefix sum, words
+// merged with atomicOr on disjoint bits) and the sequences FSE coded by one
+// thread (the state chain is serial; many CTAs in flight hide it). A last
+// kernel assembles the frames.
 //
-// Output depends only on a chunk's bytes: no atomics decide placement and no
-// adaptivity depends on the grid, so runs are byte-identical.
+// Output depends only on a frame's bytes and the parse: no atomics decide
+// placement and no adaptivity depends on the grid, so runs are
+// byte-identical.
 //
-// The same source compiles with g++ (no __CUDACC__): the CTA is then emulated
-// by running each phase for every thread in turn, which is how the encoder is
-// validated against klauspost/compress on machines without a GPU.
+// The same source compiles with g++ against emu/cuda_emu.h, which runs every
+// CUDA thread as a fiber: that is how the encoder is checked against
+// klauspost/compress on machines without a GPU (emu/zstd_emu.cu).
 
-#ifdef __CUDACC__
+#include "blosc.cuh"  // u8..u64, the emulator on the host, blosc-zstd's shuffles
+
 #define ZD __device__ __forceinline__
 #define ZDN __device__ __noinline__
 #define ZCONST __constant__
@@ -26,27 +33,6 @@
 #define ZS_ATOMIC_OR(p, v) atomicOr((p), (v))
 #define ZS_ATOMIC_ADD(p, v) atomicAdd((p), (v))
 #define ZS_ATOMIC_MIN(p, v) atomicMin((p), (v))
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef int i32;
-typedef unsigned long long u64;
-#else
-#include <stdint.h>
-#include <string.h>
-#define ZD static inline
-#define ZDN static
-#define ZCONST static const
-#define ZS_UNROLL
-#define ZS_ATOMIC_OR(p, v) (*(p) |= (v))
-#define ZS_ATOMIC_ADD(p, v) (*(p) += (v))
-#define ZS_ATOMIC_MIN(p, v) (*(p) = *(p) < (v) ? *(p) : (v))
-typedef uint8_t u8;
-typedef uint16_t u16;
-typedef uint32_t u32;
-typedef int32_t i32;
-typedef uint64_t u64;
-#endif
 
 // ---------------------------------------------------------------- parameters
 #define ZS_NT 32                      // threads (segments) per CTA
@@ -71,13 +57,41 @@ typedef uint64_t u64;
 #ifndef ZS_GLOG
 #define ZS_GLOG 11                    // block-wide first-occurrence table (log2)
 #endif
-#define ZS_GSIZE (1 << ZS_GLOG)
 #ifndef ZS_GMM
 #define ZS_GMM 8                      // bytes hashed for the block-wide table
 #endif
 #ifndef ZS_GPSTEP
 #define ZS_GPSTEP 2                   // stride over the previous block (1 or 2)
 #endif
+// The lazy parse (ZS_PARSE_LAZY): its own per-thread tables of 2-way
+// buckets (the two most recent positions per hash of ZL_MM bytes), a
+// longer priming window, a 4x block-wide table (needed for repeats at 8
+// KiB and more: the "thirds" gradient), no skipping to speak of, and lazy
+// matching ZL_DEPTH positions deep. Chosen on the emulator's ratios
+// (TestZstdEmulatorLevels): 4-byte keys and 2-way buckets are what noisy
+// camera data gains from; rejecting short far matches only lost.
+#ifndef ZL_MM
+#define ZL_MM 4                       // bytes hashed
+#endif
+#ifndef ZL_HLOG
+#define ZL_HLOG 8                     // buckets per thread (log2)
+#endif
+#ifndef ZL_PRIME
+#define ZL_PRIME 2048                 // bytes before a segment hashed first
+#endif
+#ifndef ZL_GLOG
+#define ZL_GLOG 13                    // block-wide first-occurrence table (log2)
+#endif
+#ifndef ZL_SKIP
+#define ZL_SKIP 10                    // miss acceleration: step = 1 + run>>SKIP
+#endif
+#ifndef ZL_DEPTH
+#define ZL_DEPTH 1                    // positions tried past a match
+#endif
+// Parses (zstd_blocks' parse argument; zstd.go maps levels to them).
+#define ZS_PARSE_FAST 0
+#define ZS_PARSE_LAZY 1
+#define ZS_SEGMIN 1024                // shortest segment of a short block
 #define ZS_SEGSEQ (ZS_SEG / 4 + 1)    // sequences per segment, at most
 #define ZS_LITCAP ZS_BLOCK
 #define ZS_SEQCAP (ZS_NT * ZS_SEGSEQ * 8)
@@ -116,20 +130,8 @@ ZCONST short zsOFNorm[29] = {1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1,
 ZCONST u8 zsLog2Frac[256] = {0, 1, 3, 4, 6, 7, 9, 10, 11, 13, 14, 16, 17, 18, 20, 21, 22, 24, 25, 26, 28, 29, 30, 32, 33, 34, 36, 37, 38, 40, 41, 42, 44, 45, 46, 47, 49, 50, 51, 52, 54, 55, 56, 57, 59, 60, 61, 62, 63, 65, 66, 67, 68, 69, 71, 72, 73, 74, 75, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90, 92, 93, 94, 95, 96, 97, 98, 99, 100, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143, 144, 145, 146, 147, 148, 149, 150, 151, 152, 153, 154, 155, 155, 156, 157, 158, 159, 160, 161, 162, 163, 164, 165, 166, 167, 168, 169, 169, 170, 171, 172, 173, 174, 175, 176, 177, 178, 178, 179, 180, 181, 182, 183, 184, 185, 185, 186, 187, 188, 189, 190, 191, 192, 192, 193, 194, 195, 196, 197, 198, 198, 199, 200, 201, 202, 203, 203, 204, 205, 206, 207, 208, 208, 209, 210, 211, 212, 212, 213, 214, 215, 216, 216, 217, 218, 219, 220, 220, 221, 222, 223, 224, 224, 225, 226, 227, 228, 228, 229, 230, 231, 231, 232, 233, 234, 234, 235, 236, 237, 238, 238, 239, 240, 241, 241, 242, 243, 244, 244, 245, 246, 247, 247, 248, 249, 249, 250, 251, 252, 252, 253, 254, 255, 255};
 
 // ------------------------------------------------------------------ helpers
-ZD u32 zsHighBit(u32 v) {  // v > 0
-#ifdef __CUDA_ARCH__
-  return 31 - __clz(v);
-#else
-  return 31 - __builtin_clz(v);
-#endif
-}
-ZD u32 zsCtz64(u64 v) {  // v > 0
-#ifdef __CUDA_ARCH__
-  return __ffsll((long long)v) - 1;
-#else
-  return __builtin_ctzll(v);
-#endif
-}
+ZD u32 zsHighBit(u32 v) { return 31 - __clz(v); }                // v > 0
+ZD u32 zsCtz64(u64 v) { return __ffsll((long long)v) - 1; }      // v > 0
 
 // log2(x) * 256, x > 0.
 ZD u32 zsLog2Fp(u32 x) {
@@ -138,27 +140,22 @@ ZD u32 zsLog2Fp(u32 x) {
   return hb * 256 + zsLog2Frac[m];
 }
 
-// Unaligned little-endian loads. On the GPU they read the aligned words that
-// hold the wanted bytes (a misaligned 32-bit load faults); each word read
+// Unaligned little-endian loads. They read the aligned words that hold the
+// wanted bytes (a misaligned 32-bit load faults on the GPU); each word read
 // contains at least one wanted byte, so it lies inside the allocation.
 ZD u32 zsRd32(const u8* p) {
-#ifdef __CUDA_ARCH__
   u64 a = (u64)p;
   const u32* w = (const u32*)(a & ~(u64)3);
   u32 sh = (u32)(a & 3) * 8;
   u32 lo = w[0];
   u32 hi = sh ? w[1] : 0;
   return __funnelshift_r(lo, hi, sh);
-#else
-  u32 v;
-  memcpy(&v, p, 4);
-  return v;
-#endif
 }
 ZD u64 zsRd64(const u8* p) { return (u64)zsRd32(p) | ((u64)zsRd32(p + 4) << 32); }
 
 // Hashes of the ZS_GMM / ZS_MM bytes at the low end of v (8 bytes loaded).
-ZD u32 zsGHashV(u64 v) { return (u32)(((v << (64 - 8 * ZS_GMM)) * 0xCF1BBCDCB7A56463ull) >> (64 - ZS_GLOG)); }
+template <int GLOG>
+ZD u32 zsGHashV(u64 v) { return (u32)(((v << (64 - 8 * ZS_GMM)) * 0xCF1BBCDCB7A56463ull) >> (64 - GLOG)); }
 ZD u32 zsHashV(u64 v) {
 #if ZS_MM == 4
   return ((u32)v * 2654435761u) >> (32 - ZS_HLOG);
@@ -166,26 +163,28 @@ ZD u32 zsHashV(u64 v) {
   return (u32)(((v << (64 - 8 * ZS_MM)) * 0xCF1BBCDCB7A56463ull) >> (64 - ZS_HLOG));
 #endif
 }
-ZD u32 zsGHash(const u8* p) { return zsGHashV(zsRd64(p)); }
+
+
 ZD u32 zsHash(const u8* p) { return zsHashV(zsRd64(p)); }
 
 // Inserts positions [a, b) step 1 or 2 into the first-occurrence table,
 // reading each input word once (a sliding 12-byte window) instead of 8
 // bytes per position.
+template <int GLOG>
 ZD void zsGInsert(u32* gtab, const u8* src, u32 a, u32 b, u32 step, u32 chunkLen) {
   u32 p = a;
   if (p < b && p + 12 <= chunkLen) {
     u64 w = zsRd64(src + p);
     for (; p < b && p + 12 <= chunkLen; p += 4) {
       u32 nx = zsRd32(src + p + 8);
-      ZS_ATOMIC_MIN(&gtab[zsGHashV(w)], p);
-      if (step == 1 && p + 1 < b) ZS_ATOMIC_MIN(&gtab[zsGHashV((w >> 8) | ((u64)nx << 56))], p + 1);
-      if (p + 2 < b) ZS_ATOMIC_MIN(&gtab[zsGHashV((w >> 16) | ((u64)nx << 48))], p + 2);
-      if (step == 1 && p + 3 < b) ZS_ATOMIC_MIN(&gtab[zsGHashV((w >> 24) | ((u64)nx << 40))], p + 3);
+      ZS_ATOMIC_MIN(&gtab[zsGHashV<GLOG>(w)], p);
+      if (step == 1 && p + 1 < b) ZS_ATOMIC_MIN(&gtab[zsGHashV<GLOG>((w >> 8) | ((u64)nx << 56))], p + 1);
+      if (p + 2 < b) ZS_ATOMIC_MIN(&gtab[zsGHashV<GLOG>((w >> 16) | ((u64)nx << 48))], p + 2);
+      if (step == 1 && p + 3 < b) ZS_ATOMIC_MIN(&gtab[zsGHashV<GLOG>((w >> 24) | ((u64)nx << 40))], p + 3);
       w = (w >> 32) | ((u64)nx << 32);
     }
   }
-  for (; p < b && p + 8 <= chunkLen; p += step) ZS_ATOMIC_MIN(&gtab[zsGHash(src + p)], p);
+  for (; p < b && p + 8 <= chunkLen; p += step) ZS_ATOMIC_MIN(&gtab[zsGHashV<GLOG>(zsRd64(src + p))], p);
 }
 
 // Length of the common prefix of ip and m, not reading at or past end.
@@ -492,13 +491,6 @@ struct ZsSeqTmp {
 };
 
 struct ZsSmem {
-  union {
-    struct {
-      u16 htab[ZS_NT][ZS_HSIZE];  // per thread: most recent position
-      u32 gtab[ZS_GSIZE];         // per block: first position (atomicMin)
-    } m;
-    ZsEnt e;
-  } u;
   u32 hist[256];
   u16 hcode[256];
   u8 hlen[256];
@@ -513,21 +505,35 @@ struct ZsSmem {
   u32 streamByte[4];  // start of each Huffman stream in out
   u32 streamBits[4];
   u32 pos;          // bytes of the block body written so far
+  // Last, so that a launch gives a CTA only what its parse uses (the
+  // tables are dead once the literals are gathered: ZsEnt reuses them).
+  union {
+    struct {
+      u16 htab[ZS_NT][ZS_HSIZE];  // per thread: most recent position
+      u32 gtab[1 << ZS_GLOG];     // per block: first position (atomicMin)
+    } m;                          // ZS_PARSE_FAST
+    struct {
+      u16 ltab[ZS_NT][2 << ZL_HLOG];  // per thread: 2-way buckets
+      u32 gtab[1 << ZL_GLOG];
+    } l;                          // ZS_PARSE_LAZY
+    ZsEnt e;
+  } u;
 };
+
 
 // ------------------------------------------------------------- block phases
 
 // Greedy parse of one segment into (literal length, match length, offset).
-ZD void zsParseSegment(ZsSmem& sm, int t, const u8* src, u32 chunkLen, u32 blkStart, u32 blkEnd,
+ZD void zsParseSegment(ZsSmem& sm, int t, const u8* src, u32 chunkLen, u32 blkStart, u32 blkEnd, u32 seg,
                        u64* seqs) {
-  u32 segStart = blkStart + (u32)t * ZS_SEG;
+  u32 segStart = blkStart + (u32)t * seg;
   if (segStart >= blkEnd) {
     sm.segNseq[t] = 0;
     sm.segTrail[t] = 0;
     sm.segLit[t] = 0;
     return;
   }
-  u32 segEnd = segStart + ZS_SEG < blkEnd ? segStart + ZS_SEG : blkEnd;
+  u32 segEnd = segStart + seg < blkEnd ? segStart + seg : blkEnd;
   u32 tb = segStart > ZS_PRIME ? segStart - ZS_PRIME : 0;
   u16* h = sm.u.m.htab[t];
   for (int i = 0; i < ZS_HSIZE; i++) h[i] = 0;
@@ -542,7 +548,7 @@ ZD void zsParseSegment(ZsSmem& sm, int t, const u8* src, u32 chunkLen, u32 blkSt
     u32 cur = (u32)v;
     // Candidates: the last offset, the thread's most recent position and the
     // block's first position with this hash; the longest match wins.
-    u32 gc = sm.u.m.gtab[zsGHashV(v)];
+    u32 gc = sm.u.m.gtab[zsGHashV<ZS_GLOG>(v)];
     u32 m = 0, len = 0;
     if (rep && zsRd32(src + ip - rep) == cur) {
       m = ip - rep;
@@ -573,10 +579,107 @@ ZD void zsParseSegment(ZsSmem& sm, int t, const u8* src, u32 chunkLen, u32 blkSt
   sm.segLit[t] = lits + (segEnd - anchor);
 }
 
+// The lazy parse's table index: ZL_MM bytes into 2^ZL_HLOG buckets.
+ZD u32 zlHashV(u64 v) {
+#if ZL_MM == 4
+  return ((u32)v * 2654435761u) >> (32 - ZL_HLOG);
+#else
+  return (u32)(((v << (64 - 8 * ZL_MM)) * 0xCF1BBCDCB7A56463ull) >> (64 - ZL_HLOG));
+#endif
+}
+
+// zlPut makes v the newest of bucket hv's two positions.
+ZD void zlPut(u16* h, u32 hv, u32 v) {
+  h[2 * hv + 1] = h[2 * hv];
+  h[2 * hv] = (u16)v;
+}
+
+// zlFind looks up the match candidates at ip (the last offset, the two
+// positions of the thread's bucket, the block's first occurrence), puts
+// ip into the bucket and returns the longest match (0: none) at m. On a
+// tie the repeat offset wins (cheapest), then the nearer position.
+ZD u32 zlFind(const u32* gtab, u16* h, u32 tb, const u8* src, u32 ip, u32 rep, const u8* end, u32& m) {
+  u64 v = zsRd64(src + ip);
+  u32 hv = zlHashV(v);
+  u32 c0 = tb + h[2 * hv], c1 = tb + h[2 * hv + 1];
+  zlPut(h, hv, ip - tb);
+  u32 cur = (u32)v;
+  u32 gc = gtab[zsGHashV<ZL_GLOG>(v)];
+  u32 len = 0;
+  m = 0;
+  if (rep && zsRd32(src + ip - rep) == cur) {  // rep <= ip: an offset of an earlier match
+    m = ip - rep;
+    len = 4 + zsCount(src + ip + 4, src + m + 4, end);
+  }
+  u32 cs[3] = {c0, c1, gc};
+  for (int k = 0; k < 3; k++) {
+    u32 c = cs[k];
+    if (c < ip && c != m && (k == 0 || c != c0) && zsRd32(src + c) == cur) {
+      u32 l = 4 + zsCount(src + ip + 4, src + c + 4, end);
+      if (l > len) len = l, m = c;
+    }
+  }
+  return len;
+}
+
+// zlGain is zstd's lazy-match score: 4 per byte matched, less the bits of
+// the offset (a repeat offset costs almost nothing).
+ZD int zlGain(u32 len, u32 off, u32 rep) { return (int)(len * 4) - (int)zsHighBit(off == rep ? 1u : off + 3u); }
+
+// Lazy parse of one segment (ZS_PARSE_LAZY): as zsParseSegment, with the
+// lazy tables, barely any skipping, and a match at ip given up for one at
+// ip+1 (ZL_DEPTH times) that scores better, as zstd's lazy strategies
+// decide (zlGain, with its bonus for the match in hand).
+ZD void zsParseLazy(ZsSmem& sm, int t, const u8* src, u32 chunkLen, u32 blkStart, u32 blkEnd, u32 seg, u64* seqs) {
+  u32 segStart = blkStart + (u32)t * seg;
+  if (segStart >= blkEnd) {
+    sm.segNseq[t] = 0;
+    sm.segTrail[t] = 0;
+    sm.segLit[t] = 0;
+    return;
+  }
+  u32 segEnd = segStart + seg < blkEnd ? segStart + seg : blkEnd;
+  u32 tb = segStart > ZL_PRIME ? segStart - ZL_PRIME : 0;
+  u16* h = sm.u.l.ltab[t];
+  const u32* gtab = sm.u.l.gtab;
+  for (int i = 0; i < (2 << ZL_HLOG); i++) h[i] = 0;
+  for (u32 p = tb; p < segStart && p + 8 <= chunkLen; p += ZS_PSTEP) zlPut(h, zlHashV(zsRd64(src + p)), p - tb);
+  u32 ip = segStart, anchor = segStart, rep = 0, n = 0, lits = 0;
+  const u8* end = src + segEnd;
+  while (ip + 8 <= segEnd) {
+    u32 m;
+    u32 len = zlFind(gtab, h, tb, src, ip, rep, end, m);
+    if (!len) {
+      ip += 1 + ((ip - anchor) >> ZL_SKIP);
+      continue;
+    }
+    for (int depth = 0; depth < ZL_DEPTH && ip + 9 <= segEnd; depth++) {
+      u32 m2;
+      u32 len2 = zlFind(gtab, h, tb, src, ip + 1, rep, end, m2);
+      if (!len2 || zlGain(len2, ip + 1 - m2, rep) <= zlGain(len, ip - m, rep) + (depth == 0 ? 4 : 1)) break;
+      ip++;
+      len = len2;
+      m = m2;
+    }
+    while (ip > anchor && m > 0 && src[ip - 1] == src[m - 1]) ip--, m--, len++;
+    seqs[n++] = ZS_SEQ(ip - anchor, len, ip - m);
+    lits += ip - anchor;
+    rep = ip - m;
+    ip += len;
+    anchor = ip;
+    // Two positions just before the match end, as zstd's lazy fills.
+    if (ip + 6 <= segEnd && ip - 2 >= tb) zlPut(h, zlHashV(zsRd64(src + ip - 2)), ip - 2 - tb);
+    if (ip + 7 <= segEnd && ip - 1 >= tb) zlPut(h, zlHashV(zsRd64(src + ip - 1)), ip - 1 - tb);
+  }
+  sm.segNseq[t] = n;
+  sm.segTrail[t] = segEnd - anchor;
+  sm.segLit[t] = lits + (segEnd - anchor);
+}
+
 // Copies segment t's literals into the block's literal buffer and counts
 // them into the histogram.
-ZD void zsGatherLiterals(ZsSmem& sm, int t, const u8* src, u32 blkStart, const u64* seqs, u8* lit) {
-  u32 segStart = blkStart + (u32)t * ZS_SEG;
+ZD void zsGatherLiterals(ZsSmem& sm, int t, const u8* src, u32 blkStart, u32 seg, const u64* seqs, u8* lit) {
+  u32 segStart = blkStart + (u32)t * seg;
   u32 o = sm.segLitOff[t];
   u32 ip = segStart;
   u32 n = sm.segNseq[t];
@@ -936,26 +1039,59 @@ __device__ unsigned long long zsProf[32];
 #define ZS_TICK
 #endif
 
-#ifdef __CUDACC__
+// A phase is the code every thread t of the CTA runs before the barrier.
 #define ZS_PHASE { const int t = threadIdx.x;
 #define ZS_END } __syncthreads(); ZS_TICK
-#define ZS_BLOCKIDX blockIdx.x
-#else
-#define ZS_PHASE for (int t = 0; t < ZS_NT; t++) {
-#define ZS_END }
-#endif
 
-// Encodes block g (chunk g / nb, block g % nb) into its scratch slot:
-// [3-byte block header][body]; blkSize[g] = header + body bytes.
-ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32* blkSize, u32 g) {
-  u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
-  u64 chunk = g / nb;
-  u32 bi = g % nb;
-  const u8* src = in + chunk * chunkBytes;
-  u32 chunkLen = (u32)chunkBytes;
+// Where a batch's frames lie: frame j of chunk c starts at
+// in + c*chunkStride + j*frameBytes and holds frameBytes bytes (lastBytes
+// for the chunk's last frame, j = fpc-1). The zstd codec has one frame
+// per chunk; blosc-zstd one per blosc block (its streams), and then a
+// frame is one zstd block at most (the host keeps frameBytes <= ZS_BLOCK
+// when fpc > 1). Zstd block g of the batch is block g % nbf of frame
+// g / nbf, nbf = the block slots per frame.
+struct ZsGeo {
+  u64 chunkStride, frameBytes, lastBytes;
+  u32 fpc, nbf;
+};
+ZD u32 zsFrameBlocks(u64 n) { return n == 0 ? 1 : (u32)((n + ZS_BLOCK - 1) / ZS_BLOCK); }
+ZD ZsGeo zsGeo(u64 chunkStride, u64 frameBytes, u32 fpc, u64 lastBytes) {
+  ZsGeo g;
+  g.chunkStride = chunkStride;
+  g.frameBytes = frameBytes;
+  g.lastBytes = lastBytes;
+  g.fpc = fpc ? fpc : 1;
+  g.nbf = zsFrameBlocks(frameBytes);
+  return g;
+}
+// zsLocate finds block g: its frame's offset in the input and length, its
+// index in the frame and the frame's block count. bi < nb: with one frame
+// per chunk nb is nbf, and with several a frame is one block.
+ZD void zsLocate(const ZsGeo& geo, u32 g, u64& off, u32& len, u32& bi, u32& nb) {
+  u64 f = g / geo.nbf, c = f / geo.fpc;
+  u32 j = (u32)(f % geo.fpc);
+  bi = g % geo.nbf;
+  off = c * geo.chunkStride + (u64)j * geo.frameBytes;
+  len = (u32)(j == geo.fpc - 1 ? geo.lastBytes : geo.frameBytes);
+  nb = zsFrameBlocks(len);
+}
+
+// Encodes block g into its scratch slot: [3-byte block header][body];
+// blkSize[g] = header + body bytes. parse picks the match finder
+// (ZS_PARSE_*).
+ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u32* blkSize, u32 g, u32 parse) {
+  u64 off;
+  u32 chunkLen, bi, nb;  // chunkLen: bytes of the frame (matches stay inside)
+  zsLocate(geo, g, off, chunkLen, bi, nb);
+  const u8* src = in + off;
   u32 blkStart = bi * ZS_BLOCK;
   u32 blkEnd = blkStart + ZS_BLOCK < chunkLen ? blkStart + ZS_BLOCK : chunkLen;
   u32 blen = blkEnd - blkStart;
+  // Segment length: a short block (a blosc-zstd frame of 64 KiB, a small
+  // chunk) is cut into shorter segments, so that all threads of the CTA
+  // parse, down to ZS_SEGMIN bytes a thread.
+  u32 seg = blen >= ZS_BLOCK ? ZS_SEG : ((blen + ZS_NT - 1) / ZS_NT + 15) & ~15u;
+  if (seg < ZS_SEGMIN) seg = ZS_SEGMIN;
   u8* base = scratch + (u64)g * ZS_BLKSCR;
   u8* lit = base;
   u64* seqs = (u64*)(base + ZS_LITCAP);
@@ -968,7 +1104,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
     if (t == 0) sm.notRle = 0;
   ZS_END
   ZS_PHASE
-    u32 a = blkStart + (u32)t * ZS_SEG, b = a + ZS_SEG < blkEnd ? a + ZS_SEG : blkEnd;
+    u32 a = blkStart + (u32)t * seg, b = a + seg < blkEnd ? a + seg : blkEnd;
     if (blen > 0) {
       u8 c0 = src[blkStart];
       u64 c8 = 0x0101010101010101ull * c0;
@@ -1000,19 +1136,29 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
 
   // Block-wide table of first occurrences: order-independent (atomicMin),
   // so deterministic; gives every segment candidates from earlier ones.
+  bool lazy = parse == ZS_PARSE_LAZY;
+  u32* gtab = lazy ? sm.u.l.gtab : sm.u.m.gtab;
   ZS_PHASE
-    for (int i = t; i < ZS_GSIZE; i += ZS_NT) sm.u.m.gtab[i] = 0xFFFFFFFFu;
+    for (int i = t; i < (lazy ? 1 << ZL_GLOG : 1 << ZS_GLOG); i += ZS_NT) gtab[i] = 0xFFFFFFFFu;
   ZS_END
   ZS_PHASE
-    u32 a = blkStart + (u32)t * ZS_SEG, b = a + ZS_SEG < blkEnd ? a + ZS_SEG : blkEnd;
-    zsGInsert(sm.u.m.gtab, src, a, b, 1, chunkLen);
+    u32 a = blkStart + (u32)t * seg, b = a + seg < blkEnd ? a + seg : blkEnd;
     // The previous block of the chunk too (every ZS_GPSTEP-th position),
     // so a block finds what its predecessor already held.
-    if (blkStart >= ZS_BLOCK) zsGInsert(sm.u.m.gtab, src, a - ZS_BLOCK, b - ZS_BLOCK, ZS_GPSTEP, chunkLen);
+    if (lazy) {
+      zsGInsert<ZL_GLOG>(gtab, src, a, b, 1, chunkLen);
+      if (blkStart >= ZS_BLOCK) zsGInsert<ZL_GLOG>(gtab, src, a - ZS_BLOCK, b - ZS_BLOCK, ZS_GPSTEP, chunkLen);
+    } else {
+      zsGInsert<ZS_GLOG>(gtab, src, a, b, 1, chunkLen);
+      if (blkStart >= ZS_BLOCK) zsGInsert<ZS_GLOG>(gtab, src, a - ZS_BLOCK, b - ZS_BLOCK, ZS_GPSTEP, chunkLen);
+    }
   ZS_END
   // Match finding: every thread its own segment.
   ZS_PHASE
-    zsParseSegment(sm, t, src, chunkLen, blkStart, blkEnd, seqs + (u64)t * ZS_SEGSEQ);
+    if (lazy)
+      zsParseLazy(sm, t, src, chunkLen, blkStart, blkEnd, seg, seqs + (u64)t * ZS_SEGSEQ);
+    else
+      zsParseSegment(sm, t, src, chunkLen, blkStart, blkEnd, seg, seqs + (u64)t * ZS_SEGSEQ);
   ZS_END
   ZS_PHASE
     if (t == 0) {
@@ -1026,7 +1172,6 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
     for (int s = t; s < 256; s += ZS_NT) sm.hist[s] = 0;
   ZS_END
   ZS_PHASE
-#ifdef __CUDA_ARCH__
     // Literal-heavy blocks: the warp copies each segment's runs together
     // (coalesced); sequence-heavy ones: each thread its own segment. Both
     // give the same buffer and histogram.
@@ -1034,7 +1179,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
     for (int k = 0; k < ZS_NT; k++) nsq += sm.segNseq[k];
     if (sm.litSize >= 16 * nsq) {
       for (int sg = 0; sg < ZS_NT; sg++) {
-        u32 n = sm.segNseq[sg], o = sm.segLitOff[sg], ip = blkStart + (u32)sg * ZS_SEG;
+        u32 n = sm.segNseq[sg], o = sm.segLitOff[sg], ip = blkStart + (u32)sg * seg;
         const u64* sq = seqs + (u64)sg * ZS_SEGSEQ;
         for (u32 k0 = 0; k0 <= n; k0 += 32) {
           u64 mine = k0 + t < n ? sq[k0 + t] : 0;
@@ -1065,11 +1210,8 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
         }
       }
     } else {
-      zsGatherLiterals(sm, t, src, blkStart, seqs + (u64)t * ZS_SEGSEQ, lit);
+      zsGatherLiterals(sm, t, src, blkStart, seg, seqs + (u64)t * ZS_SEGSEQ, lit);
     }
-#else
-    zsGatherLiterals(sm, t, src, blkStart, seqs + (u64)t * ZS_SEGSEQ, lit);
-#endif
   ZS_END
   // Rank the present symbols by (count, symbol): sorted ascending.
   ZS_PHASE
@@ -1235,10 +1377,10 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, u64 chunkBytes, u8* scratch, u32*
 
 // Sequences section, block header and final size of block g (after
 // zsBlockBody): raw when the compressed form does not pay.
-ZD void zsSeqBody(ZsSeqTmp& x, ZsSeqCT& ct, u8* scratch, u64 chunkBytes, u32* blkSize, u32 g) {
-  u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
-  u32 bi = g % nb;
-  u32 chunkLen = (u32)chunkBytes;
+ZD void zsSeqBody(ZsSeqTmp& x, ZsSeqCT& ct, u8* scratch, const ZsGeo& geo, u32* blkSize, u32 g) {
+  u64 off;
+  u32 chunkLen, bi, nb;
+  zsLocate(geo, g, off, chunkLen, bi, nb);
   u32 blkStart = bi * ZS_BLOCK;
   u32 blkEnd = blkStart + ZS_BLOCK < chunkLen ? blkStart + ZS_BLOCK : chunkLen;
   u32 blen = blkEnd - blkStart;
@@ -1289,21 +1431,27 @@ ZD u32 zsFrameHeader(u8* h, u64 n) {
   return 5 + k;
 }
 
-// Dynamic shared memory per zstd_blocks CTA; the Go side passes the same
-// number (zstd.go, zstdSmemBytes).
-#ifndef ZS_SMEM_BYTES
-#define ZS_SMEM_BYTES 27648
-#endif
-static_assert(sizeof(ZsSmem) <= ZS_SMEM_BYTES, "ZsSmem outgrew ZS_SMEM_BYTES");
+// Dynamic shared memory per zstd_blocks CTA, by parse: the fixed fields
+// and the union member the parse uses. The Go side passes the same
+// numbers (zstd.go, zstdSmemFast and zstdSmemLazy).
+#define ZS_SMEM_FAST 27648
+#define ZS_SMEM_LAZY 68608
+static_assert(offsetof(ZsSmem, u) + sizeof(ZsSmem::u.m) <= ZS_SMEM_FAST, "the fast parse outgrew ZS_SMEM_FAST");
+static_assert(offsetof(ZsSmem, u) + sizeof(ZsSmem::u.e) <= ZS_SMEM_FAST, "ZsEnt outgrew ZS_SMEM_FAST");
+static_assert(sizeof(ZsSmem) <= ZS_SMEM_LAZY, "the lazy parse outgrew ZS_SMEM_LAZY");
 
+extern "C" __global__ void __launch_bounds__(ZS_NT)
+zstd_blocks(const u8* in, u64 chunkStride, u64 frameBytes, u32 fpc, u64 lastBytes, u32 nBlocks, u8* scratch,
+            u32* blkSize, u32 parse) {
 #ifdef __CUDACC__
-
-extern "C" __global__ void __launch_bounds__(ZS_NT) zstd_blocks(const u8* in, u64 chunkBytes, u32 nBlocks,
-                                                                u8* scratch, u32* blkSize) {
   extern __shared__ __align__(16) unsigned char zsDyn[];
+#else
+  unsigned char* zsDyn = emu::dynamic_shared();
+#endif
   ZsSmem& sm = *reinterpret_cast<ZsSmem*>(zsDyn);
   if (blockIdx.x >= nBlocks) return;
-  zsBlockBody(sm, in, chunkBytes, scratch, blkSize, blockIdx.x);
+  ZsGeo geo = zsGeo(chunkStride, frameBytes, fpc, lastBytes);
+  zsBlockBody(sm, in, geo, scratch, blkSize, blockIdx.x, parse);
 }
 
 // zstd_seqs threads per CTA (zstd.go: zstdSeqThreads): each needs its FSE
@@ -1313,11 +1461,13 @@ extern "C" __global__ void __launch_bounds__(ZS_NT) zstd_blocks(const u8* in, u6
 static_assert(sizeof(ZsSeqTmp) % 8 == 4, "ZsSeqTmp should span an odd number of words");
 static_assert(sizeof(ZsSeqCT) % 8 == 4, "ZsSeqCT should span an odd number of words");
 
-extern "C" __global__ void __launch_bounds__(ZS_SEQ_NT) zstd_seqs(u64 chunkBytes, u32 nBlocks, u8* scratch, u32* blkSize) {
+extern "C" __global__ void __launch_bounds__(ZS_SEQ_NT)
+zstd_seqs(u64 chunkStride, u64 frameBytes, u32 fpc, u64 lastBytes, u32 nBlocks, u8* scratch, u32* blkSize) {
   __shared__ ZsSeqTmp tmp[ZS_SEQ_NT];
   __shared__ ZsSeqCT cts[ZS_SEQ_NT];
   u32 g = blockIdx.x * blockDim.x + threadIdx.x;
-  if (g < nBlocks) zsSeqBody(tmp[threadIdx.x], cts[threadIdx.x], scratch, chunkBytes, blkSize, g);
+  ZsGeo geo = zsGeo(chunkStride, frameBytes, fpc, lastBytes);
+  if (g < nBlocks) zsSeqBody(tmp[threadIdx.x], cts[threadIdx.x], scratch, geo, blkSize, g);
 }
 
 // Copies n bytes with the threads of a CTA: aligned 32-bit stores, source
@@ -1333,14 +1483,14 @@ ZD void zsCopy(u8* dst, const u8* src, u32 n) {
   for (u32 i = head + 4 * nw + threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
 }
 
-// One CTA per chunk: frame header, then the chunk's blocks in order (raw
-// blocks straight from the input).
+// zstd codec: one CTA per chunk writes the frame header, then the chunk's
+// blocks in order (raw blocks straight from the input).
 extern "C" __global__ void __launch_bounds__(256) zstd_assemble(const u8* in, const u8* scratch, const u32* blkSize,
                                                                 u64 chunkBytes, u32 nChunks, u8* out,
                                                                 u64 stride, u32* sizes) {
   u32 c = blockIdx.x;
   if (c >= nChunks) return;
-  u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
+  u32 nb = zsFrameBlocks(chunkBytes);
   u8* o = out + (u64)c * stride;
   u8 hdr[16];
   u32 p = zsFrameHeader(hdr, chunkBytes);
@@ -1361,34 +1511,70 @@ extern "C" __global__ void __launch_bounds__(256) zstd_assemble(const u8* in, co
   if (threadIdx.x == 0) sizes[c] = p;
 }
 
-#else  // host emulation
+// ---------------------------------------------------------------------------
+// blosc-zstd: each blosc block (shuffled by blosc_shuffle/blosc_bitshuffle
+// into shuf, chunk c at c*cstride) is one frame of zstd_blocks (fpc =
+// nblocks, frameBytes = bs <= ZS_BLOCK), i.e. one zstd block; zstd blocks
+// are never split into streams (c-blosc 1.x). bzstd_sizes gives each
+// blosc stream the length of its zstd frame (frame header + block), or the
+// block length when the zstd block is raw (its frame could not be shorter
+// than the bytes); blosc_plan then makes c-blosc's raw/memcpyed decisions
+// and bzstd_assemble writes the buffers.
 
-static u64 zsHostScratchBytes(u64 chunkBytes, u64 nChunks) {
-  u64 nb = chunkBytes == 0 ? 1 : (chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK;
-  return nb * nChunks * ZS_BLKSCR;
+// bzstd_sizes: one thread per blosc block of the batch.
+#define BZS_SIZES_CTA 128
+extern "C" __global__ void __launch_bounds__(BZS_SIZES_CTA)
+bzstd_sizes(const u32* __restrict__ blkSize, u32* __restrict__ csizes, u32 nbytes, u32 T, u32 bs, u32 n) {
+  Geom geo = blosc_geom(nbytes, T, bs, 0);
+  u64 g = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+  if (g >= (u64)n * geo.nblocks) return;
+  u32 b = (u32)(g % geo.nblocks);
+  u32 bsize = b < geo.nfull ? geo.bs : geo.leftover;
+  u32 k = blkSize[g];
+  u8 hdr[16];
+  u32 fsz = zsFrameHeader(hdr, bsize) + (k & ~ZS_RAWFLAG);
+  csizes[g] = (k & ZS_RAWFLAG) || fsz >= bsize ? bsize : fsz;
 }
 
-// Encodes nChunks chunks; frame c goes to out + c*stride, its size to sizes[c].
-static void zsHostEncode(const u8* in, u64 chunkBytes, u32 nChunks, u8* out, u64 stride, u32* sizes,
-                         u8* scratch, u32* blkSize) {
-  static ZsSmem sm;
-  u32 nb = chunkBytes == 0 ? 1 : (u32)((chunkBytes + ZS_BLOCK - 1) / ZS_BLOCK);
-  for (u32 g = 0; g < nb * nChunks; g++) zsBlockBody(sm, in, chunkBytes, scratch, blkSize, g);
-  static ZsSeqTmp tmp;
-  static ZsSeqCT cts;
-  for (u32 g = 0; g < nb * nChunks; g++) zsSeqBody(tmp, cts, scratch, chunkBytes, blkSize, g);
-  for (u32 c = 0; c < nChunks; c++) {
-    u8* o = out + (u64)c * stride;
-    u32 p = zsFrameHeader(o, chunkBytes);
-    for (u32 b = 0; b < nb; b++) {
-      u64 g = (u64)c * nb + b;
-      u32 n = blkSize[g] & ~ZS_RAWFLAG;
-      memcpy(o + p, scratch + g * ZS_BLKSCR + ZS_LITCAP + ZS_SEQCAP, (blkSize[g] & ZS_RAWFLAG) ? 3 : n);
-      if (blkSize[g] & ZS_RAWFLAG) memcpy(o + p + 3, in + (u64)c * chunkBytes + (u64)b * ZS_BLOCK, n - 3);
-      p += n;
-    }
-    sizes[c] = p;
+// bzstd_assemble: one CTA of 128 threads per (chunk, block), writing what
+// blosc_plan decided (flags as for lz4_assemble, compressor code 4).
+#define BZS_ASM_CTA 128
+extern "C" __global__ void __launch_bounds__(BZS_ASM_CTA)
+bzstd_assemble(const u8* __restrict__ in, const u8* __restrict__ shuf, const u8* __restrict__ scratch,
+               const u32* __restrict__ blkSize, const u32* __restrict__ stored, const u32* __restrict__ bstarts,
+               const u32* __restrict__ plan, u8* __restrict__ out, u32 ostride, u32* __restrict__ sizes, u32 nbytes,
+               u32 T, u32 bs, u32 n, u32 flags) {
+  Geom geo = blosc_geom(nbytes, T, bs, 0);
+  u32 c = blockIdx.x / geo.nblocks, b = blockIdx.x % geo.nblocks;
+  if (c >= n) return;
+  u32 total = plan[c];
+  bool memcpyed = total == 0;
+  u8* o = out + (u64)c * ostride;
+  u32 cbytes = memcpyed ? nbytes + 16 : total;
+  if (b == 0 && threadIdx.x == 0) {
+    blosc_header(o, 1 /* BLOSC_ZSTD_VERSION_FORMAT */, memcpyed ? flags | BLOSC_FLAG_MEMCPYED : flags, T, nbytes,
+                 geo.bs, cbytes);
+    sizes[c] = cbytes;
   }
+  u32 bsize = b < geo.nfull ? geo.bs : geo.leftover;
+  if (memcpyed) {
+    blosc_copy(o + 16 + (u64)b * geo.bs, in + (u64)c * nbytes + (u64)b * geo.bs, bsize);
+    return;
+  }
+  u64 g = (u64)c * geo.nblocks + b;
+  u32 p = bstarts[g];
+  u32 sz = stored[g];
+  if (threadIdx.x == 0) {
+    blosc_put32(o + 16 + 4 * b, p);
+    blosc_put32(o + p, sz);
+  }
+  p += 4;
+  if (sz == bsize) {  // raw: the shuffled block
+    blosc_copy(o + p, shuf + (u64)c * geo.cstride + (u64)b * geo.bs, bsize);
+    return;
+  }
+  u8 hdr[16];
+  u32 hl = zsFrameHeader(hdr, bsize);
+  if (threadIdx.x < hl) o[p + threadIdx.x] = hdr[threadIdx.x];
+  zsCopy(o + p + hl, scratch + g * ZS_BLKSCR + ZS_LITCAP + ZS_SEQCAP, sz - hl);
 }
-
-#endif

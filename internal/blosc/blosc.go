@@ -34,7 +34,8 @@ const (
 const DefaultBlockSize = 64 << 10
 
 // DefaultZstdBlockSize is the zstd block size used when Options.BlockSize
-// is 0. See Geometry for the measurement that chose it.
+// is 0: two zstd blocks of 128 KiB, one byte plane each for 2-byte
+// elements. See Geometry for the measurement that chose it.
 const DefaultZstdBlockSize = 256 << 10
 
 // Shuffle is the pre-compression filter recorded in the header flags. The
@@ -136,17 +137,30 @@ type Options struct {
 //
 // Block size: o.BlockSize, else DefaultBlockSize (64 KiB) for LZ4 and
 // DefaultZstdBlockSize (256 KiB) for zstd, clamped as c-blosc's
-// compute_blocksize clamps a forced size. zstd gets larger blocks because
-// every block is a zstd frame with its own Huffman and FSE tables: on
-// noisy sensor data the tables cost ratio at 32-64 KiB. Measured on this
-// repository's 2-core dev VM (TestMeasureCodecs, 256 KiB chunks of uint16,
-// byte shuffle, clevel 1; ratio and single-core MB/s):
+// compute_blocksize clamps a forced size. Any reader decodes any block
+// size (it is in the header); c-blosc itself would pick 32 KiB at clevel
+// 1. zstd gets 256 KiB because every block is a zstd frame with its own
+// Huffman and FSE tables, and because a zstd block holds at most 128 KiB:
+// at 256 KiB and typesize 2 each byte plane of the shuffled block is one
+// zstd block with its own literal table, which is what compresses the
+// noisy low bytes apart from the smooth high ones (12-bit noise: 1.17 at
+// 128 KiB blocks, 1.33 at 256 KiB). Measured with internal/codec's
+// TestMeasureCodecs (2-core dev VM; byte shuffle, clevel 1, uint16;
+// ratio and MB/s per core; camera is internal/bench's fill):
 //
-//	block    thirds      rand        camera
-//	 32 KiB  see commit
+//	block     256 KiB chunks                      1 MiB chunks
+//	          thirds  rand  camera  MB/s camera   thirds  rand  camera
+//	 32 KiB   4.40    1.17  2.42    338           4.32    1.17  2.35
+//	 64 KiB   4.46    1.17  2.43    398           4.43    1.17  2.37
+//	128 KiB   4.51    1.17  2.43    444           4.48    1.17  2.37
+//	256 KiB   4.65    1.33  2.47    492           4.64    1.33  2.40
+//	512 KiB                                       4.66    1.33  2.40
+//	  1 MiB                                       4.67    1.33  2.40
 //
-// (c-blosc itself would pick 32 KiB at clevel 1 for zstd; any reader
-// decodes any block size, it is in the header.)
+// Beyond 256 KiB the ratio gains under 0.5%, while a GPU encoder loses
+// parallelism (its unit of work is a zstd block of a blosc block), so
+// 256 KiB it is. A GPU encoder matching these ratios cuts each blosc
+// block's frame into zstd blocks at 128 KiB, as the CPU one does.
 func Geometry(o Options, nbytes int) (bs int, split bool) {
 	ts := max(o.TypeSize, 1)
 	want := o.BlockSize

@@ -34,21 +34,26 @@ var (
 // measureData is every fill of the measurements as its chunks.
 func measureData(t testing.TB) map[string][][]byte {
 	t.Helper()
+	if os.Getenv("ZWRITE_MEASURE_CHUNK") == "1MiB" {
+		measureChunk = []int{32, 128, 128}
+	}
 	out := map[string][][]byte{}
 	spec := zarr.Spec{Shape: []int64{32, 512, 512}, Chunk: []int64{32, 64, 64}, Shard: []int64{32, 64, 64}, DType: zarr.Uint16, Codec: zarr.CodecNone}
 	n := 2 * 32 * 512 * 512
-	for _, f := range []bench.Fill{bench.FillThirds, bench.FillRand, bench.FillXor, bench.FillZeros} {
+	for _, f := range []bench.Fill{bench.FillThirds, bench.FillRand, bench.FillXor, bench.FillZeros, bench.FillCamera} {
 		arr := make([]byte, n)
 		if err := bench.FillFrames(f, &spec, 0, arr); err != nil {
 			t.Fatal(err)
 		}
 		out[f.String()] = codectest.Chunks(arr, measureShape, measureChunk, 2)
 	}
+	// bench's camera fill, and codectest's (from before bench had one).
+	out["bcamera"] = out["camera"]
 	out["camera"] = codectest.Chunks(codectest.Camera(32, 512, 512, 1), measureShape, measureChunk, 2)
 	return out
 }
 
-var measureFills = []string{"thirds", "rand", "xor", "zeros", "camera"}
+var measureFills = []string{"thirds", "rand", "xor", "zeros", "camera", "bcamera"}
 
 // cand is one encoder measured: it appends the encoding of src to dst.
 type cand struct {
@@ -114,7 +119,7 @@ func TestMeasureCodecs(t *testing.T) {
 		{"kz-fastest-alllit-b32", kz(fastest, zstd.WithWindowSize(32<<10), alllit)},
 		{"blosc-lz4-shuffle", bz(blosc.Options{TypeSize: 2, CLevel: 1})},
 	}...)
-	for _, bs := range []int{64 << 10, 128 << 10, 256 << 10} {
+	for _, bs := range []int{32 << 10, 64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20} {
 		for _, sh := range []blosc.Shuffle{blosc.ByteShuffle, blosc.BitShuffle} {
 			o := blosc.Options{TypeSize: 2, CLevel: 1, Shuffle: sh, BlockSize: bs, Compressor: blosc.Zstd}
 			cands = append(cands, cand{fmt.Sprintf("blosc-zstd-%v-bs%dk", sh, bs>>10), bz(o)})

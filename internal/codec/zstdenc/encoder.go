@@ -183,8 +183,10 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 		// Two positions a step: their lookups overlap in the memory
 		// system (zstd's fast loop does the same).
 		cur0, cur1 := load64(src, ip), load64(src, ip+1)
-		// The repeat offset one byte ahead: bytes ip+1.. are cur1.
-		if r := int(e.rep[0]); ip+1 >= r && uint32(cur1) == load32(src, ip+1-r) {
+		// The repeat offset one byte ahead: bytes ip+1.. are cur1. (rep[0]
+		// is 1 at the frame's start and then always an offset some earlier
+		// match used, so ip+1-r >= 0.)
+		if r := int(e.rep[0]); uint32(cur1) == load32(src, ip+1-r) {
 			m := ip + 1
 			ml := 4 + matchLen(src, m+4, m+4-r, end)
 			e.emit(src, anchor, m, uint32(r), ml)
@@ -225,10 +227,11 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 		}
 		// Right after a match the previous offset often continues (rows,
 		// interleaved channels): a zero-literal repeat match costs a few
-		// bits.
+		// bits. (rep[1] is now the offset before this match's, or 1: never
+		// more than ip.)
 		for ip < ilimit {
 			r := int(e.rep[1])
-			if ip < r || load32(src, ip) != load32(src, ip-r) {
+			if load32(src, ip) != load32(src, ip-r) {
 				break
 			}
 			ml := 4 + matchLen(src, ip+4, ip+4-r, end)

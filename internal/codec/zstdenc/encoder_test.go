@@ -48,6 +48,24 @@ func inputs(n int, seed uint64) map[string][]byte {
 		x, y := i%128, i/128
 		return byte((x + y) / 2 * (1 + (x+y)%2))
 	})
+	// Stretches copied from three offsets in turn, with one literal or
+	// none between: explicit offsets equal to the second and third repeat
+	// offsets, with and without literals (repeat codes 2 and 3, and the
+	// zero-literal shift).
+	cyc := make([]byte, n)
+	for i := range cyc {
+		switch {
+		case i < 300:
+			cyc[i] = byte(r.Uint32())
+		case (i/24)%2 == 0 && i%24 == 0:
+			cyc[i] = byte(r.Uint32())
+		case i < n/2: // three offsets in turn
+			cyc[i] = cyc[i-[3]int{97, 211, 283}[(i/24)%3]]
+		default: // two
+			cyc[i] = cyc[i-[2]int{97, 211}[(i/24)%2]]
+		}
+	}
+	out["cycling"] = cyc
 	return out
 }
 
@@ -295,14 +313,18 @@ func TestCodingPaths(t *testing.T) {
 }
 
 // TestMultiSegment: above 8 MiB the frame has a window descriptor and
-// matches stay within the window (a repeat 9 MiB back is not used).
+// matches stay within the window: a copy of one random stretch 8 MiB on
+// is matched, of another 9.1 MiB on is not (a decoder would refuse an
+// offset past the window).
 func TestMultiSegment(t *testing.T) {
-	src := make([]byte, 9<<20+77)
+	const half = 1 << 19
+	src := make([]byte, 11<<20+77)
 	r := rand.New(rand.NewPCG(1, 9))
-	for i := 0; i < 1<<20; i++ {
+	for i := 0; i < 2*half; i++ {
 		src[i] = byte(r.Uint32())
 	}
-	copy(src[9<<20-1<<20:], src[:1<<20]) // 8 MiB back: within the window
+	copy(src[8<<20:], src[:half])                    // 8 MiB back: within the window
+	copy(src[9<<20+half+100<<10:], src[half:2*half]) // 9.1 MiB back: past it
 	var e Encoder
 	f := e.EncodeAll(nil, src)
 	if f[4] != 0x80 {
@@ -311,8 +333,12 @@ func TestMultiSegment(t *testing.T) {
 	if got := decodeKlauspost(t, f, len(src)); !bytes.Equal(got, src) {
 		t.Fatal("round trip")
 	}
-	if len(f) > len(src)-1<<20+100<<10 {
-		t.Errorf("%d bytes: the copy 8 MiB back was not matched", len(f))
+	if out := libzstdDecode(t, f); !bytes.Equal(out, src) {
+		t.Fatal("libzstd round trip")
+	}
+	// Both stretches, then the second once more as literals.
+	if len(f) < 3*half || len(f) > 3*half+100<<10 {
+		t.Errorf("%d bytes, want about %d: the first copy matched, the second not", len(f), 3*half)
 	}
 }
 
@@ -432,5 +458,45 @@ func TestSequenceCounts(t *testing.T) {
 	}
 	if out := libzstdDecode(t, all); !bytes.Equal(out, want) {
 		t.Fatalf("libzstd decoded the blocks to other bytes (at %d)", firstDiff(out, want))
+	}
+}
+
+// TestRawBlockKeepsRepeats: a block stored raw after all (its sequences
+// coded no smaller) leaves the decoder's repeat offsets as they were, so
+// the encoder must forget the offsets it parsed there. Block 2 is noise
+// with one 8-byte repeat 290 bytes back near its start, where the parser
+// still looks at most bytes (parsed, then stored raw: 8 bytes do not pay
+// for a sequence); block 3 continues with a long copy 290 bytes back,
+// which the parser codes as "repeat offset 1" only if it kept block 2's
+// offsets.
+func TestRawBlockKeepsRepeats(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	src := make([]byte, 3*maxBlock)
+	for i := range src {
+		src[i] = byte(r.Uint32())
+	}
+	for i := 0; i < maxBlock; i++ {
+		src[i] = byte(i / 1000) // block 1: compressible
+	}
+	p := maxBlock + 300
+	copy(src[p:p+8], src[p-290:])
+	for i := 2*maxBlock + 1; i < 2*maxBlock+20000; i++ {
+		src[i] = src[i-290]
+	}
+	var e Encoder
+	f := e.EncodeAll(nil, src)
+	if b := walkFrame(t, f); len(b) != 3 || b[1].typ != blockRaw || b[2].typ != blockCompressed {
+		t.Fatalf("blocks %+v: want compressed, raw, compressed", b)
+	}
+	if got := decodeKlauspost(t, f, len(src)); !bytes.Equal(got, src) {
+		t.Fatalf("decoded bytes differ at %d", firstDiff(got, src))
+	}
+	// The parse of block 2 did find the repeat (else this tests nothing).
+	clear(e.table[:])
+	e.rep = [3]uint32{1, 4, 8}
+	e.parse(src, 0, maxBlock, len(src))
+	e.parse(src, maxBlock, 2*maxBlock, len(src))
+	if len(e.seqs) != 1 || e.rep[0] != 290 {
+		t.Fatalf("block 2 parsed to %v, rep %v: want one match 290 back", e.seqs, e.rep)
 	}
 }

@@ -15,23 +15,28 @@ import (
 // Level 1 (the default) is ours because klauspost's levels trade ratio and
 // speed otherwise than libzstd on sensor data. Measured with
 // internal/codec's TestMeasureCodecs (-tags zstdref: libzstd in the same
-// process, interleaved) on the 2-core dev VM, 256 KiB uint16 chunks,
-// ratio and MB/s per core (thread CPU time):
+// process, the candidates taking turns) on the 2-core dev VM, 64 chunks
+// of 256 KiB uint16 per fill, ratio and MB/s per core (thread CPU time;
+// camera is internal/bench's fill, camera2 codectest.Camera):
 //
-//	                         thirds        rand        xor          camera
-//	libzstd 1.5.4 level 1    4.1455  935   1.1691 417  10.706 377   1.5673 288
-//	zstdenc (ours)           4.1519  576   1.1691 271  10.746 185   1.5756 140
-//	klauspost fastest+lits   4.0876  588   1.1689 281   7.814 218   1.5529 218
-//	klauspost default+lits   4.1509  506   1.1691 281  11.016 222   1.6429  87
-//	klauspost fastest        3.15   1992   1.00  6338   7.81  235   1.24   265
+//	                        thirds       rand         xor          camera       camera2
+//	libzstd 1.5.4 level 1   4.1455  761  1.1691  560  10.706  316  1.9006  172  1.5673  257
+//	zstdenc (ours)          4.1519  491  1.1691  296  10.746  146  1.9209   89  1.5756  140
+//	klauspost fastest+lits  4.0876  541  1.1689  339   7.814  194  1.8722  114  1.5529  166
+//	klauspost default+lits  4.1509  456  1.1691  390  11.016  186  1.9636   65  1.6429   74
+//	klauspost fastest       3.15   1992  1.00  6338   7.81  235   -        -    1.24   265
 //
-// (klauspost's fastest level stores literals of blocks without matches
-// raw, so sensor noise is not compressed at all; "+lits" is
-// WithAllLitEntropyCompression.) Ours reaches libzstd's ratio on every
-// fill (rand: 8 bytes more in 14.35 MB, Huffman tables a byte apart here
-// and there) at 0.5-0.65 of its speed per core; klauspost's default level,
-// the only one of its levels that also reaches it, is as slow on thirds
-// and half as fast on camera data.
+// (klauspost's fastest level stores the literals of blocks without
+// matches raw, so sensor noise is not compressed at all; "+lits" is
+// WithAllLitEntropyCompression. Absolute speeds moved by a third from run
+// to run on the shared VM; the order did not.) Ours reaches libzstd's
+// ratio on every fill (rand: 14,350,562 B against 14,350,554 B, Huffman
+// tables a byte apart here and there) at 0.5-0.65 of its speed per core
+// (the parse loop and huff0's encoder are what is left to speed up);
+// klauspost's fastest level is as fast but 1-27% larger, its default
+// level, the only other one at libzstd's ratio, slower still on camera
+// data. For sensor data blosc-zstd with byte shuffle is the better codec
+// anyway (camera 2.47, rand 1.33: see blosc.Geometry).
 type LevelEncoder struct {
 	level int
 	own   *Encoder

@@ -27,16 +27,12 @@ const (
 	maxBlosc1Buffer = 1<<31 - 1 - HeaderSize // BLOSC_MAX_BUFFERSIZE
 )
 
-// DefaultBlockSize is the LZ4 block size used when Options.BlockSize is 0.
-// 64 KiB is what the GPU encoder uses (one CTA per block, LZ4 offsets stay
-// below 64 KiB) and what c-blosc itself picks for LZ4 at clevel 1, so CPU
-// and GPU stores have comparable ratios and c-blosc-like ones.
+// DefaultBlockSize is the block size used when Options.BlockSize is 0,
+// for both compressors. For LZ4, 64 KiB is what the GPU encoder uses (one
+// CTA per block, LZ4 offsets stay below 64 KiB) and what c-blosc itself
+// picks at clevel 1, so CPU and GPU stores have comparable ratios and
+// c-blosc-like ones; for zstd see Geometry.
 const DefaultBlockSize = 64 << 10
-
-// DefaultZstdBlockSize is the zstd block size used when Options.BlockSize
-// is 0: two zstd blocks of 128 KiB, one byte plane each for 2-byte
-// elements. See Geometry for the measurement that chose it.
-const DefaultZstdBlockSize = 256 << 10
 
 // Shuffle is the pre-compression filter recorded in the header flags. The
 // zero value is ByteShuffle, the default of c-blosc, numcodecs and zwrite,
@@ -118,7 +114,7 @@ type Options struct {
 	TypeSize  int     // element size for shuffle and split, 1..255 (0 means 1)
 	CLevel    int     // 0..9; 0 stores the input memcpyed
 	Shuffle   Shuffle // NoShuffle, ByteShuffle or BitShuffle
-	BlockSize int     // bytes per block; 0 means the compressor's default
+	BlockSize int     // bytes per block; 0 means DefaultBlockSize
 	// Compressor is LZ4 (the zero value) or Zstd.
 	Compressor Compressor
 }
@@ -135,40 +131,37 @@ type Options struct {
 // c-blosc writes zstd buffers with DONT_SPLIT set (checked by
 // TestNumcodecs).
 //
-// Block size: o.BlockSize, else DefaultBlockSize (64 KiB) for LZ4 and
-// DefaultZstdBlockSize (256 KiB) for zstd, clamped as c-blosc's
-// compute_blocksize clamps a forced size. Any reader decodes any block
-// size (it is in the header); c-blosc itself would pick 32 KiB at clevel
-// 1. zstd gets 256 KiB because every block is a zstd frame with its own
-// Huffman and FSE tables, and because a zstd block holds at most 128 KiB:
-// at 256 KiB and typesize 2 each byte plane of the shuffled block is one
-// zstd block with its own literal table, which is what compresses the
-// noisy low bytes apart from the smooth high ones (12-bit noise: 1.17 at
-// 128 KiB blocks, 1.33 at 256 KiB). Measured with internal/codec's
-// TestMeasureCodecs (2-core dev VM; byte shuffle, clevel 1, uint16;
-// ratio and MB/s per core; camera is internal/bench's fill):
+// Block size: o.BlockSize, else DefaultBlockSize (64 KiB), clamped as
+// c-blosc's compute_blocksize clamps a forced size. Any reader decodes any
+// block size (it is in the header); c-blosc itself would pick 32 KiB for
+// zstd at clevel 1. Every zstd block is a frame with its own tables, so
+// larger blocks compress better, but most of that comes from the byte
+// planes: the CPU encoder codes each plane of a shuffled block as a zstd
+// block of its own (one literal table for the noisy low bytes, another
+// for the smooth high ones), which gives 12-bit noise 1.33 where one
+// table for the whole block gives 1.17. With that, measured with
+// internal/codec's TestMeasureCodecs (2-core dev VM; byte shuffle, clevel
+// 1, uint16; camera is internal/bench's fill; ratio, MB/s per core for
+// camera):
 //
 //	block     256 KiB chunks                      1 MiB chunks
-//	          thirds  rand  camera  MB/s camera   thirds  rand  camera
-//	 32 KiB   4.40    1.17  2.42    338           4.32    1.17  2.35
-//	 64 KiB   4.46    1.17  2.43    398           4.43    1.17  2.37
-//	128 KiB   4.51    1.17  2.43    444           4.48    1.17  2.37
-//	256 KiB   4.65    1.33  2.47    492           4.64    1.33  2.40
-//	512 KiB                                       4.66    1.33  2.40
-//	  1 MiB                                       4.67    1.33  2.40
+//	          thirds  rand   camera  MB/s         thirds  rand   camera
+//	 64 KiB   4.617   1.332  2.464   442          4.586   1.332  2.397
+//	128 KiB   4.638   1.333  2.469   492          4.625   1.333  2.402
+//	256 KiB   4.651   1.333  2.471   518          4.645   1.333  2.404
+//	512 KiB                                       4.658   1.333  2.404
 //
-// Beyond 256 KiB the ratio gains under 0.5%, while a GPU encoder loses
-// parallelism (its unit of work is a zstd block of a blosc block), so
-// 256 KiB it is. A GPU encoder matching these ratios cuts each blosc
-// block's frame into zstd blocks at 128 KiB, as the CPU one does.
+// (one zstd block per blosc block instead: 64 KiB 4.46, 1.17, 2.43.)
+// Larger blocks gain at most 0.7% (thirds; camera 0.3%) and cost a GPU
+// encoder parallelism, so zstd keeps the 64 KiB of LZ4 (the GPU kernels
+// take one blosc block as one unit of work of at most one zstd block); a
+// GPU encoder that cuts the block at the byte planes, as the CPU one
+// does, gets the CPU's ratio.
 func Geometry(o Options, nbytes int) (bs int, split bool) {
 	ts := max(o.TypeSize, 1)
 	want := o.BlockSize
 	if want == 0 {
 		want = DefaultBlockSize
-		if o.Compressor == Zstd {
-			want = DefaultZstdBlockSize
-		}
 	}
 	bs = blockSize(nbytes, ts, want)
 	split = o.Compressor == LZ4 && ts <= maxSplits && bs/ts >= minBufferSize
@@ -287,7 +280,14 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 					n = 0
 				}
 			} else {
-				n = e.zs.compress(dst[:pos], stream, maxout)
+				planes := 1
+				if block := len(stream); (o.Shuffle == ByteShuffle && ts > 1) || (o.Shuffle == BitShuffle && block >= ts && (block/ts)%8 == 0) {
+					// Byte shuffle puts each byte of the elements in a plane
+					// of its own; so does bit shuffle (the 8 bit planes of
+					// each byte lie together) when it ran.
+					planes = ts
+				}
+				n = e.zs.compress(dst[:pos], stream, maxout, planes)
 			}
 			if n == 0 || n >= neblock {
 				// The compressor could not shrink it: store the stream raw

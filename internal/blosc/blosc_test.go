@@ -114,8 +114,8 @@ func TestGeometry(t *testing.T) {
 		{"lz4 typesize 16", Options{TypeSize: 16, CLevel: 1}, 1 << 20, 64 << 10, true},
 		{"forced size rounds to typesize", Options{TypeSize: 8, BlockSize: 5007}, 100000, 5000, true},
 		{"forced size at least 128", Options{TypeSize: 1, BlockSize: 5}, 100000, 128, true},
-		{"zstd default", Options{TypeSize: 2, CLevel: 1, Compressor: Zstd}, 1 << 20, 256 << 10, false},
-		{"zstd chunk below the block", Options{TypeSize: 2, CLevel: 1, Compressor: Zstd}, 100000, 100000, false},
+		{"zstd default", Options{TypeSize: 2, CLevel: 1, Compressor: Zstd}, 1 << 20, 64 << 10, false},
+		{"zstd chunk below the block", Options{TypeSize: 2, CLevel: 1, Compressor: Zstd}, 50000, 50000, false},
 		{"zstd forced", Options{TypeSize: 2, CLevel: 1, Compressor: Zstd, BlockSize: 4096}, 100000, 4096, false},
 	}
 	for _, tc := range tests {
@@ -161,11 +161,11 @@ func TestEncodeLayout(t *testing.T) {
 		{"tiny", ramp[:100], Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle}, 0x33, 100, true},
 		{"noise", fill("noise", 70000, 1), Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle}, 0x23, 65536, true},
 		{"odd blocksize rounds to typesize", make([]byte, 100000), Options{TypeSize: 8, CLevel: 1, Shuffle: NoShuffle, BlockSize: 5007}, 0x20, 5000, false},
-		{"zstd shuffle", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, Compressor: Zstd}, 0x91, 200000, false},
+		{"zstd shuffle", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, Compressor: Zstd}, 0x91, 65536, false},
 		{"zstd noshuffle", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: NoShuffle, Compressor: Zstd, BlockSize: 65536}, 0x90, 65536, false},
-		{"zstd bitshuffle", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: BitShuffle, Compressor: Zstd}, 0x94, 200000, false},
-		{"zstd clevel 0", ramp, Options{TypeSize: 2, Shuffle: ByteShuffle, Compressor: Zstd}, 0x93, 200000, true},
-		{"zstd noise", fill("noise", 70000, 1), Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, Compressor: Zstd}, 0x93, 70000, true},
+		{"zstd bitshuffle", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: BitShuffle, Compressor: Zstd}, 0x94, 65536, false},
+		{"zstd clevel 0", ramp, Options{TypeSize: 2, Shuffle: ByteShuffle, Compressor: Zstd}, 0x93, 65536, true},
+		{"zstd noise", fill("noise", 70000, 1), Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, Compressor: Zstd}, 0x93, 65536, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -195,6 +195,14 @@ func TestEncodeLayout(t *testing.T) {
 				var zh zstd.Header
 				if err := zh.Decode(b[p : p+cs]); err != nil || !zh.HasFCS || zh.FrameContentSize != uint64(min(h.BlockSize, len(tc.src))) || zh.HasCheckSum {
 					t.Errorf("first stream's zstd header %+v: %v", zh, err)
+				}
+				// A shuffled block's byte planes are zstd blocks of their own.
+				planes := 1
+				if tc.o.Shuffle != NoShuffle {
+					planes = tc.o.TypeSize
+				}
+				if n := zstdBlocks(t, b[p:p+cs], zh.HeaderSize); cs < h.BlockSize && n != planes {
+					t.Errorf("first stream: %d zstd blocks, want %d (one per byte plane)", n, planes)
 				}
 			}
 		})
@@ -503,4 +511,23 @@ func TestBitTranspose(t *testing.T) {
 	if !bytes.Equal(out, in) {
 		t.Error("6 elements were transposed")
 	}
+}
+
+// zstdBlocks counts the blocks of a zstd frame whose header is hdr bytes.
+func zstdBlocks(t *testing.T, f []byte, hdr int) int {
+	t.Helper()
+	n := 0
+	for p := hdr; p+3 <= len(f); n++ {
+		v := int(f[p]) | int(f[p+1])<<8 | int(f[p+2])<<16
+		size := v >> 3
+		if v>>1&3 == 1 {
+			size = 1 // RLE
+		}
+		p += 3 + size
+		if v&1 == 1 {
+			return n + 1
+		}
+	}
+	t.Fatal("zstd frame without a last block")
+	return 0
 }

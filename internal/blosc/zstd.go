@@ -18,6 +18,11 @@ func ZstdLevel(clevel int) int {
 	return 2*clevel - 1
 }
 
+// minPlaneBlock is the smallest byte plane coded as a zstd block of its
+// own: below it the block and table headers cost more than separate
+// statistics save.
+const minPlaneBlock = 8 << 10
+
 // zstdEncoder writes blosc's zstd streams: each one zstd frame (as
 // c-blosc's ZSTD_compressCCtx writes it: single segment, content size
 // present, no checksum), made on first use and remade only when the level
@@ -42,7 +47,7 @@ func (z *zstdEncoder) prepare(level, bs int) {
 		panic(fmt.Sprintf("blosc: %v", err))
 	}
 	z.enc, z.window = enc, w
-	z.buf = make([]byte, 0, enc.Bound(w))
+	z.buf = make([]byte, 0, enc.BoundBlocks(w, 1))
 }
 
 // compress writes the zstd frame of stream at dst[len(dst):] and returns
@@ -51,13 +56,19 @@ func (z *zstdEncoder) prepare(level, bs int) {
 // has at least maxout bytes of spare capacity. The frame is written in
 // place when the spare capacity holds the worst case, else into the
 // encoder's own buffer and copied (so an incompressible stream near the
-// end of dst never makes the encoder allocate).
-func (z *zstdEncoder) compress(dst, stream []byte, maxout int) int {
+// end of dst never makes the encoder allocate). planes is the number of
+// byte planes a shuffle made of the stream (1: none): each plane becomes
+// its own zstd block, with its own literal table (see Geometry).
+func (z *zstdEncoder) compress(dst, stream []byte, maxout, planes int) int {
+	block := len(stream) / planes
+	if block < minPlaneBlock {
+		block = 0 // planes too small to pay for tables of their own
+	}
 	into := dst[len(dst):len(dst)]
-	if cap(into) < z.enc.Bound(len(stream)) {
+	if cap(into) < z.enc.BoundBlocks(len(stream), block) {
 		into = z.buf[:0]
 	}
-	out := z.enc.EncodeAll(into, stream)
+	out := z.enc.EncodeAllBlocks(into, stream, block)
 	n := len(out)
 	if n == 0 || n > maxout {
 		return 0

@@ -50,13 +50,32 @@ type sequence struct {
 
 // MaxEncodedSize is the largest frame EncodeAll writes for n bytes: the
 // 18-byte worst-case frame header and, for every block, a 3-byte header
-// and the block stored raw.
-func MaxEncodedSize(n int) int { return n + 18 + 3*(n/maxBlock+1) }
+// and the block stored raw. MaxEncodedSizeBlocks is the same for
+// EncodeAllBlocks with blocks of block bytes.
+func MaxEncodedSize(n int) int { return MaxEncodedSizeBlocks(n, maxBlock) }
+
+func MaxEncodedSizeBlocks(n, block int) int { return n + 18 + 3*(n/clampBlock(block)+1) }
+
+// clampBlock is the zstd block size EncodeAllBlocks uses for block: at
+// most Block_Maximum_Size, 0 or less meaning that.
+func clampBlock(block int) int {
+	if block <= 0 || block > maxBlock {
+		return maxBlock
+	}
+	return block
+}
 
 // EncodeAll appends the zstd frame of src to dst: content size present,
 // no checksum, no dictionary; a single segment up to 8 MiB. When dst has
 // MaxEncodedSize(len(src)) bytes of spare capacity it does not grow.
-func (e *Encoder) EncodeAll(dst, src []byte) []byte {
+func (e *Encoder) EncodeAll(dst, src []byte) []byte { return e.EncodeAllBlocks(dst, src, maxBlock) }
+
+// EncodeAllBlocks is EncodeAll with zstd blocks of block bytes (at most
+// 128 KiB; 0 means that): each block gets its own literal and sequence
+// tables, which pays when the caller knows where the statistics change,
+// such as at the byte planes of a blosc-shuffled block.
+func (e *Encoder) EncodeAllBlocks(dst, src []byte, block int) []byte {
+	block = clampBlock(block)
 	n := len(src)
 	window := n
 	if n > singleMax {
@@ -71,8 +90,8 @@ func (e *Encoder) EncodeAll(dst, src []byte) []byte {
 	}
 	clear(e.table[:])
 	e.rep = [3]uint32{1, 4, 8}
-	for start := 0; start < n; start += maxBlock {
-		end := min(n, start+maxBlock)
+	for start := 0; start < n; start += block {
+		end := min(n, start+block)
 		dst = e.block(dst, src, start, end, end == n, window)
 	}
 	return dst

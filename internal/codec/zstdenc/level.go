@@ -102,19 +102,26 @@ func (l *LevelEncoder) Level() int { return l.level }
 const klauspostSlack = 64
 
 // Bound is the room EncodeAll needs after len(dst) for n input bytes to
-// write in place.
-func (l *LevelEncoder) Bound(n int) int {
+// write in place; BoundBlocks the same for EncodeAllBlocks.
+func (l *LevelEncoder) Bound(n int) int { return l.BoundBlocks(n, 0) }
+
+func (l *LevelEncoder) BoundBlocks(n, block int) int {
 	if l.own != nil {
-		return MaxEncodedSize(n)
+		return MaxEncodedSizeBlocks(n, block)
 	}
 	return l.kz.MaxEncodedSize(n) + klauspostSlack*(n/maxBlock+1)
 }
 
 // EncodeAll appends the frame of src to dst. When cap(dst)-len(dst) >=
 // Bound(len(src)) the frame lands in dst's backing array.
-func (l *LevelEncoder) EncodeAll(dst, src []byte) []byte {
+func (l *LevelEncoder) EncodeAll(dst, src []byte) []byte { return l.EncodeAllBlocks(dst, src, 0) }
+
+// EncodeAllBlocks is EncodeAll with zstd blocks of at most block bytes
+// (0: 128 KiB) at level 1 (Encoder.EncodeAllBlocks); klauspost's levels
+// choose their own.
+func (l *LevelEncoder) EncodeAllBlocks(dst, src []byte, block int) []byte {
 	if l.own != nil {
-		return l.own.EncodeAll(dst, src)
+		return l.own.EncodeAllBlocks(dst, src, block)
 	}
 	out := l.kz.EncodeAll(src, dst)
 	// klauspost may grow its buffer mid-block even when the block ends up

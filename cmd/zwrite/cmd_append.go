@@ -27,6 +27,7 @@ type appendOptions struct {
 	shard      string
 	codec      string
 	level      int
+	shuffle    string
 	dims       string
 	overwrite  bool
 	breakLock  bool
@@ -62,8 +63,9 @@ func (o *appendOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.StringVar(&o.dtype, "dtype", "", "element type: uint8..uint64, int8..int64, float32, float64 (short forms u16, f32) (required)")
 	f.StringVar(&o.chunk, "chunk", "", "inner chunk shape, elements per dimension (required)")
 	f.StringVar(&o.shard, "shard", "", "shard shape, a multiple of --chunk in every dimension (default: the chunk shape)")
-	f.StringVar(&o.codec, "codec", "zstd", "compressor: none, zstd or lz4 (lz4 is stored as blosc with cname lz4 and byte shuffle)")
-	f.IntVar(&o.level, "level", 0, "compression level (default: 1; zstd -7..22, lz4 0..9)")
+	f.StringVar(&o.codec, "codec", "zstd", "compressor: none, zstd, lz4 or blosc-zstd (lz4 and blosc-zstd are stored as blosc with cname lz4 or zstd, after --shuffle)")
+	f.IntVar(&o.level, "level", 0, "compression level (default: 1; zstd -7..22, lz4 and blosc-zstd 0..9)")
+	f.StringVar(&o.shuffle, "shuffle", "byte", shuffleUsage)
 	f.StringVar(&o.dims, "dims", "", "dimension names, e.g. t,z,y,x (recorded as dimension_names)")
 	f.BoolVar(&o.overwrite, "overwrite", false, "replace an existing Zarr store at --output: the new store is written beside it and replaces it only when the run succeeds; a folder holding anything that is not Zarr's is refused")
 	f.BoolVar(&o.breakLock, "break-lock", false, "take over a store lock left by a writer on another host (only when no zwrite writes the store there)")
@@ -154,6 +156,9 @@ func (o *appendOptions) validate(f *pflag.FlagSet) error {
 			return usagef("--level %d given with --codec none, which has no level", o.level)
 		}
 		s.Level = o.level
+	}
+	if s.Shuffle, err = parseShuffleFlag(f, o.shuffle, s.Codec); err != nil {
+		return err
 	}
 	if f.Changed("dims") {
 		if s.DimNames, err = parseNames("dims", o.dims); err != nil {
@@ -435,4 +440,21 @@ func copyInput(ctx context.Context, w io.Writer, r io.Reader, bufSize int, exact
 		}
 		free <- p.buf
 	}
+}
+
+// shuffleUsage is the --shuffle help of append and bench.
+const shuffleUsage = "blosc filter before lz4 or blosc-zstd: byte, bit or none (only with those codecs)"
+
+// parseShuffleFlag turns --shuffle into the spec's filter for codec. The
+// default is byte shuffle; naming a filter for a codec without one (zstd,
+// none) is a usage error rather than silently ignored.
+func parseShuffleFlag(f *pflag.FlagSet, v string, codec zarr.Codec) (zarr.Shuffle, error) {
+	sh, err := zarr.ParseShuffle(v)
+	if err != nil {
+		return 0, &usageError{fmt.Errorf("--shuffle: %w", err)}
+	}
+	if f.Changed("shuffle") && !codec.Blosc() {
+		return 0, usagef("--shuffle %s given with --codec %s, which has no shuffle filter (only lz4 and blosc-zstd take one)", v, codec)
+	}
+	return sh, nil
 }

@@ -61,11 +61,11 @@ func (o *benchOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.StringVar(&o.shape, "shape", "", "custom scenario: array shape, slowest first (with --chunk, optionally --shard)")
 	f.StringVar(&o.chunk, "chunk", "", "custom scenario: inner chunk shape")
 	f.StringVar(&o.shard, "shard", "", "custom scenario: shard shape (default: the chunk shape)")
-	f.StringVar(&o.codec, "codec", "zstd", "compressor: none, zstd or lz4")
-	f.StringVar(&o.shuffle, "shuffle", "byte", "blosc filter of lz4: byte, bit or none")
+	f.StringVar(&o.codec, "codec", "zstd", "compressor: none, zstd, lz4 or blosc-zstd")
+	f.StringVar(&o.shuffle, "shuffle", "byte", shuffleUsage)
 	f.StringVar(&o.codecs, "codecs", "", "compare codecs: all, or a list such as zstd,lz4:bit,lz4:none (one table: ratio and GB/s per backend)")
 	f.StringVar(&o.input, "input", "", "time zwrite append FILE: feed this raw file to the writer (frame shape from --shape or the scenario; frames = file size / frame bytes) and measure the read and write ceilings")
-	f.IntVar(&o.level, "level", 0, "compression level (default: 1; zstd -7..22, lz4 0..9)")
+	f.IntVar(&o.level, "level", 0, "compression level (default: 1; zstd -7..22, lz4 and blosc-zstd 0..9)")
 	f.IntVar(&o.depth, "depth", 0, "batches in flight (default: the writer's)")
 	f.IntVar(&o.ioWorkers, "io-workers", 0, "shard files written at once (default: the writer's)")
 	f.IntVar(&o.readers, "readers", 0, "with --input: positioned reads at once (default: the writer's)")
@@ -120,11 +120,8 @@ func (o *benchOptions) validate(f *pflag.FlagSet) error {
 	if b.Codec, err = zarr.ParseCodec(o.codec); err != nil {
 		return &usageError{fmt.Errorf("--codec: %w", err)}
 	}
-	if b.Shuffle, err = zarr.ParseShuffle(o.shuffle); err != nil {
-		return &usageError{fmt.Errorf("--shuffle: %w", err)}
-	}
-	if f.Changed("shuffle") && !b.Codec.Blosc() {
-		return usagef("--shuffle applies to the blosc codecs (lz4); --codec %s has no shuffle filter", b.Codec)
+	if b.Shuffle, err = parseShuffleFlag(f, o.shuffle, b.Codec); err != nil {
+		return err
 	}
 	b.Level = b.Codec.DefaultLevel()
 	if f.Changed("level") {

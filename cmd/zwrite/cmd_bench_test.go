@@ -53,6 +53,34 @@ func TestBenchCommand(t *testing.T) {
 	}
 }
 
+// TestBenchBloscZstd: bench --codec blosc-zstd --shuffle reaches the
+// store's metadata, the chunks and the record.
+func TestBenchBloscZstd(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "b.zarr")
+	stdout := mustZw(t, nil, "bench", "--shape", "0,40,30", "--chunk", "4,16,16", "--frames", "8",
+		"--codec", "blosc-zstd", "--shuffle", "bit", "--backend", "cpu", "--progress=false",
+		"--baselines=false", "-o", out, "--json", "-")
+	var rec struct {
+		Scenario struct {
+			Codec, Shuffle string
+		} `json:"scenario"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rec); err != nil || rec.Scenario.Codec != "blosc-zstd" || rec.Scenario.Shuffle != "bit" {
+		t.Fatalf("record %+v (%v)", rec, err)
+	}
+	a, err := zarr.Open(os.DirFS(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if m := a.Meta; m.Spec.Codec != zarr.CodecBloscZstd || m.BloscShuffle != zarr.BitShuffle || m.BloscCName != "zstd" {
+		t.Fatalf("metadata: %s", m.CompressorString())
+	}
+	if r, err := a.Verify(zarr.VerifyOptions{}); err != nil || r.Frames != 8 {
+		t.Fatalf("verify: %v, %d frames, %v", err, r.Frames, r.Problems)
+	}
+}
+
 // TestBenchOverwrite: --overwrite replaces an old store but never deletes
 // a directory that is not one.
 func TestBenchOverwrite(t *testing.T) {

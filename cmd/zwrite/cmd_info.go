@@ -141,8 +141,8 @@ func codecString(m *zarr.Meta) string {
 			v += ", checksum"
 		}
 		return v
-	case zarr.CodecLZ4:
-		return fmt.Sprintf("lz4 (blosc %s, clevel %d, %s, typesize %d)", m.BloscCName, s.Level, m.BloscShuffle, m.BloscTypeSize)
+	case zarr.CodecLZ4, zarr.CodecBloscZstd:
+		return fmt.Sprintf("%s (blosc %s, clevel %d, %s, typesize %d)", s.Codec, m.BloscCName, s.Level, m.BloscShuffle, m.BloscTypeSize)
 	case zarr.CodecNone:
 		return "none"
 	}

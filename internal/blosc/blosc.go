@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 )
 
@@ -14,24 +15,23 @@ const (
 	HeaderSize = 16
 
 	versionFormat   = 2 // BLOSC_VERSION_FORMAT written by c-blosc 1.x
-	versionLZ4      = 1 // BLOSC_LZ4_VERSION_FORMAT
 	flagShuffle     = 0x01
 	flagMemcpyed    = 0x02
 	flagBitShuffle  = 0x04
 	flagReserved    = 0x08
 	flagDontSplit   = 0x10
 	formatShift     = 5
-	formatLZ4       = 1 // compressor code in flags bits 5-7
 	maxSplits       = 16
 	minBufferSize   = 128 // MIN_BUFFERSIZE: smaller inputs are stored memcpyed
 	maxTypeSize     = 255
 	maxBlosc1Buffer = 1<<31 - 1 - HeaderSize // BLOSC_MAX_BUFFERSIZE
 )
 
-// DefaultBlockSize is the block size used when Options.BlockSize is 0.
-// 64 KiB is what the GPU encoder uses (one CTA per block, LZ4 offsets stay
-// below 64 KiB) and what c-blosc itself picks for LZ4 at clevel 1, so CPU
-// and GPU stores have comparable ratios and c-blosc-like ones.
+// DefaultBlockSize is the block size used when Options.BlockSize is 0,
+// for both compressors. For LZ4, 64 KiB is what the GPU encoder uses (one
+// CTA per block, LZ4 offsets stay below 64 KiB) and what c-blosc itself
+// picks at clevel 1, so CPU and GPU stores have comparable ratios and
+// c-blosc-like ones; for zstd see Geometry.
 const DefaultBlockSize = 64 << 10
 
 // Shuffle is the pre-compression filter recorded in the header flags. The
@@ -68,9 +68,48 @@ const (
 	Zstd
 )
 
+// Compressors lists every compressor this package encodes and decodes.
+var Compressors = []Compressor{LZ4, Zstd}
+
+func (c Compressor) String() string {
+	switch c {
+	case LZ4:
+		return "lz4"
+	case Zstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("compressor(%d)", int(c))
+}
+
+// format is the compressor's code in flags bits 5-7 (BLOSC_LZ4_FORMAT 1,
+// BLOSC_ZSTD_FORMAT 4; blosc.h), and version the byte c-blosc writes at
+// offset 1 and checks on decode for it (BLOSC_LZ4_VERSION_FORMAT and
+// BLOSC_ZSTD_VERSION_FORMAT, both 1; c-blosc initialize_decompress_func
+// refuses any other value).
+func (c Compressor) format() byte {
+	if c == Zstd {
+		return 4
+	}
+	return 1
+}
+
+func (c Compressor) version() byte { return 1 }
+
+// compressorOf maps a header's format code back; ok is false for the
+// compressors this package does not read (blosclz, snappy, zlib).
+func compressorOf(format byte) (Compressor, bool) {
+	switch format {
+	case 1:
+		return LZ4, true
+	case 4:
+		return Zstd, true
+	}
+	return 0, false
+}
+
 // Options select how Encode compresses. The zero value is valid: typesize
 // 1, clevel 0 (memcpy), byte shuffle (a no-op at typesize 1, but recorded in
-// the flags as c-blosc does), DefaultBlockSize.
+// the flags as c-blosc does), LZ4, DefaultBlockSize.
 type Options struct {
 	TypeSize  int     // element size for shuffle and split, 1..255 (0 means 1)
 	CLevel    int     // 0..9; 0 stores the input memcpyed
@@ -84,12 +123,47 @@ type Options struct {
 // encoded with o: the one definition both the CPU encoder here and the GPU
 // encoder (internal/gpu) follow, so that both write the same bytes. split
 // means each block (but a short last one) is stored as typesize streams,
-// one per byte plane. As c-blosc 1.x in its default FORWARD_COMPAT mode,
-// only LZ4 splits (zstd blocks are one stream), and only for typesize <=
-// 16 with at least 128 elements per block.
+// one per byte plane.
+//
+// Split: as c-blosc 1.x in its default FORWARD_COMPAT mode (blosc.c
+// split_block), only LZ4 splits (zstd blocks are one stream), and only
+// for typesize <= 16 with at least 128 elements per block. numcodecs'
+// c-blosc writes zstd buffers with DONT_SPLIT set (checked by
+// TestNumcodecs).
+//
+// Block size: o.BlockSize, else DefaultBlockSize (64 KiB), clamped as
+// c-blosc's compute_blocksize clamps a forced size. Any reader decodes any
+// block size (it is in the header); c-blosc itself would pick 32 KiB for
+// zstd at clevel 1. Every zstd block is a frame with its own tables, so
+// larger blocks compress better, but most of that comes from the byte
+// planes: the CPU encoder codes each plane of a shuffled block as a zstd
+// block of its own (one literal table for the noisy low bytes, another
+// for the smooth high ones), which gives 12-bit noise 1.33 where one
+// table for the whole block gives 1.17. With that, measured with
+// internal/codec's TestMeasureCodecs (2-core dev VM; byte shuffle, clevel
+// 1, uint16; camera is internal/bench's fill; ratio, MB/s per core for
+// camera):
+//
+//	block     256 KiB chunks                      1 MiB chunks
+//	          thirds  rand   camera  MB/s         thirds  rand   camera
+//	 64 KiB   4.617   1.332  2.464   442          4.586   1.332  2.397
+//	128 KiB   4.638   1.333  2.469   492          4.625   1.333  2.402
+//	256 KiB   4.651   1.333  2.471   518          4.645   1.333  2.404
+//	512 KiB                                       4.658   1.333  2.404
+//
+// (one zstd block per blosc block instead: 64 KiB 4.46, 1.17, 2.43.)
+// Larger blocks gain at most 0.7% (thirds; camera 0.3%) and cost a GPU
+// encoder parallelism, so zstd keeps the 64 KiB of LZ4 (the GPU kernels
+// take one blosc block as one unit of work of at most one zstd block); a
+// GPU encoder that cuts the block at the byte planes, as the CPU one
+// does, gets the CPU's ratio.
 func Geometry(o Options, nbytes int) (bs int, split bool) {
 	ts := max(o.TypeSize, 1)
-	bs = blockSize(nbytes, ts, o.BlockSize)
+	want := o.BlockSize
+	if want == 0 {
+		want = DefaultBlockSize
+	}
+	bs = blockSize(nbytes, ts, want)
 	split = o.Compressor == LZ4 && ts <= maxSplits && bs/ts >= minBufferSize
 	return bs, split
 }
@@ -98,21 +172,25 @@ func Geometry(o Options, nbytes int) (bs int, split bool) {
 func MaxEncodedSize(n int) int { return n + HeaderSize }
 
 // Encoder compresses chunks into blosc1 buffers. Reuse one per worker: it
-// keeps the LZ4 hash tables and the shuffle scratch block, so Encode does
-// not allocate once dst has room. Not safe for concurrent use.
+// keeps the LZ4 hash tables, the zstd encoder and the shuffle scratch
+// block, so Encode does not allocate once dst has room. Not safe for
+// concurrent use. The zero value is ready to use and holds no resources
+// beyond memory (the zstd encoder runs no goroutines: EncodeAll only).
 type Encoder struct {
 	lz  lz4.CompressorCCompat
+	zs  zstdEncoder
 	tmp []byte
 }
 
 // Encode appends the blosc1 buffer of src to dst and returns the extended
 // slice (like append: no allocation when cap(dst)-len(dst) is at least
-// MaxEncodedSize(len(src))). It follows c-blosc 1.x exactly: LZ4 with
-// acceleration 10-clevel (LZ4_compress_fast, as c-blosc calls it), blocks
-// split into typesize byte-plane streams when the FORWARD_COMPAT rule
-// allows, a stream stored raw when LZ4 does not shrink it, and the whole
-// buffer stored memcpyed when clevel is 0, the input is under 128 bytes, or
-// the compressed form would be larger than the input plus the header.
+// MaxEncodedSize(len(src))). It follows c-blosc 1.x's blosc_c exactly:
+// LZ4 with acceleration 10-clevel (LZ4_compress_fast, as c-blosc calls
+// it) or zstd at level 2*clevel-1 (ZstdLevel), blocks split into typesize
+// byte-plane streams when Geometry says so, a stream stored raw when the
+// compressor does not shrink it, and the whole buffer stored memcpyed when
+// clevel is 0, the input is under 128 bytes, or the compressed form would
+// be larger than the input plus the header.
 //
 // It panics if o is out of range or src exceeds the blosc1 limit of about
 // 2 GiB; callers validate options once, not per chunk.
@@ -122,19 +200,16 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 		ts = 1
 	}
 	if ts < 0 || ts > maxTypeSize || o.CLevel < 0 || o.CLevel > 9 || o.BlockSize < 0 ||
-		o.Shuffle < ByteShuffle || o.Shuffle > BitShuffle {
+		o.Shuffle < ByteShuffle || o.Shuffle > BitShuffle || o.Compressor < LZ4 || o.Compressor > Zstd {
 		panic(fmt.Sprintf("blosc: invalid options %+v", o))
 	}
 	if len(src) > maxBlosc1Buffer {
 		panic(fmt.Sprintf("blosc: %d bytes exceed the blosc1 limit", len(src)))
 	}
-	if o.Compressor != LZ4 {
-		panic(fmt.Sprintf("blosc: the encoder has no compressor %d yet", o.Compressor))
-	}
 	nbytes := len(src)
 	bs, split := Geometry(o, nbytes)
 
-	flags := byte(formatLZ4 << formatShift)
+	flags := o.Compressor.format() << formatShift
 	switch o.Shuffle {
 	case ByteShuffle:
 		flags |= flagShuffle
@@ -149,7 +224,7 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 	limit := start + nbytes + HeaderSize // numcodecs' destsize: never exceed it
 	dst = slices.Grow(dst, nbytes+HeaderSize)
 	if o.CLevel == 0 || nbytes < minBufferSize {
-		return appendMemcpyed(dst, src, flags, ts, bs)
+		return appendMemcpyed(dst, src, flags, o.Compressor, ts, bs)
 	}
 
 	nblocks := (nbytes + bs - 1) / bs
@@ -157,17 +232,22 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 	// Header and bstarts; bstarts are filled in as blocks are written.
 	pos := start + HeaderSize + 4*nblocks
 	if pos > limit {
-		return appendMemcpyed(dst, src, flags, ts, bs)
+		return appendMemcpyed(dst, src, flags, o.Compressor, ts, bs)
 	}
 	dst = dst[:limit]
-	putHeader(dst[start:], flags, ts, nbytes, bs, 0)
+	putHeader(dst[start:], flags, o.Compressor, ts, nbytes, bs, 0)
 	// As c-blosc: byte shuffle only for typesize > 1, bit shuffle for any
 	// block at least one element long.
 	doShuffle := (o.Shuffle == ByteShuffle && ts > 1) || o.Shuffle == BitShuffle
 	if doShuffle && len(e.tmp) < bs {
 		e.tmp = make([]byte, bs)
 	}
-	e.lz.Acceleration = 10 - o.CLevel // c-blosc get_accel for LZ4
+	switch o.Compressor {
+	case LZ4:
+		e.lz.Acceleration = 10 - o.CLevel // c-blosc get_accel for LZ4
+	case Zstd:
+		e.zs.prepare(ZstdLevel(o.CLevel), bs)
+	}
 	for b := 0; b < nblocks; b++ {
 		binary.LittleEndian.PutUint32(dst[start+HeaderSize+4*b:], uint32(pos-start))
 		block := src[b*bs : min((b+1)*bs, nbytes)]
@@ -187,16 +267,33 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 		for j := 0; j < nsplits; j++ {
 			stream := block[j*neblock : (j+1)*neblock]
 			pos += 4
+			// c-blosc's maxout: the stream may not grow, nor run past the
+			// buffer's limit.
 			maxout := min(neblock, limit-pos)
 			if maxout <= 0 {
-				return appendMemcpyed(dst[:start], src, flags, ts, bs)
+				return appendMemcpyed(dst[:start], src, flags, o.Compressor, ts, bs)
 			}
-			n, err := e.lz.CompressBlock(stream, dst[pos:pos+maxout])
-			if err != nil || n == 0 || n >= neblock {
-				// LZ4 could not shrink it: store the stream raw (the
-				// decoder recognises csize == neblock), if it fits.
+			var n int
+			if o.Compressor == LZ4 {
+				var err error
+				if n, err = e.lz.CompressBlock(stream, dst[pos:pos+maxout]); err != nil {
+					n = 0
+				}
+			} else {
+				planes := 1
+				if block := len(stream); (o.Shuffle == ByteShuffle && ts > 1) || (o.Shuffle == BitShuffle && block >= ts && (block/ts)%8 == 0) {
+					// Byte shuffle puts each byte of the elements in a plane
+					// of its own; so does bit shuffle (the 8 bit planes of
+					// each byte lie together) when it ran.
+					planes = ts
+				}
+				n = e.zs.compress(dst[:pos], stream, maxout, planes)
+			}
+			if n == 0 || n >= neblock {
+				// The compressor could not shrink it: store the stream raw
+				// (the decoder recognises csize == neblock), if it fits.
 				if pos+neblock > limit {
-					return appendMemcpyed(dst[:start], src, flags, ts, bs)
+					return appendMemcpyed(dst[:start], src, flags, o.Compressor, ts, bs)
 				}
 				copy(dst[pos:], stream)
 				n = neblock
@@ -213,9 +310,6 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 // MIN_BUFFERSIZE, at most nbytes, a multiple of the typesize.
 func blockSize(nbytes, ts, want int) int {
 	bs := want
-	if bs == 0 {
-		bs = DefaultBlockSize
-	}
 	if bs < minBufferSize {
 		bs = minBufferSize
 	}
@@ -228,9 +322,9 @@ func blockSize(nbytes, ts, want int) int {
 	return bs
 }
 
-func putHeader(h []byte, flags byte, ts, nbytes, bs, cbytes int) {
+func putHeader(h []byte, flags byte, c Compressor, ts, nbytes, bs, cbytes int) {
 	h[0] = versionFormat
-	h[1] = versionLZ4
+	h[1] = c.version()
 	h[2] = flags
 	h[3] = byte(ts)
 	binary.LittleEndian.PutUint32(h[4:], uint32(nbytes))
@@ -240,10 +334,10 @@ func putHeader(h []byte, flags byte, ts, nbytes, bs, cbytes int) {
 
 // appendMemcpyed appends the header with MEMCPYED set (c-blosc keeps the
 // other flag bits) and the raw input. dst has the capacity already.
-func appendMemcpyed(dst, src []byte, flags byte, ts, bs int) []byte {
+func appendMemcpyed(dst, src []byte, flags byte, c Compressor, ts, bs int) []byte {
 	start := len(dst)
 	dst = dst[:start+HeaderSize]
-	putHeader(dst[start:], flags|flagMemcpyed, ts, len(src), bs, len(src)+HeaderSize)
+	putHeader(dst[start:], flags|flagMemcpyed, c, ts, len(src), bs, len(src)+HeaderSize)
 	return append(dst, src...)
 }
 
@@ -273,7 +367,9 @@ func (h Header) Shuffle() Shuffle {
 	return NoShuffle
 }
 
-// Split reports whether full blocks are stored as TypeSize streams.
+// Split reports whether the header allows full blocks to be stored as
+// TypeSize streams (the DONT_SPLIT bit is clear). Whether a given block is
+// split also depends on its size: see the decoder.
 func (h Header) Split() bool { return h.Flags&flagDontSplit == 0 }
 
 // CompressorName is the compressor recorded in flags bits 5-7.
@@ -285,8 +381,12 @@ func (h Header) CompressorName() string {
 	return fmt.Sprintf("compressor(%d)", h.Flags>>formatShift)
 }
 
+// Compressor is the compressor recorded in the flags; ok is false for one
+// this package does not read.
+func (h Header) Compressor() (c Compressor, ok bool) { return compressorOf(h.Flags >> formatShift) }
+
 // ErrNotSupported marks valid-looking buffers this package cannot decode
-// (another compressor than LZ4).
+// (another compressor than LZ4 or zstd).
 var ErrNotSupported = errors.New("not supported")
 
 // ParseHeader reads and checks the 16-byte header at the start of src.
@@ -316,16 +416,30 @@ func ParseHeader(src []byte) (Header, error) {
 		return h, fmt.Errorf("blosc: decoded size %d exceeds the blosc1 limit", h.NBytes)
 	case h.NBytes > 0 && h.BlockSize <= 0 && !h.Memcpyed():
 		return h, fmt.Errorf("blosc: block size 0 for %d bytes", h.NBytes)
-	case h.BlockSize < 0 || h.BlockSize > maxBlosc1Buffer:
+	case h.BlockSize > maxBlosc1Buffer:
 		return h, fmt.Errorf("blosc: block size %d out of range", h.BlockSize)
 	}
 	return h, nil
 }
 
-// Decoder decodes blosc1 buffers, keeping its scratch block between calls.
-// Not safe for concurrent use.
+// maxExpansion bounds how many bytes one compressed byte can decode to,
+// so a forged header cannot make Decode allocate more than its input
+// could plausibly hold. LZ4: a match of 255 more bytes per length byte
+// (just under 255:1). zstd: an RLE block is 4 bytes (3 header, 1 value)
+// for up to 128 KiB (Block_Maximum_Size), so 32768:1.
+func maxExpansion(c Compressor) int {
+	if c == Zstd {
+		return 1 << 15
+	}
+	return 256
+}
+
+// Decoder decodes blosc1 buffers, keeping its scratch block and its zstd
+// decoder between calls. Not safe for concurrent use. The zero value is
+// ready to use and holds no resources beyond memory.
 type Decoder struct {
 	tmp []byte
+	zs  zstdDecoder
 }
 
 // Decode decodes the blosc1 buffer src (exactly one buffer, nothing after
@@ -336,18 +450,37 @@ func Decode(dst, src []byte) ([]byte, error) {
 	return d.Decode(dst, src)
 }
 
+// DecodeN is Decode for a buffer that must decode to exactly n bytes: a
+// header that says otherwise is an error before anything is allocated or
+// decoded.
+func (d *Decoder) DecodeN(dst, src []byte, n int) ([]byte, error) {
+	h, err := ParseHeader(src)
+	if err != nil {
+		return nil, err
+	}
+	if h.NBytes != n {
+		return nil, fmt.Errorf("blosc: buffer decodes to %d bytes, want %d", h.NBytes, n)
+	}
+	return d.decode(dst, src, h)
+}
+
 // Decode decodes src strictly: every size, offset and stream is checked,
-// and each LZ4 stream must decode to exactly its expected length, so a
-// corrupt buffer is an error, never a panic. The output size comes from the
-// header but is bounded by what src could plausibly expand to (LZ4 cannot
-// exceed 255:1), so a forged header cannot force a huge allocation.
-// Supported: LZ4 with no shuffle, byte shuffle or bit shuffle, and
-// memcpyed buffers.
+// and each stream must decode to exactly its expected length (a zstd
+// stream is decoded into a buffer capped at that length, so it can never
+// write more), so a corrupt buffer is an error, never a panic. The output
+// size comes from the header but is bounded by what src could plausibly
+// expand to (maxExpansion), so a forged header cannot force a huge
+// allocation. Supported: LZ4 and zstd with no shuffle, byte shuffle or bit
+// shuffle, and memcpyed buffers.
 func (d *Decoder) Decode(dst, src []byte) ([]byte, error) {
 	h, err := ParseHeader(src)
 	if err != nil {
 		return nil, err
 	}
+	return d.decode(dst, src, h)
+}
+
+func (d *Decoder) decode(dst, src []byte, h Header) ([]byte, error) {
 	if h.CBytes != len(src) {
 		return nil, fmt.Errorf("blosc: header says %d bytes, buffer has %d", h.CBytes, len(src))
 	}
@@ -358,18 +491,19 @@ func (d *Decoder) Decode(dst, src []byte) ([]byte, error) {
 		}
 		return append(dst[:0], src[HeaderSize:]...), nil
 	}
-	if c := h.Flags >> formatShift; c != formatLZ4 {
-		return nil, fmt.Errorf("blosc: compressor %s: %w (zwrite reads lz4 only)", h.CompressorName(), ErrNotSupported)
+	comp, ok := h.Compressor()
+	if !ok {
+		return nil, fmt.Errorf("blosc: compressor %s: %w (zwrite reads lz4 and zstd)", h.CompressorName(), ErrNotSupported)
 	}
-	if h.VersionLZ != versionLZ4 {
-		return nil, fmt.Errorf("blosc: lz4 format version %d (want 1)", h.VersionLZ)
+	if h.VersionLZ != comp.version() {
+		return nil, fmt.Errorf("blosc: %v format version %d (want %d)", comp, h.VersionLZ, comp.version())
 	}
 	if nbytes == 0 {
 		// c-blosc stores empty input memcpyed; anything else is malformed.
 		return nil, fmt.Errorf("blosc: compressed buffer for 0 bytes")
 	}
-	if nbytes/256 > h.CBytes {
-		return nil, fmt.Errorf("blosc: %d bytes cannot come from a %d-byte buffer", nbytes, h.CBytes)
+	if nbytes/maxExpansion(comp) > h.CBytes {
+		return nil, fmt.Errorf("blosc: %d bytes cannot come from a %d-byte %v buffer", nbytes, h.CBytes, comp)
 	}
 	bs := h.BlockSize
 	if bs > nbytes {
@@ -408,12 +542,17 @@ func (d *Decoder) Decode(dst, src []byte) ([]byte, error) {
 		if unshuf {
 			block = d.tmp[:bsize]
 		}
+		// c-blosc 1.x blosc_d: a block is split unless DONT_SPLIT is set,
+		// it is the leftover, or (as buffers from before the flag existed
+		// were written) typesize > 16 or fewer than 128 elements.
 		nsplits := 1
-		if h.Split() && !isLeftover {
+		if h.Split() && !isLeftover && ts <= maxSplits && bsize/ts >= minBufferSize {
 			nsplits = ts
 		}
 		neblock := bsize / nsplits
 		if neblock*nsplits != bsize {
+			// A forged block size that is not a multiple of the typesize:
+			// the streams would not cover the block.
 			return nil, fmt.Errorf("blosc: block %d of %d bytes does not split into %d streams", b, bsize, nsplits)
 		}
 		for j := 0; j < nsplits; j++ {
@@ -428,14 +567,8 @@ func (d *Decoder) Decode(dst, src []byte) ([]byte, error) {
 			s := block[j*neblock : (j+1)*neblock]
 			if cs == neblock {
 				copy(s, src[p:p+cs])
-			} else {
-				n, err := lz4.UncompressBlock(src[p:p+cs], s)
-				if err != nil {
-					return nil, fmt.Errorf("blosc: block %d stream %d: lz4: %w", b, j, err)
-				}
-				if n != neblock {
-					return nil, fmt.Errorf("blosc: block %d stream %d: lz4 gave %d bytes, want %d", b, j, n, neblock)
-				}
+			} else if err := d.stream(comp, s, src[p:p+cs]); err != nil {
+				return nil, fmt.Errorf("blosc: block %d stream %d: %w", b, j, err)
 			}
 			p += cs
 		}
@@ -448,4 +581,58 @@ func (d *Decoder) Decode(dst, src []byte) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// stream decompresses one compressed stream into exactly len(s) bytes.
+func (d *Decoder) stream(c Compressor, s, src []byte) error {
+	var n int
+	if c == Zstd {
+		var err error
+		if n, err = d.zs.decode(s, src); err != nil {
+			return fmt.Errorf("zstd: %w", err)
+		}
+	} else {
+		var err error
+		if n, err = lz4.UncompressBlock(src, s); err != nil {
+			return fmt.Errorf("lz4: %w", err)
+		}
+	}
+	// As c-blosc: a stream that decodes to fewer bytes than its share of
+	// the block is corrupt (the rest of the block would be left as it was).
+	if n != len(s) {
+		return fmt.Errorf("%v gave %d bytes, want %d", c, n, len(s))
+	}
+	return nil
+}
+
+// zstdDecoder decodes blosc's zstd streams (each a whole zstd frame, as
+// c-blosc's ZSTD_compressCCtx writes them) with klauspost's decoder, made
+// on first use.
+type zstdDecoder struct {
+	dec *zstd.Decoder
+}
+
+// decode decodes src into s[:0:len(s)] and returns the bytes decoded.
+// WithDecodeAllCapLimit makes klauspost refuse a frame whose content size
+// exceeds the capacity, and stop a frame without one at the capacity, so
+// nothing is ever written past s or allocated. (Should klauspost ever
+// hand back another array of the right length, the bytes are copied.)
+func (z *zstdDecoder) decode(s, src []byte) (int, error) {
+	if z.dec == nil {
+		// One goroutine-free decoder (concurrency 1, DecodeAll only).
+		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecodeAllCapLimit(true))
+		if err != nil {
+			// Only invalid options fail, and these are fixed and valid.
+			panic(fmt.Sprintf("blosc: zstd decoder: %v", err))
+		}
+		z.dec = dec
+	}
+	out, err := z.dec.DecodeAll(src, s[:0:len(s)])
+	if err != nil {
+		return 0, err
+	}
+	if len(out) > 0 && len(out) <= len(s) && &out[0] != &s[0] {
+		copy(s, out)
+	}
+	return len(out), nil
 }

@@ -33,9 +33,12 @@ func decodeChunk(codec zarr.Codec, src []byte, size int64) ([]byte, error) {
 }
 
 var extraDecoders = map[zarr.Codec]chunkDecoder{
-	zarr.CodecLZ4: func(_ zarr.Codec, src []byte, size int64) ([]byte, error) {
-		return blosc.Decode(make([]byte, 0, size), src)
-	},
+	zarr.CodecLZ4:       bloscDecode,
+	zarr.CodecBloscZstd: bloscDecode,
+}
+
+func bloscDecode(_ zarr.Codec, src []byte, size int64) ([]byte, error) {
+	return blosc.Decode(make([]byte, 0, size), src)
 }
 
 // shardKeyCoords parses "c/1/2/3" for a rank-n array.

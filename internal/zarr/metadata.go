@@ -129,6 +129,9 @@ const (
 	BitShuffle  = blosc.BitShuffle
 )
 
+// Shuffles lists every filter, for tests and help texts.
+var Shuffles = blosc.Shuffles
+
 // Meta is a parsed array zarr.json, written by us or by another Zarr v3
 // writer (tensorstore, zarr-python, zarrita). It holds what a reader needs
 // beyond the Spec.
@@ -201,7 +204,7 @@ func (m *Meta) CompressorString() string {
 			s += " checksum"
 		}
 		return s
-	case CodecLZ4:
+	case CodecLZ4, CodecBloscZstd:
 		return fmt.Sprintf("blosc %s clevel %d %s", m.BloscCName, m.Spec.Level, m.BloscShuffle)
 	}
 	return "none"
@@ -670,10 +673,14 @@ func (m *Meta) parseChain(list []json.RawMessage, field string) error {
 		if bc.CName == nil {
 			return fmt.Errorf("%s.configuration.cname: missing", f)
 		}
-		if *bc.CName != "lz4" {
-			return fmt.Errorf("%s.configuration.cname: %q not supported (zwrite reads blosc with lz4 only)", f, *bc.CName)
+		switch *bc.CName {
+		case "lz4":
+			m.Spec.Codec = CodecLZ4
+		case "zstd":
+			m.Spec.Codec = CodecBloscZstd
+		default:
+			return fmt.Errorf("%s.configuration.cname: %q not supported (zwrite reads blosc with lz4 or zstd)", f, *bc.CName)
 		}
-		m.Spec.Codec = CodecLZ4
 		m.BloscCName = *bc.CName
 		if bc.CLevel != nil {
 			if *bc.CLevel < 0 || *bc.CLevel > 9 {
@@ -694,15 +701,24 @@ func (m *Meta) parseChain(list []json.RawMessage, field string) error {
 			}
 		}
 		m.Spec.Shuffle = m.BloscShuffle
+		// typesize and blocksize only describe how the chunks were made
+		// (every blosc header records both), but they must be ones blosc
+		// can have written: a typesize of 1..255 bytes, a block size >= 0.
 		m.BloscTypeSize = size
 		if bc.TypeSize != nil {
+			if *bc.TypeSize < 1 || *bc.TypeSize > 255 {
+				return fmt.Errorf("%s.configuration.typesize: %d out of range 1..255", f, *bc.TypeSize)
+			}
 			m.BloscTypeSize = *bc.TypeSize
 		}
 		if bc.BlockSize != nil {
+			if *bc.BlockSize < 0 {
+				return fmt.Errorf("%s.configuration.blocksize: %d is negative", f, *bc.BlockSize)
+			}
 			m.BloscBlockSize = *bc.BlockSize
 		}
 	case "crc32c", "gzip", "transpose", "sharding_indexed":
-		return fmt.Errorf("%s.name: %q not supported here (zwrite reads none, zstd and blosc-lz4 chunks)", f, c.Name)
+		return fmt.Errorf("%s.name: %q not supported here (zwrite reads none, zstd, blosc-lz4 and blosc-zstd chunks)", f, c.Name)
 	default:
 		return fmt.Errorf("%s.name: unknown codec %q", f, c.Name)
 	}

@@ -46,6 +46,8 @@ func TestMarshalArrayGolden(t *testing.T) {
 	named := testSpec(CodecZstd)
 	named.DimNames = []string{"t", "c", "y", "x"}
 	u8 := Spec{Shape: []int64{10, 7}, DType: Uint8, Chunk: []int64{5, 7}, Shard: []int64{10, 7}, Codec: CodecLZ4, Level: 5}
+	withShuffle := func(c Codec, sh Shuffle) Spec { s := testSpec(c); s.Shuffle = sh; return s }
+	i32 := Spec{Shape: []int64{0, 9}, DType: Int32, Chunk: []int64{3, 9}, Shard: []int64{6, 9}, Codec: CodecBloscZstd, Level: 9, Shuffle: BitShuffle}
 	tests := []struct {
 		name   string
 		spec   Spec
@@ -58,6 +60,11 @@ func TestMarshalArrayGolden(t *testing.T) {
 		{"zstd-grown", testSpec(CodecZstd), 1000},
 		{"zstd-dimnames", named, 8},
 		{"lz4-uint8-fixed", u8, 10},
+		{"lz4-bitshuffle", withShuffle(CodecLZ4, BitShuffle), 37},
+		{"lz4-noshuffle", withShuffle(CodecLZ4, NoShuffle), 37},
+		{"blosc-zstd", testSpec(CodecBloscZstd), 37},
+		{"blosc-zstd-noshuffle", withShuffle(CodecBloscZstd, NoShuffle), 37},
+		{"blosc-zstd-bitshuffle-int32", i32, 12},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,15 +102,20 @@ func TestMarshalArrayErrors(t *testing.T) {
 	}
 }
 
-// TestMarshalParseRoundTrip covers every dtype and codec.
+// TestMarshalParseRoundTrip covers every dtype and codec, and every
+// shuffle of the blosc codecs.
 func TestMarshalParseRoundTrip(t *testing.T) {
-	for _, d := range DTypes {
+	for i, d := range DTypes {
 		for _, c := range Codecs {
-			t.Run(d.String()+"/"+c.String(), func(t *testing.T) {
+			var sh Shuffle
+			if c.Blosc() {
+				sh = Shuffles[i%len(Shuffles)]
+			}
+			t.Run(d.String()+"/"+c.String()+"/"+sh.String(), func(t *testing.T) {
 				s := Spec{
 					Shape: []int64{0, 5, 9}, DType: d,
 					Chunk: []int64{2, 2, 4}, Shard: []int64{4, 4, 8},
-					Codec: c, Level: c.DefaultLevel(), DimNames: []string{"z", "y", "x"},
+					Codec: c, Level: c.DefaultLevel(), DimNames: []string{"z", "y", "x"}, Shuffle: sh,
 				}
 				b, err := MarshalArray(&s, 17)
 				if err != nil {
@@ -124,10 +136,11 @@ func TestMarshalParseRoundTrip(t *testing.T) {
 				if len(m.Fill) != d.Size() || !m.FillIsZero() {
 					t.Errorf("fill = %v", m.Fill)
 				}
-				if c == CodecLZ4 && (m.BloscShuffle != ByteShuffle || m.BloscTypeSize != d.Size() || m.BloscCName != "lz4") {
+				if c.Blosc() && (m.BloscShuffle != sh || m.BloscTypeSize != d.Size() || m.BloscCName != c.BloscCName()) {
 					t.Errorf("blosc = %q %v %d", m.BloscCName, m.BloscShuffle, m.BloscTypeSize)
 				}
-				want0 := map[Codec]string{CodecNone: "none", CodecZstd: "zstd level 1", CodecLZ4: "blosc lz4 clevel 1 shuffle"}[c]
+				want0 := map[Codec]string{CodecNone: "none", CodecZstd: "zstd level 1",
+					CodecLZ4: "blosc lz4 clevel 1 " + sh.String(), CodecBloscZstd: "blosc zstd clevel 1 " + sh.String()}[c]
 				if got := m.CompressorString(); got != want0 {
 					t.Errorf("CompressorString = %q, want %q", got, want0)
 				}
@@ -258,7 +271,13 @@ func TestParseArrayErrors(t *testing.T) {
 		{"fill string int", mk("int16", `"NaN"`, ""), "fill_value"},
 		{"fill hex size", mk("float32", `"0x7fc0"`, ""), "fill_value"},
 		{"gzip", mk("uint16", "0", `,{"name":"gzip","configuration":{"level":1}}`), "codecs[1].name"},
-		{"blosc zstd", mk("uint16", "0", `,{"name":"blosc","configuration":{"cname":"zstd","clevel":1,"shuffle":"shuffle","typesize":2,"blocksize":0}}`), "cname"},
+		{"blosc zlib", mk("uint16", "0", `,{"name":"blosc","configuration":{"cname":"zlib","clevel":1,"shuffle":"shuffle","typesize":2,"blocksize":0}}`), "cname"},
+		{"blosc cname missing", mk("uint16", "0", `,{"name":"blosc","configuration":{"clevel":1,"shuffle":"shuffle","typesize":2,"blocksize":0}}`), "cname: missing"},
+		{"blosc clevel", mk("uint16", "0", `,{"name":"blosc","configuration":{"cname":"zstd","clevel":10,"shuffle":"shuffle","typesize":2,"blocksize":0}}`), "clevel"},
+		{"blosc typesize 0", mk("uint16", "0", `,{"name":"blosc","configuration":{"cname":"zstd","clevel":1,"shuffle":"shuffle","typesize":0,"blocksize":0}}`), "typesize: 0"},
+		{"blosc typesize 256", mk("uint16", "0", `,{"name":"blosc","configuration":{"cname":"lz4","clevel":1,"shuffle":"shuffle","typesize":256,"blocksize":0}}`), "typesize: 256"},
+		{"blosc blocksize", mk("uint16", "0", `,{"name":"blosc","configuration":{"cname":"zstd","clevel":1,"shuffle":"shuffle","typesize":2,"blocksize":-1}}`), "blocksize"},
+		{"blosc unknown key", mk("uint16", "0", `,{"name":"blosc","configuration":{"cname":"zstd","clevel":1,"shuffle":"shuffle","typesize":2,"blocksize":0,"nthreads":2}}`), "codecs[1].configuration"},
 		{"blosc shuffle", mk("uint16", "0", `,{"name":"blosc","configuration":{"cname":"lz4","shuffle":"wat"}}`), "shuffle"},
 		{"zstd unknown key", mk("uint16", "0", `,{"name":"zstd","configuration":{"level":1,"dict":2}}`), "codecs[1].configuration"},
 		{"two compressors", mk("uint16", "0", `,{"name":"zstd"},{"name":"zstd"}`), "codecs[2]"},

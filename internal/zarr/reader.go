@@ -461,8 +461,12 @@ func (a *Array) decode(dst, enc []byte, cb int) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
-	case CodecLZ4:
-		out, err = a.bdec.Decode(dst, enc)
+	case CodecLZ4, CodecBloscZstd:
+		// The blosc header says which compressor each chunk uses; the
+		// codec only names what the metadata promised. DecodeN refuses a
+		// header that does not decode to exactly one chunk before it
+		// allocates or decodes anything.
+		out, err = a.bdec.DecodeN(dst, enc, cb)
 		if err != nil {
 			return nil, err
 		}

@@ -251,8 +251,8 @@ func plainArrayJSON(t testing.TB, s Spec, shape0 int64) string {
 	switch s.Codec {
 	case CodecZstd:
 		comp = fmt.Sprintf(`,{"name":"zstd","configuration":{"level":%d,"checksum":true}}`, s.Level)
-	case CodecLZ4:
-		comp = fmt.Sprintf(`,{"name":"blosc","configuration":{"cname":"lz4","clevel":%d,"shuffle":"shuffle","typesize":%d,"blocksize":0}}`, s.Level, s.DType.Size())
+	case CodecLZ4, CodecBloscZstd:
+		comp = fmt.Sprintf(`,{"name":"blosc","configuration":{"cname":"%s","clevel":%d,"shuffle":"shuffle","typesize":%d,"blocksize":0}}`, s.Codec.BloscCName(), s.Level, s.DType.Size())
 	}
 	js := func(v []int64) string { return strings.ReplaceAll(fmt.Sprint(v), " ", ",") }
 	return fmt.Sprintf(`{"zarr_format":3,"node_type":"array","shape":%s,"data_type":"%s",
@@ -270,14 +270,18 @@ func encoder(t testing.TB, s Spec, bitshuffle bool) func([]byte) []byte {
 			t.Fatal(err)
 		}
 		return func(b []byte) []byte { return z.EncodeAll(b, nil) }
-	case CodecLZ4:
+	case CodecLZ4, CodecBloscZstd:
 		var e blosc.Encoder
 		sh := blosc.ByteShuffle
 		if bitshuffle {
 			sh = blosc.BitShuffle
 		}
+		comp := blosc.LZ4
+		if s.Codec == CodecBloscZstd {
+			comp = blosc.Zstd
+		}
 		return func(b []byte) []byte {
-			return e.Encode(nil, b, blosc.Options{TypeSize: s.DType.Size(), CLevel: s.Level, Shuffle: sh, BlockSize: 256})
+			return e.Encode(nil, b, blosc.Options{TypeSize: s.DType.Size(), CLevel: s.Level, Shuffle: sh, BlockSize: 256, Compressor: comp})
 		}
 	}
 	return func(b []byte) []byte { return append([]byte(nil), b...) }

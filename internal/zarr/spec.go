@@ -97,7 +97,7 @@ const (
 )
 
 // Codecs lists every supported codec, for tests and help texts.
-var Codecs = []Codec{CodecNone, CodecZstd, CodecLZ4}
+var Codecs = []Codec{CodecNone, CodecZstd, CodecLZ4, CodecBloscZstd}
 
 func (c Codec) String() string {
 	switch c {
@@ -128,7 +128,8 @@ func (c Codec) BloscCName() string {
 	return ""
 }
 
-// ParseCodec accepts none, zstd and lz4 (also blosc-lz4), case-insensitively.
+// ParseCodec accepts none, zstd, lz4 (also blosc-lz4) and blosc-zstd,
+// case-insensitively.
 func ParseCodec(s string) (Codec, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "none", "raw":
@@ -137,8 +138,10 @@ func ParseCodec(s string) (Codec, error) {
 		return CodecZstd, nil
 	case "lz4", "blosc-lz4", "blosc":
 		return CodecLZ4, nil
+	case "blosc-zstd":
+		return CodecBloscZstd, nil
 	}
-	return 0, fmt.Errorf("unknown codec %q (want none, zstd or lz4)", s)
+	return 0, fmt.Errorf("unknown codec %q (want none, zstd, lz4 or blosc-zstd)", s)
 }
 
 // DefaultLevel is the compression level used when the user gives none:

@@ -9,7 +9,8 @@
 //
 // Usage:
 //   node check.mjs MANIFEST.json      manifest: [{"name", "store", "raw",
-//                                       "codec"?, "dtype"?, "shape"?}, ...]
+//                                       "codec"?, "shuffle"?, "dtype"?,
+//                                       "shape"?}, ...]
 //   node check.mjs STORE RAW          one store against one raw file
 //
 // Paths in a manifest are relative to the manifest's directory. Exits 0
@@ -53,7 +54,15 @@ function codecName(meta) {
   const c = inner[0];
   if (c.name === "zstd") return "zstd";
   if (c.name === "blosc" && c.configuration.cname === "lz4") return "lz4";
+  if (c.name === "blosc" && c.configuration.cname === "zstd") return "blosc-zstd";
   return c.name;
+}
+
+// bloscShuffle is the blosc codec's shuffle setting, or undefined.
+function bloscShuffle(meta) {
+  const sh = meta.codecs.find((c) => c.name === "sharding_indexed");
+  const b = sh.configuration.codecs.find((c) => c.name === "blosc");
+  return b?.configuration.shuffle;
 }
 
 async function* walk(dir) {
@@ -104,6 +113,7 @@ async function checkCase(c) {
   if (meta.zarr_format !== 3 || meta.node_type !== "array") throw new Error("zarr.json is not a Zarr v3 array");
   const codec = codecName(meta);
   if (c.codec && c.codec !== codec) throw new Error(`codec ${codec}, want ${c.codec}`);
+  if (c.shuffle && c.shuffle !== bloscShuffle(meta)) throw new Error(`blosc shuffle ${bloscShuffle(meta)}, want ${c.shuffle}`);
   if (c.dtype && c.dtype !== meta.data_type) throw new Error(`data_type ${meta.data_type}, want ${c.dtype}`);
   if (c.shape && JSON.stringify(c.shape) !== JSON.stringify(meta.shape)) {
     throw new Error(`shape ${JSON.stringify(meta.shape)}, want ${JSON.stringify(c.shape)}`);

@@ -42,13 +42,13 @@ func Decode(t testing.TB, spec *zarr.Spec, b []byte) []byte {
 			t.Fatalf("zstd frame content size %d, decoded %d", h.FrameContentSize, len(out))
 		}
 		return out
-	case zarr.CodecLZ4:
+	case zarr.CodecLZ4, zarr.CodecBloscZstd:
 		h, err := blosc.ParseHeader(b)
 		if err != nil {
 			t.Fatalf("blosc header: %v", err)
 		}
-		if h.CompressorName() != "lz4" || h.Shuffle() != spec.Shuffle || h.TypeSize != spec.DType.Size() || h.CBytes != len(b) {
-			t.Fatalf("blosc header %+v (compressor %s, shuffle %v) of a %d-byte buffer; want lz4, shuffle %v, typesize %d", h, h.CompressorName(), h.Shuffle(), len(b), spec.Shuffle, spec.DType.Size())
+		if h.CompressorName() != spec.Codec.BloscCName() || h.Shuffle() != spec.Shuffle || h.TypeSize != spec.DType.Size() || h.CBytes != len(b) {
+			t.Fatalf("blosc header %+v (compressor %s, shuffle %v) of a %d-byte buffer; want %s, shuffle %v, typesize %d", h, h.CompressorName(), h.Shuffle(), len(b), spec.Codec.BloscCName(), spec.Shuffle, spec.DType.Size())
 		}
 		out, err := blosc.Decode(nil, b)
 		if err != nil {

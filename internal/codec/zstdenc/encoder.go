@@ -1,0 +1,554 @@
+package zstdenc
+
+import (
+	"encoding/binary"
+	"math"
+	"math/bits"
+
+	"github.com/klauspost/compress/huff0"
+)
+
+const (
+	maxBlock = 128 << 10 // Block_Maximum_Size
+	// singleMax is the largest frame written as a single segment (window
+	// = content size); larger inputs get a window of singleMax, which
+	// every decoder accepts (libzstd's default limit is 128 MiB).
+	singleMax = 8 << 20
+	hashLog   = 15
+	// skipLog: after a miss the parser moves on 2 + (bytes since the last
+	// match) >> skipLog, so incompressible stretches cost little but a
+	// match after one is still found within ~2^skipLog bytes.
+	skipLog = 7
+)
+
+// Encoder writes zstd frames (RFC 8878). Reuse one per goroutine: it
+// keeps its hash table and buffers, so EncodeAll does not allocate once
+// they have grown. Not safe for concurrent use; the zero value is ready.
+type Encoder struct {
+	// table maps a hash of 6 bytes to where they last occurred: position+1
+	// in the low 32 bits, the 4 bytes found there in the high 32, so a
+	// candidate that does not match is rejected without reading src (a
+	// cache miss, on noisy data the common case).
+	table *[1 << hashLog]uint64
+	lits  []byte
+	body  []byte // the block being coded
+	seqs  []sequence
+	codes []uint8 // ll, ml, of code of every sequence, 3 per sequence
+	huf   huff0.Scratch
+	rep   [3]uint32
+	ll    fseTable // custom tables, rebuilt per block when used
+	ml    fseTable
+	of    fseTable
+}
+
+// sequence is one zstd sequence: litLen literals, then a match of
+// matchLen bytes; offBase is the RFC's Offset_Value (1..3 name a repeat
+// offset, offset+3 otherwise).
+type sequence struct {
+	litLen, matchLen, offBase uint32
+}
+
+// MaxEncodedSize is the largest frame EncodeAll writes for n bytes: the
+// 18-byte worst-case frame header and, for every block, a 3-byte header
+// and the block stored raw. MaxEncodedSizeBlocks is the same for
+// EncodeAllBlocks with blocks of block bytes.
+func MaxEncodedSize(n int) int { return MaxEncodedSizeBlocks(n, maxBlock) }
+
+func MaxEncodedSizeBlocks(n, block int) int { return n + 18 + 3*(n/clampBlock(block)+1) }
+
+// clampBlock is the zstd block size EncodeAllBlocks uses for block: at
+// most Block_Maximum_Size, 0 or less meaning that.
+func clampBlock(block int) int {
+	if block <= 0 || block > maxBlock {
+		return maxBlock
+	}
+	return block
+}
+
+// EncodeAll appends the zstd frame of src to dst: content size present,
+// no checksum, no dictionary; a single segment up to 8 MiB. When dst has
+// MaxEncodedSize(len(src)) bytes of spare capacity it does not grow.
+func (e *Encoder) EncodeAll(dst, src []byte) []byte { return e.EncodeAllBlocks(dst, src, maxBlock) }
+
+// EncodeAllBlocks is EncodeAll with zstd blocks of block bytes (at most
+// 128 KiB; 0 means that): each block gets its own literal and sequence
+// tables, which pays when the caller knows where the statistics change,
+// such as at the byte planes of a blosc-shuffled block.
+func (e *Encoder) EncodeAllBlocks(dst, src []byte, block int) []byte {
+	block = clampBlock(block)
+	n := len(src)
+	window := n
+	if n > singleMax {
+		window = singleMax
+	}
+	dst = appendFrameHeader(dst, n)
+	if n == 0 {
+		return append(dst, 1, 0, 0) // one empty raw block, the last
+	}
+	if e.table == nil {
+		e.table = new([1 << hashLog]uint64)
+	}
+	clear(e.table[:])
+	e.rep = [3]uint32{1, 4, 8}
+	for start := 0; start < n; start += block {
+		end := min(n, start+block)
+		dst = e.block(dst, src, start, end, end == n, window)
+	}
+	return dst
+}
+
+// appendFrameHeader writes the magic number, the frame header descriptor,
+// a window descriptor for multi-segment frames, and the content size in
+// the smallest field that holds it.
+func appendFrameHeader(dst []byte, n int) []byte {
+	dst = append(dst, 0x28, 0xb5, 0x2f, 0xfd)
+	if n <= singleMax {
+		switch {
+		case n < 256:
+			return append(dst, 0x20, byte(n))
+		case n < 65536+256:
+			return binary.LittleEndian.AppendUint16(append(dst, 0x60), uint16(n-256))
+		default:
+			return binary.LittleEndian.AppendUint32(append(dst, 0xa0), uint32(n))
+		}
+	}
+	// Window_Descriptor: exponent log2(singleMax)-10, mantissa 0.
+	wd := byte(bits.Len(singleMax)-1-10) << 3
+	if uint64(n) <= 0xffffffff {
+		return binary.LittleEndian.AppendUint32(append(dst, 0x80, wd), uint32(n))
+	}
+	return binary.LittleEndian.AppendUint64(append(dst, 0xc0, wd), uint64(n))
+}
+
+// blockHeader is the 3-byte Block_Header: last flag, type, size.
+func blockHeader(dst []byte, last bool, typ, size int) []byte {
+	v := uint32(typ<<1 | size<<3)
+	if last {
+		v |= 1
+	}
+	return append(dst, byte(v), byte(v>>8), byte(v>>16))
+}
+
+const (
+	blockRaw        = 0
+	blockRLE        = 1
+	blockCompressed = 2
+)
+
+// block appends src[start:end] as one block: RLE when it is one repeated
+// byte, compressed when that is smaller than the bytes, else raw.
+func (e *Encoder) block(dst, src []byte, start, end int, last bool, window int) []byte {
+	blk := src[start:end]
+	if isRun(blk) {
+		return append(blockHeader(dst, last, blockRLE, len(blk)), blk[0])
+	}
+	rep := e.rep
+	e.parse(src, start, end, window)
+	// The body goes to the encoder's own buffer first: a block of many
+	// short matches can code larger than its bytes, and dst may only have
+	// room for the raw block.
+	e.body = e.compressed(e.body[:0], len(blk))
+	if len(e.body) < len(blk) {
+		return append(blockHeader(dst, last, blockCompressed, len(e.body)), e.body...)
+	}
+	// Stored raw, the sequences are never seen: the decoder's repeat
+	// offsets stay as they were.
+	e.rep = rep
+	return append(blockHeader(dst, last, blockRaw, len(blk)), blk...)
+}
+
+// isRun reports whether b (not empty) is one byte repeated.
+func isRun(b []byte) bool {
+	c := b[0]
+	w := uint64(c) * 0x0101010101010101
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:]) != w {
+			return false
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] != c {
+			return false
+		}
+	}
+	return true
+}
+
+func load64(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[i:]) }
+func load32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
+
+// hash6 hashes the low 6 bytes of v into hashLog bits (zstd's 6-byte
+// multiplicative hash).
+func hash6(v uint64) uint16 {
+	const prime6 = 227718039650203
+	return uint16(((v << 16) * prime6) >> (64 - hashLog))
+}
+
+// parse cuts src[start:end] into sequences and literals with a greedy
+// single-table match finder (zstd's "fast" strategy): 6-byte hashes,
+// matches of at least 4 bytes extended both ways, the last repeat offset
+// tried first one byte ahead, and a stride that grows with the distance
+// from the last match. Matches reach back into earlier blocks of the
+// frame but never past end.
+func (e *Encoder) parse(src []byte, start, end, window int) {
+	e.lits = e.lits[:0]
+	e.seqs = e.seqs[:0]
+	table := e.table
+	anchor, ip := start, start
+	ilimit := end - 9
+	limitWindow := window < len(src)
+	for ip < ilimit {
+		// Two positions a step: their lookups overlap in the memory
+		// system (zstd's fast loop does the same).
+		cur0, cur1 := load64(src, ip), load64(src, ip+1)
+		// The repeat offset one byte ahead: bytes ip+1.. are cur1. (rep[0]
+		// is 1 at the frame's start and then always an offset some earlier
+		// match used, so ip+1-r >= 0.)
+		if r := int(e.rep[0]); uint32(cur1) == load32(src, ip+1-r) {
+			m := ip + 1
+			ml := 4 + matchLen(src, m+4, m+4-r, end)
+			e.emit(src, anchor, m, uint32(r), ml)
+			ip = m + ml
+			anchor = ip
+			continue
+		}
+		h0, h1 := hash6(cur0), hash6(cur1)
+		t0, t1 := table[h0], table[h1]
+		table[h0], table[h1] = entry(ip, cur0), entry(ip+1, cur1)
+		cand := -1
+		switch {
+		case t0 != 0 && uint32(t0>>32) == uint32(cur0) && (!limitWindow || ip-int(uint32(t0)-1) <= window):
+			cand = int(uint32(t0) - 1)
+		case t1 != 0 && uint32(t1>>32) == uint32(cur1) && (!limitWindow || ip+1-int(uint32(t1)-1) <= window):
+			cand = int(uint32(t1) - 1)
+			ip++
+		}
+		if cand < 0 {
+			ip += 2 + (ip-anchor)>>skipLog
+			continue
+		}
+		for ip > anchor && cand > 0 && src[ip-1] == src[cand-1] {
+			ip--
+			cand--
+		}
+		ml := 4 + matchLen(src, ip+4, cand+4, end)
+		e.emit(src, anchor, ip, uint32(ip-cand), ml)
+		m := ip
+		ip += ml
+		anchor = ip
+		if ip < ilimit {
+			// Two positions of the match go into the table too (zstd's
+			// fast strategy): the next copy of this stretch finds them.
+			v, w := load64(src, m+2), load64(src, ip-2)
+			table[hash6(v)] = entry(m+2, v)
+			table[hash6(w)] = entry(ip-2, w)
+		}
+		// Right after a match the previous offset often continues (rows,
+		// interleaved channels): a zero-literal repeat match costs a few
+		// bits. (rep[1] is now the offset before this match's, or 1: never
+		// more than ip.)
+		for ip < ilimit {
+			r := int(e.rep[1])
+			if load32(src, ip) != load32(src, ip-r) {
+				break
+			}
+			ml := 4 + matchLen(src, ip+4, ip+4-r, end)
+			v := load64(src, ip)
+			table[hash6(v)] = entry(ip, v)
+			e.emit(src, anchor, ip, uint32(r), ml)
+			ip += ml
+			anchor = ip
+		}
+	}
+	e.lits = append(e.lits, src[anchor:end]...)
+}
+
+// entry is the table entry for the 8 bytes v at position p.
+func entry(p int, v uint64) uint64 { return uint64(p+1) | v<<32 }
+
+// matchLen is the number of equal bytes at a and b (b < a), stopping at
+// end.
+func matchLen(src []byte, a, b, end int) int {
+	n := 0
+	for a+n+8 <= end {
+		if x := load64(src, a+n) ^ load64(src, b+n); x != 0 {
+			return n + bits.TrailingZeros64(x)>>3
+		}
+		n += 8
+	}
+	for a+n < end && src[a+n] == src[b+n] {
+		n++
+	}
+	return n
+}
+
+// emit records the literals src[anchor:ip] and a match of ml bytes at
+// offset off, choosing the repeat-offset code the decoder will resolve to
+// off and updating the repeat history as the decoder will (RFC 8878
+// §3.1.1.5).
+func (e *Encoder) emit(src []byte, anchor, ip int, off uint32, ml int) {
+	ll := uint32(ip - anchor)
+	e.lits = append(e.lits, src[anchor:ip]...)
+	r := &e.rep
+	ob := off + 3
+	if ll > 0 {
+		switch off {
+		case r[0]:
+			ob = 1
+		case r[1]:
+			ob = 2
+		case r[2]:
+			ob = 3
+		}
+	} else {
+		switch off {
+		case r[1]:
+			ob = 1
+		case r[2]:
+			ob = 2
+		case r[0] - 1:
+			ob = 3
+		}
+	}
+	switch {
+	case ob == 1 && ll > 0: // repeat offset 1: history unchanged
+	case off == r[1] && ob <= 3: // the second moves to the front
+		r[1], r[0] = r[0], off
+	default: // the third, r[0]-1 or a new offset: all move down
+		r[2], r[1], r[0] = r[1], r[0], off
+	}
+	e.seqs = append(e.seqs, sequence{ll, uint32(ml), ob})
+}
+
+// compressed appends the literals and sequences sections of the block
+// just parsed. The caller compares the result with the block's size.
+func (e *Encoder) compressed(dst []byte, blockLen int) []byte {
+	start := len(dst)
+	dst = e.literals(dst)
+	if len(dst)-start >= blockLen {
+		return dst // the literals alone are no smaller; stored raw
+	}
+	return e.sequences(dst)
+}
+
+// literals appends the literals section: Huffman coded (4 streams from
+// 1024 literals on, as required above 1023) when that is smaller, RLE
+// when they are one byte repeated, raw otherwise.
+func (e *Encoder) literals(dst []byte) []byte {
+	lits := e.lits
+	n := len(lits)
+	if n >= 64 {
+		e.huf.Reuse = huff0.ReusePolicyNone
+		var out []byte
+		var err error
+		if n < 1024 {
+			out, _, err = huff0.Compress1X(lits, &e.huf)
+		} else {
+			out, _, err = huff0.Compress4X(lits, &e.huf)
+		}
+		switch {
+		case err == huff0.ErrUseRLE:
+			return append(rawLitHeader(dst, 1, n), lits[0])
+		case err == nil:
+			if h := compLitHeaderSize(n, len(out)); len(out)+h < n+rawLitHeaderSize(n) {
+				return append(compLitHeader(dst, n, len(out), n < 1024), out...)
+			}
+		}
+	} else if n > 0 && isRun(lits) {
+		return append(rawLitHeader(dst, 1, n), lits[0])
+	}
+	return append(rawLitHeader(dst, 0, n), lits...)
+}
+
+// rawLitHeader is the Raw (typ 0) or RLE (typ 1) literals header for n
+// literals.
+func rawLitHeader(dst []byte, typ, n int) []byte {
+	switch {
+	case n < 32:
+		return append(dst, byte(typ|n<<3))
+	case n < 4096:
+		v := typ | 1<<2 | n<<4
+		return append(dst, byte(v), byte(v>>8))
+	}
+	v := typ | 3<<2 | n<<4
+	return append(dst, byte(v), byte(v>>8), byte(v>>16))
+}
+
+func rawLitHeaderSize(n int) int {
+	switch {
+	case n < 32:
+		return 1
+	case n < 4096:
+		return 2
+	}
+	return 3
+}
+
+// compLitHeaderSize and compLitHeader are the Compressed literals header
+// for n literals in c bytes: one stream (n < 1024) or four.
+func compLitHeaderSize(n, c int) int {
+	switch m := max(n, c); {
+	case m < 1024:
+		return 3
+	case m < 16384:
+		return 4
+	}
+	return 5
+}
+
+func compLitHeader(dst []byte, n, c int, single bool) []byte {
+	const typ = 2
+	switch compLitHeaderSize(n, c) {
+	case 3:
+		sf := 1
+		if single {
+			sf = 0
+		}
+		v := uint32(typ | sf<<2 | n<<4 | c<<14)
+		return append(dst, byte(v), byte(v>>8), byte(v>>16))
+	case 4:
+		v := uint32(typ | 2<<2 | n<<4 | c<<18)
+		return binary.LittleEndian.AppendUint32(dst, v)
+	}
+	v := uint64(typ | 3<<2 | n<<4 | c<<22)
+	return append(binary.LittleEndian.AppendUint32(dst, uint32(v)), byte(v>>32))
+}
+
+// Symbol compression modes (RFC 8878 §3.1.1.3.2.1).
+const (
+	modePredefined = 0
+	modeRLE        = 1
+	modeCompressed = 2
+)
+
+// sequences appends the sequences section.
+func (e *Encoder) sequences(dst []byte) []byte {
+	nb := len(e.seqs)
+	switch {
+	case nb < 128:
+		dst = append(dst, byte(nb))
+	case nb < 0x7f00:
+		dst = append(dst, byte(nb>>8+128), byte(nb))
+	default:
+		dst = append(dst, 255, byte(nb-0x7f00), byte((nb-0x7f00)>>8))
+	}
+	if nb == 0 {
+		return dst
+	}
+	if cap(e.codes) < 3*nb {
+		e.codes = make([]uint8, 3*nb, 3*nb+3*nb/2)
+	}
+	codes := e.codes[:3*nb]
+	var llHist [llMaxCode + 1]uint32
+	var mlHist [mlMaxCode + 1]uint32
+	var ofHist [ofMaxCode + 1]uint32
+	for i, s := range e.seqs {
+		lc, mc, oc := llCode(s.litLen), mlCode(s.matchLen-3), uint8(bits.Len32(s.offBase)-1)
+		codes[3*i], codes[3*i+1], codes[3*i+2] = lc, mc, oc
+		llHist[lc]++
+		mlHist[mc]++
+		ofHist[oc]++
+	}
+	modesAt := len(dst)
+	dst = append(dst, 0)
+	var llT, mlT, ofT *fseTable
+	var llM, ofM, mlM int
+	llM, llT, dst = e.chooseTable(dst, llHist[:], nb, &e.ll, &llDefault, llDefaultNorm, llMaxLog, codes[0])
+	ofM, ofT, dst = e.chooseTable(dst, ofHist[:], nb, &e.of, &ofDefault, ofDefaultNorm, ofMaxLog, codes[2])
+	mlM, mlT, dst = e.chooseTable(dst, mlHist[:], nb, &e.ml, &mlDefault, mlDefaultNorm, mlMaxLog, codes[1])
+	dst[modesAt] = byte(llM<<6 | ofM<<4 | mlM<<2)
+
+	w := bitWriter{out: dst}
+	var sLL, sML, sOF fseState
+	last := nb - 1
+	s := e.seqs[last]
+	lc, mc, oc := codes[3*last], codes[3*last+1], codes[3*last+2]
+	sML.init(mlT, mc)
+	sOF.init(ofT, oc)
+	sLL.init(llT, lc)
+	w.add(uint64(s.litLen-llBase[lc]), uint(llBits[lc]))
+	w.add(uint64(s.matchLen-3-mlBase[mc]), uint(mlBits[mc]))
+	w.flush()
+	w.add(uint64(s.offBase), uint(oc))
+	w.flush()
+	for i := last - 1; i >= 0; i-- {
+		s := e.seqs[i]
+		lc, mc, oc := codes[3*i], codes[3*i+1], codes[3*i+2]
+		sOF.encode(&w, oc)
+		sML.encode(&w, mc)
+		sLL.encode(&w, lc)
+		w.flush()
+		w.add(uint64(s.litLen-llBase[lc]), uint(llBits[lc]))
+		w.add(uint64(s.matchLen-3-mlBase[mc]), uint(mlBits[mc]))
+		w.flush()
+		w.add(uint64(s.offBase), uint(oc))
+		w.flush()
+	}
+	sML.flush(&w)
+	sOF.flush(&w)
+	sLL.flush(&w)
+	w.close()
+	return w.out
+}
+
+// chooseTable picks the cheapest way to code one of the three code
+// streams: RLE when it holds one symbol, else the predefined table or a
+// table of its own, whichever costs fewer bits including the table's
+// description, which it appends. first is any code of the stream (the
+// RLE symbol).
+func (e *Encoder) chooseTable(dst []byte, hist []uint32, nb int, own, def *fseTable, defNorm []int16, maxLog uint8, first uint8) (int, *fseTable, []byte) {
+	if hist[first] == uint32(nb) {
+		return modeRLE, nil, append(dst, first)
+	}
+	maxSym := len(hist) - 1
+	for maxSym > 0 && hist[maxSym] == 0 {
+		maxSym--
+	}
+	defCost := math.Inf(1)
+	if maxSym < len(defNorm) {
+		defCost = tableCost(hist[:maxSym+1], defNorm, defLog(defNorm))
+	}
+	var norm [maxFSESymbols]int16
+	log := optimalLog(maxLog, nb, maxSym)
+	normalize(norm[:maxSym+1], hist[:maxSym+1], nb, log)
+	hdrAt := len(dst)
+	dst = writeNCount(dst, norm[:maxSym+1], log)
+	if ownCost := tableCost(hist[:maxSym+1], norm[:maxSym+1], log) + float64(8*(len(dst)-hdrAt)); ownCost < defCost {
+		own.build(norm[:maxSym+1], log)
+		return modeCompressed, own, dst
+	}
+	return modePredefined, def, dst[:hdrAt]
+}
+
+// defLog is the accuracy log of a predefined distribution.
+func defLog(norm []int16) uint8 {
+	sum := 0
+	for _, n := range norm {
+		if n < 0 {
+			n = -n
+		}
+		sum += int(n)
+	}
+	return uint8(bits.Len(uint(sum)) - 1)
+}
+
+// tableCost is about the bits coding hist's symbols costs with a table of
+// distribution norm: a symbol of probability p costs -log2 p bits.
+func tableCost(hist []uint32, norm []int16, log uint8) float64 {
+	c := 0.0
+	for s, h := range hist {
+		if h == 0 {
+			continue
+		}
+		n := norm[s]
+		if n == 0 {
+			return math.Inf(1)
+		}
+		if n < 0 {
+			n = 1
+		}
+		c += float64(h) * (float64(log) - math.Log2(float64(n)))
+	}
+	return c
+}

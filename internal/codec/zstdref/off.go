@@ -1,0 +1,6 @@
+//go:build !(cgo && zstdref)
+
+package zstdref
+
+// Level is nil without the zstdref build tag (and cgo, libzstd-dev).
+func Level(level int) func(dst, src []byte) []byte { return nil }

@@ -127,7 +127,7 @@ type Writer struct {
 
 // New builds every level's stage and Writer, the last level first (each
 // level needs the next one's Writer to hand its frames to).
-func New(ctx context.Context, cfg Config) (w *Writer, err error) {
+func New(ctx context.Context, cfg Config) (_ *Writer, err error) {
 	specs, err := LevelSpecs(cfg.Spec, cfg.Levels, cfg.Reduce)
 	if err != nil {
 		return nil, err
@@ -135,9 +135,10 @@ func New(ctx context.Context, cfg Config) (w *Writer, err error) {
 	if cfg.NewStage == nil || cfg.Sink == nil {
 		return nil, errors.New("pyramid: NewStage and Sink are required")
 	}
-	w = &Writer{specs: specs, levels: make([]*pipeline.Writer, len(specs)), stages: make([]stage.Stage, len(specs))}
+	w := &Writer{specs: specs, levels: make([]*pipeline.Writer, len(specs)), stages: make([]stage.Stage, len(specs))}
 	defer func() {
 		if err != nil {
+			// Tear down the levels already started.
 			w.abort(errors.New("pyramid start failed"))
 			w.closeStages()
 		}

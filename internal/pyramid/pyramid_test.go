@@ -229,3 +229,31 @@ func TestLevelSpecs(t *testing.T) {
 		t.Errorf("AutoLevels = %d, want 2 (100x70 fits in one 64x64 chunk after one halving)", n)
 	}
 }
+
+// TestPyramidStartFails: a level whose stage cannot start fails New with
+// that error, and the levels already started are torn down (their stages
+// closed with every slot freed).
+func TestPyramidStartFails(t *testing.T) {
+	spec := zarr.Spec{Shape: []int64{0, 64, 64}, DType: zarr.Uint16, Chunk: []int64{2, 16, 16}, Shard: []int64{4, 32, 32}, Codec: zarr.CodecZstd, Level: 1}
+	refused := errors.New("no GPU")
+	var made []stage.Stage
+	n := 0
+	newStage := func(c stage.Config) (stage.Stage, error) {
+		n++
+		if n == 2 { // the second level built (level 1: they are built bottom up)
+			return nil, refused
+		}
+		st, err := newCPU(c)
+		made = append(made, st)
+		return st, err
+	}
+	_, err := New(context.Background(), Config{Spec: spec, Levels: 3, Reduce: []bool{false, true, true}, NewStage: newStage, Sink: sinktest.NewMem()})
+	if !errors.Is(err, refused) {
+		t.Fatalf("New: %v, want the stage's error", err)
+	}
+	for _, st := range made {
+		if err := st.Close(); err != nil {
+			t.Errorf("a stage left with live slots: %v", err)
+		}
+	}
+}

@@ -130,10 +130,14 @@ func storeNodes(ctx context.Context, s *readStore, p string, levelFlag bool) []s
 			for _, ds := range ms.Datasets {
 				levels[path.Join(n.Path, ds.Path)] = true
 			}
+			name := n.Path
+			if name == "." {
+				name = "the store itself"
+			}
 			if levelFlag {
-				out = append(out, fmt.Sprintf("%s (an image: --level 0..%d)", n.Path, len(ms.Datasets)-1))
+				out = append(out, fmt.Sprintf("%s (an image: --level 0..%d)", name, len(ms.Datasets)-1))
 			} else {
-				out = append(out, fmt.Sprintf("%s (an image of %d levels)", n.Path, len(ms.Datasets)))
+				out = append(out, fmt.Sprintf("%s (an image of %d levels)", name, len(ms.Datasets)))
 			}
 		case n.Type == zarr.NodeArray:
 			out = append(out, n.Path)

@@ -251,8 +251,14 @@ func runInfo(ctx context.Context, o *infoOptions, store string, out io.Writer) e
 	if err != nil {
 		return err
 	}
-	if bad > 0 {
-		return fmt.Errorf("info %s: %d node(s) could not be read (listed above)", s.name(p), bad)
+	if len(bad) > 0 {
+		const most = 10
+		more := ""
+		if len(bad) > most {
+			more = fmt.Sprintf("\n  and %d more", len(bad)-most)
+			bad = bad[:most]
+		}
+		return fmt.Errorf("info %s: %d node(s) could not be read:\n  %s%s", s.name(p), len(bad), strings.Join(bad, "\n  "), more)
 	}
 	return nil
 }
@@ -285,15 +291,15 @@ func describeArray(ctx context.Context, s *readStore, p string) (*arrayInfo, err
 }
 
 // describeNodes fills doc with the node at p and every node below it; an
-// image's levels go into its entry. It returns how many nodes could not
-// be read (each an invalid entry, or a level with an error).
-func describeNodes(ctx context.Context, s *readStore, p string, doc *infoDoc) (bad int, err error) {
+// image's levels go into its entry. It returns the nodes that could not
+// be read, each "path: why" (an invalid entry, or a level with an error).
+func describeNodes(ctx context.Context, s *readStore, p string, doc *infoDoc) (bad []string, err error) {
 	levels := map[string]bool{}
 	err = zarr.WalkNodes(ctx, s.fsys, p, func(n *zarr.Node, err error) error {
 		var ne *zarr.NodeError
 		switch {
 		case errors.As(err, &ne):
-			bad++
+			bad = append(bad, fmt.Sprintf("%s: %v", s.name(ne.Path), ne.Err))
 			doc.Nodes = append(doc.Nodes, nodeInfo{Path: ne.Path, Kind: "invalid", Error: ne.Err.Error()})
 			return nil
 		case err != nil:
@@ -311,7 +317,7 @@ func describeNodes(ctx context.Context, s *readStore, p string, doc *infoDoc) (b
 				if ctx.Err() != nil {
 					return context.Cause(ctx)
 				}
-				bad++
+				bad = append(bad, err.Error())
 				ni.Kind, ni.Error = "invalid", err.Error()
 			}
 			ni.Array = ai
@@ -324,7 +330,7 @@ func describeNodes(ctx context.Context, s *readStore, p string, doc *infoDoc) (b
 
 // describeImage reads the image n's axes, method and levels; levels
 // collects the level paths (the walk then skips them).
-func describeImage(ctx context.Context, s *readStore, n *zarr.Node, levels map[string]bool, bad *int) *imageInfo {
+func describeImage(ctx context.Context, s *readStore, n *zarr.Node, levels map[string]bool, bad *[]string) *imageInfo {
 	ms := &n.Image.Multiscales[0]
 	ii := &imageInfo{Name: ms.Name, Method: ms.Type}
 	for _, a := range ms.Axes {
@@ -353,7 +359,7 @@ func describeImage(ctx context.Context, s *readStore, n *zarr.Node, levels map[s
 			li.Array = ai
 		}
 		if li.Error != "" {
-			*bad++
+			*bad = append(*bad, fmt.Sprintf("%s, level %d (path %q): %s", s.name(n.Path), len(ii.Levels), ds.Path, li.Error))
 		}
 		ii.Levels = append(ii.Levels, li)
 	}
@@ -441,7 +447,6 @@ func writeGroupText(out io.Writer, s *readStore, p string, nodes []nodeInfo) err
 	// Every row has every cell, so that the columns stay one block.
 	const empty = "\t\t\t\t\t\t"
 	fmt.Fprintln(tw, "PATH\tKIND\tSHAPE\tDTYPE\tCHUNK\tSHARD\tCODEC\tON DISK\tRATIO")
-	var errs []string
 	for _, n := range nodes {
 		if n.Path == p {
 			continue
@@ -457,12 +462,10 @@ func writeGroupText(out io.Writer, s *readStore, p string, nodes []nodeInfo) err
 					fmt.Fprintf(tw, "  %s\tlevel %d\t%s\n", lp, k, arrayCells(lv.Array))
 				} else {
 					fmt.Fprintf(tw, "  %s\tlevel %d\tunreadable%s\n", lp, k, empty)
-					errs = append(errs, fmt.Sprintf("%s: %s", lp, lv.Error))
 				}
 			}
 		case n.Kind == "invalid":
 			fmt.Fprintf(tw, "%s\tinvalid\tunreadable%s\n", n.Path, empty)
-			errs = append(errs, fmt.Sprintf("%s: %s", n.Path, n.Error))
 		default:
 			fmt.Fprintf(tw, "%s\t%s\t%s\t\n", n.Path, n.Kind, empty)
 		}
@@ -477,9 +480,6 @@ func writeGroupText(out io.Writer, s *readStore, p string, nodes []nodeInfo) err
 				return err
 			}
 		}
-	}
-	for _, e := range errs {
-		fmt.Fprintf(out, "unreadable: %s\n", e)
 	}
 	return nil
 }
@@ -560,7 +560,6 @@ func writeImageBlock(out io.Writer, name string, ii *imageInfo, store string) er
 		head += "\tDTYPE\tCHUNK\tSHARD\tCODEC\tON DISK\tRATIO"
 	}
 	fmt.Fprintln(tw, head)
-	var errs []string
 	for k, lv := range ii.Levels {
 		tr := "-"
 		if lv.Translation != nil {
@@ -580,20 +579,14 @@ func writeImageBlock(out io.Writer, name string, ii *imageInfo, store string) er
 			row += fmt.Sprintf("\t%s\t%s\t%s\t%s\t%s\t%s", a.DType, formatDims(a.Chunk), shard, a.Codec, humanBytes(a.BytesStored), ratioString(a.Ratio))
 		}
 		if lv.Error != "" {
-			row += "\tunreadable (below)"
-			errs = append(errs, fmt.Sprintf("level %d (%s): %s", k, lv.Path, lv.Error))
+			row += "\tunreadable"
+			if arrays {
+				row += "\t\t\t\t\t" // every cell, so the columns stay one block
+			}
 		}
 		fmt.Fprintln(tw, row)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if arrays {
-		for _, e := range errs {
-			fmt.Fprintf(out, "unreadable: %s\n", e)
-		}
-	}
-	return nil
+	return tw.Flush()
 }
 
 func formatFloats(v []float64) string {

@@ -211,27 +211,39 @@ func refuseIrregular(name string, fi fs.FileInfo) error {
 }
 
 // explain turns os.Root's refusal of a symbolic link into a message that
-// names the link and says why. A name that simply does not exist keeps
-// fs.ErrNotExist (a missing shard reads as the fill value).
+// names the link and says why: name itself, or a directory on the way to
+// it (a node or a level that is a link out of the store). A name that
+// simply does not exist keeps fs.ErrNotExist (a missing shard reads as
+// the fill value).
 func (s storeFS) explain(name string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	target, lerr := s.root.Readlink(name)
-	if lerr != nil {
-		return err
-	}
 	const rule = "readers follow only relative links that stay inside the store"
-	var why error
-	switch t := path.Join(path.Dir(name), filepath.ToSlash(target)); {
-	case filepath.IsAbs(target):
-		why = fmt.Errorf("symbolic link to %q is absolute: %s", target, rule)
-	case t == ".." || strings.HasPrefix(t, "../"):
-		why = fmt.Errorf("symbolic link to %q leads outside the store: %s", target, rule)
-	default:
-		why = fmt.Errorf("symbolic link to %q: %w", target, unwrapPath(err))
+	// The deepest link first: it is the one the walk met last.
+	for p := name; p != "." && p != "/"; p = path.Dir(p) {
+		target, lerr := s.root.Readlink(p)
+		if lerr != nil {
+			continue
+		}
+		link := "symbolic link"
+		if p != name {
+			link = p + ": symbolic link" // a directory on the way
+		}
+		var why error
+		switch t := path.Join(path.Dir(p), filepath.ToSlash(target)); {
+		case filepath.IsAbs(target):
+			why = fmt.Errorf("%s to %q is absolute: %s", link, target, rule)
+		case t == ".." || strings.HasPrefix(t, "../"):
+			why = fmt.Errorf("%s to %q leads outside the store: %s", link, target, rule)
+		case p == name:
+			why = fmt.Errorf("%s to %q: %w", link, target, unwrapPath(err))
+		default:
+			continue // a link inside the store: not the reason
+		}
+		return &fs.PathError{Op: "open", Path: name, Err: why}
 	}
-	return &fs.PathError{Op: "open", Path: name, Err: why}
+	return err
 }
 
 // storeArg checks that exactly one STORE is given.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zwrite/zwrite/internal/downsample"
 	"github.com/zwrite/zwrite/internal/zarr"
@@ -446,6 +447,51 @@ func TestVerifyDamagedImage(t *testing.T) {
 			}
 			if code == exitOK && strings.Contains(stderr, "problem:") {
 				t.Errorf("exit 0 with problems:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// TestVerifyAfterKill: an image whose writer was killed part way is
+// whatever its levels committed, each lagging the others or not: verify
+// must pass it (warnings allowed, no problem), and once resumed, pass it
+// without a warning about lagging levels.
+func TestVerifyAfterKill(t *testing.T) {
+	dir := t.TempDir()
+	const fb = 24 * 40 * 2
+	raw := randomBytes(96*fb, 81)
+	in := filepath.Join(dir, "in.raw")
+	os.WriteFile(in, raw, 0o644)
+	geom := []string{"--shape", "0,24,40", "--dtype", "u16", "--chunk", "2,8,8", "--shard", "8,16,16", "--dims", "t,y,x", "--levels", "3", "--flush-interval", "20ms"}
+	for i, tc := range []struct {
+		down string
+		cut  int // frames fed before the kill
+	}{
+		{"y,x", 37}, {"t,y,x", 53}, {"t,y,x", 90}, {"y,x", 11},
+	} {
+		t.Run(fmt.Sprintf("%s/%d", tc.down, tc.cut), func(t *testing.T) {
+			out := filepath.Join(dir, fmt.Sprintf("k%d.zarr", i))
+			args := append(append([]string{"append", "-o", out}, geom...), "--downsample-dims", tc.down, "--depth", "2")
+			cmd, pipe, _ := startPiped(t, args...)
+			for off := 0; off < tc.cut*fb; off += 5 * fb {
+				pipe.Write(raw[off:min(off+5*fb, tc.cut*fb)])
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for committedFrames(out, true) == 0 && time.Now().Before(deadline) {
+				time.Sleep(2 * time.Millisecond)
+			}
+			cmd.Process.Kill()
+			cmd.Wait()
+			pipe.Close()
+			code, stdout, stderr := run(t, nil, "verify", out)
+			if code != 0 || strings.Contains(stderr, "problem:") {
+				t.Fatalf("verify after a kill: exit %d:\n%s\n%s", code, stdout, stderr)
+			}
+			t.Logf("after the kill:\n%s", stderr)
+			mustZw(t, nil, "append", "--resume", "--skip", "auto", "-o", out, "--progress=false", in)
+			code, stdout, stderr = run(t, nil, "verify", out, "--raw", in)
+			if code != 0 || strings.Contains(stderr, "holds") || !strings.Contains(string(stdout), "every level equals the level above") {
+				t.Fatalf("verify after the resume: exit %d:\n%s\n%s", code, stdout, stderr)
 			}
 		})
 	}

@@ -383,7 +383,7 @@ func editChunk(t *testing.T, shard string, n, i, off int) {
 // reduction rule or the axes, and warns (exit 0) about a level that lags
 // the one above in whole shard rows.
 func TestVerifyDamagedImage(t *testing.T) {
-	c := imgCase{"img", "0,45,61", "4,16,16", "8,32,32", "t,y,x", "", "mean", "uint16", "none", 21, 3}
+	c := imgCase{"img", "0,24,32", "4,8,8", "8,16,16", "t,y,x", "", "mean", "uint16", "none", 21, 3}
 	tests := []struct {
 		name   string
 		damage func(t *testing.T, store string)
@@ -393,15 +393,15 @@ func TestVerifyDamagedImage(t *testing.T) {
 		{"a chunk of level 2 edited", func(t *testing.T, store string) {
 			// Codec none: the shard holds the decoded chunks; the index
 			// checksum covers only the index, so the array stays valid.
-			// Shard row 1 starts at frame 8; its first chunk is (8, 0, 0),
-			// of 4x12x16 elements.
-			editChunk(t, filepath.Join(store, "2", "c", "1", "0", "0"), 2, 0, 2*(16*2+5)) // frame 8, y=2, x=5
+			// Level 2 is 21x6x8 in shards of 8x6x8: shard row 1 starts at
+			// frame 8, its first chunk is (8, 0, 0), of 4x6x8 elements.
+			editChunk(t, filepath.Join(store, "2", "c", "1", "0", "0"), 2, 0, 2*(8*2+5)) // frame 8, y=2, x=5
 		}, exitFailure, []string{"problem: " + "STORE: level 2: frame 8 differs from the level above reduced again (mean): at t=8, y=2, x=5"}},
 		{"level 2 written again from other data", func(t *testing.T, store string) {
 			other := filepath.Join(t.TempDir(), "other.raw")
-			os.WriteFile(other, randomBytes(21*12*16*2, 99), 0o644)
-			mustZw(t, nil, "append", "-o", filepath.Join(store, "2"), "--overwrite", "--shape", "0,12,16", "--dtype", "u16",
-				"--chunk", "4,12,16", "--shard", "8,12,16", "--codec", "none", "--dims", "t,y,x", "--progress=false", other)
+			os.WriteFile(other, randomBytes(21*6*8*2, 99), 0o644)
+			mustZw(t, nil, "append", "-o", filepath.Join(store, "2"), "--overwrite", "--shape", "0,6,8", "--dtype", "u16",
+				"--chunk", "4,6,8", "--shard", "8,6,8", "--codec", "none", "--dims", "t,y,x", "--progress=false", other)
 		}, exitFailure, []string{"STORE/2: ok: 21 frames", "problem: STORE: level 2: frame 0 differs"}},
 		{"level 1 edited in its last frame", func(t *testing.T, store string) {
 			// Shard row 2 (frames 16..23) of 2x2x2 chunks: inner chunk 4 is
@@ -409,8 +409,8 @@ func TestVerifyDamagedImage(t *testing.T) {
 			editChunk(t, filepath.Join(store, "1", "c", "2", "0", "0"), 8, 4, 0)
 		}, exitFailure, []string{"level 1: frame 20 differs"}},
 		{"a shape that breaks the reduction rule", func(t *testing.T, store string) {
-			editLevel(t, store, 1, func(s *zarr.Spec) { s.Shape[2] = 32 })
-		}, exitFailure, []string{"level 1's shape [21 23 32] breaks the reduction rule: along x (dim 2) level 0's 61 halves to 31 (ceil(n/2)), and level 1 has 32"}},
+			editLevel(t, store, 1, func(s *zarr.Spec) { s.Shape[2] = 17 })
+		}, exitFailure, []string{"level 1's shape [21 12 17] breaks the reduction rule: along x (dim 2) level 0's 32 halves to 16 (ceil(n/2)), and level 1 has 17"}},
 		{"dimension_names that are not the axes", func(t *testing.T, store string) {
 			editLevel(t, store, 2, func(s *zarr.Spec) { s.DimNames = []string{"t", "x", "y"} })
 		}, exitFailure, []string{"level 2: dimension_names t,x,y differ from the image's axis names t,y,x"}},

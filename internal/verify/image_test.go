@@ -266,6 +266,8 @@ func TestImageDamaged(t *testing.T) {
 	rows := tyx // level 2 has 21 frames in shard rows of 8
 	dim0 := geometry{names: "t,y,x", shape: []int64{45, 20, 24}, chunk: []int64{2, 8, 8}, shard: []int64{4, 16, 16},
 		reduce: []bool{true, true, true}, levels: 3, dtype: zarr.Uint8, method: downsample.Mean}
+	dim0odd := dim0
+	dim0odd.chunk, dim0odd.shard = []int64{3, 8, 8}, []int64{3, 16, 16}
 	tcyx := geometry{names: "t,c,y,x", shape: []int64{5, 3, 20, 24}, chunk: []int64{2, 1, 8, 8}, shard: []int64{4, 1, 16, 16},
 		reduce: []bool{false, false, true, true}, levels: 2, dtype: zarr.Int16, method: downsample.Min}
 	// bump adds one to level k's element at frame f, offset e in the
@@ -339,6 +341,13 @@ func TestImageDamaged(t *testing.T) {
 			im.specs[1].Shape[0] = 20
 			im.data[1] = im.data[1][:20*im.specs[1].FrameBytes()]
 		}, warning: "level 2 holds 12 frames, more than the 10 that level 1's 20 frames make: level 1 lags", compared: []int64{20, 10}},
+		{name: "the level above lags by an odd number of frames", geom: dim0odd, change: func(t *testing.T, im *image) {
+			// Level 1 stopped at 21 frames (7 rows of 3); level 2's frame
+			// 10 came from level 1's frames 20 and 21, and 21 is gone: only
+			// frames 0..9 can be compared.
+			im.specs[1].Shape[0] = 21
+			im.data[1] = im.data[1][:21*im.specs[1].FrameBytes()]
+		}, warning: "level 2 holds 12 frames, more than the 11 that level 1's 21 frames make: level 1 lags", compared: []int64{21, 10}},
 		{name: "the level above lags, not in whole rows", geom: dim0, change: func(t *testing.T, im *image) {
 			im.specs[1].Shape[0] = 21
 			im.data[1] = im.data[1][:21*im.specs[1].FrameBytes()]
@@ -549,5 +558,26 @@ func TestImageInterrupt(t *testing.T) {
 				t.Fatalf("err %v, want the context's cause", err)
 			}
 		})
+	}
+}
+
+// TestReferenceStops: the reference reduction of a block stops at a done
+// context instead of finishing the block (it is slow: an interrupt must
+// not wait for it).
+func TestReferenceStops(t *testing.T) {
+	shape := []int64{64, 8, 8}
+	plan, err := downsample.NewPlan(shape, []bool{false, true, true}, zarr.Uint16, downsample.Mean)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p := &pairRun{ctx: ctx, cnt: 64, workers: 2, in: make([]byte, 64*8*8*2)}
+	want := bytes.Repeat([]byte{0xA5}, int(64*plan.FrameBytes()))
+	if err := p.reference(plan, want); !errors.Is(err, context.Canceled) {
+		t.Fatalf("reference: %v, want the context's error", err)
+	}
+	if !bytes.Equal(want, bytes.Repeat([]byte{0xA5}, len(want))) {
+		t.Fatalf("reference reduced frames after the context was done")
 	}
 }

@@ -163,9 +163,7 @@ func OpenArray(fsys fs.FS, dir string) (*Array, error) {
 	if dir == "." {
 		return Open(fsys)
 	}
-	if !fs.ValidPath(dir) {
-		return nil, &fs.PathError{Op: "open array", Path: dir, Err: fs.ErrInvalid}
-	}
+	// fs.Sub refuses a path that is not inside fsys (fs.ErrInvalid).
 	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
 		return nil, err

@@ -245,8 +245,13 @@ func runInfo(ctx context.Context, o *infoOptions, store string, out io.Writer) e
 		err = writeJSON(out, doc)
 	} else if n.Image != nil {
 		err = writeImageText(out, s, &doc.Nodes[0])
+		if err == nil && len(doc.Nodes) > 1 {
+			// Nodes inside the image besides its levels (labels, say).
+			fmt.Fprintln(out)
+			err = writeGroupText(out, s, p, doc.Nodes, false)
+		}
 	} else {
-		err = writeGroupText(out, s, p, doc.Nodes)
+		err = writeGroupText(out, s, p, doc.Nodes, true)
 	}
 	if err != nil {
 		return err
@@ -417,9 +422,10 @@ func arrayCells(ai *arrayInfo) string {
 		ai.Codec, humanBytes(ai.BytesStored), ratioString(ai.Ratio))
 }
 
-// writeGroupText is info's listing of a group: a row per node (an
-// image's levels indented below it), then each image's axes and scales.
-func writeGroupText(out io.Writer, s *readStore, p string, nodes []nodeInfo) error {
+// writeGroupText is info's listing of the nodes below p: a row per node
+// (an image's levels indented below it), then each image's axes and
+// scales; with header, the lines naming the store and the group first.
+func writeGroupText(out io.Writer, s *readStore, p string, nodes []nodeInfo, header bool) error {
 	var arrays, images, groups, invalid int
 	for _, n := range nodes[1:] {
 		switch n.Kind {
@@ -434,9 +440,11 @@ func writeGroupText(out io.Writer, s *readStore, p string, nodes []nodeInfo) err
 		}
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "store\t%s\n", s.path)
-	if p != "." {
-		fmt.Fprintf(tw, "group\t%s\n", p)
+	if header {
+		fmt.Fprintf(tw, "store\t%s\n", s.path)
+		if p != "." {
+			fmt.Fprintf(tw, "group\t%s\n", p)
+		}
 	}
 	summary := fmt.Sprintf("%s, %s, %s", plural(arrays, "array"), plural(images, "image"), plural(groups, "group"))
 	if invalid > 0 {
@@ -474,7 +482,7 @@ func writeGroupText(out io.Writer, s *readStore, p string, nodes []nodeInfo) err
 		return err
 	}
 	for _, n := range nodes {
-		if n.Image != nil {
+		if n.Image != nil && n.Path != p {
 			fmt.Fprintln(out)
 			if err := writeImageBlock(out, s.name(n.Path), n.Image, ""); err != nil {
 				return err

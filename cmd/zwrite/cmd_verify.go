@@ -101,14 +101,12 @@ func runVerify(ctx context.Context, o *verifyOptions, store string, std stdio) e
 	switch {
 	case n.Type == zarr.NodeArray:
 		err = v.array(p, raw)
-	case n.Image != nil:
-		err = v.image(n, raw)
+	case n.Image == nil && raw != nil:
+		return usagef("--raw compares one array or image with its input, and %s is a group: name it with --array PATH (the group holds %s)",
+			s.name(p), orNone(storeNodes(ctx, s, p, false)))
 	default:
-		if raw != nil {
-			return usagef("--raw compares one array or image with its input, and %s is a group: name it with --array PATH (the group holds %s)",
-				s.name(p), orNone(storeNodes(ctx, s, p, false)))
-		}
-		err = v.group(p)
+		// A group, or an image and whatever else it holds (labels, say).
+		err = v.group(p, raw)
 	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
@@ -119,7 +117,7 @@ func runVerify(ctx context.Context, o *verifyOptions, store string, std stdio) e
 	if v.problems > 0 {
 		return fmt.Errorf("%s failed verification: %d problem(s), listed above", s.name(p), v.problems)
 	}
-	if n.Type == zarr.NodeGroup && n.Image == nil {
+	if n.Type == zarr.NodeGroup && (n.Image == nil || v.arrays > 0 || v.images > 1) {
 		fmt.Fprintf(std.out, "%s: ok: %s\n", s.name(p), v.counts())
 	}
 	return nil
@@ -270,8 +268,9 @@ func imageLine(img *zarr.Image, r *verify.Report) string {
 }
 
 // group verifies every node at and below p: arrays, and images as wholes
-// (their levels are not verified again as plain arrays).
-func (v *verifier) group(p string) error {
+// (their levels are not verified again as plain arrays); raw goes to the
+// image at p.
+func (v *verifier) group(p string, raw io.Reader) error {
 	done := map[string]bool{}
 	err := zarr.WalkNodes(v.ctx, v.s.fsys, p, func(n *zarr.Node, err error) error {
 		var ne *zarr.NodeError
@@ -287,7 +286,11 @@ func (v *verifier) group(p string) error {
 			for _, ds := range n.Image.Multiscales[0].Datasets {
 				done[path.Join(n.Path, ds.Path)] = true
 			}
-			err = v.image(n, nil)
+			if n.Path == p {
+				err = v.image(n, raw)
+			} else {
+				err = v.image(n, nil)
+			}
 		case n.Type == zarr.NodeArray:
 			err = v.array(n.Path, nil)
 		}

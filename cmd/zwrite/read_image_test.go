@@ -302,6 +302,19 @@ func TestGroupStore(t *testing.T) {
 		t.Errorf("verify --array img --raw OTHER: exit %d:\n%s", code, stderr)
 	}
 
+	// Nodes inside an image besides its levels (labels) are verified and
+	// listed with it.
+	mustZw(t, nil, "append", "-o", store, "--array", "img/labels/cells", "--shape", "0,30,20", "--dtype", "u8", "--chunk", "4,8,8", "--progress=false", in2)
+	out = mustZw(t, nil, "verify", store, "--array", "img")
+	for _, w := range []string{store + "/img/labels/cells: ok: 13 frames", store + "/img: ok: OME-Zarr image, 3 levels", store + "/img: ok: 1 array and 1 image (3 levels) verified"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("verify --array img does not say %q:\n%s", w, out)
+		}
+	}
+	if out := mustZw(t, nil, "info", store, "--array", "img"); !strings.Contains(out, "LEVEL") || !strings.Contains(out, "img/labels/cells  array  13,30,20") {
+		t.Errorf("info --array img does not list the labels:\n%s", out)
+	}
+
 	// Mistakes on the command line name what the store holds.
 	holds := "cam1/raw, cam2, img (an image"
 	for _, tc := range []struct {

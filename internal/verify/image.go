@@ -122,6 +122,9 @@ func Image(ctx context.Context, fsys fs.FS, img *zarr.Image, opts Options) (Repo
 		return r, errors.New("verify image: no multiscales")
 	}
 	ms := &img.Multiscales[0]
+	if len(ms.Datasets) == 0 {
+		return r, errors.New("verify image: the multiscale lists no levels")
+	}
 	if len(img.Multiscales) > 1 {
 		r.Warnings = append(r.Warnings, Warning{Text: fmt.Sprintf("the image holds %d multiscales; only the first is checked level against level", len(img.Multiscales))})
 	}

@@ -533,7 +533,7 @@ func TestStoreFS(t *testing.T) {
 		{name: "c/abs", want: "is absolute: readers follow only relative links"},
 		{name: "c/absInner", want: "is absolute"},
 		{name: "c/dev", want: `symbolic link to "/dev/zero" is absolute`},
-		{name: "escapedir/outside", want: "escapes"},
+		{name: "escapedir/outside", want: `escapedir: symbolic link to ".." leads outside the store`},
 		{name: "c/fifo", want: "a store holds regular files only; this is a named pipe"},
 		{name: "c/toFifo", want: "this is a named pipe"},
 		{name: "c/broken", notExist: true},

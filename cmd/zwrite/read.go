@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -15,27 +17,23 @@ import (
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
-// readStore is a store opened for reading: the array and the directory
-// handle that confines every file it opens to the store.
+// readStore is a store opened for reading: the file system that confines
+// every file it opens to the store, and what Close releases.
 type readStore struct {
-	*zarr.Array
-	root *os.Root
+	path   string // as the user named it
+	fsys   fs.FS
+	closer io.Closer
 }
 
-// Close closes the array, then the directory. The reading commands call
-// it only after their read has returned (the reads run on the command's
-// goroutine and stop at an interrupt), so nothing reads a closed array.
-func (s *readStore) Close() error {
-	err := s.Array.Close()
-	if cerr := s.root.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+// Close releases the store. The reading commands call it only after their
+// reads have returned (the reads run on the command's goroutine and stop
+// at an interrupt), and close every array they opened first.
+func (s *readStore) Close() error { return s.closer.Close() }
 
-// openStore opens the array store at path for reading, with a message
-// that says what is wrong with a path that is no store. Every file is read
-// through storeFS: nothing outside the store, nothing but regular files.
+// openStore opens the store at path for reading, with a message that says
+// what is wrong with a path that is no store directory. Every file is
+// read through storeFS: nothing outside the store, nothing but regular
+// files. It reads no file yet (node and openArray do).
 func openStore(path string) (*readStore, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -48,15 +46,105 @@ func openStore(path string) (*readStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, unwrapPath(err))
 	}
-	a, err := zarr.Open(storeFS{root})
-	if err != nil {
-		root.Close()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("store %s has no zarr.json; it is not a Zarr v3 array store (or a writer never got to write one)", path)
-		}
-		return nil, fmt.Errorf("store %s: %w", path, err)
+	return &readStore{path: path, fsys: storeFS{root}, closer: root}, nil
+}
+
+// name is how messages name the node at p ("." is the store itself).
+func (s *readStore) name(p string) string {
+	if p == "." {
+		return s.path
 	}
-	return &readStore{Array: a, root: root}, nil
+	return strings.TrimRight(s.path, "/") + "/" + p
+}
+
+// node reads the node at p ("." for the store root).
+func (s *readStore) node(p string) (*zarr.Node, error) {
+	n, err := zarr.ReadNode(s.fsys, p)
+	switch {
+	case err == nil:
+		return n, nil
+	case errors.Is(err, fs.ErrNotExist) && p == ".":
+		return nil, fmt.Errorf("store %s has no zarr.json; it is not a Zarr v3 store (or a writer never got to write one)", s.path)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &missingNodeError{fmt.Errorf("%s has no zarr.json: no node there", s.name(p))}
+	case p == ".":
+		return nil, fmt.Errorf("store %s: %w", s.path, err)
+	}
+	return nil, fmt.Errorf("%s: %w", s.name(p), err)
+}
+
+// missingNodeError is a PATH that names no node of the store.
+type missingNodeError struct{ err error }
+
+func (e *missingNodeError) Error() string { return e.err.Error() }
+func (e *missingNodeError) Unwrap() error { return e.err }
+
+// sub is the file system of the node at p.
+func (s *readStore) sub(p string) (fs.FS, error) {
+	if p == "." {
+		return s.fsys, nil
+	}
+	return fs.Sub(s.fsys, p)
+}
+
+// openArray opens the array at p ("." for the store root).
+func (s *readStore) openArray(p string) (*zarr.Array, error) {
+	a, err := zarr.OpenArray(s.fsys, p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s has no zarr.json; it is not a Zarr v3 array", s.name(p))
+		}
+		if p == "." {
+			return nil, fmt.Errorf("store %s: %w", s.path, err)
+		}
+		return nil, fmt.Errorf("%s: %w", s.name(p), err)
+	}
+	return a, nil
+}
+
+// nodePath checks --array PATH: a relative path inside the store, "." (or
+// nothing) for the store itself.
+func nodePath(p string) (string, error) {
+	if p == "" {
+		return ".", nil
+	}
+	c := path.Clean(p)
+	if strings.Contains(p, "\\") || !fs.ValidPath(c) {
+		return "", usagef("--array %q: want a path inside the store, such as cam1 or pos3/raw", p)
+	}
+	return c, nil
+}
+
+// storeNodes lists the readable nodes at and below p, for messages that
+// say what a group holds: arrays by path, images with their levels ("img
+// (an image: --level 0..2)" for cat, "img (an image of 3 levels)"
+// otherwise). Nodes that do not read are left out.
+func storeNodes(ctx context.Context, s *readStore, p string, levelFlag bool) []string {
+	var out []string
+	levels := map[string]bool{}
+	_ = zarr.WalkNodes(ctx, s.fsys, p, func(n *zarr.Node, err error) error {
+		switch {
+		case err != nil || levels[n.Path]:
+		case n.Image != nil:
+			ms := &n.Image.Multiscales[0]
+			for _, ds := range ms.Datasets {
+				levels[path.Join(n.Path, ds.Path)] = true
+			}
+			name := n.Path
+			if name == "." {
+				name = "the store itself"
+			}
+			if levelFlag {
+				out = append(out, fmt.Sprintf("%s (an image: --level 0..%d)", name, len(ms.Datasets)-1))
+			} else {
+				out = append(out, fmt.Sprintf("%s (an image of %d levels)", name, len(ms.Datasets)))
+			}
+		case n.Type == zarr.NodeArray:
+			out = append(out, n.Path)
+		}
+		return nil
+	})
+	return out
 }
 
 // storeFS is a store directory as the reader's fs.FS, hardened against
@@ -123,27 +211,39 @@ func refuseIrregular(name string, fi fs.FileInfo) error {
 }
 
 // explain turns os.Root's refusal of a symbolic link into a message that
-// names the link and says why. A name that simply does not exist keeps
-// fs.ErrNotExist (a missing shard reads as the fill value).
+// names the link and says why: name itself, or a directory on the way to
+// it (a node or a level that is a link out of the store). A name that
+// simply does not exist keeps fs.ErrNotExist (a missing shard reads as
+// the fill value).
 func (s storeFS) explain(name string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	target, lerr := s.root.Readlink(name)
-	if lerr != nil {
-		return err
-	}
 	const rule = "readers follow only relative links that stay inside the store"
-	var why error
-	switch t := path.Join(path.Dir(name), filepath.ToSlash(target)); {
-	case filepath.IsAbs(target):
-		why = fmt.Errorf("symbolic link to %q is absolute: %s", target, rule)
-	case t == ".." || strings.HasPrefix(t, "../"):
-		why = fmt.Errorf("symbolic link to %q leads outside the store: %s", target, rule)
-	default:
-		why = fmt.Errorf("symbolic link to %q: %w", target, unwrapPath(err))
+	// The deepest link first: it is the one the walk met last.
+	for p := name; p != "." && p != "/"; p = path.Dir(p) {
+		target, lerr := s.root.Readlink(p)
+		if lerr != nil {
+			continue
+		}
+		link := "symbolic link"
+		if p != name {
+			link = p + ": symbolic link" // a directory on the way
+		}
+		var why error
+		switch t := path.Join(path.Dir(p), filepath.ToSlash(target)); {
+		case filepath.IsAbs(target):
+			why = fmt.Errorf("%s to %q is absolute: %s", link, target, rule)
+		case t == ".." || strings.HasPrefix(t, "../"):
+			why = fmt.Errorf("%s to %q leads outside the store: %s", link, target, rule)
+		case p == name:
+			why = fmt.Errorf("%s to %q: %w", link, target, unwrapPath(err))
+		default:
+			continue // a link inside the store: not the reason
+		}
+		return &fs.PathError{Op: "open", Path: name, Err: why}
 	}
-	return &fs.PathError{Op: "open", Path: name, Err: why}
+	return err
 }
 
 // storeArg checks that exactly one STORE is given.

@@ -2,8 +2,9 @@
 // and its geometry (epochs, inner chunks, shards), zarr.json encoding
 // (MarshalArray) and parsing of ours and other writers' (ParseArray, Meta),
 // the sharding_indexed shard index (AppendIndex, DecodeIndex), chunk keys,
-// and a reader (Open, Array.ReadAll/ReadChunk/Verify/Usage) used by verify,
-// info, cat and the tests. It is pure format: no goroutines, and files only
+// a reader (Open, Array.ReadAll/ReadChunk/Verify/Usage) used by verify,
+// info, cat and the tests, and the nodes of group stores (ReadNode,
+// WalkNodes, OpenArray). It is pure format: no goroutines, and files only
 // through an fs.FS the caller hands in. It must not write stores: that is
 // internal/stage, internal/pipeline and internal/sink. Codecs come from
 // klauspost/compress (zstd) and internal/blosc (blosc1 with LZ4).

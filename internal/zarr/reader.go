@@ -87,29 +87,35 @@ func Open(fsys fs.FS) (*Array, error) {
 // readMetadata reads zarr.json, refusing anything but a regular file of at
 // most MaxMetadataBytes before reading a byte of it.
 func readMetadata(fsys fs.FS) ([]byte, error) {
-	f, err := fsys.Open("zarr.json")
+	return readMetadataAt(fsys, "zarr.json")
+}
+
+// readMetadataAt is readMetadata of the file name (a zarr.json anywhere
+// in the store), naming it in its messages.
+func readMetadataAt(fsys fs.FS, name string) ([]byte, error) {
+	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("zarr.json: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("zarr.json is not a regular file (it is a %s)", ModeName(st.Mode()))
+		return nil, fmt.Errorf("%s is not a regular file (it is a %s)", name, ModeName(st.Mode()))
 	}
 	if st.Size() > MaxMetadataBytes {
-		return nil, fmt.Errorf("zarr.json is %d bytes; array metadata over %d MiB is refused", st.Size(), MaxMetadataBytes>>20)
+		return nil, fmt.Errorf("%s is %d bytes; metadata over %d MiB is refused", name, st.Size(), MaxMetadataBytes>>20)
 	}
 	// The limit also holds when the size Stat gave was wrong (a file still
 	// growing, a file system that does not know).
 	b, err := io.ReadAll(io.LimitReader(f, MaxMetadataBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read zarr.json: %w", err)
+		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	if len(b) > MaxMetadataBytes {
-		return nil, fmt.Errorf("zarr.json is more than %d MiB; array metadata that large is refused", MaxMetadataBytes>>20)
+		return nil, fmt.Errorf("%s is more than %d MiB; metadata that large is refused", name, MaxMetadataBytes>>20)
 	}
 	return b, nil
 }

@@ -29,7 +29,6 @@ type lockObject struct {
 	body []byte
 }
 
-
 func acquireLock(ctx context.Context, c *client, key, display string, breakForeign bool) (*lockObject, string, error) {
 	self := sink.SelfLockInfo()
 	l := &lockObject{c: c, key: key, body: self.Bytes()}

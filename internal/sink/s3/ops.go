@@ -122,9 +122,9 @@ func (c *client) getSmall(ctx context.Context, key string, limit int64) ([]byte,
 type condition int
 
 const (
-	always     condition = iota
-	ifAbsent             // If-None-Match: *
-	ifUnchanged          // If-Match: etag
+	always      condition = iota
+	ifAbsent              // If-None-Match: *
+	ifUnchanged           // If-Match: etag
 )
 
 // errPrecondition: a conditional PUT found the object in another state.

@@ -44,7 +44,7 @@ type Proxy struct {
 // Request is one request the proxy saw.
 type Request struct {
 	Method, Path, Query, Range string
-	Answered               int // status the proxy answered itself (503), 0 when passed on
+	Answered                   int // status the proxy answered itself (503), 0 when passed on
 }
 
 // NewProxy starts a proxy to the server at target (an http:// URL); it

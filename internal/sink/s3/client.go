@@ -259,7 +259,8 @@ func (c *client) explain(what string, err error, tries int, took time.Duration) 
 	if errors.As(err, &er) && er.StatusCode != 0 {
 		switch er.Code {
 		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
-			"InvalidSecurity", "AuthorizationHeaderMalformed", "InvalidClientTokenId":
+			"InvalidSecurity", "AuthorizationHeaderMalformed", "InvalidClientTokenId",
+			"XAdminUserNotFound": // versitygw's answer to an unknown access key
 			return fmt.Errorf("%s: %w", what, &CredentialsError{Endpoint: c.cfg.endpoint, From: c.cfg.credsFrom, Code: er.Code})
 		case "NoSuchBucket":
 			return fmt.Errorf("%s: %w", what, &BucketError{Bucket: c.bucket, Endpoint: c.cfg.endpoint})
@@ -339,5 +340,7 @@ func isCode(err error, codes ...string) bool {
 // notFound reports whether err says the object does not exist.
 func notFound(err error) bool {
 	var er minio.ErrorResponse
-	return errors.As(err, &er) && (er.Code == "NoSuchKey" || er.Code == "NotFound" || (er.StatusCode == 404 && er.Code != "NoSuchBucket"))
+	// By code only: servers answer 404 for other things too (versitygw:
+	// an unknown access key), which must not read as "no such object".
+	return errors.As(err, &er) && (er.Code == "NoSuchKey" || er.Code == "NotFound")
 }

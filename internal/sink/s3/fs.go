@@ -166,6 +166,11 @@ func (i *objInfo) Mode() fs.FileMode {
 	return 0o444
 }
 
+// wholeObject is the size up to which an object is fetched whole, once,
+// at its first read (zarr.json, small shards): one request instead of
+// one per chunk, and small enough that caching it costs nothing.
+const wholeObject = 64 << 10
+
 // objFile is an open object: ReadAt is safe for concurrent use (each
 // call is its own ranged GET); Read and Seek keep an offset.
 type objFile struct {
@@ -176,6 +181,25 @@ type objFile struct {
 	mu   sync.Mutex
 	off  int64
 	body io.ReadCloser // the GET Read reads from, at off
+
+	wholeOnce sync.Once
+	data      []byte // a small object's content (wholeObject)
+	dataErr   error
+}
+
+// whole returns a small object's content, fetched once.
+func (o *objFile) whole() ([]byte, error) {
+	o.wholeOnce.Do(func() {
+		b, _, err := o.fs.c.getSmall(context.Background(), o.key, wholeObject)
+		switch {
+		case errors.Is(err, errTooLarge):
+			err = fmt.Errorf("the object grew past its listed size %d while being read", o.info.size)
+		case err == nil && int64(len(b)) != o.info.size:
+			err = fmt.Errorf("the object has %d bytes, listed as %d (it changed while being read)", len(b), o.info.size)
+		}
+		o.data, o.dataErr = b, err
+	})
+	return o.data, o.dataErr
 }
 
 func (o *objFile) Stat() (fs.FileInfo, error) { return o.info, nil }
@@ -193,6 +217,17 @@ func (o *objFile) ReadAt(p []byte, off int64) (int, error) {
 	want := min(int64(len(p)), size-off)
 	if want == 0 {
 		return 0, nil
+	}
+	if size <= wholeObject {
+		b, err := o.whole()
+		if err != nil {
+			return 0, &fs.PathError{Op: "read", Path: o.info.name, Err: err}
+		}
+		n := copy(p, b[off:])
+		if n < len(p) {
+			return n, io.EOF
+		}
+		return n, nil
 	}
 	var n int
 	err := o.fs.c.do(context.Background(), fmt.Sprintf("read %s at %d", location(o.fs.c.bucket, o.key), off), want, func(ctx context.Context) error {
@@ -232,13 +267,23 @@ func (o *objFile) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if o.info.size <= wholeObject {
+		n, err := o.ReadAt(p, o.off)
+		o.off += int64(n)
+		if err == io.EOF && n > 0 {
+			err = nil
+		}
+		return n, err
+	}
 	for try := 1; ; try++ {
 		if o.body == nil {
 			off := o.off
 			err := o.fs.c.do(context.Background(), "read "+location(o.fs.c.bucket, o.key), 0, func(ctx context.Context) error {
 				var opts minio.GetObjectOptions
-				if err := opts.SetRange(off, 0); err != nil {
-					return err
+				if off > 0 {
+					if err := opts.SetRange(off, 0); err != nil {
+						return err
+					}
 				}
 				// Not ctx: the body is read by later Reads, after this
 				// try's timeout; the transport bounds the wait for headers.

@@ -167,7 +167,8 @@ func openOutput(o *appendOptions, ins []input) (sink.Store, error) {
 			files = append(files, in.name)
 		}
 	}
-	store, err := sink.Open(o.output, sink.Options{Overwrite: o.overwrite, Fsync: o.fsync, BreakLock: o.breakLock, Inputs: files})
+	store, err := sink.Open(o.output, sink.Options{Overwrite: o.overwrite, Fsync: o.fsync, BreakLock: o.breakLock, Inputs: files,
+		Endpoint: o.s3Endpoint, MaxObjectSize: maxShardBytes(&o.spec)})
 	var exists *sink.ExistsError
 	var notStore *sink.NotStoreError
 	var inside *sink.InputInsideError
@@ -182,7 +183,7 @@ func openOutput(o *appendOptions, ins []input) (sink.Store, error) {
 	case errors.As(err, &foreignLock):
 		return nil, fmt.Errorf("%w; --break-lock takes it over", err)
 	}
-	return nil, err
+	return nil, s3Hint(err)
 }
 
 // copyInputs feeds every input to w in order. Regular files are read by

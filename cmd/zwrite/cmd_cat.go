@@ -10,7 +10,8 @@ import (
 )
 
 func newCatCmd(io stdio, wrap runWrapper) *cobra.Command {
-	return &cobra.Command{
+	var endpoint string
+	cmd := &cobra.Command{
 		Use:   "cat STORE",
 		Short: "Write a store's array to stdout as raw bytes in C order",
 		Long: `cat writes the array's elements to stdout, C order, little endian: the same
@@ -23,13 +24,15 @@ round trip. Chunks never written read as the fill value.`,
 			if isTerminal(io.out) {
 				return usagef("stdout is a terminal; redirect it to a file or a pipe")
 			}
-			return runCat(cmd.Context(), args[0], io.out)
+			return runCat(cmd.Context(), args[0], endpoint, io.out)
 		}),
 	}
+	addS3EndpointFlag(cmd.Flags(), &endpoint)
+	return cmd
 }
 
-func runCat(ctx context.Context, store string, out io.Writer) error {
-	a, err := openStore(store)
+func runCat(ctx context.Context, store, endpoint string, out io.Writer) error {
+	a, err := openStore(store, endpoint)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 func newInfoCmd(io stdio, wrap runWrapper) *cobra.Command {
 	var gpus bool
+	var endpoint string
 	cmd := &cobra.Command{
 		Use:   "info STORE | info --gpu",
 		Short: "Print a store's shape, dtype, chunk, shard, codec, bytes on disk and ratio",
@@ -40,10 +41,11 @@ backend runs; without a GPU or driver it says so and exits 0.`,
 			if gpus {
 				return runInfoGPU(io.out)
 			}
-			return runInfo(cmd.Context(), args[0], io.out)
+			return runInfo(cmd.Context(), args[0], endpoint, io.out)
 		}),
 	}
 	cmd.Flags().BoolVar(&gpus, "gpu", false, "list the GPUs instead of describing a store")
+	addS3EndpointFlag(cmd.Flags(), &endpoint)
 	return cmd
 }
 
@@ -91,8 +93,8 @@ func runInfoGPU(out io.Writer) error {
 	return tw.Flush()
 }
 
-func runInfo(ctx context.Context, store string, out io.Writer) error {
-	a, err := openStore(store)
+func runInfo(ctx context.Context, store, endpoint string, out io.Writer) error {
+	a, err := openStore(store, endpoint)
 	if err != nil {
 		return err
 	}

@@ -15,11 +15,13 @@ import (
 
 // verifyOptions are the flags of zwrite verify.
 type verifyOptions struct {
-	raw string
+	raw      string
+	endpoint string
 }
 
 func (o *verifyOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.raw, "raw", "", "raw input FILE (or - for stdin) the array must equal, byte for byte")
+	addS3EndpointFlag(f, &o.endpoint)
 }
 
 func newVerifyCmd(io stdio, wrap runWrapper) *cobra.Command {
@@ -56,7 +58,7 @@ func runVerify(ctx context.Context, o *verifyOptions, store string, io stdio) er
 			opts.Raw = bufio.NewReaderSize(f, 1<<20)
 		}
 	}
-	a, err := openStore(store)
+	a, err := openStore(store, o.endpoint)
 	if err != nil {
 		return err
 	}

@@ -9,12 +9,24 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
-// openStore opens the array store at path for reading, with a message
-// that says what is wrong with a path that is no store.
-func openStore(path string) (*zarr.Array, error) {
+// openStore opens the array store at path (a directory, or a URL such as
+// s3://BUCKET/PREFIX read from endpoint) for reading, with a message that
+// says what is wrong with a path that is no store.
+func openStore(path, endpoint string) (*zarr.Array, error) {
+	if isURL(path) {
+		fsys, err := sink.OpenFS(path, endpoint)
+		if err != nil {
+			return nil, s3Hint(err)
+		}
+		return openArray(path, fsys)
+	}
+	if endpoint != "" {
+		return nil, usagef("--s3-endpoint is for s3:// stores; %s is a directory", path)
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, unwrapPath(err))
@@ -22,7 +34,11 @@ func openStore(path string) (*zarr.Array, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("store %s is a file; want a Zarr store directory", path)
 	}
-	a, err := zarr.Open(os.DirFS(path))
+	return openArray(path, os.DirFS(path))
+}
+
+func openArray(path string, fsys fs.FS) (*zarr.Array, error) {
+	a, err := zarr.Open(fsys)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("store %s has no zarr.json; it is not a Zarr v3 array store (or a writer never got to write one)", path)
 	}

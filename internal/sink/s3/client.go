@@ -122,6 +122,23 @@ func newClient(cfg *config, bucket string, tune tuning) (*client, error) {
 	return &client{core: core, cfg: cfg, bucket: bucket, tune: tune}, nil
 }
 
+// cleanupTries is how often a request made while giving up is tried: a
+// server that failed the run is likely down, and the end of the run must
+// not wait out the whole retry schedule once more per request. probeTries
+// is for the first request of a run: a wrong endpoint is reported within
+// a second, a server still starting gets a moment.
+const (
+	cleanupTries = 2
+	probeTries   = 3
+)
+
+// withTries is c trying each request at most n times.
+func (c *client) withTries(n int) *client {
+	q := *c
+	q.tune.tries = min(q.tune.tries, n)
+	return &q
+}
+
 // errAborted is what a request returns once its file or run was aborted.
 var errAborted = errors.New("aborted")
 

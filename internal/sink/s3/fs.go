@@ -34,7 +34,7 @@ func openReader(u *url.URL, endpoint string, getenv environ, tune tuning) (fs.FS
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", display, err)
 	}
-	if _, _, err := c.listDir(context.Background(), dirPrefix(t.prefix)); err != nil {
+	if _, _, err := c.withTries(probeTries).listDir(context.Background(), dirPrefix(t.prefix)); err != nil {
 		return nil, fmt.Errorf("store %s: %w", display, err)
 	}
 	return &objFS{c: c, prefix: t.prefix}, nil

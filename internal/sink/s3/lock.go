@@ -84,12 +84,14 @@ func (l *lockObject) verify(ctx context.Context, display string) error {
 }
 
 // release removes the lock object if it is still ours (a writer that
-// broke it keeps it).
+// broke it keeps it), with few tries: it runs at the end of a run, which
+// may have failed because the server is gone (the lock then stays, and
+// the next writer of this host takes it over: its pid is dead).
 func (l *lockObject) release(ctx context.Context) error {
 	if l == nil || l.c == nil {
 		return nil
 	}
-	c := l.c
+	c := l.c.withTries(cleanupTries)
 	l.c = nil
 	got, _, err := c.getSmall(ctx, l.key, 4096)
 	if notFound(err) {

@@ -75,7 +75,7 @@ func openStore(u *url.URL, o sink.Options, getenv environ, tune tuning) (sink.St
 	ctx := context.Background()
 	// One listing answers first whether the endpoint, the credentials and
 	// the bucket are right, before anything is written.
-	if _, _, err := c.listDir(ctx, dirPrefix(t.prefix)); err != nil {
+	if _, _, err := c.withTries(probeTries).listDir(ctx, dirPrefix(t.prefix)); err != nil {
 		return nil, fmt.Errorf("output %s: %w", display, err)
 	}
 	if o.Path != "" {
@@ -359,13 +359,17 @@ func (s *store) Abandon(keep bool) (kept string, err error) {
 		for _, k := range s.sink.committedKeys() {
 			keys = append(keys, join(s.node, k))
 		}
-		err = s.c.deleteKeys(ctx, keys)
+		err = s.c.withTries(cleanupTries).deleteKeys(ctx, keys)
 		cancel()
 		if err != nil {
 			err = fmt.Errorf("remove what the run wrote to %s: %w", s.display, err)
 		}
 	}
-	if rerr := s.releaseLock(); err == nil {
+	// A lock the server could not be reached to remove stays; the run's
+	// own error already says the server is gone, and the lock is no harm:
+	// its pid is dead, so the next writer of this host takes it over, and
+	// one of another host is told how to clear it.
+	if rerr := s.releaseLock(); err == nil && !errors.As(rerr, new(*EndpointError)) {
 		err = rerr
 	}
 	return "", err

@@ -243,7 +243,7 @@ func (s *objSink) abortUpload(key, uploadID string) {
 		defer s.cleanups.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), s.c.tune.cleanup)
 		defer cancel()
-		s.c.doTries(ctx, "abort upload of "+key, 0, 2, func(ctx context.Context) error {
+		s.c.doTries(ctx, "abort upload of "+key, 0, cleanupTries, func(ctx context.Context) error {
 			err := s.c.core.AbortMultipartUpload(ctx, s.c.bucket, key, uploadID)
 			if isCode(err, "NoSuchUpload") {
 				return nil

@@ -331,3 +331,25 @@ func TestTransient(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseEndpoint: no input panics; an accepted endpoint has a host,
+// and scheme://host parses back to the same.
+func FuzzParseEndpoint(f *testing.F) {
+	for _, s := range []string{"http://localhost:7070", "https://s3.example.com/", "localhost:9000", "http://[::1]:1", "ftp://x", "http://u@h", "http://h/p"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		host, secure, err := parseEndpoint(s)
+		if err != nil {
+			return
+		}
+		if host == "" {
+			t.Fatalf("%q: accepted with no host", s)
+		}
+		scheme := map[bool]string{false: "http://", true: "https://"}[secure]
+		h2, s2, err := parseEndpoint(scheme + host)
+		if err != nil || h2 != host || s2 != secure {
+			t.Fatalf("%q: %s%s parses to %q %v %v", s, scheme, host, h2, s2, err)
+		}
+	})
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/spf13/pflag"
 
 	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/sink/s3/s3test"
@@ -362,4 +363,44 @@ func busyLock() []byte {
 	l := sink.SelfLockInfo()
 	l.Command = fmt.Sprintf("zwrite append (pid %d)", os.Getpid())
 	return l.Bytes()
+}
+
+// TestMaxShardBytes: the bound append gives object storage holds every
+// shard of incompressible data (each codec's worst case), and is tight
+// (within 1%), so part sizes are not chosen for shards ten times larger.
+func TestMaxShardBytes(t *testing.T) {
+	dir := t.TempDir()
+	raw := chachaBytes(20*256*64*2, 3) // no edge chunks: padding would compress
+	rawPath := filepath.Join(dir, "in.raw")
+	if err := os.WriteFile(rawPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, codec := range []string{"none", "zstd", "lz4"} {
+		t.Run(codec, func(t *testing.T) {
+			store := filepath.Join(dir, codec+".zarr")
+			args := []string{"append", "-o", store, "--shape", "0,256,64", "--dtype", "u16", "--chunk", "4,128,64", "--shard", "8,256,64", "--codec", codec, rawPath}
+			mustZw(t, nil, args...)
+			f := (&appendOptions{})
+			fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+			f.addFlags(fs, stdio{err: io.Discard})
+			if err := fs.Parse(args[1:]); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.validate(fs); err != nil {
+				t.Fatal(err)
+			}
+			bound := maxShardBytes(&f.spec)
+			var largest int64
+			filepath.WalkDir(filepath.Join(store, "c"), func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() {
+					fi, _ := d.Info()
+					largest = max(largest, fi.Size())
+				}
+				return nil
+			})
+			if largest == 0 || largest > bound || float64(bound-largest) > 0.01*float64(bound) {
+				t.Fatalf("largest shard %d bytes, bound %d", largest, bound)
+			}
+		})
+	}
 }

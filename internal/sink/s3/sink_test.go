@@ -393,3 +393,60 @@ func TestConditionalPut(t *testing.T) {
 		t.Fatalf("object %q, want three", got)
 	}
 }
+
+// TestStallTimesOut: a server that takes a request and never answers is
+// a transient error once the try's timeout passes, retried, then a clear
+// error; no Abort is needed to end it.
+func TestStallTimesOut(t *testing.T) {
+	e := newTestEnv(t)
+	px := s3test.NewProxy(t, e.srv.Endpoint)
+	pe := e.with("AWS_ENDPOINT_URL", px.Endpoint)
+	pe.tune.tryTimeout = 200 * time.Millisecond
+	st := pe.mustOpen(t, "to.zarr", sink.Options{})
+	f, err := st.Sink().Create("zarr.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("{}"))
+	px.Stall()
+	defer px.Release()
+	var cerr error
+	within(t, 5*time.Second, "Commit against a server that never answers", func() { cerr = f.Commit() })
+	if cerr == nil || !strings.Contains(cerr.Error(), "no answer within") || !strings.Contains(cerr.Error(), fmt.Sprintf("still after %d tries", pe.tune.tries)) {
+		t.Fatalf("Commit: %v; want a timeout after %d tries", cerr, pe.tune.tries)
+	}
+}
+
+// TestPartLimit: a file that outgrows the parts its part size allows is
+// refused with a clear error (S3 would reject part 10,001) and leaves
+// nothing.
+func TestPartLimit(t *testing.T) {
+	e := newTestEnv(t)
+	st := e.mustOpen(t, "pl.zarr", sink.Options{})
+	st.sink.maxParts = 2
+	for _, end := range []string{"write", "commit"} {
+		f, err := st.Sink().Create("c/" + end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 3 * ps // the third part is refused at Write
+		if end == "commit" {
+			n = 2*ps + 1 // the third part is the last one, refused at Commit
+		}
+		err = writeAll(f, randBytes(n, 1), 1<<20, 1)
+		if end == "commit" {
+			if err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			err = f.Commit()
+		}
+		if err == nil || !strings.Contains(err.Error(), "grew past 2 parts") {
+			t.Fatalf("%s: %v, want the part limit", end, err)
+		}
+		f.Abort()
+	}
+	e.waitNoUploads(t)
+	if got := e.keys(t, "pl.zarr/c"); len(got) != 0 {
+		t.Fatalf("objects left: %v", got)
+	}
+}

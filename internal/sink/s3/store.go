@@ -342,8 +342,8 @@ func (s *store) Finish() error {
 // Abandon ends a run that failed or was interrupted. With keep, what it
 // committed stays. Without, the objects this run committed are removed
 // again (a new store that committed nothing leaves nothing), unless it
-// resumed an existing node or had not yet touched the store it was to
-// replace; nothing else is ever removed. Nothing is kept elsewhere, so
+// resumed an existing node; nothing else is ever removed (an old store
+// not yet replaced is untouched: the run committed nothing). Nothing is kept elsewhere, so
 // kept is always "".
 func (s *store) Abandon(keep bool) (kept string, err error) {
 	s.mu.Lock()
@@ -353,7 +353,7 @@ func (s *store) Abandon(keep bool) (kept string, err error) {
 	}
 	s.done = true
 	s.sink.Close()
-	if !keep && !s.resume && !s.old.Load() {
+	if !keep && !s.resume {
 		ctx, cancel := context.WithTimeout(context.Background(), s.c.tune.cleanup)
 		var keys []string
 		for _, k := range s.sink.committedKeys() {

@@ -144,6 +144,7 @@ type objSink struct {
 	c        *client
 	node     string // key prefix of the node
 	partSize int
+	maxParts int // S3's limit (tests lower it)
 	pool     *pool
 	mem      memory
 
@@ -161,7 +162,7 @@ type objSink struct {
 }
 
 func newObjSink(c *client, node string, partSize int64, parts int) *objSink {
-	s := &objSink{c: c, node: node, partSize: int(partSize), open: map[*file]bool{}, committed: map[string]bool{}}
+	s := &objSink{c: c, node: node, partSize: int(partSize), maxParts: maxParts, open: map[*file]bool{}, committed: map[string]bool{}}
 	s.pool = newPool(parts, int(partSize), &s.mem)
 	return s
 }
@@ -366,8 +367,8 @@ func (f *file) grow(need int) {
 // flush hands the full part to an upload and takes a pool buffer for the
 // next one, blocking while every pool buffer is uploading.
 func (f *file) flush() error {
-	if f.next >= maxParts {
-		return fmt.Errorf("object grew past %d parts of %s (%s); the run declared a smaller largest object", maxParts, sizeString(int64(f.s.partSize)), sizeString(f.n))
+	if err := f.checkParts(); err != nil {
+		return err
 	}
 	if f.uploadID == "" {
 		err := f.s.c.do(f.ctx, "start upload", 0, func(ctx context.Context) error {
@@ -394,6 +395,15 @@ func (f *file) flush() error {
 			f.fail(err)
 		}
 	}(f.next, part)
+	return nil
+}
+
+// checkParts refuses a part beyond S3's 10,000 (the part size was chosen
+// from the largest object the run declared: more means a wrong bound).
+func (f *file) checkParts() error {
+	if f.next >= f.s.maxParts {
+		return fmt.Errorf("object grew past %d parts of %s (%s so far); the run declared a smaller largest object", f.s.maxParts, sizeString(int64(f.s.partSize)), sizeString(f.n))
+	}
 	return nil
 }
 
@@ -470,6 +480,9 @@ func (f *file) commit() error {
 		})
 	}
 	if len(f.buf) > 0 {
+		if err := f.checkParts(); err != nil {
+			return err
+		}
 		f.next++
 		if err := f.uploadPart(f.next, f.buf); err != nil {
 			return err

@@ -311,6 +311,8 @@ func TestTransient(t *testing.T) {
 		{"502 no code", s3err(502, ""), true},
 		{"429", s3err(429, "TooManyRequests"), true},
 		{"400 RequestTimeout", s3err(400, "RequestTimeout"), true},
+		{"SlowDown code at 400", s3err(400, "SlowDown"), true},
+		{"throttling at 400", s3err(400, "ThrottlingException"), true},
 		{"403 AccessDenied", s3err(403, "AccessDenied"), false},
 		{"403 bad key", s3err(403, "InvalidAccessKeyId"), false},
 		{"404 NoSuchBucket", s3err(404, "NoSuchBucket"), false},

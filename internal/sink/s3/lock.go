@@ -18,11 +18,11 @@ import (
 // told from a live one by its pid: a lock of this host whose process no
 // longer runs (or runs something that is no zwrite) is taken over, with a
 // note, by a PUT conditional on the old lock's ETag; one of another host
-// is a *sink.ForeignLockError unless breakLock. After every PUT the lock
-// is read back and must be ours, which also covers a server that ignores
-// the conditions (create-then-verify; two writers racing there within a
-// round trip may both believe they hold it, which no S3 server honouring
-// conditional writes allows).
+// is a *sink.ForeignLockError unless breakLock. The lock is read before
+// it is created, and read back after every PUT: it must be ours. That
+// also covers a server that ignores the conditions (create-then-verify;
+// there, two writers racing within a round trip may both believe they
+// hold it, which no server honouring conditional writes allows).
 type lockObject struct {
 	c    *client
 	key  string
@@ -33,19 +33,21 @@ func acquireLock(ctx context.Context, c *client, key, display string, breakForei
 	self := sink.SelfLockInfo()
 	l := &lockObject{c: c, key: key, body: self.Bytes()}
 	for try := 0; try < 10; try++ {
-		_, err := c.putSmall(ctx, key, l.body, ifAbsent, "")
-		if err == nil {
+		// Read first: on a server that ignores If-None-Match, a PUT
+		// would silently replace another writer's lock.
+		old, etag, err := c.getSmall(ctx, key, 4096)
+		if notFound(err) {
+			_, err := c.putSmall(ctx, key, l.body, ifAbsent, "")
+			if errors.Is(err, errPrecondition) {
+				continue // another writer created it first: read it
+			}
+			if err != nil {
+				return nil, "", fmt.Errorf("lock %s: %w", display, err)
+			}
 			if err := l.verify(ctx, display); err != nil {
 				return nil, "", err
 			}
 			return l, "", nil
-		}
-		if !errors.Is(err, errPrecondition) {
-			return nil, "", fmt.Errorf("lock %s: %w", display, err)
-		}
-		old, etag, err := c.getSmall(ctx, key, 4096)
-		if notFound(err) {
-			continue // released meanwhile
 		}
 		if err != nil {
 			return nil, "", fmt.Errorf("lock %s: %w", display, err)
@@ -58,8 +60,9 @@ func acquireLock(ctx context.Context, c *client, key, display string, breakForei
 		case !foreign && holder.HolderRuns():
 			return nil, "", &sink.LockedError{Store: display, Holder: holder}
 		}
+		// Take over, only if it is still the lock we judged.
 		if _, err := c.putSmall(ctx, key, l.body, ifUnchanged, etag); errors.Is(err, errPrecondition) {
-			continue // someone else took it over first, or released it
+			continue
 		} else if err != nil {
 			return nil, "", fmt.Errorf("lock %s: take over the stale lock: %w", display, err)
 		}

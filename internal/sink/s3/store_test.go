@@ -8,12 +8,14 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 
 	"github.com/zwrite/zwrite/internal/sink"
+	"github.com/zwrite/zwrite/internal/sink/s3/s3test"
 )
 
 const (
@@ -415,5 +417,38 @@ func TestSize(t *testing.T) {
 	n, err := st.Size()
 	if err != nil || n != 1005 {
 		t.Fatalf("Size = %d, %v; want 1005", n, err)
+	}
+}
+
+// TestLockVerify: a lock overwritten by another writer right after our
+// PUT (a server without conditional writes, or a race) is seen when the
+// lock is read back: the Open is refused, not two writers let in.
+func TestLockVerify(t *testing.T) {
+	e := newTestEnv(t)
+	px := s3test.NewProxy(t, e.srv.Endpoint)
+	pe := e.with("AWS_ENDPOINT_URL", px.Endpoint)
+	other := sink.SelfLockInfo()
+	other.Host = "racer"
+	for _, start := range []string{"new", "stale"} {
+		t.Run(start, func(t *testing.T) {
+			prefix := "lv-" + start
+			if start == "stale" {
+				dead := sink.SelfLockInfo()
+				dead.PID = 1 << 30 // no such process
+				e.put(t, map[string]string{prefix + "/.zwrite-lock": string(dead.Bytes())})
+			}
+			var once sync.Once
+			px.After(func(r s3test.Request) {
+				if r.Method == "PUT" && strings.HasSuffix(r.Path, "/.zwrite-lock") {
+					once.Do(func() { e.put(t, map[string]string{prefix + "/.zwrite-lock": string(other.Bytes())}) })
+				}
+			})
+			defer px.After(nil)
+			_, err := pe.open(prefix, sink.Options{})
+			var le *sink.LockedError
+			if !errors.As(err, &le) || le.Holder.Host != "racer" {
+				t.Fatalf("open: %v, want LockedError naming the racer", err)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package s3test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log"
@@ -39,6 +40,7 @@ type Proxy struct {
 
 	reqMu sync.Mutex
 	reqs  []Request
+	after func(Request) // run once a passed-on request was answered, before the client sees it
 }
 
 // Request is one request the proxy saw.
@@ -107,7 +109,50 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	if limited && r.Body != nil {
 		r.Body = &slowBody{ReadCloser: r.Body, p: p}
 	}
-	p.rp.ServeHTTP(w, r)
+	p.reqMu.Lock()
+	after := p.after
+	p.reqMu.Unlock()
+	if after == nil {
+		p.rp.ServeHTTP(w, r)
+		return
+	}
+	rw := &heldResponse{header: http.Header{}}
+	p.rp.ServeHTTP(rw, r)
+	after(rec)
+	for k, v := range rw.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rw.code)
+	w.Write(rw.body.Bytes())
+}
+
+// After makes fn run once each passed-on request has been answered by
+// the server, before the answer goes to the client (nil: no hook): what
+// another client does between a request and the next.
+func (p *Proxy) After(fn func(Request)) {
+	p.reqMu.Lock()
+	p.after = fn
+	p.reqMu.Unlock()
+}
+
+// heldResponse keeps a response until After's hook ran.
+type heldResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+func (h *heldResponse) WriteHeader(code int) {
+	if h.code == 0 {
+		h.code = code
+	}
+}
+func (h *heldResponse) Write(b []byte) (int, error) {
+	if h.code == 0 {
+		h.code = http.StatusOK
+	}
+	return h.body.Write(b)
 }
 
 func (p *Proxy) record(r Request) {

@@ -291,6 +291,17 @@ func TestLock(t *testing.T) {
 	if got := e.keys(t, "f"); len(got) != 0 {
 		t.Fatalf("after Close: %v", got)
 	}
+
+	// A writer whose lock was broken by another does not remove the
+	// other's lock when it ends.
+	st = e.mustOpen(t, "b", sink.Options{})
+	e.put(t, map[string]string{"b/.zwrite-lock": string(other.Bytes())})
+	if err := st.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got := sink.ParseLockInfo(e.read(t, "b/.zwrite-lock")); got.Host != "elsewhere" {
+		t.Fatalf("the breaker's lock was removed or changed: %+v", got)
+	}
 }
 
 // TestLockRace: of several writers opening one node at once, exactly
@@ -377,6 +388,26 @@ func TestNodeInGroup(t *testing.T) {
 	}
 }
 
+// TestGroupRace: a parent group another run creates between our check
+// and our PUT is kept as it is (If-None-Match), never replaced.
+func TestGroupRace(t *testing.T) {
+	e := newTestEnv(t)
+	px := s3test.NewProxy(t, e.srv.Endpoint)
+	pe := e.with("AWS_ENDPOINT_URL", px.Endpoint)
+	theirs := `{"zarr_format": 3, "node_type": "group", "attributes": {"by": "the other run"}}`
+	var once sync.Once
+	px.After(func(r s3test.Request) {
+		if r.Method == "GET" && r.Path == "/bkt/gr.zarr/zarr.json" {
+			once.Do(func() { e.put(t, map[string]string{"gr.zarr/zarr.json": theirs}) })
+		}
+	})
+	st := pe.mustOpen(t, "gr.zarr", sink.Options{Path: "cam"})
+	st.Close()
+	if got := string(e.read(t, "gr.zarr/zarr.json")); got != theirs {
+		t.Fatalf("the other run's group was replaced: %q", got)
+	}
+}
+
 // TestResume: Resume needs an existing Zarr node of Zarr's keys only; it
 // aborts the unfinished uploads a crashed writer left, and says so.
 func TestResume(t *testing.T) {
@@ -429,25 +460,36 @@ func TestLockVerify(t *testing.T) {
 	pe := e.with("AWS_ENDPOINT_URL", px.Endpoint)
 	other := sink.SelfLockInfo()
 	other.Host = "racer"
-	for _, start := range []string{"new", "stale"} {
+	for _, start := range []string{"new", "stale", "changed before take-over"} {
 		t.Run(start, func(t *testing.T) {
-			prefix := "lv-" + start
-			if start == "stale" {
+			prefix := "lv-" + strings.ReplaceAll(start, " ", "-")
+			if start != "new" {
 				dead := sink.SelfLockInfo()
 				dead.PID = 1 << 30 // no such process
 				e.put(t, map[string]string{prefix + "/.zwrite-lock": string(dead.Bytes())})
 			}
+			// The racer writes its lock right after our PUT, or (changed
+			// before take-over) right after we read the stale lock and
+			// before our take-over, which must then not replace it.
+			method := "PUT"
+			if start == "changed before take-over" {
+				method = "GET"
+			}
 			var once sync.Once
 			px.After(func(r s3test.Request) {
-				if r.Method == "PUT" && strings.HasSuffix(r.Path, "/.zwrite-lock") {
+				if r.Method == method && strings.HasSuffix(r.Path, "/.zwrite-lock") {
 					once.Do(func() { e.put(t, map[string]string{prefix + "/.zwrite-lock": string(other.Bytes())}) })
 				}
 			})
 			defer px.After(nil)
 			_, err := pe.open(prefix, sink.Options{})
 			var le *sink.LockedError
-			if !errors.As(err, &le) || le.Holder.Host != "racer" {
-				t.Fatalf("open: %v, want LockedError naming the racer", err)
+			var fe *sink.ForeignLockError
+			switch {
+			case errors.As(err, &le) && le.Holder.Host == "racer":
+			case errors.As(err, &fe) && fe.Holder.Host == "racer" && start == "changed before take-over":
+			default:
+				t.Fatalf("open: %v, want the racer's lock to stand", err)
 			}
 		})
 	}

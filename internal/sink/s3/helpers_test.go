@@ -19,7 +19,7 @@ import (
 
 // testTuning keeps the tests quick: few tries, short waits, small pool.
 var testTuning = tuning{
-	tries:        3,
+	tries:        4, // not probeTries, so that the probe's own count shows
 	backoff:      10 * time.Millisecond,
 	maxBackoff:   50 * time.Millisecond,
 	tryTimeout:   10 * time.Second,

@@ -287,7 +287,9 @@ func (s *store) ensureGroup(ctx context.Context, dir string, resume bool) error 
 		return fmt.Errorf("group %s: %w", display, err)
 	}
 	for _, f := range files {
-		if !sink.IsOurName(f.rel) {
+		// A zarr.json here now is another run's group, created since we
+		// looked: the conditional PUT below keeps it, and it is checked.
+		if !sink.IsOurName(f.rel) && f.rel != "zarr.json" {
 			return &sink.NotStoreError{Store: display, Reason: "it is not a Zarr group and holds other objects (" + f.rel + "); choose a new or empty prefix, or a Zarr group"}
 		}
 	}

@@ -79,6 +79,12 @@ func NewProxy(t testing.TB, target string) *Proxy {
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	rec := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Range: r.Header.Get("Range")}
 	if p.stall.Load() {
+		// Take the whole request first: the server then notices (and
+		// cancels r's context) when the client hangs up, so a request the
+		// client gave up on is dropped at Release, as a hung server that
+		// lost the connection would never act on it.
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		p.relMu.Lock()
 		rel, st, once := p.release, p.stalled, p.stOnce
 		p.relMu.Unlock()
@@ -86,6 +92,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-rel:
 		case <-r.Context().Done():
+		}
+		if r.Context().Err() != nil {
 			p.record(rec)
 			return
 		}

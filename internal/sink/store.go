@@ -27,7 +27,9 @@ type Options struct {
 	// whose entries are all Zarr's (see foreign); anything else is refused
 	// with the list of what would be lost. The new store is written beside
 	// the old one and swapped in by Finish, so a run that fails, is
-	// refused or is interrupted leaves the old store as it was.
+	// refused or is interrupted leaves the old store as it was. (Object
+	// storage has no rename: there the old store's objects are removed
+	// when the run creates its first object; see package s3.)
 	Overwrite bool
 	// Fsync makes every commit durable (see DirOptions.Fsync).
 	Fsync bool

@@ -249,14 +249,25 @@ func openOutput(o *appendOptions, ins []input) (sink.Store, error) {
 			files = append(files, in.name)
 		}
 	}
-	store, err := sink.Open(o.output, sink.Options{Overwrite: o.overwrite, Fsync: o.fsync, BreakLock: o.breakLock, Inputs: files, Path: o.img.arrayPath, Resume: o.rs.resume})
+	store, err := sink.Open(o.output, sink.Options{Overwrite: o.overwrite, Fsync: o.fsync, BreakLock: o.breakLock, Inputs: files, Path: o.img.arrayPath, Resume: o.rs.resume,
+		Endpoint: o.s3Endpoint, MaxObjectSize: shardBound(o)})
 	if err != nil {
 		if u := outputUsage(err); u != nil {
 			return nil, u
 		}
-		return nil, err
+		return nil, s3Hint(err)
 	}
 	return store, nil
+}
+
+// shardBound is the largest shard the run writes (level 0's), for object
+// stores to size their upload parts; 0 (the store's default) while a
+// resume has not read the store's spec yet.
+func shardBound(o *appendOptions) int64 {
+	if o.spec.Validate() != nil {
+		return 0
+	}
+	return maxShardBytes(&o.spec)
 }
 
 // outputUsage maps the sink's refusals of an output to messages that name

@@ -41,6 +41,7 @@ type appendOptions struct {
 	flush      time.Duration
 	ioWorkers  int
 	readers    int
+	s3Endpoint string
 
 	img imageOptions
 	rs  resumeOptions
@@ -58,7 +59,7 @@ type appendOptions struct {
 const defaultReadSize = 1 << 20
 
 func (o *appendOptions) addFlags(f *pflag.FlagSet, io stdio) {
-	f.StringVarP(&o.output, "output", "o", "", "store directory to write (required)")
+	f.StringVarP(&o.output, "output", "o", "", "store to write: a directory, or s3://BUCKET/PREFIX (required)")
 	f.StringVar(&o.shape, "shape", "", "array shape, slowest dimension first, e.g. 0,2048,2304; dim 0 may be 0 = grows with the input (required)")
 	f.StringVar(&o.dtype, "dtype", "", "element type: uint8..uint64, int8..int64, float32, float64 (short forms u16, f32) (required)")
 	f.StringVar(&o.chunk, "chunk", "", "inner chunk shape, elements per dimension (required)")
@@ -80,6 +81,7 @@ func (o *appendOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.DurationVar(&o.flush, "flush-interval", pipeline.DefaultFlushInterval, "on a slow stream, compress and commit whatever whole epochs have waited this long, so shard rows are committed as they fill (0: only when a batch is full)")
 	o.img.addFlags(f)
 	o.rs.addFlags(f)
+	addS3EndpointFlag(f, &o.s3Endpoint)
 	// Tests feed the writer in uneven pieces through this; users need not.
 	f.StringVar(&o.readSize, "read-size", "", "bytes read from the input per write to the writer")
 	_ = f.MarkHidden("read-size")
@@ -90,6 +92,9 @@ func (o *appendOptions) addFlags(f *pflag.FlagSet, io stdio) {
 func (o *appendOptions) validate(f *pflag.FlagSet) error {
 	if o.output == "" {
 		return usagef("--output (-o) is required: the store directory to write")
+	}
+	if o.s3Endpoint != "" && !isURL(o.output) {
+		return usagef("--s3-endpoint is for s3:// outputs; -o %s is a directory", o.output)
 	}
 	if o.rs.resume {
 		return o.validateResume(f)

@@ -17,13 +17,15 @@ import (
 
 // catOptions are the flags of zwrite cat.
 type catOptions struct {
-	array string
-	level int
+	endpoint string // --s3-endpoint
+	array    string
+	level    int
 	// levelSet: --level was given (an array has no levels to pick).
 	levelSet bool
 }
 
 func (o *catOptions) addFlags(f *pflag.FlagSet) {
+	addS3EndpointFlag(f, &o.endpoint)
 	f.StringVar(&o.array, "array", "", "the array (or image) at this PATH inside a group store, e.g. cam1 or pos3/raw")
 	f.IntVar(&o.level, "level", 0, "of an OME-Zarr image, the level K to write (0 is full resolution)")
 }
@@ -65,7 +67,7 @@ func runCat(ctx context.Context, o *catOptions, store string, out io.Writer) err
 	if o.level < 0 {
 		return usagef("--level %d: want a level number, 0 or more", o.level)
 	}
-	s, err := openStore(store)
+	s, err := openStore(store, o.endpoint)
 	if err != nil {
 		return err
 	}

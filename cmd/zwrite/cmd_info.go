@@ -21,12 +21,14 @@ import (
 
 // infoOptions are the flags of zwrite info.
 type infoOptions struct {
-	gpu   bool
-	array string
-	json  bool
+	endpoint string // --s3-endpoint
+	gpu      bool
+	array    string
+	json     bool
 }
 
 func (o *infoOptions) addFlags(f *pflag.FlagSet) {
+	addS3EndpointFlag(f, &o.endpoint)
 	f.BoolVar(&o.gpu, "gpu", false, "list the GPUs instead of describing a store")
 	f.StringVar(&o.array, "array", "", "describe only the node (array, image or group) at this PATH inside the store")
 	f.BoolVar(&o.json, "json", false, "print the description as one JSON document (see --help)")
@@ -209,7 +211,7 @@ func runInfo(ctx context.Context, o *infoOptions, store string, out io.Writer) e
 	if err != nil {
 		return err
 	}
-	s, err := openStore(store)
+	s, err := openStore(store, o.endpoint)
 	if err != nil {
 		return err
 	}

@@ -19,11 +19,13 @@ import (
 
 // verifyOptions are the flags of zwrite verify.
 type verifyOptions struct {
-	raw   string
-	array string
+	endpoint string // --s3-endpoint
+	raw      string
+	array    string
 }
 
 func (o *verifyOptions) addFlags(f *pflag.FlagSet) {
+	addS3EndpointFlag(f, &o.endpoint)
 	f.StringVar(&o.raw, "raw", "", "raw input FILE (or - for stdin) the array (an image: its level 0) must equal, byte for byte")
 	f.StringVar(&o.array, "array", "", "verify only the node (array, image or group) at this PATH inside the store")
 }
@@ -85,7 +87,7 @@ func runVerify(ctx context.Context, o *verifyOptions, store string, std stdio) e
 			raw = bufio.NewReaderSize(f, 1<<20)
 		}
 	}
-	s, err := openStore(store)
+	s, err := openStore(store, o.endpoint)
 	if err != nil {
 		return err
 	}

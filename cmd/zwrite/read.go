@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -34,7 +35,21 @@ func (s *readStore) Close() error { return s.closer.Close() }
 // what is wrong with a path that is no store directory. Every file is
 // read through storeFS: nothing outside the store, nothing but regular
 // files. It reads no file yet (node and openArray do).
-func openStore(path string) (*readStore, error) {
+//
+// A URL (s3://BUCKET/PREFIX) is read from endpoint ("" for the AWS
+// defaults) through the object store's own file system, which refuses
+// keys outside the prefix and reads with ranged requests.
+func openStore(path, endpoint string) (*readStore, error) {
+	if isURL(path) {
+		fsys, err := sink.OpenFS(path, endpoint)
+		if err != nil {
+			return nil, s3Hint(err)
+		}
+		return &readStore{path: path, fsys: fsys, closer: io.NopCloser(nil)}, nil
+	}
+	if endpoint != "" {
+		return nil, usagef("--s3-endpoint is for s3:// stores; %s is a directory", path)
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, unwrapPath(err))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 )
@@ -26,7 +27,9 @@ type Options struct {
 	// whose entries are all Zarr's (see foreign); anything else is refused
 	// with the list of what would be lost. The new store is written beside
 	// the old one and swapped in by Finish, so a run that fails, is
-	// refused or is interrupted leaves the old store as it was.
+	// refused or is interrupted leaves the old store as it was. (Object
+	// storage has no rename: there the old store's objects are removed
+	// when the run creates its first object; see package s3.)
 	Overwrite bool
 	// Fsync makes every commit durable (see DirOptions.Fsync).
 	Fsync bool
@@ -35,6 +38,14 @@ type Options struct {
 	// Inputs are the files the run will read: one that lies inside the
 	// store is refused, since writing the store would destroy it.
 	Inputs []string
+	// Endpoint is the object-storage server for a URL target (e.g.
+	// http://localhost:7070 for s3://): it overrides the endpoint the
+	// environment names. "" uses the environment's, or the provider's.
+	Endpoint string
+	// MaxObjectSize bounds the largest file the run writes (a shard):
+	// object stores size their upload parts from it (S3 allows 10,000
+	// parts per object). 0 means a default the backend documents.
+	MaxObjectSize int64
 }
 
 // ExistsError: the output exists, is not empty, and Overwrite is off.
@@ -150,4 +161,52 @@ func Open(target string, o Options) (Store, error) {
 		return open(u, o)
 	}
 	return openDir(target, o)
+}
+
+// ReadOpener opens a store of a URL scheme for reading only (see
+// RegisterReader); endpoint is as Options.Endpoint.
+type ReadOpener func(u *url.URL, endpoint string) (fs.FS, error)
+
+var readers = map[string]ReadOpener{} // under openersMu
+
+// RegisterReader makes OpenFS hand URLs of scheme to open, as Register
+// does for Open.
+func RegisterReader(scheme string, open ReadOpener) {
+	openersMu.Lock()
+	defer openersMu.Unlock()
+	readers[scheme] = open
+}
+
+// IsURL reports whether target names a URL (scheme://...) rather than a
+// directory path.
+func IsURL(target string) bool {
+	scheme, _, ok := strings.Cut(target, "://")
+	return ok && scheme != "" && !strings.ContainsAny(scheme, "/\\")
+}
+
+// OpenFS opens the store at target for reading: a directory (rooted
+// there, nothing resolves outside it) or a URL of a registered scheme;
+// endpoint is passed to the scheme's reader.
+func OpenFS(target, endpoint string) (fs.FS, error) {
+	if target == "" {
+		return nil, errors.New("store path is empty")
+	}
+	if !IsURL(target) {
+		r, err := os.OpenRoot(target)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: %w", target, bare(err))
+		}
+		return r.FS(), nil
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", target, err)
+	}
+	openersMu.Lock()
+	open := readers[u.Scheme]
+	openersMu.Unlock()
+	if open == nil {
+		return nil, fmt.Errorf("store %s: storage scheme %q is not supported (want a directory path or s3://BUCKET/PREFIX)", target, u.Scheme)
+	}
+	return open(u, endpoint)
 }

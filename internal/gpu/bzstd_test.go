@@ -64,12 +64,21 @@ func checkBloscZstdCases(t *testing.T, newRig lz4RigFunc, cases []lz4Case) {
 				if b[2]&0x10 == 0 {
 					t.Fatalf("chunk %d: flags %#x lack DONT_SPLIT", i, b[2])
 				}
-				if memcpyed := b[2]&0x02 != 0; memcpyed != (c.level == 0 || c.chunkBytes < 128) && c.kind != "noise" {
+				if memcpyed := b[2]&0x02 != 0; memcpyed != (c.level == 0 || c.chunkBytes < 128) && !nearNoise(c, i) {
 					t.Fatalf("chunk %d: memcpyed %v at clevel %d, %d bytes of %s", i, memcpyed, c.level, c.chunkBytes, c.kind)
 				}
 			}
 		})
 	}
+}
+
+// nearNoise: chunk i of case c may be stored memcpyed at any level
+// because its bytes are (almost) incompressible: noise, and the first
+// chunk of 8-bit thirds (the thirds run over the whole buffer, so with
+// three chunks chunk 0 is all noise, 1000+N(0,50) truncated to a byte:
+// about 7.7 bits per byte, whether it beats blosc's margin is chance).
+func nearNoise(c lz4Case, i int) bool {
+	return c.kind == "noise" || c.kind == "thirds" && c.dt.Size() == 1 && i == 0
 }
 
 // TestBloscZstdEmulator runs the blosc-zstd codec's Go launch code and

@@ -31,9 +31,17 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 #include <ucontext.h>
 #include <vector>
+
+// Every standard header the kernels and harness.h use is included above,
+// before __noinline__ is defined below: newer libstdc++ headers spell
+// __attribute__((__noinline__)), which the macro would turn into an
+// attribute inside an attribute (g++ 13: "'noinline' was not declared").
+// A header included after this file must come from this list.
 
 #define __global__
 #define __device__

@@ -54,6 +54,8 @@ type driver struct {
 	cuMemGetInfo              func(free, total *uint64) uint32
 	cuMemHostAlloc            func(p *unsafe.Pointer, n uint64, flags uint32) uint32
 	cuMemFreeHost             func(p unsafe.Pointer) uint32
+	cuMemHostRegister         func(p unsafe.Pointer, n uint64, flags uint32) uint32
+	cuMemHostUnregister       func(p unsafe.Pointer) uint32
 	cuMemcpyHtoDAsync         func(dst uint64, src unsafe.Pointer, n uint64, st uintptr) uint32
 	cuMemcpyDtoHAsync         func(dst unsafe.Pointer, src uint64, n uint64, st uintptr) uint32
 	cuMemcpyDtoDAsync         func(dst, src uint64, n uint64, st uintptr) uint32
@@ -137,6 +139,8 @@ func loadDriver() error {
 		{&drv.cuMemGetInfo, "cuMemGetInfo_v2"},
 		{&drv.cuMemHostAlloc, "cuMemHostAlloc"},
 		{&drv.cuMemFreeHost, "cuMemFreeHost"},
+		{&drv.cuMemHostRegister, "cuMemHostRegister_v2"},
+		{&drv.cuMemHostUnregister, "cuMemHostUnregister"},
 		{&drv.cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"},
 		{&drv.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"},
 		{&drv.cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2"},

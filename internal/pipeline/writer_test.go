@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,5 +173,59 @@ func TestRoundTrip(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// slotCounter counts the slots a stage hands out.
+type slotCounter struct {
+	stage.Stage
+	n atomic.Int32
+}
+
+func (c *slotCounter) NewSlot(maxFrames int64) (stage.Slot, error) {
+	c.n.Add(1)
+	return c.Stage.NewSlot(maxFrames)
+}
+
+// TestSlotsOnDemand: a short input allocates only the first slot (a
+// one-frame append must not pin GBs it never fills); a long one gets all
+// Depth slots. Both stores are whole.
+func TestSlotsOnDemand(t *testing.T) {
+	spec, _ := midSpec(zarr.CodecLZ4)
+	fb := spec.FrameBytes()
+	for _, tc := range []struct {
+		name      string
+		frames    int64
+		wantSlots int32
+	}{
+		{"one frame", 1, 1},
+		{"many batches", 0, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &slotCounter{Stage: newStage(t, spec)}
+			defer st.Close()
+			mem := sinktest.NewMem()
+			w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: mem, Depth: 3, BatchBytes: 64 * spec.EpochFrames() * fb})
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames := tc.frames
+			if frames == 0 {
+				frames = 4 * w.Settings().BatchFrames
+			}
+			input := genInput(frames*fb, 5)
+			if _, err := w.Write(input); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.n.Load(); got != tc.wantSlots {
+				t.Errorf("%d slots allocated, want %d", got, tc.wantSlots)
+			}
+			if _, data, err := readStore(mem.Files(), &spec); err != nil || !bytes.Equal(data, input) {
+				t.Fatalf("store: %d bytes, %v; want the %d input bytes", len(data), err, len(input))
+			}
+		})
 	}
 }

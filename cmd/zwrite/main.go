@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/zwrite/zwrite/internal/backend"
 )
 
 // Exit codes.
@@ -34,6 +36,16 @@ func usagef(format string, args ...any) error {
 func isUsage(err error) bool {
 	var u *usageError
 	return errors.As(err, &u)
+}
+
+// backendAdvice is the flag to use when err says the asked-for backend
+// cannot run here (internal/backend gives the reason only).
+func backendAdvice(err error) string {
+	var ue *backend.UnavailableError
+	if errors.As(err, &ue) {
+		return "; use --backend cpu (or auto)"
+	}
+	return ""
 }
 
 // interruptedError is a command's account of what it left behind after a
@@ -138,7 +150,7 @@ func execute(ctx context.Context, args []string, io stdio) int {
 		}
 		return exitInterrupted
 	case isUsage(err) || !ran:
-		fmt.Fprintf(io.err, "%s: %v\nRun '%s --help' for usage.\n", name, err, name)
+		fmt.Fprintf(io.err, "%s: %v%s\nRun '%s --help' for usage.\n", name, err, backendAdvice(err), name)
 		return exitUsage
 	default:
 		fmt.Fprintf(io.err, "%s: %v\n", name, err)

@@ -3,13 +3,15 @@ package backend
 import (
 	"fmt"
 
+	"github.com/zwrite/zwrite/internal/cpu"
 	"github.com/zwrite/zwrite/internal/gpu"
 	"github.com/zwrite/zwrite/internal/stage"
 )
 
 // UnavailableError reports a backend that was asked for but cannot run
-// here (no GPU backend in this build, no GPU, no driver). The CLI treats it
-// as a usage error: the user asked for something this machine cannot do.
+// here (no GPU backend in this build, no GPU, no driver). Reason says why,
+// never what to type instead: the CLI treats it as a usage error and adds
+// the flag advice.
 type UnavailableError struct{ Reason string }
 
 func (e *UnavailableError) Error() string { return e.Reason }
@@ -23,7 +25,7 @@ func Open(name string, cfg stage.Config) (stage.Stage, error) {
 	switch k {
 	case GPU:
 		if err := gpu.Supports(cfg.Spec.Codec); err != nil {
-			return nil, &UnavailableError{fmt.Sprintf("the GPU backend cannot run here: %v; use --backend cpu (or auto)", err)}
+			return nil, &UnavailableError{fmt.Sprintf("the GPU backend cannot run here: %v", err)}
 		}
 		return gpu.NewStage(cfg)
 	case Auto:
@@ -35,9 +37,9 @@ func Open(name string, cfg stage.Config) (stage.Stage, error) {
 				return st, nil
 			}
 		}
-		return stage.NewCPU(cfg)
+		return cpu.New(cfg)
 	case CPU:
-		return stage.NewCPU(cfg)
+		return cpu.New(cfg)
 	}
 	return nil, fmt.Errorf("unknown backend %v", k)
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/zwrite/zwrite/internal/cpu"
 	"github.com/zwrite/zwrite/internal/downsample"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
@@ -93,7 +94,7 @@ func TestStageDownsampleGPU(t *testing.T) {
 						t.Fatal(err)
 					}
 					defer g.Close()
-					c, err := stage.NewCPU(cfg)
+					c, err := cpu.New(cfg)
 					if err != nil {
 						t.Fatal(err)
 					}

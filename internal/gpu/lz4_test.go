@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zwrite/zwrite/internal/blosc"
+	"github.com/zwrite/zwrite/internal/cpu"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
@@ -444,12 +445,12 @@ func TestLZ4GPUStore(t *testing.T) {
 			input := make([]byte, tc.frames*tc.spec.FrameBytes())
 			ts := tc.spec.DType.Size()
 			copy(input, lz4Fill("thirds", 1, ts, int64(len(input)/ts*ts), 1))
-			cpu, err := stage.NewCPU(stage.Config{Spec: tc.spec})
+			ref, err := cpu.New(stage.Config{Spec: tc.spec})
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := writeStore(t, tc.spec, cpu, 1, input)
-			cpu.Close()
+			want := writeStore(t, tc.spec, ref, 1, input)
+			ref.Close()
 			for depth := 1; depth <= 3; depth += 2 {
 				st, err := NewStageOptions(stage.Config{Spec: tc.spec}, Options{})
 				if err != nil {

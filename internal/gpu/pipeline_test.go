@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zwrite/zwrite/internal/blosc"
+	"github.com/zwrite/zwrite/internal/cpu"
 	"github.com/zwrite/zwrite/internal/pipeline"
 	"github.com/zwrite/zwrite/internal/sink/sinktest"
 	"github.com/zwrite/zwrite/internal/stage"
@@ -62,12 +63,12 @@ func TestGPUStoreMatchesCPU(t *testing.T) {
 			for i := range input {
 				input[i] = byte(rng.Uint32())
 			}
-			cpu, err := stage.NewCPU(stage.Config{Spec: tc.spec})
+			ref, err := cpu.New(stage.Config{Spec: tc.spec})
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := writeStore(t, tc.spec, cpu, 1, input)
-			cpu.Close()
+			want := writeStore(t, tc.spec, ref, 1, input)
+			ref.Close()
 			for depth := 1; depth <= 4; depth++ {
 				for _, general := range []bool{false, true} {
 					t.Run(fmt.Sprintf("depth=%d/general=%v", depth, general), func(t *testing.T) {

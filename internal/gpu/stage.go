@@ -69,8 +69,9 @@ type Stage struct {
 	downMod         *Module
 	down            *downKernel // nil: no next pyramid level
 
-	mu    sync.Mutex
-	slots int
+	slots stage.Slots // live slots; Close refuses while any is
+
+	mu sync.Mutex
 	// hostFree holds the pinned buffers of freed slots for the next
 	// NewSlot. Pinning and unpinning cost about 1 s per GB on the H100
 	// machine, so a Writer's teardown (or a new Writer on the same stage)
@@ -151,7 +152,7 @@ func (s *Stage) load() error {
 	default:
 		e, ok := lookupCodec(s.spec.Codec)
 		if !ok {
-			return fmt.Errorf("%w: codec %v has no GPU kernels yet (GPU codecs: %v); use --backend cpu", ErrNoKernels, s.spec.Codec, GPUCodecs())
+			return fmt.Errorf("%w: codec %v has no GPU kernels yet (GPU codecs: %v)", ErrNoKernels, s.spec.Codec, GPUCodecs())
 		}
 		if s.codecMod, err = s.d.LoadModule(e.module); err != nil {
 			return err
@@ -234,13 +235,15 @@ func (s *Stage) CodecNote() string {
 	return ""
 }
 
-// Close unloads the modules. Every slot must be freed first.
+// Close unloads the modules. Every slot must be freed first (see
+// stage.Slots); a second Close does nothing.
 func (s *Stage) Close() error {
-	s.mu.Lock()
-	n := s.slots
-	s.mu.Unlock()
-	if n > 0 {
-		return fmt.Errorf("gpu stage: close with %d slots not freed", n)
+	first, err := s.slots.Close()
+	if err != nil {
+		return fmt.Errorf("gpu stage: %w", err)
+	}
+	if !first {
+		return nil
 	}
 	return s.unload()
 }
@@ -301,8 +304,7 @@ type Slot struct {
 	done       chan error
 	quit       chan struct{}
 	wg         sync.WaitGroup
-	inFlight   bool
-	freed      bool
+	life       stage.Life
 	tKick      time.Time
 	generalRun bool
 }
@@ -344,7 +346,19 @@ func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 	if maxFrames <= 0 {
 		return nil, fmt.Errorf("gpu slot: maxFrames %d must be positive", maxFrames)
 	}
-	sl := &Slot{s: s, maxFrames: maxFrames, stride: s.stride()}
+	if err := s.slots.Add(); err != nil {
+		return nil, fmt.Errorf("gpu stage: %w", err)
+	}
+	sl, err := s.newSlot(maxFrames)
+	if err != nil {
+		s.slots.Done()
+		return nil, err
+	}
+	return sl, nil
+}
+
+func (s *Stage) newSlot(maxFrames int64) (*Slot, error) {
+	sl := &Slot{s: s, maxFrames: maxFrames, stride: s.stride(), life: stage.NewLife(maxFrames)}
 	sl.maxChunks = s.lay.Epochs(maxFrames) * s.lay.ChunksPerEpoch()
 	if sl.maxChunks > 1<<31-1 {
 		return nil, fmt.Errorf("gpu slot: a batch of %d frames holds %d chunks, more than the kernels index (2^31)", maxFrames, sl.maxChunks)
@@ -390,9 +404,6 @@ func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 	sl.quit = make(chan struct{})
 	sl.wg.Add(1)
 	go sl.worker()
-	s.mu.Lock()
-	s.slots++
-	s.mu.Unlock()
 	return sl, nil
 }
 
@@ -542,26 +553,19 @@ func (sl *Slot) Staging() []byte { return sl.staging.Bytes()[:sl.maxFrames*sl.s.
 
 // Kick implements stage.Slot.
 func (sl *Slot) Kick(b stage.Batch) error {
-	if sl.freed {
-		return errors.New("gpu slot: kick after free")
-	}
-	if sl.inFlight {
-		return errors.New("gpu slot: kick while the previous batch is in flight (Wait first)")
-	}
-	if b.Frames <= 0 || b.Frames > sl.maxFrames {
-		return fmt.Errorf("gpu slot: batch of %d frames; this slot holds 1 to %d", b.Frames, sl.maxFrames)
-	}
-	sl.inFlight = true
-	sl.tKick = time.Now()
-	sl.kick <- b
-	return nil
+	return sl.life.Kick(b, func() error {
+		sl.tKick = time.Now()
+		sl.kick <- b
+		return nil
+	})
 }
 
 // Wait implements stage.Slot.
 func (sl *Slot) Wait(ctx context.Context) (*stage.Output, error) {
-	if !sl.inFlight {
-		return nil, errors.New("gpu slot: wait without a kicked batch")
-	}
+	return sl.life.Wait(func() (*stage.Output, error) { return sl.wait(ctx) })
+}
+
+func (sl *Slot) wait(ctx context.Context) (*stage.Output, error) {
 	var err error
 	select {
 	case err = <-sl.done:
@@ -571,7 +575,6 @@ func (sl *Slot) Wait(ctx context.Context) (*stage.Output, error) {
 		<-sl.done
 		err = ctx.Err()
 	}
-	sl.inFlight = false
 	if err != nil {
 		return nil, err
 	}
@@ -582,28 +585,19 @@ func (sl *Slot) Wait(ctx context.Context) (*stage.Output, error) {
 // Free implements stage.Slot: it stops the worker, returns every device
 // buffer, stream and event to the driver, and hands the pinned host
 // buffers back to the stage, which reuses them for its next slots and
-// frees them in Close. Again does nothing.
+// frees them in Close. Again does nothing; during a batch it is refused
+// (stage.Life), so Wait first.
 func (sl *Slot) Free() error {
-	if sl.freed {
+	return sl.life.Free(func() error {
+		close(sl.quit)
+		sl.wg.Wait()
+		err := sl.release()
+		sl.s.slots.Done()
+		if err != nil {
+			return fmt.Errorf("gpu slot free: %w", err)
+		}
 		return nil
-	}
-	if sl.inFlight {
-		// A batch was kicked and never waited for: let the GPU finish
-		// with the buffers first.
-		<-sl.done
-		sl.inFlight = false
-	}
-	sl.freed = true
-	close(sl.quit)
-	sl.wg.Wait()
-	err := sl.release()
-	sl.s.mu.Lock()
-	sl.s.slots--
-	sl.s.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("gpu slot free: %w", err)
-	}
-	return nil
+	})
 }
 
 func (sl *Slot) worker() {

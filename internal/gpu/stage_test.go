@@ -8,7 +8,9 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/zwrite/zwrite/internal/cpu"
 	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/stage/stagetest"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -226,12 +228,12 @@ func TestTileKernel(t *testing.T) {
 						t.Fatal(err)
 					}
 					defer sl.Free()
-					cpu, err := stage.NewCPU(stage.Config{Spec: s, Workers: 2})
+					ref, err := cpu.New(stage.Config{Spec: s, Workers: 2})
 					if err != nil {
 						t.Fatal(err)
 					}
-					defer cpu.Close()
-					csl, err := cpu.NewSlot(bf)
+					defer ref.Close()
+					csl, err := ref.NewSlot(bf)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -509,4 +511,13 @@ func TestDiscover(t *testing.T) {
 		t.Fatalf("Discover() = %+v", sys)
 	}
 	t.Logf("%+v", sys)
+}
+
+// TestConformance runs the stage contract's suite (internal/stage/stagetest)
+// against the GPU backend, as the CPU backend's tests do.
+func TestConformance(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skipf("needs a GPU: %v", err)
+	}
+	stagetest.Run(t, func(cfg stage.Config) (stage.Stage, error) { return NewStage(cfg) })
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zwrite/zwrite/internal/cpu"
 	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/sink/sinktest"
 	"github.com/zwrite/zwrite/internal/stage"
@@ -35,7 +36,7 @@ var testCodecs = func() []zarr.Codec {
 	var cs []zarr.Codec
 	for _, c := range zarr.Codecs {
 		spec, _ := midSpec(c)
-		if st, err := stage.NewCPU(stage.Config{Spec: spec, Workers: 1}); err == nil {
+		if st, err := cpu.New(stage.Config{Spec: spec, Workers: 1}); err == nil {
 			st.Close()
 			cs = append(cs, c)
 		}

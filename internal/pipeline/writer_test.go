@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zwrite/zwrite/internal/cpu"
 	"github.com/zwrite/zwrite/internal/sink/sinktest"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
@@ -25,7 +26,7 @@ func newStage(t testing.TB, spec zarr.Spec) stage.Stage {
 // newCPU builds a CPU stage or fails t; the caller closes it.
 func newCPU(t testing.TB, cfg stage.Config) stage.Stage {
 	t.Helper()
-	st, err := stage.NewCPU(cfg)
+	st, err := cpu.New(cfg)
 	if err != nil {
 		t.Fatalf("new cpu stage: %v", err)
 	}

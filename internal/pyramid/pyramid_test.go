@@ -10,6 +10,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/zwrite/zwrite/internal/cpu"
 	"github.com/zwrite/zwrite/internal/downsample"
 	"github.com/zwrite/zwrite/internal/pipeline"
 	"github.com/zwrite/zwrite/internal/sink/sinktest"
@@ -19,7 +20,7 @@ import (
 
 func newCPU(c stage.Config) (stage.Stage, error) {
 	c.Workers = 2
-	return stage.NewCPU(c)
+	return cpu.New(c)
 }
 
 // level reads level k of the image in files back through the zarr reader.

@@ -1,11 +1,11 @@
-// Package stage defines the compress-stage contract (Stage, Slot, Batch,
-// Output) that the pipeline drives, and implements it on CPU cores (NewCPU):
-// tiling frames into padded inner chunks (Layout.Tile, "lifted strides"),
-// the CPU codecs (internal/codec) and
-// aggregation of chunks into shard segments in the order Layout.Plan gives,
-// which the GPU backend shares so both produce the same order.
+// Package stage defines the compress-stage contract that the pipeline
+// drives and both backends (internal/cpu, internal/gpu) implement: Stage,
+// Slot, Batch, Output and the optional Canceler and CopyHinter;
+// the slot life cycle they share (Life, Slots); and the chunk
+// and segment plan (Layout, Plan), the one definition of tiling and chunk
+// order, so both backends produce the same bytes in the same order.
 //
-// It owns no goroutines beyond its worker pool (started by NewCPU, joined by
-// Close) and knows nothing of sinks, files or the pipeline's schedule; it
-// never prints. stage.go is the shared contract: extend it only additively.
+// It owns no goroutines and no backend code, knows nothing of sinks, files
+// or the pipeline's schedule, and never prints. stage.go is the shared
+// contract: extend it only additively. stagetest is its conformance suite.
 package stage

@@ -1,8 +1,9 @@
-package stage
+package stage_test
 
 import (
 	"testing"
 
+	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -41,7 +42,7 @@ func FuzzTile(f *testing.F) {
 			elems *= shape
 		}
 		spec.Shape[0] = 0 // growing: the batch decides how many frames
-		l, err := NewLayout(&spec)
+		l, err := stage.NewLayout(&spec)
 		if err != nil {
 			t.Skip(err)
 		}
@@ -51,7 +52,7 @@ func FuzzTile(f *testing.F) {
 			staging[i] = byte(i*7 + i/5)
 		}
 		plan := l.NewPlan(frames)
-		if err := l.Plan(Batch{FirstEpoch: next(0, 3), Frames: frames}, plan); err != nil {
+		if err := l.Plan(stage.Batch{FirstEpoch: next(0, 3), Frames: frames}, plan); err != nil {
 			t.Fatal(err)
 		}
 		checkGrouped(t, l, &spec, plan, staging, frames)

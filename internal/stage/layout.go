@@ -40,7 +40,7 @@ type Layout struct {
 	// maxGroup > 1 when runs are tiny (a few elements of the last dim,
 	// which is not merged): then chunks adjacent in the last dim share
 	// every cache line they read, and tiling up to maxGroup of them in one
-	// pass (tileGroup) reads staging once instead of once per chunk.
+	// pass (TileGroup) reads staging once instead of once per chunk.
 	// lastFull is the last grid position in that dim whose chunk is not
 	// cut by the shape's edge.
 	maxGroup int64
@@ -245,13 +245,13 @@ func (l *Layout) odometer(v *[zarr.MaxRank]int64, src int64, step func(dstOff, s
 	}
 }
 
-// MaxGroup is how many chunks tileGroup handles at once (1: no grouping).
+// MaxGroup is how many chunks TileGroup handles at once (1: no grouping).
 func (l *Layout) MaxGroup() int64 { return l.maxGroup }
 
-// groupLen is how many chunks of p starting at k (and before hi) tileGroup
+// GroupLen is how many chunks of p starting at k (and before hi) TileGroup
 // can take together: same epoch, consecutive positions along the last dim,
 // none cut by the shape's edge in that dim, at most maxGroup.
-func (l *Layout) groupLen(p *Plan, k, hi int64) int64 {
+func (l *Layout) GroupLen(p *Plan, k, hi int64) int64 {
 	if l.maxGroup <= 1 {
 		return 1
 	}
@@ -266,12 +266,12 @@ func (l *Layout) groupLen(p *Plan, k, hi int64) int64 {
 	return g
 }
 
-// tileGroup tiles len(dsts) chunks at epoch e and positions pos,
+// TileGroup tiles len(dsts) chunks at epoch e and positions pos,
 // pos+1, ... (adjacent in the last dim, none cut by the edge there; see
-// groupLen) into dsts, reading each source span once: for every step of
+// GroupLen) into dsts, reading each source span once: for every step of
 // the odometer the chunks' runs lie side by side in staging.
-func (l *Layout) tileGroup(dsts [][]byte, staging []byte, frames, e, pos int64) {
-	if len(dsts) == 1 { // also the edge chunk, which groupLen never groups
+func (l *Layout) TileGroup(dsts [][]byte, staging []byte, frames, e, pos int64) {
+	if len(dsts) == 1 { // also the edge chunk, which GroupLen never groups
 		l.Tile(dsts[0], staging, frames, e, pos)
 		return
 	}
@@ -320,7 +320,7 @@ func scatterRuns(dsts [][]byte, src []byte, d, s, run, ss, ds, cnt int64) {
 	}
 }
 
-// deinterleave16 reports whether tileGroup can use deinterleaveRuns: a
+// deinterleave16 reports whether TileGroup can use deinterleaveRuns: a
 // group of 2 to 4 chunks one uint16 wide in the last dim (colour or other
 // channels, e.g. tzyxc data) whose steps are dense in both source and
 // chunk.

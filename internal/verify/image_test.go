@@ -14,6 +14,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/zwrite/zwrite/internal/cpu"
 	"github.com/zwrite/zwrite/internal/downsample"
 	"github.com/zwrite/zwrite/internal/pipeline"
 	"github.com/zwrite/zwrite/internal/pyramid"
@@ -28,7 +29,7 @@ func writeArray(t *testing.T, spec zarr.Spec, data []byte) map[string][]byte {
 	t.Helper()
 	spec = spec.Clone()
 	spec.Shape[0] = 0
-	st, err := stage.NewCPU(stage.Config{Spec: spec, Workers: 1})
+	st, err := cpu.New(stage.Config{Spec: spec, Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

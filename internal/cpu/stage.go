@@ -1,4 +1,4 @@
-package stage
+package cpu
 
 import (
 	"context"
@@ -11,10 +11,11 @@ import (
 
 	"github.com/zwrite/zwrite/internal/codec"
 	"github.com/zwrite/zwrite/internal/downsample"
+	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
-// CPU is the compress stage on CPU cores: a fixed pool of workers, shared by
+// Stage is the compress stage on CPU cores: a fixed pool of workers, shared by
 // all slots, tiles and compresses the chunks of every kicked batch.
 //
 // Work distribution: Kick puts a ticket for its slot on a FIFO queue; idle
@@ -37,20 +38,21 @@ import (
 // scratch (one encoder bound per chunk of the largest batch, about the
 // staging size; Output.Data lives in it), and the plan (a few words per
 // chunk). Per worker: an encoder and Layout.MaxGroup padded chunk buffers.
-type CPU struct {
+type Stage struct {
 	spec    zarr.Spec
-	layout  *Layout
+	layout  *stage.Layout
 	workers []*cpuWorker
-	down    *Downsample // nil: no next pyramid level
+	down    *stage.Downsample // nil: no next pyramid level
 
 	mu     sync.Mutex
 	cond   *sync.Cond
 	queue  []ticket // ring buffer
 	qHead  int
 	qLen   int
-	closed bool
-	slots  int // not yet freed
+	closed bool // the workers stop once the queue is empty
 	wg     sync.WaitGroup
+
+	slots stage.Slots
 }
 
 // ticket names one kicked batch of a slot. gen tells a stale ticket (its
@@ -71,10 +73,10 @@ type cpuWorker struct {
 	tiles [][]byte
 }
 
-// NewCPU starts a CPU stage with cfg.Workers workers (0 = GOMAXPROCS).
-func NewCPU(cfg Config) (Stage, error) {
+// New starts a CPU stage with cfg.Workers workers (0 = GOMAXPROCS).
+func New(cfg stage.Config) (stage.Stage, error) {
 	spec := cfg.Spec.Clone()
-	layout, err := NewLayout(&spec)
+	layout, err := stage.NewLayout(&spec)
 	if err != nil {
 		return nil, fmt.Errorf("new cpu stage: %w", err)
 	}
@@ -82,12 +84,12 @@ func NewCPU(cfg Config) (Stage, error) {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	s := &CPU{spec: spec, layout: layout, queue: make([]ticket, 16)}
+	s := &Stage{spec: spec, layout: layout, queue: make([]ticket, 16)}
 	if cfg.Down != nil {
 		if err := cfg.Down.Validate(&spec); err != nil {
 			return nil, fmt.Errorf("new cpu stage: %w", err)
 		}
-		s.down = &Downsample{Reduce: append([]bool(nil), cfg.Down.Reduce...), Method: cfg.Down.Method}
+		s.down = &stage.Downsample{Reduce: append([]bool(nil), cfg.Down.Reduce...), Method: cfg.Down.Method}
 	}
 	s.cond = sync.NewCond(&s.mu)
 	for i := 0; i < n; i++ {
@@ -114,21 +116,24 @@ func NewCPU(cfg Config) (Stage, error) {
 }
 
 // Name implements Stage.
-func (s *CPU) Name() string { return "cpu" }
+func (s *Stage) Name() string { return "cpu" }
 
 // Layout returns the stage's geometry.
-func (s *CPU) Layout() *Layout { return s.layout }
+func (s *Stage) Layout() *stage.Layout { return s.layout }
 
 // Close stops the workers after they have drained the queue and waits for
-// them. It is safe to call twice.
-func (s *CPU) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+// them. With slots not freed it refuses (stage.Slots); a second Close does
+// nothing.
+func (s *Stage) Close() error {
+	first, err := s.slots.Close()
+	if err != nil {
+		return fmt.Errorf("cpu stage: %w", err)
+	}
+	if !first {
 		return nil
 	}
+	s.mu.Lock()
 	s.closed = true
-	live := s.slots
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -138,17 +143,14 @@ func (s *CPU) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if live > 0 {
-		errs = append(errs, fmt.Errorf("close cpu stage: %d slots were not freed", live))
-	}
 	return errors.Join(errs...)
 }
 
-func (s *CPU) push(t ticket) error {
+func (s *Stage) push(t ticket) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errors.New("kick: cpu stage is closed")
+		return fmt.Errorf("kick: %w", stage.ErrClosed)
 	}
 	if s.qLen == len(s.queue) { // grow the ring; rare (more slots than ever before)
 		q := make([]ticket, 2*len(s.queue))
@@ -164,7 +166,7 @@ func (s *CPU) push(t ticket) error {
 }
 
 // peek blocks for the oldest ticket; ok is false once closed and drained.
-func (s *CPU) peek() (t ticket, ok bool) {
+func (s *Stage) peek() (t ticket, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.qLen == 0 && !s.closed {
@@ -177,7 +179,7 @@ func (s *CPU) peek() (t ticket, ok bool) {
 }
 
 // drop removes t if it is still the head (another worker may have done so).
-func (s *CPU) drop(t ticket) {
+func (s *Stage) drop(t ticket) {
 	s.mu.Lock()
 	if s.qLen > 0 && s.queue[s.qHead] == t {
 		s.queue[s.qHead] = ticket{}
@@ -187,7 +189,7 @@ func (s *CPU) drop(t ticket) {
 	s.mu.Unlock()
 }
 
-func (s *CPU) run(w *cpuWorker) {
+func (s *Stage) run(w *cpuWorker) {
 	defer s.wg.Done()
 	for {
 		t, ok := s.peek()
@@ -201,7 +203,7 @@ func (s *CPU) run(w *cpuWorker) {
 }
 
 // NewSlot implements Stage.
-func (s *CPU) NewSlot(maxFrames int64) (Slot, error) {
+func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 	if maxFrames <= 0 {
 		return nil, fmt.Errorf("new slot: %d frames; want > 0", maxFrames)
 	}
@@ -225,17 +227,15 @@ func (s *CPU) NewSlot(maxFrames int64) (Slot, error) {
 		downBuf:   downBuffer(s, maxFrames),
 		finished:  make([]atomic.Uint32, maxChunks),
 		done:      make(chan struct{}, 1),
+		life:      stage.NewLife(maxFrames),
 	}
 	sl.tiledInPlace = s.spec.Codec == zarr.CodecNone
 	prefault(sl.staging)
 	prefault(sl.scratch)
 	prefault(sl.downBuf)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errors.New("new slot: cpu stage is closed")
+	if err := s.slots.Add(); err != nil {
+		return nil, fmt.Errorf("cpu stage: %w", err)
 	}
-	s.slots++
 	return sl, nil
 }
 
@@ -243,10 +243,10 @@ func (s *CPU) NewSlot(maxFrames int64) (Slot, error) {
 var errCancelled = errors.New("cancelled")
 
 type cpuSlot struct {
-	stage     *CPU
+	stage     *Stage
 	maxFrames int64
 	staging   []byte
-	plan      *Plan
+	plan      *stage.Plan
 	bound     int64  // capacity of one chunk's scratch slot
 	scratch   []byte // chunk k at k*bound, compacted in place into Output.Data
 	// tiledInPlace: codec none; chunks are tiled straight to their final
@@ -258,7 +258,7 @@ type cpuSlot struct {
 
 	// Per batch, written by Kick before the ticket is queued; workers read
 	// them only while they hold an unfinished claim of that batch.
-	batch   Batch
+	batch   stage.Batch
 	n       int64 // work units: the batch's chunks, then its downsample units
 	nChunks int64 // chunks in the batch
 	// The batch's reduction for the next level: output frames [u*downGrain,
@@ -285,25 +285,19 @@ type cpuSlot struct {
 	next     int64
 	off      int64
 
-	done     chan struct{}
-	inFlight bool // owner side: between Kick and Wait
-	freed    bool
-	out      Output
+	done chan struct{}
+	life stage.Life
+	out  stage.Output
 }
 
 func (sl *cpuSlot) Staging() []byte { return sl.staging }
 
 // Kick implements Slot.
-func (sl *cpuSlot) Kick(b Batch) error {
-	if sl.freed {
-		return errors.New("kick: slot was freed")
-	}
-	if sl.inFlight {
-		return errors.New("kick: the previous batch was not waited for")
-	}
-	if b.Frames > sl.maxFrames {
-		return fmt.Errorf("kick: %d frames exceed the slot's %d", b.Frames, sl.maxFrames)
-	}
+func (sl *cpuSlot) Kick(b stage.Batch) error {
+	return sl.life.Kick(b, func() error { return sl.kick(b) })
+}
+
+func (sl *cpuSlot) kick(b stage.Batch) error {
 	if err := sl.stage.layout.Plan(b, sl.plan); err != nil {
 		return fmt.Errorf("kick: %w", err)
 	}
@@ -321,7 +315,7 @@ func (sl *cpuSlot) Kick(b Batch) error {
 	// so that the workers stay balanced.
 	workers := int64(len(sl.stage.workers))
 	grain := max(1, min(ceilDiv(256<<10, sl.stage.layout.ChunkBytes()), sl.nChunks/(4*workers)))
-	// Let whole groups of neighbours be tiled together (Layout.tileGroup).
+	// Let whole groups of neighbours be tiled together (Layout.TileGroup).
 	grain = max(grain, sl.stage.layout.MaxGroup())
 	sl.gen++
 	if sl.gen == 0 {
@@ -336,11 +330,7 @@ func (sl *cpuSlot) Kick(b Batch) error {
 	sl.cancel.Store(false)
 	sl.pending.Store(sl.n)
 	sl.claim.Store(uint64(sl.gen) << 32)
-	if err := sl.stage.push(ticket{sl: sl, gen: sl.gen, n: sl.n, grain: grain}); err != nil {
-		return err
-	}
-	sl.inFlight = true
-	return nil
+	return sl.stage.push(ticket{sl: sl, gen: sl.gen, n: sl.n, grain: grain})
 }
 
 // work claims and processes one range of chunks of batch gen; it reports
@@ -384,7 +374,7 @@ func (sl *cpuSlot) process(w *cpuWorker, gen uint32, lo, hi int64) {
 	var tile, comp time.Duration
 	for k := lo; k < hi; {
 		t0 := time.Now()
-		g := l.groupLen(p, k, hi)
+		g := l.GroupLen(p, k, hi)
 		// Tile chunks k..k+g-1: codec none straight to their final place,
 		// the others into the worker's buffers.
 		tiles := w.tiles[:g]
@@ -393,7 +383,7 @@ func (sl *cpuSlot) process(w *cpuWorker, gen uint32, lo, hi int64) {
 				tiles[i] = sl.scratch[(k+int64(i))*cb : (k+int64(i)+1)*cb]
 			}
 		}
-		l.tileGroup(tiles, sl.staging, frames, p.Epoch[k], p.Pos[k])
+		l.TileGroup(tiles, sl.staging, frames, p.Epoch[k], p.Pos[k])
 		t1 := time.Now()
 		tile += t1.Sub(t0)
 		for i := range tiles {
@@ -487,7 +477,7 @@ func (sl *cpuSlot) finish(gen uint32) {
 			out.Down = sl.downBuf[:out.DownFrames*sl.downPlan.FrameBytes()]
 		}
 	}
-	out.Times = Times{
+	out.Times = stage.Times{
 		Tile:      time.Duration(sl.tileNs.Load()),
 		Downscale: time.Duration(sl.downNs.Load()),
 		Compress:  time.Duration(sl.compNs.Load()),
@@ -498,10 +488,11 @@ func (sl *cpuSlot) finish(gen uint32) {
 }
 
 // Wait implements Slot.
-func (sl *cpuSlot) Wait(ctx context.Context) (*Output, error) {
-	if !sl.inFlight {
-		return nil, errors.New("wait: no batch was kicked")
-	}
+func (sl *cpuSlot) Wait(ctx context.Context) (*stage.Output, error) {
+	return sl.life.Wait(func() (*stage.Output, error) { return sl.wait(ctx) })
+}
+
+func (sl *cpuSlot) wait(ctx context.Context) (*stage.Output, error) {
 	select {
 	case <-sl.done:
 	case <-ctx.Done():
@@ -509,10 +500,8 @@ func (sl *cpuSlot) Wait(ctx context.Context) (*Output, error) {
 		// receive below is what guarantees they no longer touch the slot.
 		sl.cancel.Store(true)
 		<-sl.done
-		sl.inFlight = false
 		return nil, fmt.Errorf("wait for batch at epoch %d: %w", sl.batch.FirstEpoch, ctx.Err())
 	}
-	sl.inFlight = false
 	if sl.err != nil {
 		return nil, fmt.Errorf("batch at epoch %d: %w", sl.batch.FirstEpoch, sl.err)
 	}
@@ -525,7 +514,7 @@ func (sl *cpuSlot) Wait(ctx context.Context) (*Output, error) {
 }
 
 // downBuffer is a slot's Output.Down buffer for batches of maxFrames.
-func downBuffer(s *CPU, maxFrames int64) []byte {
+func downBuffer(s *Stage, maxFrames int64) []byte {
 	if s.down == nil {
 		return nil
 	}
@@ -535,7 +524,7 @@ func downBuffer(s *CPU, maxFrames int64) []byte {
 // planDown prepares the batch's reduction: a plan for its frames, and
 // units of about 1 MiB of input each, claimed by the workers after the
 // chunks.
-func (sl *cpuSlot) planDown(d *Downsample, b Batch) error {
+func (sl *cpuSlot) planDown(d *stage.Downsample, b stage.Batch) error {
 	shape := append([]int64{b.Frames}, sl.stage.spec.Shape[1:]...)
 	p, err := downsample.NewPlan(shape, d.Reduce, sl.stage.spec.DType, d.Method)
 	if err != nil {
@@ -566,20 +555,12 @@ func (sl *cpuSlot) Cancel() { sl.cancel.Store(true) }
 
 // Free implements Slot.
 func (sl *cpuSlot) Free() error {
-	if sl.inFlight {
-		return errors.New("free: the slot's batch was not waited for")
-	}
-	if sl.freed {
+	return sl.life.Free(func() error {
+		sl.staging, sl.scratch, sl.finished, sl.plan, sl.downBuf = nil, nil, nil, nil, nil
+		sl.out = stage.Output{}
+		sl.stage.slots.Done()
 		return nil
-	}
-	sl.freed = true
-	sl.staging, sl.scratch, sl.finished, sl.plan, sl.downBuf = nil, nil, nil, nil, nil
-	sl.out = Output{}
-	s := sl.stage
-	s.mu.Lock()
-	s.slots--
-	s.mu.Unlock()
-	return nil
+	})
 }
 
 // prefault touches every page of b, on all cores, so that the kernel's
@@ -608,3 +589,5 @@ func prefault(b []byte) {
 	}
 	wg.Wait()
 }
+
+func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }

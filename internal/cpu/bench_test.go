@@ -1,0 +1,120 @@
+package cpu
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/zwrite/zwrite/internal/codec"
+	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/stage/stagetest"
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// benchSpec is a camera-like stream (orca-ish frames cut down so that a
+// batch fits a small machine): tyx uint16, 2 epochs of 16 frames per batch,
+// chunks 16x64x64 (128 KiB), ragged in y and x.
+var benchSpec = zarr.Spec{
+	Shape: []int64{0, 1000, 1100},
+	Chunk: []int64{16, 64, 64},
+	Shard: []int64{32, 512, 512},
+	DType: zarr.Uint16,
+}
+
+const benchFrames = 32
+
+func BenchmarkStage(b *testing.B) {
+	for _, codec := range zarr.Codecs {
+		b.Run(codec.String(), func(b *testing.B) {
+			spec := benchSpec.Clone()
+			spec.Codec, spec.Level = codec, codec.DefaultLevel()
+			st, err := New(stage.Config{Spec: spec})
+			if err != nil {
+				b.Skip(err) // a codec the CPU stage does not have yet
+			}
+			defer st.Close()
+			sl, err := st.NewSlot(benchFrames)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sl.Free()
+			stagetest.Camera(sl.Staging())
+			batch := stage.Batch{Frames: benchFrames}
+			// One batch first: the encoders allocate their history on
+			// first use, which is not what a running stream pays.
+			if err := sl.Kick(batch); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := sl.Wait(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			var ratio float64
+			b.SetBytes(int64(len(sl.Staging())))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := sl.Kick(batch); err != nil {
+					b.Fatal(err)
+				}
+				out, err := sl.Wait(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				// A broken fast path must not post a number: the output
+				// has every chunk, and noise does not vanish.
+				if n := int64(len(out.Chunks)); n != 2*st.(*Stage).layout.ChunksPerEpoch() || len(out.Data) < len(sl.Staging())/8 {
+					b.Fatalf("output: %d chunks, %d bytes from %d", n, len(out.Data), len(sl.Staging()))
+				}
+				ratio = float64(len(sl.Staging())) / float64(len(out.Data))
+				batch.FirstEpoch += 2
+			}
+			b.ReportMetric(ratio, "ratio")
+		})
+	}
+}
+
+// BenchmarkChunkEncoder is the codec alone, on one core, on the same
+// chunks as BenchmarkStage (tiled beforehand): the per-core ceiling the
+// stage's workers can reach.
+func BenchmarkChunkEncoder(b *testing.B) {
+	for _, c := range zarr.Codecs {
+		b.Run(c.String(), func(b *testing.B) {
+			spec := benchSpec.Clone()
+			spec.Codec, spec.Level = c, c.DefaultLevel()
+			enc, err := codec.NewChunkEncoder(&spec)
+			if err != nil {
+				b.Skip(err)
+			}
+			defer enc.Close()
+			l, err := stage.NewLayout(&spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			staging := make([]byte, benchFrames*l.FrameBytes())
+			stagetest.Camera(staging)
+			cb := l.ChunkBytes()
+			n := l.Epochs(benchFrames) * l.ChunksPerEpoch()
+			chunks := make([]byte, n*cb)
+			for k := int64(0); k < n; k++ {
+				l.Tile(chunks[k*cb:(k+1)*cb], staging, benchFrames, k/l.ChunksPerEpoch(), k%l.ChunksPerEpoch())
+			}
+			dst := make([]byte, 0, enc.Bound(int(cb)))
+			b.SetBytes(int64(len(staging)))
+			b.ReportAllocs()
+			var total int
+			for b.Loop() {
+				total = 0
+				for k := int64(0); k < n; k++ {
+					out, err := enc.Encode(dst, chunks[k*cb:(k+1)*cb])
+					if err != nil || len(out) == 0 {
+						b.Fatal(fmt.Sprint("encode: ", err, len(out)))
+					}
+					total += len(out)
+				}
+				if total < len(staging)/8 {
+					b.Fatalf("%d chunks encoded to %d bytes", n, total)
+				}
+			}
+			b.ReportMetric(float64(len(staging))/float64(total), "ratio")
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package cpu
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/zwrite/zwrite/internal/downsample"
+	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/stage/stagetest"
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+func TestConformance(t *testing.T) {
+	before := runtime.NumGoroutine()
+	stagetest.Run(t, New)
+	waitGoroutines(t, before)
+}
+
+// waitGoroutines fails when goroutines the stages started outlive them.
+func waitGoroutines(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > want {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines left, want %d:\n%s", runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestTimes: the CPU stage reports the busy time of each step it runs.
+func TestTimes(t *testing.T) {
+	for _, codec := range zarr.Codecs {
+		t.Run(codec.String(), func(t *testing.T) {
+			spec := zarr.Spec{Shape: []int64{0, 37, 41}, Chunk: []int64{4, 8, 8}, Shard: []int64{8, 16, 16}, DType: zarr.Uint16, Codec: codec, Level: 1}
+			st := stagetest.Open(t, New, stage.Config{Spec: spec, Workers: 2, Down: &stage.Downsample{Reduce: []bool{true, true, true}, Method: downsample.Mean}})
+			sl := stagetest.NewSlot(t, st, 8)
+			stagetest.Fill(sl.Staging(), 1)
+			if err := sl.Kick(stage.Batch{Frames: 8}); err != nil {
+				t.Fatal(err)
+			}
+			out, err := sl.Wait(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tm := out.Times
+			if tm.Wall <= 0 || tm.Tile <= 0 || tm.Downscale <= 0 || (codec != zarr.CodecNone) != (tm.Compress > 0) {
+				t.Fatalf("times not filled: %+v", tm)
+			}
+		})
+	}
+}
+
+// TestNoAllocs: after the first batch a slot allocates nothing per batch
+// or per chunk (Kick, the workers' tiling and compression, Wait).
+func TestNoAllocs(t *testing.T) {
+	for _, codec := range zarr.Codecs {
+		spec := zarr.Spec{Shape: []int64{0, 50, 150}, Chunk: []int64{4, 32, 64}, Shard: []int64{8, 64, 128}, DType: zarr.Uint16, Codec: codec, Level: 1}
+		t.Run(codec.String(), func(t *testing.T) {
+			sl := stagetest.NewSlot(t, stagetest.Open(t, New, stage.Config{Spec: spec, Workers: 2}), 12)
+			stagetest.Fill(sl.Staging(), 1)
+			epoch := int64(0)
+			step := func() {
+				if err := sl.Kick(stage.Batch{FirstEpoch: epoch, Frames: 11}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := sl.Wait(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				epoch += 3
+			}
+			// Warm up: klauspost sizes its FSE tables on first need, so
+			// every worker must have met every kind of chunk; which worker
+			// gets which chunk is up to the scheduler, so run many rounds.
+			for i := 0; i < 20; i++ {
+				step()
+			}
+			if a := testing.AllocsPerRun(10, step); a != 0 {
+				t.Fatalf("%v allocations per batch, want 0", a)
+			}
+		})
+	}
+}

@@ -298,19 +298,7 @@ func TestBenchS3(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("zwrite %q: exit %d:\n%s", args, code, stderr)
 			}
-			var rec struct {
-				Config struct {
-					Sink string `json:"sink"`
-				} `json:"config"`
-				Result struct {
-					OutputGBps float64 `json:"output_gbps"`
-				} `json:"result"`
-				Baselines struct {
-					Read      *bench.IOCeiling `json:"read_ceiling"`
-					Write     *bench.IOCeiling `json:"write_ceiling"`
-					OverWrite float64          `json:"e2e_over_write"`
-				} `json:"baselines"`
-			}
+			var rec bench.Report
 			if err := json.Unmarshal(stdout, &rec); err != nil {
 				t.Fatalf("record is not JSON: %v\n%s", err, stdout)
 			}

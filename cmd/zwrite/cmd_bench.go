@@ -42,6 +42,7 @@ type benchOptions struct {
 	frames     int64
 	writeBytes string
 	output     string
+	s3Endpoint string
 	overwrite  bool
 	json       string
 	progress   bool
@@ -74,7 +75,8 @@ func (o *benchOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.StringVar(&o.fill, "fill", "thirds", "synthetic data: xor, zeros, rand (12-bit noise), thirds (noise, gradient, zeros) or camera (shot noise on drifting blobs, ~2x with zstd)")
 	f.Int64Var(&o.frames, "frames", 0, "frames to write along dim 0 (default: about 10 s of CPU zstd work on this machine)")
 	f.StringVar(&o.writeBytes, "write-bytes", "64MiB", "size of each Write to the writer, e.g. 4MiB")
-	f.StringVarP(&o.output, "output", "o", "", "write the store here (default: a discard sink)")
+	f.StringVarP(&o.output, "output", "o", "", "write the store here: a directory or s3://BUCKET/PREFIX (default: a discard sink)")
+	addS3EndpointFlag(f, &o.s3Endpoint)
 	f.BoolVar(&o.overwrite, "overwrite", false, "replace an existing store at --output")
 	f.StringVar(&o.json, "json", "", "write the run's JSON record to FILE, or - for stdout")
 	f.BoolVar(&o.progress, "progress", isTerminal(io.err), "show a progress bar on stderr (default: on when stderr is a terminal)")
@@ -216,8 +218,12 @@ func (o *benchOptions) validate(f *pflag.FlagSet) error {
 	if err := spec.Validate(); err != nil {
 		return &usageError{err}
 	}
+	if o.s3Endpoint != "" && !isURL(o.output) {
+		return usagef("--s3-endpoint is for s3:// outputs; -o %q is not one", o.output)
+	}
 	if o.output != "" {
 		b.OutDir, b.Overwrite = o.output, o.overwrite
+		b.Endpoint, b.MaxObjectSize = o.s3Endpoint, maxShardBytes(&spec)
 	}
 	return nil
 }
@@ -260,6 +266,15 @@ count and sizes) written by N threads to the output's file system; the
 best N counts, and end-to-end / ceiling is printed. The file is read as
 the OS has it cached (no cache is dropped; on tmpfs it is memory).
 
+-o s3://BUCKET/PREFIX writes through the object-store sink (endpoint and
+credentials as for append: AWS_ENDPOINT_URL or --s3-endpoint,
+AWS_ACCESS_KEY_ID / AWS_PROFILE). With the baselines on, the same run
+then uploads objects of the same count and sizes as the store's shards
+through the S3 client alone, with the sink's part size, parts in flight
+and I/O workers, beside the store under a hidden prefix that is removed
+afterwards, and prints output rate / that ceiling (with or without
+--input).
+
 --codecs all (or a list such as zstd,lz4:bit,lz4:none) runs the same data
 with every codec and blosc shuffle on the cpu backend, and the gpu where
 one is present, and prints one table of ratio and GB/s per backend to pick
@@ -270,6 +285,7 @@ baselines are off unless --baselines is given.`,
   zwrite bench --scenario orca2 --codec lz4 --prefill --duration 10s --warmup 2s --json run.json
   zwrite bench --shape 0,512,512 --chunk 8,128,128 --shard 64,512,512 --frames 2048 -o /tmp/b.zarr
   zwrite bench --scenario orca2 --fill camera --prefill --frames 640 --codecs all
+  zwrite bench --scenario orca2 --codec lz4 --prefill --frames 640 -o s3://bench/orca2.zarr --overwrite
   zwrite bench --input /dev/shm/orca.raw --shape 0,2,2048,2304 --chunk 32,1,64,64 --shard 640,2,512,576 -o /dev/shm/o.zarr`,
 		Args: noArgs,
 		RunE: wrap(func(cmd *cobra.Command, args []string) error {
@@ -332,7 +348,7 @@ func runBench(ctx context.Context, o *benchOptions, io stdio) error {
 
 // benchError maps what the user can fix (a backend this machine lacks,
 // a depth that does not fit, an input that is not whole frames) to usage
-// errors.
+// errors, and names --s3-endpoint when the S3 server cannot be reached.
 func benchError(err error) error {
 	var ue *backend.UnavailableError
 	var ie *bench.InputError
@@ -345,7 +361,7 @@ func benchError(err error) error {
 	if u := outputUsage(err); u != nil {
 		return u
 	}
-	return err
+	return s3Hint(err)
 }
 
 // runCodecMatrix runs --codecs: every choice on every backend, the table on

@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/zwrite/zwrite/internal/bench"
+	"github.com/zwrite/zwrite/internal/sink/s3/s3test"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -260,5 +263,95 @@ func TestBenchInput(t *testing.T) {
 		"--shape", "0,2,40,30", "--chunk", "4,1,16,16", "--backend", "cpu", "--progress=false")
 	if code != exitUsage || !strings.Contains(stderr, "whole") {
 		t.Fatalf("a file of partial frames: exit %d, %s; want a usage error", code, stderr)
+	}
+}
+
+// TestBenchS3 runs bench -o s3://… against a real S3 server, synthetic
+// and with --input: the record carries the same-run upload ceiling (the
+// store's shard objects mirrored by the S3 client alone, with the sink's
+// part size, parts and lanes) beside the output rate, the table prints
+// it, the store verifies through S3, and nothing of the ceiling is left
+// on the server (no object, no unfinished upload).
+func TestBenchS3(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.MakeBucket("bkt")
+	dir := t.TempDir()
+	// uint8 noise that does not compress: 16 MiB shards (two 8 MiB parts
+	// and the index: multipart), the last row partial.
+	geo := []string{"--shape", "0,1024,1024", "--dtype", "u8", "--chunk", "8,512,512", "--shard", "16,1024,1024", "--codec", "none", "--io-workers", "2"}
+	raw := chachaBytes(24<<20, 5)
+	rawPath := filepath.Join(dir, "in.raw")
+	if err := os.WriteFile(rawPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"synthetic", []string{"--frames", "24", "--fill", "rand", "--prefill"}},
+		{"input", []string{"--input", rawPath}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := "s3://bkt/runs/" + tc.name + ".zarr"
+			args := append(append([]string{"bench", "-o", url, "--backend", "cpu", "--json", "-", "--progress=false"}, geo...), tc.args...)
+			code, stdout, stderr := runS3(t, srv, nil, args...)
+			if code != 0 {
+				t.Fatalf("zwrite %q: exit %d:\n%s", args, code, stderr)
+			}
+			var rec bench.Report
+			if err := json.Unmarshal(stdout, &rec); err != nil {
+				t.Fatalf("record is not JSON: %v\n%s", err, stdout)
+			}
+			wc := rec.Baselines.Write
+			if rec.Config.Sink != url || wc == nil {
+				t.Fatalf("record has no upload ceiling: %s", stdout)
+			}
+			// The ceiling mirrors the store: its 2 shard objects (16 MiB
+			// and 8 MiB of chunks, plus their indexes), in 8 MiB parts, 16
+			// at once, on the writer's 2 lanes.
+			var shardBytes int64
+			for _, k := range backingKeys(t, srv, "runs/"+tc.name+".zarr/c") {
+				fi, err := os.Stat(filepath.Join(srv.Root, "bkt", "runs", tc.name+".zarr", "c", k))
+				if err != nil {
+					t.Fatal(err)
+				}
+				shardBytes += fi.Size()
+			}
+			if wc.Files != 2 || wc.Bytes != shardBytes || shardBytes < 24<<20 || wc.PartSize != 8<<20 || wc.Parts != 16 ||
+				len(wc.Trials) != 1 || wc.BestThreads != 2 || wc.BestGBps <= 0 || !strings.HasPrefix(wc.Path, "s3://bkt/runs/."+tc.name+".zarr.zwrite-ceiling-") {
+				t.Errorf("upload ceiling %+v (shard objects: %d bytes)", wc, shardBytes)
+			}
+			if want := rec.Result.OutputGBps / wc.BestGBps; rec.Baselines.OverWrite != want {
+				t.Errorf("e2e_over_write %v, want output rate / ceiling %v", rec.Baselines.OverWrite, want)
+			}
+			if (tc.name == "input") != (rec.Baselines.Read != nil) {
+				t.Errorf("read ceiling %+v for a %s run", rec.Baselines.Read, tc.name)
+			}
+			if !strings.Contains(stderr, "write ceiling (2 shard objects") || !strings.Contains(stderr, "output rate / ceiling") {
+				t.Errorf("table lacks the upload ceiling:\n%s", stderr)
+			}
+			vargs := []string{"verify", url}
+			if tc.name == "input" {
+				vargs = append(vargs, "--raw", rawPath)
+			}
+			if code, _, stderr := runS3(t, srv, nil, vargs...); code != 0 {
+				t.Fatalf("verify: exit %d:\n%s", code, stderr)
+			}
+			// What is left under runs/: the store's objects alone.
+			for _, k := range backingKeys(t, srv, "runs") {
+				if strings.Contains(k, "zwrite-ceiling") || strings.HasPrefix(k, ".") {
+					t.Errorf("the ceiling left %s", k)
+				}
+			}
+			core := minio.Core{Client: srv.Client()}
+			res, err := core.ListMultipartUploads(context.Background(), "bkt", "", "", "", "", 100)
+			if err != nil || len(res.Uploads) != 0 {
+				t.Errorf("unfinished uploads: %v, %+v", err, res.Uploads)
+			}
+		})
+	}
+	code, _, stderr := runS3(t, srv, nil, "bench", "--frames", "1", "--shape", "0,8,8", "--chunk", "1,8,8", "-o", filepath.Join(dir, "d.zarr"), "--s3-endpoint", srv.Endpoint)
+	if code != exitUsage || !strings.Contains(stderr, "--s3-endpoint is for s3:// outputs") {
+		t.Errorf("--s3-endpoint with a directory: exit %d:\n%s", code, stderr)
 	}
 }

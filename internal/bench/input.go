@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zwrite/zwrite/internal/pipeline"
+	"github.com/zwrite/zwrite/internal/sink/s3"
 )
 
 // InputNote is what every report of an --input run says about the read
@@ -52,6 +53,12 @@ type IOCeiling struct {
 	BestGBps    float64   `json:"best_gbps"`
 	BestThreads int       `json:"best_threads"`
 	Note        string    `json:"note,omitempty"`
+	// PartSize and Parts are the object-store ceiling's upload parts and
+	// how many of them may be in flight at once, as the store's; its one
+	// trial's Threads are its lanes (objects at once: the writer's I/O
+	// workers). Zero for a directory.
+	PartSize int64 `json:"part_size,omitempty"`
+	Parts    int   `json:"parts,omitempty"`
 }
 
 // IOTrial is one thread count's pass.
@@ -157,12 +164,11 @@ func readCeiling(path string, cores int) (*IOCeiling, error) {
 	return c, nil
 }
 
-// shardSizes lists the sizes of the shard files of the store at dir
-// (every regular file under dir/c), in walk order.
-func shardSizes(dir string) ([]int64, error) {
+// shardSizes lists the sizes of the shard files of the store fsys (every
+// regular file under c), in walk order.
+func shardSizes(fsys fs.FS) ([]int64, error) {
 	var sizes []int64
-	root := filepath.Join(dir, "c")
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, "c", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -181,23 +187,59 @@ func shardSizes(dir string) ([]int64, error) {
 	return sizes, err
 }
 
+// ioFiles is the first files of sizes that reach limit bytes (all of
+// them if they hold less), and their total.
+func ioFiles(sizes []int64, limit int64) ([]int64, int64) {
+	var total int64
+	for i, s := range sizes {
+		if total >= limit {
+			return sizes[:i], total
+		}
+		total += s
+	}
+	return sizes, total
+}
+
+// uploadCeilingMax bounds the bytes the object-store ceiling uploads:
+// larger than ioCeilingMax since the objects are spread over the sink's
+// lanes and parts (a few shard objects would not keep them all busy),
+// still a small part of a long run. A variable so that tests can shrink
+// it.
+var uploadCeilingMax int64 = 8 << 30
+
+// uploadCeiling uploads objects of the given sizes (the store's shards,
+// up to uploadCeilingMax bytes of them) beside the store through the
+// client library alone, with the store's part size and parts in flight
+// and the writer's lanes (s3.Ceiling), and removes them.
+func uploadCeiling(ctx context.Context, o *Options, sizes []int64, lanes int) (*IOCeiling, error) {
+	sizes, total := ioFiles(sizes, uploadCeilingMax)
+	c := &IOCeiling{What: "uploads of the store's shard objects by the S3 client alone (same count and sizes, part size, parts in flight and lanes)",
+		Bytes: total, Files: len(sizes)}
+	if len(sizes) == 0 {
+		c.Note = "no shard objects to mirror"
+		return c, nil
+	}
+	res, err := s3.Ceiling(ctx, s3.CeilingConfig{Target: o.OutDir, Endpoint: o.Endpoint, Sizes: sizes, MaxObjectSize: o.MaxObjectSize, Lanes: lanes})
+	if err != nil {
+		return nil, fmt.Errorf("write ceiling: %w", err)
+	}
+	c.Path, c.PartSize, c.Parts = res.Scratch, res.PartSize, res.Parts
+	c.add(res.Lanes, res.Bytes, time.Duration(res.Seconds*float64(time.Second)))
+	return c, nil
+}
+
 // writeCeiling writes files of the given sizes (the store's shards, up to
 // ioCeilingMax bytes of them) into a scratch directory beside dir, on the
 // same file system, the way the directory sink commits a shard (temp
 // name, write, close, rename), with n threads each taking the next file,
 // for each n of ioThreads. The scratch directory is removed afterwards.
 func writeCeiling(dir string, sizes []int64, cores int) (*IOCeiling, error) {
-	var total, most int64
-	n := 0
+	sizes, total := ioFiles(sizes, ioCeilingMax)
+	n := len(sizes)
+	most := int64(0)
 	for _, s := range sizes {
-		if total >= ioCeilingMax {
-			break
-		}
-		total += s
 		most = max(most, s)
-		n++
 	}
-	sizes = sizes[:n]
 	c := &IOCeiling{What: "writes of the store's shard files (same count and sizes)", Bytes: total, Files: n}
 	if n == 0 {
 		c.Note = "no shard files to mirror"

@@ -86,7 +86,7 @@ func TestInputBench(t *testing.T) {
 				}
 				return
 			}
-			sizes, err := shardSizes(dir)
+			sizes, err := shardSizes(os.DirFS(dir))
 			if err != nil {
 				t.Fatal(err)
 			}

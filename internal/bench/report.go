@@ -234,6 +234,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(&b, "  %-5s ceiling: %s\n", io.name, io.c.Note)
 			continue
 		}
+		if io.c.PartSize > 0 {
+			// Object storage: one trial, with the sink's concurrency.
+			fmt.Fprintf(&b, "  %-5s ceiling (%d shard objects, %s) %.3f GB/s by the S3 client alone, %d lanes, %d parts of %s in flight   %s rate / ceiling  %.3f\n",
+				io.name, io.c.Files, humanBytes(io.c.Bytes), io.c.BestGBps, io.c.BestThreads, io.c.Parts, humanBytes(io.c.PartSize), io.rate, io.over)
+			continue
+		}
 		fmt.Fprintf(&b, "  %-5s ceiling (%s) best %.3f GB/s with %d threads   %s rate / ceiling  %.3f\n        threads: GB/s  %s\n",
 			io.name, what, io.c.BestGBps, io.c.BestThreads, io.rate, io.over, strings.Join(trials, ", "))
 	}

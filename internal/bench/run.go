@@ -53,7 +53,8 @@ type Options struct {
 	// as many frames as the file holds. Fill, Frames, Duration and Prefill
 	// do not apply. The baselines then add the I/O ceilings: parallel
 	// reads of the file and, with OutDir, parallel writes of the store's
-	// shard files.
+	// shard files. (An object-store OutDir gets its write ceiling with or
+	// without Input: see measureIOCeilings.)
 	Input   string
 	Backend string // auto, cpu or gpu
 	Depth   int    // 0: the pipeline's default
@@ -62,9 +63,15 @@ type Options struct {
 	IOWorkers, Readers int
 	// Overwrite lets OutDir replace an existing Zarr store (see sink.Open).
 	Overwrite bool
-	// OutDir is the store to write; "" writes to a discard sink. The
-	// directory must not hold a store (the CLI checks --overwrite).
+	// OutDir is the store to write: a directory or a URL sink.Open
+	// takes (s3://BUCKET/PREFIX); "" writes to a discard sink. It must
+	// not hold a store unless Overwrite is set.
 	OutDir string
+	// Endpoint and MaxObjectSize are as sink.Options' for an object-store
+	// OutDir (the CLI's --s3-endpoint, and the largest shard the spec
+	// can make, from which the upload part size follows).
+	Endpoint      string
+	MaxObjectSize int64
 	// NoBaselines skips the same-run baselines (tests that only need the
 	// pipeline's figures).
 	NoBaselines bool
@@ -225,7 +232,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.OutDir != "" {
 		// The same output policy as append: only a Zarr store is
 		// replaced, and only once the run succeeded.
-		if store, err = sink.Open(o.OutDir, sink.Options{Overwrite: o.Overwrite}); err != nil {
+		if store, err = sink.Open(o.OutDir, sink.Options{Overwrite: o.Overwrite, Endpoint: o.Endpoint, MaxObjectSize: o.MaxObjectSize}); err != nil {
 			return nil, err
 		}
 		defer store.Close()
@@ -375,8 +382,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if err := measureBaselines(r, ceil, ceilBefore, buf, inBytes); err != nil {
 			return nil, err
 		}
-		if in != nil {
-			if err := measureIOCeilings(r, o.Input, o.OutDir); err != nil {
+		if in != nil || sink.IsURL(o.OutDir) {
+			if err := measureIOCeilings(ctx, r, &o, max(w.Settings().IOWorkers, 1)); err != nil {
 				return nil, err
 			}
 		}
@@ -429,27 +436,42 @@ func readHead(f *os.File, n int64) ([]byte, error) {
 	return b, nil
 }
 
-// measureIOCeilings adds the input's parallel read rate and, with an
-// output directory, the parallel write rate of its shard files.
-func measureIOCeilings(r *Report, input, outDir string) error {
+// measureIOCeilings adds the I/O ceilings: with an input file, its
+// parallel read rate and, with an output directory, the parallel write
+// rate of its shard files; with an object-store output (with or without
+// an input file), the upload rate of its shard objects through the client
+// library alone with the sink's concurrency (lanes: the writer's I/O
+// workers).
+func measureIOCeilings(ctx context.Context, r *Report, o *Options, lanes int) error {
 	bl := &r.Baselines
 	cores := r.Machine.GOMAXPROCS
-	rc, err := readCeiling(input, cores)
-	if err != nil {
-		return err
+	if o.Input != "" {
+		rc, err := readCeiling(o.Input, cores)
+		if err != nil {
+			return err
+		}
+		bl.Read = rc
+		if rc.BestGBps > 0 {
+			bl.OverRead = r.Result.InputGBps / rc.BestGBps
+		}
 	}
-	bl.Read = rc
-	if rc.BestGBps > 0 {
-		bl.OverRead = r.Result.InputGBps / rc.BestGBps
-	}
-	if outDir == "" {
+	if o.OutDir == "" {
 		return nil
 	}
-	sizes, err := shardSizes(outDir)
+	fsys, err := sink.OpenFS(o.OutDir, o.Endpoint)
+	if err != nil {
+		return fmt.Errorf("write ceiling: %w", err)
+	}
+	sizes, err := shardSizes(fsys)
 	if err != nil {
 		return fmt.Errorf("write ceiling: list the store's shards: %w", err)
 	}
-	wc, err := writeCeiling(outDir, sizes, cores)
+	var wc *IOCeiling
+	if sink.IsURL(o.OutDir) {
+		wc, err = uploadCeiling(ctx, o, sizes, lanes)
+	} else {
+		wc, err = writeCeiling(o.OutDir, sizes, cores)
+	}
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,10 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"path"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -18,20 +20,25 @@ import (
 // wrote to object storage, to be repeated through minio-go alone.
 type CeilingConfig struct {
 	// Target is the run's output (s3://BUCKET/PREFIX); the measured
-	// objects go below it, under a random name, and are removed after.
+	// objects go beside it, under a hidden random prefix
+	// (PARENT/.NAME.zwrite-ceiling-RANDOM, or .zwrite-ceiling-RANDOM in
+	// the bucket's root for a store there), and are removed after.
 	Target string
 	// Endpoint is as sink.Options.Endpoint.
 	Endpoint string
-	// Objects and Bytes: as many objects, as many bytes in all (split
-	// evenly), as the run wrote.
-	Objects int
-	Bytes   int64
+	// Sizes are the objects to upload, one per entry, in order: the run's
+	// shard objects.
+	Sizes []int64
 	// MaxObjectSize is what the run gave sink.Options: the part size
 	// follows from it as the store's does (PartSize).
 	MaxObjectSize int64
 	// Parts is the number of part uploads at once (0: the store's pool
 	// size for that part size, PoolParts).
 	Parts int
+	// Lanes is the number of objects uploaded at once, each lane taking
+	// the next object when its last one is complete, as the pipeline's
+	// I/O workers write shard files (0: every object at once).
+	Lanes int
 }
 
 // CeilingResult is what Ceiling measured.
@@ -40,27 +47,39 @@ type CeilingResult struct {
 	Bytes    int64
 	PartSize int64
 	Parts    int
+	Lanes    int
+	Scratch  string // s3://BUCKET/KEY the objects were uploaded under
 	Seconds  float64
 	GBps     float64 // Bytes / Seconds / 1e9
 }
 
 // Ceiling measures the same-run ceiling for writing to object storage:
-// it uploads cfg.Bytes as cfg.Objects objects through minio-go alone —
-// the same part size and number of parts in flight as a store, one PUT
-// for an object smaller than a part, else a multipart upload; no
-// pipeline, no copy into part buffers (every part is sent from one
-// prepared buffer) — and returns the rate. Credentials and endpoint come
-// from the environment as for a store. The timed upload includes the
-// requests a store makes (initiate, parts, complete); removing the
-// objects afterwards is not timed.
+// it uploads cfg.Sizes objects through minio-go alone with the requests
+// and the concurrency of a store — one PUT, sent by its lane, for an
+// object smaller than a part; else a multipart upload whose full parts
+// wait for one of cfg.Parts slots as a store's wait for a pool buffer,
+// and whose last, partial part the lane sends itself before completing
+// the upload — but no pipeline and no copy into part buffers (every part
+// is sent from one prepared buffer), and returns the rate. Credentials
+// and endpoint come from the environment as for a store. The timed
+// upload includes every request a store makes (initiate, parts,
+// complete); removing the objects afterwards is not timed.
 func Ceiling(ctx context.Context, cfg CeilingConfig) (CeilingResult, error) {
 	return ceiling(ctx, cfg, os.Getenv, defaultTuning)
 }
 
 func ceiling(ctx context.Context, cfg CeilingConfig, getenv environ, tune tuning) (CeilingResult, error) {
 	var res CeilingResult
-	if cfg.Objects <= 0 || cfg.Bytes < 0 {
-		return res, fmt.Errorf("ceiling: want at least one object and no negative size (got %d objects, %d bytes)", cfg.Objects, cfg.Bytes)
+	var total, largest int64
+	for _, s := range cfg.Sizes {
+		if s < 0 {
+			return res, fmt.Errorf("ceiling: object size %d is negative", s)
+		}
+		total += s
+		largest = max(largest, s)
+	}
+	if len(cfg.Sizes) == 0 || cfg.Parts < 0 || cfg.Lanes < 0 {
+		return res, fmt.Errorf("ceiling: want at least one object and no negative concurrency (got %d objects, %d parts, %d lanes)", len(cfg.Sizes), cfg.Parts, cfg.Lanes)
 	}
 	u, err := url.Parse(cfg.Target)
 	if err != nil {
@@ -75,8 +94,12 @@ func ceiling(ctx context.Context, cfg CeilingConfig, getenv environ, tune tuning
 		return res, fmt.Errorf("ceiling: %w", err)
 	}
 	parts := cfg.Parts
-	if parts <= 0 {
+	if parts == 0 {
 		parts = poolParts(&tune, ps)
+	}
+	lanes := cfg.Lanes
+	if lanes == 0 || lanes > len(cfg.Sizes) {
+		lanes = len(cfg.Sizes)
 	}
 	c, err := resolveConfig(getenv, cfg.Endpoint, true)
 	if err != nil {
@@ -86,26 +109,28 @@ func ceiling(ctx context.Context, cfg CeilingConfig, getenv environ, tune tuning
 	if err != nil {
 		return res, fmt.Errorf("ceiling: %w", err)
 	}
-	dir := join(t.prefix, ".zwrite-ceiling-"+strconv.FormatUint(rand.Uint64(), 36))
-	largest := cfg.Bytes - cfg.Bytes/int64(cfg.Objects)*int64(cfg.Objects-1) // the last object takes the remainder
+	dir := scratchPrefix(t.prefix, strconv.FormatUint(rand.Uint64(), 36))
 	src := make([]byte, min(ps, max(largest, 1)))
 	rand.NewChaCha8([32]byte{1}).Read(src) // incompressible, like compressed shards
 
 	up := &ceilingRun{c: cl, ctx: ctx, sem: make(chan struct{}, parts), src: src, ps: ps}
-	keys := make([]string, cfg.Objects)
+	keys := make([]string, len(cfg.Sizes))
+	for i := range keys {
+		keys[i] = join(dir, strconv.Itoa(i))
+	}
+	var next atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup
-	for i := range cfg.Objects {
-		size := cfg.Bytes / int64(cfg.Objects)
-		if i == cfg.Objects-1 {
-			size = cfg.Bytes - size*int64(cfg.Objects-1)
-		}
-		keys[i] = join(dir, strconv.Itoa(i))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			up.object(keys[i], size)
-		}()
+	for range lanes {
+		wg.Go(func() {
+			for !up.failed() {
+				i := int(next.Add(1) - 1)
+				if i >= len(keys) {
+					return
+				}
+				up.object(keys[i], cfg.Sizes[i])
+			}
+		})
 	}
 	wg.Wait()
 	secs := time.Since(start).Seconds()
@@ -117,21 +142,34 @@ func ceiling(ctx context.Context, cfg CeilingConfig, getenv environ, tune tuning
 	if _, err := cl.abortUploads(cctx, dirPrefix(dir)); derr == nil {
 		derr = err
 	}
-	if up.err != nil {
-		return res, fmt.Errorf("ceiling: %w", up.err)
+	if err := up.firstErr(); err != nil {
+		return res, fmt.Errorf("ceiling: %w", err)
 	}
 	if derr != nil {
 		return res, fmt.Errorf("ceiling: remove the measured objects under %s: %w", location(t.bucket, dir), derr)
 	}
-	res = CeilingResult{Objects: cfg.Objects, Bytes: cfg.Bytes, PartSize: ps, Parts: parts, Seconds: secs}
+	res = CeilingResult{Objects: len(cfg.Sizes), Bytes: total, PartSize: ps, Parts: parts, Lanes: lanes,
+		Scratch: location(t.bucket, dir), Seconds: secs}
 	if secs > 0 {
-		res.GBps = float64(cfg.Bytes) / secs / 1e9
+		res.GBps = float64(total) / secs / 1e9
 	}
 	return res, nil
 }
 
-// ceilingRun uploads the objects of one Ceiling: sem bounds the
-// requests in flight as the store's pool bounds its parts.
+// scratchPrefix is where a Ceiling for the store at prefix uploads:
+// beside the store, not in it (an interrupted measurement must not leave
+// keys a later --overwrite would find foreign), under a hidden name
+// that says what it is.
+func scratchPrefix(prefix, random string) string {
+	if prefix == "" {
+		return ".zwrite-ceiling-" + random
+	}
+	parent, name := path.Split(prefix)
+	return parent + "." + name + ".zwrite-ceiling-" + random
+}
+
+// ceilingRun uploads the objects of one Ceiling: sem bounds the full
+// parts in flight as the store's pool bounds its parts.
 type ceilingRun struct {
 	c   *client
 	ctx context.Context
@@ -151,27 +189,25 @@ func (r *ceilingRun) fail(err error) {
 	r.mu.Unlock()
 }
 
-func (r *ceilingRun) failed() bool {
+func (r *ceilingRun) firstErr() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.err != nil || r.ctx.Err() != nil
-}
-
-// request runs fn holding one of the slots.
-func (r *ceilingRun) request(what string, size int64, fn func(ctx context.Context) error) error {
-	select {
-	case r.sem <- struct{}{}:
-	case <-r.ctx.Done():
-		return errAborted
+	if r.err == nil && r.ctx.Err() != nil {
+		return r.ctx.Err()
 	}
-	defer func() { <-r.sem }()
-	return r.c.do(r.ctx, what, size, fn)
+	return r.err
 }
 
+func (r *ceilingRun) failed() bool { return r.firstErr() != nil }
+
+// object uploads one object on the calling lane: its requests are the
+// lane's, but for the full parts of a multipart upload, which hold a
+// slot while they run (the lane waits for a free one, as a store's file
+// waits for a pool buffer).
 func (r *ceilingRun) object(key string, size int64) {
 	c := r.c
 	if size < r.ps {
-		err := r.request("put "+key, size, func(ctx context.Context) error {
+		err := c.do(r.ctx, "put "+key, size, func(ctx context.Context) error {
 			_, err := c.core.PutObject(ctx, c.bucket, key, bytes.NewReader(r.src[:size]), size, "", "", minio.PutObjectOptions{DisableContentSha256: true})
 			return err
 		})
@@ -181,7 +217,7 @@ func (r *ceilingRun) object(key string, size int64) {
 		return
 	}
 	var id string
-	err := r.request("start upload of "+key, 0, func(ctx context.Context) error {
+	err := c.do(r.ctx, "start upload of "+key, 0, func(ctx context.Context) error {
 		var err error
 		id, err = c.core.NewMultipartUpload(ctx, c.bucket, key, minio.PutObjectOptions{})
 		return err
@@ -192,31 +228,47 @@ func (r *ceilingRun) object(key string, size int64) {
 	}
 	n := int((size + r.ps - 1) / r.ps)
 	done := make([]minio.CompletePart, n)
+	part := func(p int) error {
+		psz := min(r.ps, size-int64(p)*r.ps)
+		return c.do(r.ctx, fmt.Sprintf("upload part %d of %s", p+1, key), psz, func(ctx context.Context) error {
+			op, err := c.core.PutObjectPart(ctx, c.bucket, key, id, p+1, bytes.NewReader(r.src[:psz]), psz,
+				minio.PutObjectPartOptions{DisableContentSha256: true})
+			done[p] = minio.CompletePart{PartNumber: p + 1, ETag: op.ETag}
+			return err
+		})
+	}
 	var wg sync.WaitGroup
 	for p := range n {
 		if r.failed() {
 			break
 		}
-		psz := min(r.ps, size-int64(p)*r.ps)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := r.request(fmt.Sprintf("upload part %d of %s", p+1, key), psz, func(ctx context.Context) error {
-				op, err := c.core.PutObjectPart(ctx, c.bucket, key, id, p+1, bytes.NewReader(r.src[:psz]), psz,
-					minio.PutObjectPartOptions{DisableContentSha256: true})
-				done[p] = minio.CompletePart{PartNumber: p + 1, ETag: op.ETag}
-				return err
-			})
-			if err != nil {
+		if int64(p+1)*r.ps > size {
+			// The partial last part: sent by the lane, as a store's
+			// Commit sends it.
+			if err := part(p); err != nil {
 				r.fail(err)
 			}
-		}()
+			break
+		}
+		select {
+		case r.sem <- struct{}{}:
+		case <-r.ctx.Done():
+		}
+		if r.ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-r.sem }()
+			if err := part(p); err != nil {
+				r.fail(err)
+			}
+		})
 	}
 	wg.Wait()
 	if r.failed() {
 		return
 	}
-	err = r.request("complete upload of "+key, size, func(ctx context.Context) error {
+	err = c.do(r.ctx, "complete upload of "+key, size, func(ctx context.Context) error {
 		_, err := c.core.CompleteMultipartUpload(ctx, c.bucket, key, id, done, minio.PutObjectOptions{})
 		return err
 	})

@@ -93,16 +93,17 @@ func TestCeilingSameRequests(t *testing.T) {
 			if err := st.Finish(); err != nil {
 				t.Fatal(err)
 			}
-			res, err := ceiling(context.Background(), CeilingConfig{Target: "s3://bkt/ceil", Objects: tc.objects, Bytes: int64(tc.objects) * tc.size},
+			res, err := ceiling(context.Background(), CeilingConfig{Target: "s3://bkt/ceil/run.zarr", Sizes: sameSizes(tc.objects, tc.size), Lanes: 2},
 				pe.getenv, pe.tune)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := requestKinds(px.Requests(), "/.zwrite-ceiling-")
+			got := requestKinds(px.Requests(), ".zwrite-ceiling-")
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("ceiling sent %v, the store %v", got, want)
 			}
-			if res.Bytes != int64(tc.objects)*tc.size || res.Objects != tc.objects || res.PartSize != ps || res.Parts != poolParts(&pe.tune, ps) || res.GBps <= 0 {
+			if res.Bytes != int64(tc.objects)*tc.size || res.Objects != tc.objects || res.PartSize != ps || res.Parts != poolParts(&pe.tune, ps) ||
+				res.Lanes != 2 || res.GBps <= 0 || !strings.HasPrefix(res.Scratch, "s3://bkt/ceil/.run.zarr.zwrite-ceiling-") {
 				t.Errorf("result %+v", res)
 			}
 			if left := e.keys(t, "ceil"); len(left) != 0 {
@@ -111,8 +112,35 @@ func TestCeilingSameRequests(t *testing.T) {
 			e.waitNoUploads(t)
 		})
 	}
-	if _, err := ceiling(context.Background(), CeilingConfig{Target: "s3://no-such-bucket/x", Objects: 1, Bytes: 10}, pe.getenv, pe.tune); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := ceiling(context.Background(), CeilingConfig{Target: "s3://no-such-bucket/x", Sizes: []int64{10}}, pe.getenv, pe.tune); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("ceiling on a missing bucket: %v", err)
+	}
+	for _, bad := range []CeilingConfig{{Target: "s3://bkt/x"}, {Target: "s3://bkt/x", Sizes: []int64{-1}}, {Target: "s3://bkt/x", Sizes: []int64{1}, Lanes: -1}} {
+		if _, err := ceiling(context.Background(), bad, pe.getenv, pe.tune); err == nil {
+			t.Errorf("ceiling %+v: no error", bad)
+		}
+	}
+}
+
+func sameSizes(n int, size int64) []int64 {
+	s := make([]int64, n)
+	for i := range s {
+		s[i] = size
+	}
+	return s
+}
+
+// TestScratchPrefix: the ceiling's objects go beside the store, hidden,
+// never inside it (but for a store at the bucket's root).
+func TestScratchPrefix(t *testing.T) {
+	for _, tc := range []struct{ prefix, want string }{
+		{"", ".zwrite-ceiling-r"},
+		{"b.zarr", ".b.zarr.zwrite-ceiling-r"},
+		{"runs/day1/b.zarr", "runs/day1/.b.zarr.zwrite-ceiling-r"},
+	} {
+		if got := scratchPrefix(tc.prefix, "r"); got != tc.want {
+			t.Errorf("scratchPrefix(%q) = %q, want %q", tc.prefix, got, tc.want)
+		}
 	}
 }
 
@@ -140,7 +168,7 @@ func BenchmarkStoreVsCeiling(b *testing.B) {
 		if err := st.Finish(); err != nil {
 			b.Fatal(err)
 		}
-		res, err := ceiling(context.Background(), CeilingConfig{Target: u.String(), Objects: objects, Bytes: objects * size}, getenv, defaultTuning)
+		res, err := ceiling(context.Background(), CeilingConfig{Target: u.String(), Sizes: sameSizes(objects, size), Lanes: lanes}, getenv, defaultTuning)
 		if err != nil {
 			b.Fatal(err)
 		}

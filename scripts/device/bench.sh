@@ -25,6 +25,9 @@
 #   pyramid   4-level mean pyramid vs no levels, same file, same run
 #   cpu       the CPU backend, prefill, discard sink: medfmt and orca2,
 #             zstd and lz4, vs tensorstore; a tmpfs directory sink
+#   s3        bench -o s3:// against a local versitygw (posix backend on
+#             tmpfs, loopback) with the same-run upload ceiling; needs
+#             $BIN/versitygw.gz (build.sh copies it from the test cache)
 #   gputests  the GPU test binary (conformance suite included)
 #
 # Environment: OUT (required), BIN (.dev/final), PARTS, BUDGET (seconds,
@@ -63,9 +66,9 @@ has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 # uint16, chunks 32x1x64x64, shards of 640 frames.
 GEO=(--shape 0,2,2048,2304 --dtype uint16 --chunk 32,1,64,64 --shard 640,2,512,576)
 # The camera file's geometry (issue 12): 2048x2048 uint16 frames, chunks
-# 64x256x256, shards of 256 whole frames.
+# 64x256x256, shards of 256 whole frames (tsjob spells it out: functions
+# run in a child bash, which does not see arrays).
 CGEO=(--shape 0,2048,2048 --dtype uint16 --chunk 64,256,256 --shard 256,2048,2048)
-TSCGEO=(--shape 0,2048,2048 --chunk 64,256,256 --shard 256,2048,2048)
 CAM=$W/camera.raw
 export ROOT ZW PY W JOBS JSONL CAM
 
@@ -128,7 +131,7 @@ tsjob() {
 	shift 2
 	rm -rf "$W/ts"
 	job "$name" "$W/ts" "$(stat -c %s "$CAM")" "$PY" "$ROOT/scripts/peer/tensorstore_bench.py" \
-		"${TSCGEO[@]}" --codec "$codec" --input "$CAM" --kvstore "file:$W/ts" --json "$W/rec.json" "$@"
+		--shape 0,2048,2048 --chunk 64,256,256 --shard 256,2048,2048 --codec "$codec" --input "$CAM" --kvstore "file:$W/ts" --json "$W/rec.json" "$@"
 	local rc=$?
 	[ -s "$W/rec.json" ] && jsonl "$W/rec.json"
 	rm -rf "$W/ts" "$W/rec.json"
@@ -292,6 +295,28 @@ if has cpu; then
 		step "cpu orca2 $c tmpfs dir" 60 zb --scenario orca2 --codec $c --backend cpu --prefill --frames 1280 -o "$W/cd.zarr"
 	done
 	rm -rf "$W/cd.zarr"
+fi
+
+# ---- issue 17: bench -o s3:// against a local server -----------------------------
+if has s3; then
+	if [ -s "$BIN/versitygw.gz" ]; then
+		gunzip -c "$BIN/versitygw.gz" >"$W/versitygw" && chmod +x "$W/versitygw"
+		mkdir -p "$W/s3root/bkt"
+		"$W/versitygw" --port 127.0.0.1:7070 --access zwrite --secret zwrite-secret --region us-east-1 --quiet posix "$W/s3root" >"$W/versitygw.log" 2>&1 &
+		VGW=$!
+		for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/7070) 2>/dev/null && break; sleep 0.1; done
+		export AWS_ACCESS_KEY_ID=zwrite AWS_SECRET_ACCESS_KEY=zwrite-secret AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:7070
+		for be in gpu cpu; do
+			step "bench s3 $be lz4" 120 zb --scenario orca2 --fill camera --prefill --frames 640 --codec lz4 --backend $be -o s3://bkt/o-$be.zarr
+			rm -rf "$W/s3root/bkt/o-$be.zarr"
+		done
+		step "bench s3 gpu zstd" 120 zb --scenario orca2 --fill camera --prefill --frames 640 --codec zstd --backend gpu -o s3://bkt/o-z.zarr
+		kill $VGW; wait $VGW 2>/dev/null
+		tail -5 "$W/versitygw.log"
+		rm -rf "$W/s3root" "$W/versitygw"
+	else
+		skip "bench s3" "no $BIN/versitygw.gz"
+	fi
 fi
 
 # ---- GPU tests -------------------------------------------------------------------

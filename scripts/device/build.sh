@@ -10,8 +10,18 @@ dst=${DST:-.dev/final}
 mkdir -p "$dst"
 # cgo on: NVML discovery (go-nvml) needs it; CUDA itself goes through purego.
 version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
-CGO_ENABLED=1 go build -ldflags "-X main.version=$version" -o "$dst/zwrite" ./cmd/zwrite
-CGO_ENABLED=1 go test -c -o "$dst/gpu.test" ./internal/gpu
+# Stripped (-s -w): the run tool carries at most 64 MiB.
+CGO_ENABLED=1 go build -ldflags "-s -w -X main.version=$version" -o "$dst/zwrite" ./cmd/zwrite
+CGO_ENABLED=1 go test -c -ldflags "-s -w" -o "$dst/gpu.test" ./internal/gpu
+# bench.sh's s3 part runs a local versitygw: the one the S3 tests built
+# (internal/sink/s3/s3test caches it), when it is there.
+vgw=${XDG_CACHE_HOME:-$HOME/.cache}/zwrite-test/versitygw-v1.8.0/versitygw
+if [ -x "$vgw" ]; then
+	gzip -c "$vgw" >"$dst/versitygw.gz"
+else
+	rm -f "$dst/versitygw.gz"
+	echo "no $vgw: bench.sh will skip its s3 part (run the S3 tests once to build it)"
+fi
 "$dst/zwrite" version
 ls -l "$dst"
 git log -1 --format='built from %h %s' 2>/dev/null || true

@@ -3,6 +3,7 @@ package gpu
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -378,7 +379,7 @@ func TestAggregateKernels(t *testing.T) {
 }
 
 // TestSlotFreesDeviceMemory checks that slots and the stage give back all
-// device memory, with a batch kicked and never waited for.
+// device memory, also after a Free refused for a batch in flight.
 func TestSlotFreesDeviceMemory(t *testing.T) {
 	d := needGPU(t)
 	s := zarr.Spec{Shape: []int64{64, 512, 512}, DType: zarr.Uint16, Chunk: []int64{8, 64, 64}, Shard: []int64{16, 256, 256}, Codec: zarr.CodecNone}
@@ -403,7 +404,17 @@ func TestSlotFreesDeviceMemory(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for _, sl := range slots {
+		for i, sl := range slots {
+			if i != 2 || !waitLast {
+				// Free during a batch is refused (stage.Life); the slot
+				// stays whole and is freed once waited for.
+				if err := sl.Free(); !errors.Is(err, stage.ErrInFlight) {
+					t.Fatalf("free during a batch: %v, want stage.ErrInFlight", err)
+				}
+				if _, err := sl.Wait(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := sl.Free(); err != nil {
 				t.Fatal(err)
 			}

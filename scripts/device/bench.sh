@@ -27,7 +27,7 @@
 #             zstd and lz4, vs tensorstore; a tmpfs directory sink
 #   s3        bench -o s3:// against a local versitygw (posix backend on
 #             tmpfs, loopback) with the same-run upload ceiling; needs
-#             $BIN/versitygw.gz (build.sh copies it from the test cache)
+#             $BIN/versitygw(.xz) (build.sh packs it from the test cache)
 #   gputests  the GPU test binary (conformance suite included)
 #
 # Environment: OUT (required), BIN (.dev/final), PARTS, BUDGET (seconds,
@@ -58,7 +58,9 @@ JOBS=$OUT/jobs.jsonl JSONL=$OUT/bench.jsonl
 trap 'rm -rf "$W"' EXIT
 exec > >(tee -a "$OUT/bench.log") 2>&1
 . "$ROOT/scripts/device/lib.sh"
-chmod +x "$ZW" "$BIN/gpu.test" 2>/dev/null
+BIN=$(unpack_bin "$BIN" "$W/bin")
+ZW=$BIN/zwrite
+export ZW
 
 has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -299,8 +301,8 @@ fi
 
 # ---- issue 17: bench -o s3:// against a local server -----------------------------
 if has s3; then
-	if [ -s "$BIN/versitygw.gz" ]; then
-		gunzip -c "$BIN/versitygw.gz" >"$W/versitygw" && chmod +x "$W/versitygw"
+	if [ -x "$BIN/versitygw" ]; then
+		cp "$BIN/versitygw" "$W/versitygw"
 		mkdir -p "$W/s3root/bkt"
 		"$W/versitygw" --port 127.0.0.1:7070 --access zwrite --secret zwrite-secret --region us-east-1 --quiet posix "$W/s3root" >"$W/versitygw.log" 2>&1 &
 		VGW=$!
@@ -315,7 +317,7 @@ if has s3; then
 		tail -5 "$W/versitygw.log"
 		rm -rf "$W/s3root" "$W/versitygw"
 	else
-		skip "bench s3" "no $BIN/versitygw.gz"
+		skip "bench s3" "no versitygw in $BIN"
 	fi
 fi
 

@@ -60,8 +60,15 @@ STEPS=$W/steps.tsv
 : >"$STEPS"
 trap 'rm -rf "$W"' EXIT
 
-# step, skip, elapsed, steps_summary
+# step, skip, elapsed, steps_summary, unpack_bin
 . "$ROOT/scripts/device/lib.sh"
+if ls "$BIN"/*.xz >/dev/null 2>&1; then
+	# build.sh packs the binaries: unpack them (ZWRITE/GPUTEST as set
+	# by the user win).
+	BIN=$(unpack_bin "$BIN" "$W/bin")
+	[ -x "$ZWRITE" ] || ZWRITE=$BIN/zwrite
+	[ -x "$GPUTEST" ] || GPUTEST=$BIN/gpu.test
+fi
 
 # treehash STORE: one sha256 over every file of a store (path and bytes).
 treehash() {

@@ -43,3 +43,19 @@ steps_summary() {
 	echo "steps: $(grep -c $'\tok\t' "$STEPS") ok, $(grep -c $'\tFAIL\t' "$STEPS") failed, $(grep -c $'\tTIMEOUT\t' "$STEPS") timed out, $(grep -c $'\tskip\t' "$STEPS") skipped"
 	awk -F'\t' '{ printf "  %-8s %6s s  rc %-3s %s\n", $2, $4, $3, $1 }' "$STEPS"
 }
+
+# unpack_bin DIR DEST: DIR's *.xz (build.sh packs the binaries) unpacked
+# into DEST, executable, plain files copied; prints DEST. python3's lzma,
+# since the GPU machine may lack xz.
+unpack_bin() {
+	local dir=$1 dest=$2 f
+	mkdir -p "$dest"
+	for f in "$dir"/*; do
+		case $f in
+		*.xz) python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$f" "$dest/$(basename "${f%.xz}")" ;;
+		*) cp "$f" "$dest/" ;;
+		esac
+	done
+	chmod +x "$dest"/* 2>/dev/null
+	echo "$dest"
+}

@@ -19,7 +19,7 @@ const (
 	runMask      = 0xF
 	// limit16 is LZ4_64Klimit: shorter inputs use the 16-bit table, and
 	// their positions are all within LZ4_DISTANCE_MAX of each other.
-	limit16 = 64<<10 + 11
+	limit16  = 64<<10 + 11
 	accelMax = 65537 // LZ4_ACCELERATION_MAX
 )
 

@@ -83,11 +83,7 @@ func (c *Compressor) compress16(src, dst []byte, accel int) int {
 	n := len(src)
 	limited := len(dst) < Bound(n)
 	sp := unsafe.Pointer(unsafe.SliceData(src))
-	tp := unsafe.Pointer(&c.table)
-	ld32 := func(i int) uint32 { return *(*uint32)(unsafe.Add(sp, i)) }
-	ld64 := func(i int) uint64 { return *(*uint64)(unsafe.Add(sp, i)) }
-	get := func(h uint32) int { return int(*(*uint16)(unsafe.Add(tp, 2*uintptr(h)))) }
-	put := func(h uint32, p int) { *(*uint16)(unsafe.Add(tp, 2*uintptr(h))) = uint16(p) }
+	t := &c.table
 
 	var anchor, ip, di, match, token int
 	// Positions searched stop at mfLimitPlusOne = n-11, so 4-byte loads at
@@ -99,9 +95,9 @@ func (c *Compressor) compress16(src, dst []byte, accel int) int {
 	if n < minLength {
 		goto last
 	}
-	put(hash(ld32(0)), 0)
+	t[hash(load32(sp, 0))&(tableSize-1)] = uint16(0)
 	ip = 1
-	forwardH = hash(ld32(ip))
+	forwardH = hash(load32(sp, ip))
 	for {
 		// Find a match: step grows by one every 64 misses (accel*64 to
 		// start), as lz4.c's searchMatchNb.
@@ -118,11 +114,11 @@ func (c *Compressor) compress16(src, dst []byte, accel int) int {
 				if fwd > mfLimitPlusOne {
 					goto last
 				}
-				match = get(h)
-				forwardH = hash(ld32(fwd))
-				put(h, ip)
+				match = int(t[h&(tableSize-1)])
+				forwardH = hash(load32(sp, fwd))
+				t[h&(tableSize-1)] = uint16(ip)
 				// match < ip <= n-12: both loads inside src.
-				if ld32(match) == ld32(ip) {
+				if load32(sp, match) == load32(sp, ip) {
 					break
 				}
 			}
@@ -162,7 +158,7 @@ func (c *Compressor) compress16(src, dst []byte, accel int) int {
 			}
 			dp := unsafe.Pointer(unsafe.SliceData(dst))
 			for i := 0; i < lit; i += 8 {
-				*(*uint64)(unsafe.Add(dp, di+i)) = ld64(anchor + i)
+				*(*uint64)(unsafe.Add(dp, di+i)) = load64(sp, anchor+i)
 			}
 			di += lit
 		}
@@ -173,12 +169,24 @@ func (c *Compressor) compress16(src, dst []byte, accel int) int {
 			dst[di] = byte(off)
 			dst[di+1] = byte(off >> 8)
 			di += 2
-			ml := countMatch(sp, ip+minMatch, match+minMatch, matchLimit)
-			ip += ml + minMatch
-			if limited && di+(1+lastLiterals)+(ml+240)/255 > len(dst) {
-				return 0
+			// The first 8 bytes inline: most matches in shuffled planes
+			// are short. ip+12 <= n-7 here, so the loads are inside src.
+			var ml int
+			if d := load64(sp, ip+minMatch) ^ load64(sp, match+minMatch); d != 0 && ip+minMatch+8 <= matchLimit {
+				ml = bits.TrailingZeros64(d) >> 3
+			} else {
+				ml = countMatch(sp, ip+minMatch, match+minMatch, matchLimit)
 			}
-			if ml >= runMask {
+			ip += ml + minMatch
+			if ml < runMask {
+				if limited && di+(1+lastLiterals) > len(dst) {
+					return 0
+				}
+				dst[token] += byte(ml)
+			} else {
+				if limited && di+(1+lastLiterals)+(ml+240)/255 > len(dst) {
+					return 0
+				}
 				dst[token] += runMask
 				ml -= runMask
 				for ; ml >= 255; ml -= 255 {
@@ -187,21 +195,22 @@ func (c *Compressor) compress16(src, dst []byte, accel int) int {
 				}
 				dst[di] = byte(ml)
 				di++
-			} else {
-				dst[token] += byte(ml)
 			}
 		}
 		anchor = ip
 		if ip >= mfLimitPlusOne {
 			break
 		}
-		// ip-2 > the match start >= 1, ip < n-11: loads inside src.
-		put(hash(ld32(ip-2)), ip-2)
+		// One load for the words at ip-2 and ip: ip-2 > the match start
+		// >= 1, ip+6 < n-5, so it is inside src.
 		{
-			h := hash(ld32(ip))
-			m := get(h)
-			put(h, ip)
-			if ld32(m) == ld32(ip) {
+			v := load64(sp, ip-2)
+			t[hash(uint32(v))&(tableSize-1)] = uint16(ip - 2)
+			cur := uint32(v >> 16)
+			h := hash(cur)
+			m := int(t[h&(tableSize-1)])
+			t[h&(tableSize-1)] = uint16(ip)
+			if load32(sp, m) == cur {
 				token = di
 				dst[di] = 0
 				di++
@@ -210,7 +219,7 @@ func (c *Compressor) compress16(src, dst []byte, accel int) int {
 			}
 		}
 		ip++
-		forwardH = hash(ld32(ip))
+		forwardH = hash(load32(sp, ip))
 	}
 last:
 	lastRun := n - anchor
@@ -234,6 +243,11 @@ last:
 	di += copy(dst[di:], src[anchor:])
 	return di
 }
+
+// load32 and load64 read the word at byte i of the array at p; callers
+// keep i inside it.
+func load32(p unsafe.Pointer, i int) uint32 { return *(*uint32)(unsafe.Add(p, i)) }
+func load64(p unsafe.Pointer, i int) uint64 { return *(*uint64)(unsafe.Add(p, i)) }
 
 // countMatch is LZ4_count: the length of the common prefix of the bytes at
 // in (up to limit) and at match < in. Loads stay below limit <= len(src)

@@ -99,29 +99,9 @@ func (c *Compressor) compress16(src, dst []byte, accel int) int {
 	ip = 1
 	forwardH = hash(load32(sp, ip))
 	for {
-		// Find a match: step grows by one every 64 misses (accel*64 to
-		// start), as lz4.c's searchMatchNb.
-		{
-			fwd := ip
-			step := 1
-			searchMatchNb := accel << skipTrigger
-			for {
-				h := forwardH
-				ip = fwd
-				fwd += step
-				step = searchMatchNb >> skipTrigger
-				searchMatchNb++
-				if fwd > mfLimitPlusOne {
-					goto last
-				}
-				match = int(t[h&(tableSize-1)])
-				forwardH = hash(load32(sp, fwd))
-				t[h&(tableSize-1)] = uint16(ip)
-				// match < ip <= n-12: both loads inside src.
-				if load32(sp, match) == load32(sp, ip) {
-					break
-				}
-			}
+		ip, match = search(sp, t, ip, forwardH, accel, mfLimitPlusOne)
+		if match < 0 {
+			goto last
 		}
 		// Catch up: extend the match backwards (ip > anchor holds here).
 		for ip > anchor && match > 0 && src[ip-1] == src[match-1] {
@@ -242,6 +222,38 @@ last:
 	}
 	di += copy(dst[di:], src[anchor:])
 	return di
+}
+
+// search is lz4.c's match search from ip, whose hash is h: it returns the
+// position that matches an earlier one (match), or match -1 once the
+// positions run past limit
+// (mfLimitPlusOne). The step grows by one every 64 misses (accel*64 to
+// start, lz4.c's searchMatchNb). A function of its own so that its few
+// variables stay in registers: inside compress16, the loop-carried ip and
+// step were spilled to the stack every step.
+//
+//go:noinline
+func search(sp unsafe.Pointer, t *[tableSize]uint16, ip int, h uint32, accel, limit int) (int, int) {
+	fwd := ip
+	step := 1
+	searchMatchNb := accel << skipTrigger
+	for {
+		cur := fwd
+		fwd += step
+		step = searchMatchNb >> skipTrigger
+		searchMatchNb++
+		if fwd > limit {
+			return cur, -1
+		}
+		match := int(t[h&(tableSize-1)])
+		t[h&(tableSize-1)] = uint16(cur)
+		next := hash(load32(sp, fwd))
+		// match < cur <= n-12, fwd <= n-11: the loads are inside src.
+		if load32(sp, match) == load32(sp, cur) {
+			return cur, match
+		}
+		h = next
+	}
 }
 
 // load32 and load64 read the word at byte i of the array at p; callers

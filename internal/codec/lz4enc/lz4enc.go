@@ -73,12 +73,12 @@ func hash(v uint32) uint32 { return v * 2654435761 >> (32 - hashLog) }
 // limitedOutput when dst is shorter than Bound(len(src)); 1 <= len(src) <
 // limit16.
 //
-// It reads src and reads and writes the table through unsafe pointers, to
-// drop the bounds checks of the search loop, whose every step is a few
-// loads. Sound because every load is inside src (each is explained where
-// it happens) and table indices are 13-bit hashes. Writes to dst are
+// It reads src through an unsafe pointer, to drop the bounds checks of the
+// search loop, whose every step is a few loads. Sound because every load
+// is inside src (each says why where it happens). Table indices are
+// masked 13-bit hashes, which need no checks either. Writes to dst are
 // bounds-checked slice stores, but for the 8-byte literal copy, which is
-// inside dst by lz4.c's own output checks (see there).
+// checked once per literal run.
 func (c *Compressor) compress16(src, dst []byte, accel int) int {
 	n := len(src)
 	limited := len(dst) < Bound(n)

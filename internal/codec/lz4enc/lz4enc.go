@@ -118,13 +118,7 @@ func (c *Compressor) compress16(src, dst []byte, accel int) int {
 			}
 			if lit >= runMask {
 				dst[token] = runMask << 4
-				l := lit - runMask
-				for ; l >= 255; l -= 255 {
-					dst[di] = 255
-					di++
-				}
-				dst[di] = byte(l)
-				di++
+				di = putLen(dst, di, lit)
 			} else {
 				dst[token] = byte(lit << 4)
 			}
@@ -168,13 +162,7 @@ func (c *Compressor) compress16(src, dst []byte, accel int) int {
 					return 0
 				}
 				dst[token] += runMask
-				ml -= runMask
-				for ; ml >= 255; ml -= 255 {
-					dst[di] = 255
-					di++
-				}
-				dst[di] = byte(ml)
-				di++
+				di = putLen(dst, di, ml)
 			}
 		}
 		anchor = ip
@@ -208,20 +196,24 @@ last:
 	}
 	if lastRun >= runMask {
 		dst[di] = runMask << 4
-		di++
-		l := lastRun - runMask
-		for ; l >= 255; l -= 255 {
-			dst[di] = 255
-			di++
-		}
-		dst[di] = byte(l)
-		di++
+		di = putLen(dst, di+1, lastRun)
 	} else {
 		dst[di] = byte(lastRun << 4)
 		di++
 	}
 	di += copy(dst[di:], src[anchor:])
 	return di
+}
+
+// putLen writes the bytes that follow a token's 15 for a run of l >=
+// runMask (255s, then the rest) at dst[di:] and returns the next index.
+func putLen(dst []byte, di, l int) int {
+	for l -= runMask; l >= 255; l -= 255 {
+		dst[di] = 255
+		di++
+	}
+	dst[di] = byte(l)
+	return di + 1
 }
 
 // search is lz4.c's match search from ip, whose hash is h: it returns the

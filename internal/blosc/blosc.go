@@ -8,6 +8,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
+
+	"github.com/zwrite/zwrite/internal/codec/lz4enc"
 )
 
 // Header layout and flag bits of a blosc1 buffer (c-blosc README_HEADER.rst).
@@ -177,7 +179,7 @@ func MaxEncodedSize(n int) int { return n + HeaderSize }
 // concurrent use. The zero value is ready to use and holds no resources
 // beyond memory (the zstd encoder runs no goroutines: EncodeAll only).
 type Encoder struct {
-	lz  lz4.CompressorCCompat
+	lz  lz4enc.Compressor
 	zs  zstdEncoder
 	tmp []byte
 }
@@ -186,7 +188,7 @@ type Encoder struct {
 // slice (like append: no allocation when cap(dst)-len(dst) is at least
 // MaxEncodedSize(len(src))). It follows c-blosc 1.x's blosc_c exactly:
 // LZ4 with acceleration 10-clevel (LZ4_compress_fast, as c-blosc calls
-// it) or zstd at level 2*clevel-1 (ZstdLevel), blocks split into typesize
+// it; internal/codec/lz4enc writes lz4.c's bytes) or zstd at level 2*clevel-1 (ZstdLevel), blocks split into typesize
 // byte-plane streams when Geometry says so, a stream stored raw when the
 // compressor does not shrink it, and the whole buffer stored memcpyed when
 // clevel is 0, the input is under 128 bytes, or the compressed form would
@@ -242,10 +244,8 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 	if doShuffle && len(e.tmp) < bs {
 		e.tmp = make([]byte, bs)
 	}
-	switch o.Compressor {
-	case LZ4:
-		e.lz.Acceleration = 10 - o.CLevel // c-blosc get_accel for LZ4
-	case Zstd:
+	accel := 10 - o.CLevel // c-blosc get_accel for LZ4
+	if o.Compressor == Zstd {
 		e.zs.prepare(ZstdLevel(o.CLevel), bs)
 	}
 	for b := 0; b < nblocks; b++ {
@@ -275,10 +275,7 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 			}
 			var n int
 			if o.Compressor == LZ4 {
-				var err error
-				if n, err = e.lz.CompressBlock(stream, dst[pos:pos+maxout]); err != nil {
-					n = 0
-				}
+				n = e.lz.CompressBlock(stream, dst[pos:pos+maxout], accel)
 			} else {
 				planes := 1
 				if block := len(stream); (o.Shuffle == ByteShuffle && ts > 1) || (o.Shuffle == BitShuffle && block >= ts && (block/ts)%8 == 0) {

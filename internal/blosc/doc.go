@@ -44,7 +44,13 @@
 // lz4 buffers are byte for byte c-blosc's. TestTensorstoreFixture does
 // the same for tensorstore's blosc-lz4 store.
 //
+// The LZ4 streams come from internal/codec/lz4enc, which writes what
+// lz4.c's LZ4_compress_fast writes (c-blosc's compressor, and what the GPU
+// kernel reproduces), faster than pierrec's port of it; pierrec's decoder
+// reads them.
+//
 // The shuffle filters (shuffle.go) move whole words, with SSE2 kernels on
-// amd64 (build tag purego selects the pure-Go loops); tests compare every
-// path with the one-byte reference loops.
+// amd64 and AVX2 for typesize 2 where the CPU has it (build tag purego
+// selects the pure-Go loops); tests compare every path with the one-byte
+// reference loops.
 package blosc

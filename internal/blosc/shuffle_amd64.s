@@ -275,3 +275,36 @@ uloop8:
 	DECQ CX
 	JNZ uloop8
 	RET
+
+// func shuffle2AVX2(dst0, dst1, src *byte, chunks int)
+// shuffle2SSE2 on 32 elements per iteration: VPACKUSWB packs within each
+// 128-bit lane, so VPERMQ $0xD8 puts the four 8-byte groups back in order
+// (quadwords 0, 2, 1, 3).
+TEXT ·shuffle2AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst0+0(FP), DI
+	MOVQ dst1+8(FP), R8
+	MOVQ src+16(FP), SI
+	MOVQ chunks+24(FP), CX
+	VPCMPEQW Y15, Y15, Y15
+	VPSRLW $8, Y15, Y15
+
+loop2avx:
+	VMOVDQU 0(SI), Y0  // elements 0..15
+	VMOVDQU 32(SI), Y1 // elements 16..31
+	VPSRLW $8, Y0, Y2
+	VPSRLW $8, Y1, Y3
+	VPAND Y15, Y0, Y0
+	VPAND Y15, Y1, Y1
+	VPACKUSWB Y1, Y0, Y0 // byte 0 of elements 0..7, 16..23, 8..15, 24..31
+	VPACKUSWB Y3, Y2, Y2 // byte 1, same order
+	VPERMQ $0xD8, Y0, Y0
+	VPERMQ $0xD8, Y2, Y2
+	VMOVDQU Y0, 0(DI)
+	VMOVDQU Y2, 0(R8)
+	ADDQ $64, SI
+	ADDQ $32, DI
+	ADDQ $32, R8
+	DECQ CX
+	JNZ loop2avx
+	VZEROUPPER
+	RET

@@ -16,11 +16,15 @@ var shuffleTypeSizes = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 24, 31, 
 // counts around every group size (8 for the word loops, 16 for SSE2) and
 // lengths that leave trailing bytes.
 func TestShuffleReference(t *testing.T) {
-	for _, asm := range []bool{true, false} {
+	for _, mode := range []struct {
+		name      string
+		asm, avx2 bool
+	}{{"avx2", true, true}, {"sse2", true, false}, {"go", false, false}} {
 		for _, ts := range shuffleTypeSizes {
-			t.Run(fmt.Sprintf("asm=%v/ts%d", asm, ts), func(t *testing.T) {
-				defer func(v bool) { noAsm = v }(noAsm)
-				noAsm = noAsm || !asm
+			t.Run(fmt.Sprintf("asm=%s/ts%d", mode.name, ts), func(t *testing.T) {
+				defer func(a, v bool) { noAsm, noAVX2 = a, v }(noAsm, noAVX2)
+				noAsm = noAsm || !mode.asm
+				noAVX2 = noAVX2 || !mode.avx2
 				var lens []int
 				for n := 0; n <= 70; n++ {
 					lens = append(lens, n*ts, n*ts+ts/2, n*ts+ts-1)

@@ -9,9 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
-	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -160,11 +158,11 @@ func TestMeasureCodecs(t *testing.T) {
 		}
 		for range 7 {
 			for i, c := range cands {
-				t0 := threadClock()
+				t0 := codectest.ThreadClock()
 				for _, ch := range chunks {
 					dst = c.enc(dst[:0], ch)
 				}
-				best[i] = min(best[i], threadClock()-t0)
+				best[i] = min(best[i], codectest.ThreadClock()-t0)
 			}
 		}
 		for i := range cands {
@@ -177,16 +175,4 @@ func TestMeasureCodecs(t *testing.T) {
 	for _, l := range lines {
 		t.Log(l)
 	}
-}
-
-// threadClock reads CLOCK_THREAD_CPUTIME_ID (Linux clock id 3), which
-// counts in nanoseconds where getrusage counts in scheduler ticks.
-func threadClock() float64 {
-	var ts syscall.Timespec
-	// unsafe: the kernel writes one Timespec through the pointer, and ts
-	// stays live (on this stack) for the call.
-	if _, _, e := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, 3, uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
-		panic(e)
-	}
-	return float64(ts.Sec) + float64(ts.Nsec)*1e-9
 }

@@ -216,6 +216,12 @@ if has job; then
 	step "append cpu zstd" 90 zjob "append cpu zstd" "$W/a.zarr" "${CGEO[@]}" --codec zstd --backend cpu
 	step "append cpu blosc-zstd byte" 90 zjob "append cpu blosc-zstd byte" "$W/a.zarr" "${CGEO[@]}" --codec blosc-zstd --shuffle byte --backend cpu
 
+	# The output file system's write ceiling for the store's files: as
+	# many files as the store has shards (4), written at once by one dd
+	# each (1.2 GB apiece: the store's size), to fresh tmpfs pages.
+	step "write 4 files at once" 60 job "dd of=4 files x 1.2 GB at once (tmpfs)" - $((4 * 72 << 24)) bash -c "for i in 0 1 2 3; do dd if=/dev/zero of=$W/wc\$i bs=16M count=72 status=none & done; wait; rm -f $W/wc*"
+	step "write 1 file" 60 job "dd of=1 file x 1.2 GB (tmpfs)" - $((72 << 24)) bash -c "dd if=/dev/zero of=$W/wc bs=16M count=72 status=none; rm -f $W/wc"
+
 	# One frame, no JIT cache: start-up as a user's first run sees it.
 	"$ZW" synth --shape 1,2048,2048 --dtype uint16 --fill camera >"$W/one.raw"
 	for i in 1 2 3; do
@@ -264,19 +270,19 @@ rm -f "$CAM"
 # ---- issue 13: codecs per fill, backend and level -------------------------------
 if has codecs; then
 	for fill in camera thirds rand; do
-		step "codecs all $fill" 120 zb --scenario orca2 --fill $fill --prefill --frames 320 --codecs all
+		step "codecs all $fill" 120 zb --scenario orca2 --fill $fill --prefill --frames ${CODEC_FRAMES:-160} --codecs all
 	done
-	for lv in 2 5 9; do
-		step "codecs level $lv camera" 90 zb --scenario orca2 --fill camera --prefill --frames 320 --codecs zstd,blosc-zstd:byte,blosc-zstd:bit,lz4:byte --level $lv
+	for lv in ${CODEC_LEVELS:-3}; do
+		step "codecs level $lv camera" 90 zb --scenario orca2 --fill camera --prefill --frames ${CODEC_FRAMES:-160} --codecs zstd,blosc-zstd:byte,blosc-zstd:bit,lz4:byte --level $lv
 	done
 	"$ZW" synth --shape 32,2,2048,2304 --dtype uint16 --fill camera >"$W/epoch-camera.raw"
 	for fill in camera thirds rand; do
 		src=(--fill $fill)
 		[ $fill = camera ] && src=(--fill camera --raw "$W/epoch-camera.raw")
 		step "tensorstore zstd $fill" 90 tsb --scenario orca2 "${src[@]}" --frames 640 --codec zstd
-		for sh in byte bit; do
-			step "tensorstore blosc-zstd $sh $fill" 90 tsb --scenario orca2 "${src[@]}" --frames 640 --codec blosc-zstd --shuffle $sh
-		done
+	done
+	for sh in byte bit; do
+		step "tensorstore blosc-zstd $sh camera" 90 tsb --scenario orca2 --fill camera --raw "$W/epoch-camera.raw" --frames 640 --codec blosc-zstd --shuffle $sh
 	done
 	step "tensorstore blosc-lz4 byte camera" 90 tsb --scenario orca2 --fill camera --raw "$W/epoch-camera.raw" --frames 640 --codec lz4 --shuffle byte
 	rm -f "$W/epoch-camera.raw"

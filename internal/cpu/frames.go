@@ -61,7 +61,7 @@ func newChunkMajor(spec *zarr.Spec) chunkMajor {
 		}
 	}
 	g.epochStride = g.perEpoch * g.stride
-	g.dstStride[0] = es // rank 1: a frame is one element
+	g.dstStride[0] = es     // rank 1: a frame is one element
 	src := make([]int64, n) // byte stride of each dim in a frame
 	if n >= 2 {
 		src[n-1], g.dstStride[n-1] = es, es

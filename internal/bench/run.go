@@ -522,6 +522,7 @@ func diffStats(s, b pipeline.Stats) pipeline.Stats {
 	s.StageWait -= b.StageWait
 	s.Deliver -= b.Deliver
 	s.Stage.H2D -= b.Stage.H2D
+	s.Stage.Scatter -= b.Stage.Scatter
 	s.Stage.Tile -= b.Stage.Tile
 	s.Stage.Shuffle -= b.Stage.Shuffle
 	s.Stage.Compress -= b.Stage.Compress
@@ -572,6 +573,9 @@ func (a *accounting) figures(s pipeline.Stats, in int64) []StageFigure {
 	figs := []fig{
 		{"fill", a.fill, KindCPU, false, 0},
 		{"copy", s.Copy, KindCPU, true, a.copyParts},
+		// The producer's copy into a FrameWriter slot (part of copy's
+		// time above, which includes it; timed by the slot).
+		{"scatter", s.Stage.Scatter, KindCPU, false, 0},
 		{"h2d", s.Stage.H2D, dev, false, 0},
 		{"tile", s.Stage.Tile, dev, false, 0},
 		{"shuffle", s.Stage.Shuffle, dev, false, 0},
@@ -618,7 +622,7 @@ func (a *accounting) coreUse(figs []StageFigure, cpuS float64) CoreUse {
 	u.BusyCores = cpuS / a.wall
 	u.BusyFraction = u.BusyCores / float64(a.cores)
 	for _, f := range figs {
-		if f.Kind == KindCPU {
+		if f.Kind == KindCPU && f.Name != "scatter" { // scatter is inside copy
 			u.StagesBusyFraction += f.BusyFraction
 		}
 	}

@@ -71,6 +71,7 @@ type cpuWorker struct {
 	// tiles holds Layout.MaxGroup chunks: padded chunk buffers for codecs
 	// that compress, or slice headers into the slot's scratch for none.
 	tiles [][]byte
+	one   [][]byte // a fused batch's chunk, read in place from the slot
 }
 
 // New starts a CPU stage with cfg.Workers workers (0 = GOMAXPROCS).
@@ -100,7 +101,7 @@ func New(cfg stage.Config) (stage.Stage, error) {
 			}
 			return nil, fmt.Errorf("new cpu stage: %w", err)
 		}
-		w := &cpuWorker{enc: enc, tiles: make([][]byte, layout.MaxGroup())}
+		w := &cpuWorker{enc: enc, tiles: make([][]byte, layout.MaxGroup()), one: make([][]byte, 1)}
 		if spec.Codec != zarr.CodecNone {
 			for i := range w.tiles {
 				w.tiles[i] = make([]byte, layout.ChunkBytes())
@@ -217,10 +218,12 @@ func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 	if len(s.workers) > 0 {
 		bound = int64(s.workers[0].enc.Bound(int(l.ChunkBytes())))
 	}
+	cm := newChunkMajor(&s.spec)
 	sl := &cpuSlot{
 		stage:     s,
 		maxFrames: maxFrames,
-		staging:   make([]byte, maxFrames*l.FrameBytes()),
+		cm:        cm,
+		chunks:    make([]byte, cm.size(maxFrames)),
 		plan:      l.NewPlan(maxFrames),
 		bound:     bound,
 		scratch:   make([]byte, maxChunks*bound),
@@ -230,7 +233,12 @@ func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 		life:      stage.NewLife(maxFrames),
 	}
 	sl.tiledInPlace = s.spec.Codec == zarr.CodecNone
-	prefault(sl.staging)
+	if s.down != nil {
+		// The reduction reads frame order: WriteFrames keeps it too.
+		sl.staging = make([]byte, maxFrames*l.FrameBytes())
+		prefault(sl.staging)
+	}
+	prefault(sl.chunks)
 	prefault(sl.scratch)
 	prefault(sl.downBuf)
 	if err := s.slots.Add(); err != nil {
@@ -245,7 +253,20 @@ var errCancelled = errors.New("cancelled")
 type cpuSlot struct {
 	stage     *Stage
 	maxFrames int64
-	staging   []byte
+	// staging is the frame-order input of the Slot contract, allocated on
+	// the first Staging call (the pipeline feeds a FrameWriter through
+	// WriteFrames and never asks), or at once with a next pyramid level.
+	staging []byte
+	// chunks is the chunk-major input WriteFrames fills (see chunkMajor).
+	chunks []byte
+	cm     chunkMajor
+	// fed is set by WriteFrames and CarryFrames and cleared by Staging:
+	// whether the last feed, and so the next batch's input, is chunks.
+	// Kick takes it into fused, the current batch's mode.
+	fed       atomic.Bool
+	fused     bool
+	scatterNs atomic.Int64 // WriteFrames time since the last Kick
+	scatter   time.Duration
 	plan      *stage.Plan
 	bound     int64  // capacity of one chunk's scratch slot
 	scratch   []byte // chunk k at k*bound, compacted in place into Output.Data
@@ -290,7 +311,16 @@ type cpuSlot struct {
 	out  stage.Output
 }
 
-func (sl *cpuSlot) Staging() []byte { return sl.staging }
+// Staging implements Slot. The frame-order buffer is allocated on the
+// first call (a slot fed through WriteFrames needs none).
+func (sl *cpuSlot) Staging() []byte {
+	sl.fed.Store(false)
+	if sl.staging == nil && !sl.life.Freed() {
+		sl.staging = make([]byte, sl.maxFrames*sl.stage.layout.FrameBytes())
+		prefault(sl.staging)
+	}
+	return sl.staging
+}
 
 // Kick implements Slot.
 func (sl *cpuSlot) Kick(b stage.Batch) error {
@@ -304,6 +334,14 @@ func (sl *cpuSlot) kick(b stage.Batch) error {
 	sl.kicked = time.Now()
 	sl.batch = b
 	sl.nChunks = int64(len(sl.plan.Chunks))
+	sl.fused = sl.fed.Load()
+	if !sl.fused && sl.staging == nil {
+		sl.Staging() // never fed: the batch compresses a zeroed staging
+	}
+	sl.scatter = time.Duration(sl.scatterNs.Swap(0))
+	if c0 := sl.cm.c0; sl.fused && b.Frames%c0 != 0 {
+		sl.cm.clearTail(sl.chunks, b.Frames/c0, b.Frames%c0)
+	}
 	sl.n = sl.nChunks
 	if d := sl.stage.down; d != nil {
 		if err := sl.planDown(d, b); err != nil {
@@ -378,12 +416,23 @@ func (sl *cpuSlot) process(w *cpuWorker, gen uint32, lo, hi int64) {
 		// Tile chunks k..k+g-1: codec none straight to their final place,
 		// the others into the worker's buffers.
 		tiles := w.tiles[:g]
-		if sl.tiledInPlace {
+		switch {
+		case sl.fused:
+			o := sl.cm.at(p.Epoch[k], p.Pos[k])
+			g, tiles = 1, w.one
+			tiles[0] = sl.chunks[o : o+cb : o+cb]
+			if sl.tiledInPlace {
+				// Codec none: the chunk is ready, only placed in the output.
+				copy(sl.scratch[k*cb:(k+1)*cb], tiles[0])
+			}
+		case sl.tiledInPlace:
 			for i := range tiles {
 				tiles[i] = sl.scratch[(k+int64(i))*cb : (k+int64(i)+1)*cb]
 			}
+			l.TileGroup(tiles, sl.staging, frames, p.Epoch[k], p.Pos[k])
+		default:
+			l.TileGroup(tiles, sl.staging, frames, p.Epoch[k], p.Pos[k])
 		}
-		l.TileGroup(tiles, sl.staging, frames, p.Epoch[k], p.Pos[k])
 		t1 := time.Now()
 		tile += t1.Sub(t0)
 		for i := range tiles {
@@ -478,6 +527,7 @@ func (sl *cpuSlot) finish(gen uint32) {
 		}
 	}
 	out.Times = stage.Times{
+		Scatter:   sl.scatter,
 		Tile:      time.Duration(sl.tileNs.Load()),
 		Downscale: time.Duration(sl.downNs.Load()),
 		Compress:  time.Duration(sl.compNs.Load()),
@@ -556,7 +606,7 @@ func (sl *cpuSlot) Cancel() { sl.cancel.Store(true) }
 // Free implements Slot.
 func (sl *cpuSlot) Free() error {
 	return sl.life.Free(func() error {
-		sl.staging, sl.scratch, sl.finished, sl.plan, sl.downBuf = nil, nil, nil, nil, nil
+		sl.staging, sl.chunks, sl.scratch, sl.finished, sl.plan, sl.downBuf = nil, nil, nil, nil, nil, nil
 		sl.out = stage.Output{}
 		sl.stage.slots.Done()
 		return nil

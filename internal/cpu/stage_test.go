@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -55,32 +56,48 @@ func TestTimes(t *testing.T) {
 }
 
 // TestNoAllocs: after the first batch a slot allocates nothing per batch
-// or per chunk (Kick, the workers' tiling and compression, Wait).
+// or per chunk (Kick, the workers' tiling and compression, Wait), and fed
+// through WriteFrames nothing per frame either.
 func TestNoAllocs(t *testing.T) {
 	for _, codec := range zarr.Codecs {
-		spec := zarr.Spec{Shape: []int64{0, 50, 150}, Chunk: []int64{4, 32, 64}, Shard: []int64{8, 64, 128}, DType: zarr.Uint16, Codec: codec, Level: 1}
-		t.Run(codec.String(), func(t *testing.T) {
-			sl := stagetest.NewSlot(t, stagetest.Open(t, New, stage.Config{Spec: spec, Workers: 2}), 12)
-			stagetest.Fill(sl.Staging(), 1)
-			epoch := int64(0)
-			step := func() {
-				if err := sl.Kick(stage.Batch{FirstEpoch: epoch, Frames: 11}); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := sl.Wait(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				epoch += 3
-			}
-			// Warm up: klauspost sizes its FSE tables on first need, so
-			// every worker must have met every kind of chunk; which worker
-			// gets which chunk is up to the scheduler, so run many rounds.
-			for i := 0; i < 20; i++ {
-				step()
-			}
-			if a := testing.AllocsPerRun(10, step); a != 0 {
-				t.Fatalf("%v allocations per batch, want 0", a)
-			}
-		})
+		for _, fed := range []bool{false, true} {
+			spec := zarr.Spec{Shape: []int64{0, 50, 150}, Chunk: []int64{4, 32, 64}, Shard: []int64{8, 64, 128}, DType: zarr.Uint16, Codec: codec, Level: 1}
+			t.Run(fmt.Sprintf("%v/fed %v", codec, fed), func(t *testing.T) {
+				testNoAllocs(t, spec, fed)
+			})
+		}
+	}
+}
+
+func testNoAllocs(t *testing.T, spec zarr.Spec, fed bool) {
+	sl := stagetest.NewSlot(t, stagetest.Open(t, New, stage.Config{Spec: spec, Workers: 2}), 12)
+	in := make([]byte, 12*spec.FrameBytes())
+	stagetest.Fill(in, 1)
+	if !fed {
+		copy(sl.Staging(), in)
+	}
+	epoch := int64(0)
+	step := func() {
+		if fed {
+			fw := sl.(stage.FrameWriter)
+			fw.WriteFrames(in[:1000], 0)
+			fw.WriteFrames(in[1000:], 1000)
+		}
+		if err := sl.Kick(stage.Batch{FirstEpoch: epoch, Frames: 11}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sl.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		epoch += 3
+	}
+	// Warm up: klauspost sizes its FSE tables on first need, so
+	// every worker must have met every kind of chunk; which worker
+	// gets which chunk is up to the scheduler, so run many rounds.
+	for i := 0; i < 20; i++ {
+		step()
+	}
+	if a := testing.AllocsPerRun(10, step); a != 0 {
+		t.Fatalf("%v allocations per batch, want 0", a)
 	}
 }

@@ -1,10 +1,16 @@
 package pipeline
 
-import "sync"
+import (
+	"sync"
 
-// copier splits large copies into staging across helper goroutines; the
+	"github.com/zwrite/zwrite/internal/stage"
+)
+
+// copier splits large copies into a slot across helper goroutines; the
 // producer copies one share itself and waits for the rest, so a Write
-// returns only when its bytes are in staging (the caller may reuse p).
+// returns only when its bytes are in the slot (the caller may reuse p).
+// A copy goes into staging, or through the slot's stage.FrameWriter
+// (ranges of the input at once, which the contract allows).
 type copier struct {
 	helpers   int
 	threshold int
@@ -13,7 +19,20 @@ type copier struct {
 	alive     sync.WaitGroup // helper goroutines
 }
 
-type copyTask struct{ dst, src []byte }
+// copyTask is one part: src to dst, or src to fw at byte off.
+type copyTask struct {
+	dst, src []byte
+	fw       stage.FrameWriter
+	off      int64
+}
+
+func (t *copyTask) run() {
+	if t.fw != nil {
+		t.fw.WriteFrames(t.src, t.off)
+	} else {
+		copy(t.dst, t.src)
+	}
+}
 
 // copyAlign keeps split points on page boundaries, so no two copiers
 // write the same cache line.
@@ -30,18 +49,25 @@ func (c *copier) start(helpers, threshold int) {
 		go func() {
 			defer c.alive.Done()
 			for t := range c.tasks {
-				copy(t.dst, t.src)
+				t.run()
 				c.wg.Done()
 			}
 		}()
 	}
 }
 
-// copy copies src into dst (equal lengths).
-func (c *copier) copy(dst, src []byte) {
+// put copies src into slot s at byte at of its input.
+func (c *copier) put(s *slot, at int, src []byte) {
+	task := func(a, b int) copyTask {
+		if s.fw != nil {
+			return copyTask{src: src[a:b], fw: s.fw, off: int64(at + a)}
+		}
+		return copyTask{dst: s.staging[at+a : at+b], src: src[a:b]}
+	}
 	n := len(src)
 	if c.tasks == nil || n < c.threshold {
-		copy(dst, src)
+		t := task(0, n)
+		t.run()
 		return
 	}
 	// Parts of at least half the threshold: a part costs a channel
@@ -51,11 +77,11 @@ func (c *copier) copy(dst, src []byte) {
 	part = (part + copyAlign - 1) / copyAlign * copyAlign
 	first := min(part, n)
 	for off := first; off < n; off += part {
-		end := min(off+part, n)
 		c.wg.Add(1)
-		c.tasks <- copyTask{dst[off:end], src[off:end]}
+		c.tasks <- task(off, min(off+part, n))
 	}
-	copy(dst[:first], src[:first])
+	t := task(0, first)
+	t.run()
 	c.wg.Wait()
 }
 

@@ -19,6 +19,12 @@ const DefaultReaders = 8
 // pieces for every reader and an abort waits for at most one piece.
 const readPiece = 4 << 20
 
+// readBounce is the most one read asks for when the slots take their
+// input through stage.FrameWriter: the read lands in a bounce buffer of
+// this size (one per reader) and is scattered into the slot from there,
+// so the extra pass stays in the core's L2 cache or close to it.
+const readBounce = 1 << 20
+
 // ShortReadError reports a file that ended before the size it had when
 // the caller sized the read (it shrank, or was truncated, while read).
 type ShortReadError struct {
@@ -62,7 +68,7 @@ func (w *Writer) ReadAt(r io.ReaderAt, size int64, readers int) (int64, error) {
 		if err := w.join(s); err != nil {
 			return done, err
 		}
-		k := min(int64(len(s.staging)-s.fill), size-done)
+		k := min(int64(s.size-s.fill), size-done)
 		over := false
 		if !w.spec.Growing() {
 			if room := w.spec.Shape[0]*w.frameBytes - w.bytesIn; k > room {
@@ -72,11 +78,10 @@ func (w *Writer) ReadAt(r io.ReaderAt, size int64, readers int) (int64, error) {
 		if s.fill == 0 && k > 0 {
 			s.fillStart = time.Now()
 		}
-		dst := s.staging[s.fill : s.fill+int(k)]
 		w.reading = s
 		w.mu.Unlock()
 		start := time.Now()
-		n, err := w.readParallel(r, done, dst, readers, size)
+		n, err := w.readParallel(r, done, s, s.fill, k, readers, size)
 		w.c.copy.Add(int64(time.Since(start)))
 		w.mu.Lock()
 		w.reading = nil
@@ -99,7 +104,7 @@ func (w *Writer) ReadAt(r io.ReaderAt, size int64, readers int) (int64, error) {
 		w.bytesIn += n
 		w.offered += n
 		w.c.bytesIn.Store(w.bytesIn)
-		if s.fill == len(s.staging) {
+		if s.fill == s.size {
 			if kerr := w.kick(s); kerr != nil {
 				return done, kerr
 			}
@@ -120,19 +125,26 @@ func (w *Writer) ReadAt(r io.ReaderAt, size int64, readers int) (int64, error) {
 	return done, nil
 }
 
-// readParallel fills dst from r at off with up to readers concurrent
-// positioned reads of at most readPiece bytes (total is the input's
-// expected size, for the message of a short file). It returns the length of
-// the prefix of dst that was read without a gap, and the error of the
+// readParallel fills n bytes of slot s from byte at of its input with
+// bytes from r at off, with up to readers concurrent positioned reads of at
+// most readPiece bytes (total is the input's expected size, for the
+// message of a short file): straight into staging, or for a FrameWriter
+// slot into a bounce buffer per reader, then scattered. It returns the
+// length of the prefix that was read without a gap, and the error of the
 // first failing piece (a piece cut short by the end of the file is a
 // *ShortReadError). Pieces after a failure, or after the Writer was
 // aborted, are not started.
-func (w *Writer) readParallel(r io.ReaderAt, off int64, dst []byte, readers int, total int64) (int64, error) {
-	n := int64(len(dst))
+func (w *Writer) readParallel(r io.ReaderAt, off int64, s *slot, at int, n int64, readers int, total int64) (int64, error) {
 	if n == 0 {
 		return 0, nil
 	}
 	piece := min(int64(readPiece), max(n/int64(readers), 256<<10))
+	if s.fw != nil {
+		piece = min(piece, readBounce)
+		for len(w.bounces) < readers {
+			w.bounces = append(w.bounces, make([]byte, readBounce))
+		}
+	}
 	pieces := (n + piece - 1) / piece
 	workers := int(min(int64(readers), pieces))
 	var (
@@ -152,7 +164,7 @@ func (w *Writer) readParallel(r io.ReaderAt, off int64, dst []byte, readers int,
 		next++
 		return p, true
 	}
-	work := func() {
+	work := func(bounce []byte) {
 		defer wg.Done()
 		for {
 			p, ok := take()
@@ -160,7 +172,14 @@ func (w *Writer) readParallel(r io.ReaderAt, off int64, dst []byte, readers int,
 				return
 			}
 			a, b := p*piece, min((p+1)*piece, n)
-			got, err := r.ReadAt(dst[a:b], off+a)
+			var got int
+			var err error
+			if s.fw != nil {
+				got, err = r.ReadAt(bounce[:b-a], off+a)
+				s.fw.WriteFrames(bounce[:got], int64(at)+a)
+			} else {
+				got, err = r.ReadAt(s.staging[int64(at)+a:int64(at)+b], off+a)
+			}
 			if int64(got) == b-a {
 				continue // io.ReaderAt may report EOF with a full read at the end
 			}
@@ -175,10 +194,16 @@ func (w *Writer) readParallel(r io.ReaderAt, off int64, dst []byte, readers int,
 		}
 	}
 	wg.Add(workers)
-	for i := 1; i < workers; i++ {
-		go work()
+	bounce := func(i int) []byte {
+		if s.fw == nil {
+			return nil
+		}
+		return w.bounces[i]
 	}
-	work() // the caller reads too
+	for i := 1; i < workers; i++ {
+		go work(bounce(i))
+	}
+	work(bounce(0)) // the caller reads too
 	wg.Wait()
 	if failErr == nil && w.ctx.Err() != nil && next < pieces {
 		// Aborted between pieces: only the pieces started were read, and

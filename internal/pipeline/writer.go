@@ -130,9 +130,14 @@ type Stats struct {
 }
 
 type slot struct {
-	st      stage.Slot
+	st stage.Slot
+	// The slot's input goes through fw when the stage's slot is a
+	// stage.FrameWriter (the CPU backend: it lays the bytes out for
+	// compression as they arrive), else into staging (nil with fw).
+	fw      stage.FrameWriter
 	staging []byte
-	fill    int // bytes copied into staging
+	size    int // input bytes the slot takes: Settings.BatchBytes
+	fill    int // bytes copied in
 	// fillStart is when the first byte since the slot's last kick arrived:
 	// the flusher kicks its whole epochs once they waited FlushInterval.
 	fillStart time.Time
@@ -175,6 +180,10 @@ type Writer struct {
 	inputErr  error // too many frames: reported, but the store is finished
 	closed    atomic.Bool
 	reading   *slot // ReadFrom is in r.Read into this slot, without mu
+	// bounce and bounces are where ReadFrom and ReadAt's readers read
+	// when the slots take their input through stage.FrameWriter.
+	bounce    []byte
+	bounces   [][]byte
 	deferFree *slot // its Free, left to ReadFrom by a teardown meanwhile
 
 	jobs       chan *slot
@@ -200,7 +209,7 @@ type counters struct {
 	bytesIn, batches, delivered, bytesOut, shards, committed, pendingMax atomic.Int64
 	copy, stallJoin, stallPending, stageWait, deliver                    atomic.Int64
 	allocFirst, allocRest, stallAlloc                                    atomic.Int64
-	h2d, tile, shuffle, compress, aggregate, d2h, wall                   atomic.Int64
+	h2d, scatter, tile, shuffle, compress, aggregate, d2h, wall          atomic.Int64
 }
 
 // New checks cfg, allocates the slots, writes the initial zarr.json and
@@ -299,13 +308,18 @@ func (w *Writer) allocSlot(i int) error {
 	if err != nil {
 		return fmt.Errorf("allocate slot %d of %d (%d bytes of staging): %w", i+1, w.set.Depth, w.set.BatchBytes, err)
 	}
-	staging := s.Staging()
-	if int64(len(staging)) < w.set.BatchBytes {
-		s.Free()
-		return fmt.Errorf("stage %s gave %d bytes of staging for %d frames, want %d", w.st.Name(), len(staging), w.set.BatchFrames, w.set.BatchBytes)
-	}
 	sl := w.slots[i]
-	sl.st, sl.staging = s, staging[:w.set.BatchBytes]
+	if fw, ok := s.(stage.FrameWriter); ok {
+		sl.fw = fw // Staging is never asked for: it may not exist
+	} else {
+		staging := s.Staging()
+		if int64(len(staging)) < w.set.BatchBytes {
+			s.Free()
+			return fmt.Errorf("stage %s gave %d bytes of staging for %d frames, want %d", w.st.Name(), len(staging), w.set.BatchFrames, w.set.BatchBytes)
+		}
+		sl.staging = staging[:w.set.BatchBytes]
+	}
+	sl.st, sl.size = s, int(w.set.BatchBytes)
 	w.smu.Lock()
 	w.stSlots = append(w.stSlots, s)
 	w.smu.Unlock()
@@ -317,7 +331,7 @@ func (w *Writer) allocSlot(i int) error {
 // has put an eighth of a batch into slot 0 (or moved past it). Producer
 // only, with w.mu held.
 func (w *Writer) grow(s *slot) {
-	if !w.restAsked && (s != w.slots[0] || s.fill >= len(s.staging)/8) {
+	if !w.restAsked && (s != w.slots[0] || s.fill >= s.size/8) {
 		w.restAsked = true
 		w.startRest(true)
 	}
@@ -378,12 +392,12 @@ func (w *Writer) Write(p []byte) (int, error) {
 		if err := w.join(s); err != nil {
 			return n, err
 		}
-		k := min(len(s.staging)-s.fill, len(p))
+		k := min(s.size-s.fill, len(p))
 		start := time.Now()
 		if s.fill == 0 {
 			s.fillStart = start
 		}
-		w.cp.copy(s.staging[s.fill:s.fill+k], p[:k])
+		w.cp.put(s, s.fill, p[:k])
 		w.c.copy.Add(int64(time.Since(start)))
 		s.fill += k
 		w.grow(s)
@@ -391,7 +405,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		p = p[k:]
 		w.bytesIn += int64(k)
 		w.c.bytesIn.Store(w.bytesIn)
-		if s.fill == len(s.staging) {
+		if s.fill == s.size {
 			if err := w.kick(s); err != nil {
 				return n, err
 			}
@@ -444,7 +458,17 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 		if err := w.join(s); err != nil {
 			return total, err
 		}
-		buf := s.staging[s.fill:]
+		var buf []byte
+		if s.fw != nil {
+			// Read into the bounce buffer, then scatter it: the read's
+			// extra pass stays in cache (see readBounce).
+			if w.bounce == nil {
+				w.bounce = make([]byte, readBounce)
+			}
+			buf = w.bounce[:min(len(w.bounce), s.size-s.fill)]
+		} else {
+			buf = s.staging[s.fill:]
+		}
 		probe := false
 		if !w.spec.Growing() {
 			room := w.roomBytes()
@@ -486,13 +510,16 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 			if s.fill == 0 {
 				s.fillStart = time.Now()
 			}
+			if s.fw != nil {
+				w.cp.put(s, s.fill, buf[:n])
+			}
 			s.fill += n
 			w.grow(s)
 			total += int64(n)
 			w.bytesIn += int64(n)
 			w.offered += int64(n)
 			w.c.bytesIn.Store(w.bytesIn)
-			if s.fill == len(s.staging) {
+			if s.fill == s.size {
 				if err := w.kick(s); err != nil {
 					return total, err
 				}
@@ -576,17 +603,34 @@ func (w *Writer) kickWhole(s *slot, n int) error {
 		if err := w.kick(s); err != nil {
 			return err
 		}
-		copy(s.staging, s.staging[n:n+tail])
+		if err := w.carry(s, s, n, tail); err != nil {
+			return err
+		}
 		s.fill, s.fillStart = tail, time.Now()
 		return nil
 	}
 	if err := w.join(next); err != nil {
 		return err
 	}
-	copy(next.staging, s.staging[n:n+tail])
+	if err := w.carry(s, next, n, tail); err != nil {
+		return err
+	}
 	next.fill, next.fillStart = tail, time.Now()
 	s.fill = n
 	return w.kick(s)
+}
+
+// carry moves bytes [n, n+tail) of from's input to the start of to's.
+func (w *Writer) carry(from, to *slot, n, tail int) error {
+	if from.fw == nil {
+		copy(to.staging, from.staging[n:n+tail])
+		return nil
+	}
+	if err := from.fw.CarryFrames(to.st, int64(n), int64(tail)); err != nil {
+		w.fail(fmt.Errorf("carry a partial epoch to the next slot: %w", err))
+		return w.error()
+	}
+	return nil
 }
 
 // join waits until slot s is delivered, so the producer may refill it
@@ -744,6 +788,7 @@ func (w *Writer) deliverSlot(s *slot, signal bool) {
 
 func (w *Writer) addTimes(t *stage.Times) {
 	w.c.h2d.Add(int64(t.H2D))
+	w.c.scatter.Add(int64(t.Scatter))
 	w.c.tile.Add(int64(t.Tile))
 	w.c.shuffle.Add(int64(t.Shuffle))
 	w.c.compress.Add(int64(t.Compress))
@@ -980,6 +1025,7 @@ func (w *Writer) Stats() Stats {
 		StallAlloc:   time.Duration(w.c.stallAlloc.Load()),
 		Stage: stage.Times{
 			H2D:       time.Duration(w.c.h2d.Load()),
+			Scatter:   time.Duration(w.c.scatter.Load()),
 			Tile:      time.Duration(w.c.tile.Load()),
 			Shuffle:   time.Duration(w.c.shuffle.Load()),
 			Compress:  time.Duration(w.c.compress.Load()),

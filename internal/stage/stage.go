@@ -65,6 +65,7 @@ type Chunk struct {
 // wall time on a CPU backend).
 type Times struct {
 	H2D       time.Duration
+	Scatter   time.Duration // FrameWriter: the producer's writes into the chunk-major input, summed over its helpers
 	Tile      time.Duration
 	Shuffle   time.Duration
 	Downscale time.Duration // the next pyramid level's reduction
@@ -77,6 +78,7 @@ type Times struct {
 // Add accumulates o into t.
 func (t *Times) Add(o Times) {
 	t.H2D += o.H2D
+	t.Scatter += o.Scatter
 	t.Tile += o.Tile
 	t.Shuffle += o.Shuffle
 	t.Downscale += o.Downscale
@@ -117,6 +119,31 @@ type Slot interface {
 	Wait(ctx context.Context) (*Output, error)
 	// Free releases the slot's memory. Only after Wait has returned.
 	Free() error
+}
+
+// FrameWriter is implemented by a Slot that takes its input through calls
+// instead of Staging, so that it can lay the bytes out as it compresses
+// them as they arrive (the CPU backend scatters them straight into
+// chunk-major order: each byte is touched once before compression instead
+// of being copied into frame order and gathered again). The pipeline uses
+// it whenever a slot implements it, and then never calls Staging, which
+// such a slot may therefore allocate only on its first call. One batch is
+// fed one way: through WriteFrames (and CarryFrames), or through Staging.
+//
+// Like Staging, both methods belong to the producer: only between Wait
+// (or NewSlot) and Kick.
+type FrameWriter interface {
+	// WriteFrames puts p at byte offset off of the batch's input, the
+	// frame-order bytes Staging would hold (off and len(p) need not be
+	// whole frames). Calls for disjoint ranges may run concurrently.
+	WriteFrames(p []byte, off int64)
+	// CarryFrames copies bytes [off, off+n) of this slot's input, off at
+	// the start of an epoch, to bytes [0, n) of to's input: the partial
+	// epoch a flush leaves behind, moved to the slot that fills next. to
+	// is a slot of the same stage, or this slot itself once its batch has
+	// been waited for (the bytes [off, off+n) are not part of a kicked
+	// batch, so they survive it).
+	CarryFrames(to Slot, off, n int64) error
 }
 
 // Canceler is implemented by a Slot that can stop its in-flight batch

@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,13 +42,88 @@ func Run(t *testing.T, newStage NewStage) {
 	if err := st.Close(); err != nil {
 		t.Fatalf("close an unused stage: %v", err)
 	}
-	t.Run("Output", func(t *testing.T) { testOutput(t, newStage) })
-	t.Run("Codecs", func(t *testing.T) { testCodecs(t, newStage) })
-	t.Run("Determinism", func(t *testing.T) { testDeterminism(t, newStage) })
-	t.Run("SharedStage", func(t *testing.T) { testShared(t, newStage) })
+	t.Run("Output", func(t *testing.T) { testOutput(t, newStage, viaStaging) })
+	t.Run("Codecs", func(t *testing.T) { testCodecs(t, newStage, viaStaging) })
+	t.Run("Determinism", func(t *testing.T) { testDeterminism(t, newStage, viaStaging) })
+	t.Run("SharedStage", func(t *testing.T) { testShared(t, newStage, viaStaging) })
 	t.Run("Misuse", func(t *testing.T) { testMisuse(t, newStage) })
-	t.Run("Abort", func(t *testing.T) { testAbort(t, newStage) })
-	t.Run("Down", func(t *testing.T) { testDown(t, newStage) })
+	t.Run("Abort", func(t *testing.T) { testAbort(t, newStage, viaStaging) })
+	t.Run("Down", func(t *testing.T) { testDown(t, newStage, viaStaging) })
+	t.Run("FrameWriter", func(t *testing.T) {
+		st := Open(t, newStage, stage.Config{Spec: probe, Workers: 1})
+		if _, ok := NewSlot(t, st, 1).(stage.FrameWriter); !ok {
+			t.Skip("the slots are no stage.FrameWriter")
+		}
+		t.Run("Output", func(t *testing.T) { testOutput(t, newStage, viaFrames) })
+		t.Run("Codecs", func(t *testing.T) { testCodecs(t, newStage, viaFrames) })
+		t.Run("Determinism", func(t *testing.T) { testDeterminism(t, newStage, viaFrames) })
+		t.Run("SharedStage", func(t *testing.T) { testShared(t, newStage, viaFrames) })
+		t.Run("Abort", func(t *testing.T) { testAbort(t, newStage, viaFrames) })
+		t.Run("Down", func(t *testing.T) { testDown(t, newStage, viaFrames) })
+		t.Run("Carry", func(t *testing.T) { testCarry(t, newStage) })
+	})
+}
+
+// feed is how a test puts a batch's input into a slot.
+type feed int
+
+const (
+	viaStaging feed = iota // copied into Staging
+	viaFrames              // stage.FrameWriter, in pieces split at random points
+)
+
+// put makes the input of a batch of frames (Fill with seed) and feeds it to
+// sl; it returns the input.
+func put(t *testing.T, f feed, sl stage.Slot, spec *zarr.Spec, frames int64, seed uint64) []byte {
+	t.Helper()
+	n := frames * spec.FrameBytes()
+	if f == viaStaging {
+		in := sl.Staging()[:n]
+		Fill(in, seed)
+		return bytes.Clone(in)
+	}
+	in := make([]byte, n)
+	Fill(in, seed)
+	WriteFrames(t, sl, in, 0, seed)
+	return in
+}
+
+// WriteFrames feeds p to sl (a stage.FrameWriter) at byte offset off in
+// pieces cut at random points (from seed): some a few bytes, some many
+// frames, most not aligned to frames or lines, half of them written from
+// goroutines at once (the contract allows disjoint ranges concurrently).
+func WriteFrames(t testing.TB, sl stage.Slot, p []byte, off int64, seed uint64) {
+	t.Helper()
+	fw, ok := sl.(stage.FrameWriter)
+	if !ok {
+		t.Fatal("the slot is no stage.FrameWriter")
+	}
+	rng := rand.New(rand.NewPCG(seed, uint64(len(p))))
+	var wg sync.WaitGroup
+	for i := 0; len(p) > 0; i++ {
+		var k int
+		switch rng.IntN(3) {
+		case 0:
+			k = 1 + rng.IntN(7)
+		case 1:
+			k = 1 + rng.IntN(300)
+		default:
+			k = 1 + rng.IntN(len(p))
+		}
+		k = min(k, len(p))
+		piece, at := p[:k], off
+		if i%2 == 1 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				fw.WriteFrames(piece, at)
+			}()
+		} else {
+			fw.WriteFrames(piece, at)
+		}
+		p, off = p[k:], off+int64(k)
+	}
+	wg.Wait()
 }
 
 // variant is one codec setting: blosc codecs once per shuffle.
@@ -121,11 +198,9 @@ func NewSlot(t *testing.T, st stage.Stage, frames int64) stage.Slot {
 
 // runBatch fills sl with seed, runs b and returns the output (valid until
 // the slot's next Kick) and the staged input (a copy).
-func runBatch(t *testing.T, sl stage.Slot, spec *zarr.Spec, b stage.Batch, seed uint64) (*stage.Output, []byte) {
+func runBatch(t *testing.T, f feed, sl stage.Slot, spec *zarr.Spec, b stage.Batch, seed uint64) (*stage.Output, []byte) {
 	t.Helper()
-	in := sl.Staging()[:b.Frames*spec.FrameBytes()]
-	Fill(in, seed)
-	in = bytes.Clone(in)
+	in := put(t, f, sl, spec, b.Frames, seed)
 	if err := sl.Kick(b); err != nil {
 		t.Fatalf("kick %+v: %v", b, err)
 	}
@@ -156,7 +231,7 @@ func CheckOutput(t *testing.T, spec *zarr.Spec, b stage.Batch, out *stage.Output
 // testOutput: every geometry, two dtypes, one setting per codec, every
 // batch shape (whole and partial epochs, several shard rows, mid-row
 // starts), one slot reused across the batches.
-func testOutput(t *testing.T, newStage NewStage) {
+func testOutput(t *testing.T, newStage NewStage, f feed) {
 	for _, v := range variants(false) {
 		for _, g := range Geometries {
 			for _, dt := range []zarr.DType{zarr.Uint8, zarr.Uint16} {
@@ -170,7 +245,7 @@ func testOutput(t *testing.T, newStage NewStage) {
 					}
 					sl := NewSlot(t, st, most)
 					for i, b := range bs {
-						out, in := runBatch(t, sl, &spec, b, uint64(i))
+						out, in := runBatch(t, f, sl, &spec, b, uint64(i))
 						CheckOutput(t, &spec, b, out, in)
 					}
 				})
@@ -181,7 +256,7 @@ func testOutput(t *testing.T, newStage NewStage) {
 
 // testCodecs: every codec and shuffle, every dtype, on a ragged rank-3
 // geometry with a partial epoch.
-func testCodecs(t *testing.T, newStage NewStage) {
+func testCodecs(t *testing.T, newStage NewStage, f feed) {
 	g := Geometries[4]
 	for _, v := range variants(true) {
 		for _, dt := range zarr.DTypes {
@@ -189,7 +264,7 @@ func testCodecs(t *testing.T, newStage NewStage) {
 			t.Run(fmt.Sprintf("%v/%v", v, dt), func(t *testing.T) {
 				st := Open(t, newStage, stage.Config{Spec: spec, Workers: 2})
 				b := stage.Batch{FirstEpoch: 3, Frames: 3*spec.Chunk[0] + 1}
-				out, in := runBatch(t, NewSlot(t, st, b.Frames), &spec, b, 11)
+				out, in := runBatch(t, f, NewSlot(t, st, b.Frames), &spec, b, 11)
 				CheckOutput(t, &spec, b, out, in)
 			})
 		}
@@ -214,8 +289,10 @@ func (s snapshot) equal(o snapshot) bool {
 }
 
 // testDeterminism: the same input gives the same bytes for every worker
-// count and every run, with many small chunks so that scheduling varies.
-func testDeterminism(t *testing.T, newStage NewStage) {
+// count and every run, with many small chunks so that scheduling varies;
+// fed through FrameWriter, the bytes are those of the Staging feed (the
+// first run) whatever the pieces.
+func testDeterminism(t *testing.T, newStage NewStage, f feed) {
 	for _, v := range variants(false) {
 		spec := zarr.Spec{Shape: []int64{0, 37, 41}, Chunk: []int64{4, 8, 8}, Shard: []int64{8, 16, 16}, DType: zarr.Uint16, Codec: v.codec, Shuffle: v.shuffle, Level: 1}
 		b := stage.Batch{FirstEpoch: 1, Frames: 22}
@@ -225,7 +302,11 @@ func testDeterminism(t *testing.T, newStage NewStage) {
 				st := Open(t, newStage, stage.Config{Spec: spec, Workers: workers})
 				sl := NewSlot(t, st, b.Frames)
 				for run := 0; run < 2; run++ {
-					out, _ := runBatch(t, sl, &spec, b, 5)
+					how := f
+					if ref == nil {
+						how = viaStaging
+					}
+					out, _ := runBatch(t, how, sl, &spec, b, 5)
 					got := snap(out)
 					if ref == nil {
 						ref = &got
@@ -242,7 +323,7 @@ func testDeterminism(t *testing.T, newStage NewStage) {
 
 // testShared: several slots of one stage in flight at once, waited in kick
 // order and reused, each giving what the same batch gives alone.
-func testShared(t *testing.T, newStage NewStage) {
+func testShared(t *testing.T, newStage NewStage, f feed) {
 	spec := zarr.Spec{Shape: []int64{0, 30, 20}, Chunk: []int64{2, 8, 8}, Shard: []int64{4, 16, 16}, DType: zarr.Uint16, Codec: zarr.CodecZstd, Level: 1}
 	st := Open(t, newStage, stage.Config{Spec: spec, Workers: 3})
 	const depth, frames = 3, 4
@@ -251,7 +332,7 @@ func testShared(t *testing.T, newStage NewStage) {
 	batch := func(i int) stage.Batch { return stage.Batch{FirstEpoch: int64(i * 2), Frames: frames} }
 	for i := range slots {
 		slots[i] = NewSlot(t, st, frames)
-		out, _ := runBatch(t, slots[i], &spec, batch(i), uint64(i))
+		out, _ := runBatch(t, f, slots[i], &spec, batch(i), uint64(i))
 		want[i] = snap(out)
 	}
 	for round := 0; round < 3; round++ {
@@ -335,8 +416,9 @@ var errAny = errors.New("any error")
 // return an error (or the whole output, if it won) only once the slot's
 // buffers are no longer touched: the test writes staging right after Wait,
 // which the race detector reports if a worker still reads it. The slot is
-// then reused for a whole batch.
-func testAbort(t *testing.T, newStage NewStage) {
+// then reused for a whole batch. Fed through FrameWriter, the test writes
+// the input again right after Wait instead.
+func testAbort(t *testing.T, newStage NewStage, f feed) {
 	spec := zarr.Spec{Shape: []int64{0, 128, 128}, Chunk: []int64{4, 32, 32}, Shard: []int64{8, 64, 64}, DType: zarr.Uint16, Codec: zarr.CodecZstd, Level: 1}
 	st := Open(t, newStage, stage.Config{Spec: spec, Workers: 2})
 	b := stage.Batch{Frames: 16}
@@ -364,8 +446,7 @@ func testAbort(t *testing.T, newStage NewStage) {
 			}
 			ctx, cancel := tc.ctx()
 			defer cancel()
-			Fill(sl.Staging(), 3)
-			in := bytes.Clone(sl.Staging()[:b.Frames*spec.FrameBytes()])
+			in := put(t, f, sl, &spec, b.Frames, 3)
 			if err := sl.Kick(b); err != nil {
 				t.Fatal(err)
 			}
@@ -373,7 +454,11 @@ func testAbort(t *testing.T, newStage NewStage) {
 				c.Cancel()
 			}
 			out, err := sl.Wait(ctx)
-			clear(sl.Staging()) // races with a worker that still reads it
+			if f == viaStaging {
+				clear(sl.Staging()) // races with a worker that still reads it
+			} else {
+				sl.(stage.FrameWriter).WriteFrames(make([]byte, len(in)), 0) // the same race
+			}
 			switch {
 			case err == nil: // the batch beat the abort: then it is whole
 				if out == nil {
@@ -383,13 +468,13 @@ func testAbort(t *testing.T, newStage NewStage) {
 			case ctx.Err() != nil && !errors.Is(err, ctx.Err()):
 				t.Fatalf("wait: %v, want %v", err, ctx.Err())
 			}
-			out, in = runBatch(t, sl, &spec, b, 4)
+			out, in = runBatch(t, f, sl, &spec, b, 4)
 			CheckOutput(t, &spec, b, out, in)
 		})
 	}
 	if c, ok := sl.(stage.Canceler); ok {
 		c.Cancel() // nothing in flight: does nothing
-		out, in := runBatch(t, sl, &spec, b, 5)
+		out, in := runBatch(t, f, sl, &spec, b, 5)
 		CheckOutput(t, &spec, b, out, in)
 	}
 }
@@ -397,7 +482,7 @@ func testAbort(t *testing.T, newStage NewStage) {
 // testDown: with Config.Down every batch's Output.Down is the reference
 // reduction of its frames (every method, reduce patterns with and without
 // dim 0, odd frame counts), and the compressed output is unchanged by it.
-func testDown(t *testing.T, newStage NewStage) {
+func testDown(t *testing.T, newStage NewStage, f feed) {
 	for _, dt := range []zarr.DType{zarr.Uint16, zarr.Float32} {
 		for _, m := range downsample.Methods {
 			if dt != zarr.Uint16 && m != downsample.Mean {
@@ -409,7 +494,7 @@ func testDown(t *testing.T, newStage NewStage) {
 					st := Open(t, newStage, stage.Config{Spec: spec, Workers: 2, Down: &stage.Downsample{Reduce: reduce, Method: m}})
 					sl := NewSlot(t, st, 8)
 					for i, b := range []stage.Batch{{FirstEpoch: 0, Frames: 8}, {FirstEpoch: 2, Frames: 7}, {FirstEpoch: 5, Frames: 1}} {
-						out, in := runBatch(t, sl, &spec, b, uint64(i))
+						out, in := runBatch(t, f, sl, &spec, b, uint64(i))
 						CheckOutput(t, &spec, b, out, in)
 						p, err := downsample.NewPlan(append([]int64{b.Frames}, spec.Shape[1:]...), reduce, dt, m)
 						if err != nil {
@@ -424,5 +509,70 @@ func testDown(t *testing.T, newStage NewStage) {
 				})
 			}
 		}
+	}
+}
+
+// testCarry: CarryFrames moves a slot's partial epoch (the bytes a flush
+// leaves behind, a partial frame included) to the start of the next
+// slot's input, or of the same slot's once its batch was waited for, and
+// the batches then compress exactly the input they were given.
+func testCarry(t *testing.T, newStage NewStage) {
+	for _, g := range []Geometry{Geometries[2], Geometries[4]} {
+		spec := g.Spec(zarr.Uint16, zarr.CodecZstd)
+		for _, same := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/same slot %v", g.Name, same), func(t *testing.T) {
+				st := Open(t, newStage, stage.Config{Spec: spec, Workers: 2})
+				fb, c0 := spec.FrameBytes(), spec.Chunk[0]
+				frames := 3 * c0
+				a := NewSlot(t, st, frames)
+				b := a
+				if !same {
+					b = NewSlot(t, st, frames)
+				}
+				// Two epochs and a tail of c0-1 frames and a half.
+				n := (2*c0+c0-1)*fb + fb/2
+				in := make([]byte, 3*frames*fb)
+				Fill(in, 7)
+				WriteFrames(t, a, in[:n], 0, 1)
+				whole := 2 * c0 * fb
+				first := stage.Batch{FirstEpoch: 4, Frames: 2 * c0}
+				if !same {
+					if err := a.(stage.FrameWriter).CarryFrames(b, whole, n-whole); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := a.Kick(first); err != nil {
+					t.Fatal(err)
+				}
+				out, err := a.Wait(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				CheckOutput(t, &spec, first, out, in[:whole])
+				if same {
+					if err := a.(stage.FrameWriter).CarryFrames(b, whole, n-whole); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// The rest of the second batch: a partial last epoch.
+				second := stage.Batch{FirstEpoch: 6, Frames: 2*c0 + 1}
+				end := whole + second.Frames*fb
+				WriteFrames(t, b, in[n:end], n-whole, 2)
+				if err := b.Kick(second); err != nil {
+					t.Fatal(err)
+				}
+				out, err = b.Wait(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				CheckOutput(t, &spec, second, out, in[whole:end])
+			})
+		}
+	}
+	spec := Geometries[2].Spec(zarr.Uint16, zarr.CodecZstd)
+	st := Open(t, newStage, stage.Config{Spec: spec, Workers: 1})
+	sl := NewSlot(t, st, 2*spec.Chunk[0])
+	if err := sl.(stage.FrameWriter).CarryFrames(sl, 1, 1); err == nil {
+		t.Fatal("carry from a byte not at an epoch start: no error")
 	}
 }

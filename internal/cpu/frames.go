@@ -1,0 +1,228 @@
+package cpu
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// chunkMajor is where a slot fed through stage.FrameWriter keeps its
+// input: every inner chunk of the batch padded and contiguous, epoch by
+// epoch (batch-relative), then by position (C order over dims 1..), so a
+// worker compresses a chunk straight from it with no gather. The producer's
+// bytes land there in one pass (scatter): a frame is a sequence of lines
+// along dim m (dims above m are whole in a chunk, so they ride along in
+// the line), and a line splits at chunk boundaries of dim m into segments
+// that are contiguous in both the frame and their chunk.
+//
+// Bytes a batch never writes stay as they were: the padding of edge
+// chunks is never written, so it keeps the zero of allocation; frames of
+// a partial last epoch past the batch's end are cleared at Kick (clearTail).
+type chunkMajor struct {
+	rank                      int
+	c0                        int64 // frames per epoch (chunk[0])
+	frameBytes                int64
+	chunkBytes                int64
+	stride                    int64 // bytes from one chunk to the next (chunkBytes, padded)
+	epochStride               int64 // perEpoch * stride
+	perEpoch                  int64
+	m                         int // dim the lines run along (>= 1)
+	lineBytes, segBytes, last int64
+	segs                      int64 // segments per line (grid[m])
+	shape, chunk              [zarr.MaxRank]int64
+	dstStride                 [zarr.MaxRank]int64 // byte stride inside a chunk; [0]: one frame
+	gridStride                [zarr.MaxRank]int64 // position stride of a chunk coordinate
+}
+
+func newChunkMajor(spec *zarr.Spec) chunkMajor {
+	n := spec.Rank()
+	es := int64(spec.DType.Size())
+	g := chunkMajor{
+		rank:       n,
+		c0:         spec.Chunk[0],
+		frameBytes: spec.FrameBytes(),
+		chunkBytes: spec.ChunkBytes(),
+		perEpoch:   spec.ChunksPerEpoch(),
+	}
+	copy(g.shape[:], spec.Shape)
+	copy(g.chunk[:], spec.Chunk)
+	g.stride = g.chunkBytes
+	if n >= 2 {
+		// Chunks a multiple of 512 bytes apart put the write streams of
+		// one line (one per chunk of the line) into the same few L1 and
+		// L2 sets; a cache line more per chunk spreads them over all sets.
+		// (Rank 1 keeps stride = chunkBytes: its chunk-major order is then
+		// frame order and the scatter is one copy.)
+		g.stride = (g.chunkBytes + 63) &^ 63
+		if g.stride%512 == 0 {
+			g.stride += 64
+		}
+	}
+	g.epochStride = g.perEpoch * g.stride
+	g.dstStride[0] = es     // rank 1: a frame is one element
+	src := make([]int64, n) // byte stride of each dim in a frame
+	if n >= 2 {
+		src[n-1], g.dstStride[n-1] = es, es
+		g.gridStride[n-1] = 1
+		for d := n - 2; d >= 1; d-- {
+			src[d] = src[d+1] * g.shape[d+1]
+			g.dstStride[d] = g.dstStride[d+1] * g.chunk[d+1]
+			g.gridStride[d] = g.gridStride[d+1] * ceilDiv(g.shape[d+1], g.chunk[d+1])
+		}
+		g.dstStride[0] = g.dstStride[1] * g.chunk[1]
+		g.m = n - 1
+		for g.m > 1 && g.chunk[g.m] == g.shape[g.m] {
+			g.m--
+		}
+		g.lineBytes = g.shape[g.m] * src[g.m]
+		g.segBytes = g.chunk[g.m] * src[g.m]
+		g.segs = ceilDiv(g.shape[g.m], g.chunk[g.m])
+		g.last = g.lineBytes - (g.segs-1)*g.segBytes
+	}
+	return g
+}
+
+// size is the buffer a batch of up to maxFrames frames needs.
+func (g *chunkMajor) size(maxFrames int64) int64 {
+	return ceilDiv(maxFrames, g.c0) * g.epochStride
+}
+
+// at is where the chunk of batch-relative epoch e and position pos starts.
+func (g *chunkMajor) at(e, pos int64) int64 { return e*g.epochStride + pos*g.stride }
+
+// write scatters p, bytes [off, off+len(p)) of the batch's frame-order
+// input, into buf.
+func (g *chunkMajor) write(buf, p []byte, off int64) {
+	if g.rank < 2 {
+		copy(buf[off:], p)
+		return
+	}
+	f, q := off/g.frameBytes, off%g.frameBytes
+	e, fi := f/g.c0, f%g.c0
+	li, t := q/g.lineBytes, q%g.lineBytes
+	// The line's coordinates over dims 1..m-1: x, split into chunk
+	// coordinate and offset inside the chunk; pos and in are what they add
+	// to the chunk's position and to the byte offset inside it.
+	var x, r, c [zarr.MaxRank]int64
+	var pos, in int64
+	for d := g.m - 1; d >= 1; d-- {
+		x[d] = li % g.shape[d]
+		li /= g.shape[d]
+		c[d], r[d] = x[d]/g.chunk[d], x[d]%g.chunk[d]
+		pos += c[d] * g.gridStride[d]
+		in += r[d] * g.dstStride[d]
+	}
+	for len(p) > 0 {
+		j, u := t/g.segBytes, t%g.segBytes
+		base := e*g.epochStride + fi*g.dstStride[0] + in + (pos+j)*g.stride
+		for ; j < g.segs && len(p) > 0; j++ {
+			n := g.segBytes
+			if j == g.segs-1 {
+				n = g.last
+			}
+			k := min(n-u, int64(len(p)))
+			d := base + u
+			copy(buf[d:d+k], p[:k])
+			p = p[k:]
+			u = 0
+			base += g.stride
+		}
+		t = 0
+		// Next line: step the odometer over dims m-1..1, then the frame.
+		d := g.m - 1
+		for ; d >= 1; d-- {
+			x[d]++
+			r[d]++
+			in += g.dstStride[d]
+			if r[d] == g.chunk[d] {
+				r[d] = 0
+				c[d]++
+				pos += g.gridStride[d]
+				in -= g.chunk[d] * g.dstStride[d]
+			}
+			if x[d] < g.shape[d] {
+				break
+			}
+			pos -= c[d] * g.gridStride[d]
+			in -= r[d] * g.dstStride[d]
+			x[d], r[d], c[d] = 0, 0, 0
+		}
+		if d < 1 {
+			if fi++; fi == g.c0 {
+				fi, e = 0, e+1
+			}
+		}
+	}
+}
+
+// clearTail zeroes frames nf.. of every chunk of epoch e, the frames a
+// partial last epoch does not have (they hold an older batch's bytes).
+func (g *chunkMajor) clearTail(buf []byte, e, nf int64) {
+	if nf >= g.c0 {
+		return
+	}
+	for pos := int64(0); pos < g.perEpoch; pos++ {
+		o := g.at(e, pos)
+		clear(buf[o+nf*g.dstStride[0] : o+g.chunkBytes])
+	}
+}
+
+// carry copies the first n bytes of input starting at epoch e of src to
+// the start of dst (both laid out by g): whole epochs as one block each,
+// then the frames of the last, partial one (a partial frame whole; its
+// missing bytes come later, or are dropped with it) chunk by chunk.
+func (g *chunkMajor) carry(dst, src []byte, e, n int64) {
+	if g.rank < 2 {
+		o := e * g.c0 * g.frameBytes
+		copy(dst[:n], src[o:o+n])
+		return
+	}
+	frames := ceilDiv(n, g.frameBytes)
+	whole := frames / g.c0
+	copy(dst[:whole*g.epochStride], src[e*g.epochStride:(e+whole)*g.epochStride])
+	nf := frames - whole*g.c0
+	if nf == 0 {
+		return
+	}
+	for pos := int64(0); pos < g.perEpoch; pos++ {
+		o, s := g.at(whole, pos), g.at(e+whole, pos)
+		k := nf * g.dstStride[0]
+		copy(dst[o:o+k], src[s:s+k])
+	}
+}
+
+var _ stage.FrameWriter = (*cpuSlot)(nil)
+
+// WriteFrames implements stage.FrameWriter. With a next pyramid level the
+// bytes also go to staging in frame order, which the reduction reads.
+func (sl *cpuSlot) WriteFrames(p []byte, off int64) {
+	t0 := time.Now()
+	sl.fed.Store(true)
+	sl.cm.write(sl.chunks, p, off)
+	if sl.stage.down != nil {
+		copy(sl.staging[off:], p)
+	}
+	sl.scatterNs.Add(int64(time.Since(t0)))
+}
+
+// CarryFrames implements stage.FrameWriter.
+func (sl *cpuSlot) CarryFrames(to stage.Slot, off, n int64) error {
+	dst, ok := to.(*cpuSlot)
+	if !ok || dst.stage != sl.stage {
+		return fmt.Errorf("carry frames: the destination is not a slot of this stage")
+	}
+	eb := sl.cm.c0 * sl.cm.frameBytes
+	if off%eb != 0 || off < 0 || n < 0 || off+n > sl.maxFrames*sl.cm.frameBytes || n > dst.maxFrames*sl.cm.frameBytes {
+		return fmt.Errorf("carry frames: bytes %d..%d; want a start at an epoch (%d bytes) inside both slots", off, off+n, eb)
+	}
+	t0 := time.Now()
+	dst.fed.Store(true)
+	sl.cm.carry(dst.chunks, sl.chunks, off/eb, n)
+	if sl.stage.down != nil {
+		copy(dst.staging[:n], sl.staging[off:off+n])
+	}
+	dst.scatterNs.Add(int64(time.Since(t0)))
+	return nil
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zwrite/zwrite/internal/codec"
 	"github.com/zwrite/zwrite/internal/downsample"
+	"github.com/zwrite/zwrite/internal/hostmem"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
@@ -236,11 +237,11 @@ func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 	if s.down != nil {
 		// The reduction reads frame order: WriteFrames keeps it too.
 		sl.staging = make([]byte, maxFrames*l.FrameBytes())
-		prefault(sl.staging)
+		hostmem.Touch(sl.staging)
 	}
-	prefault(sl.chunks)
-	prefault(sl.scratch)
-	prefault(sl.downBuf)
+	hostmem.Touch(sl.chunks)
+	hostmem.Touch(sl.scratch)
+	hostmem.Touch(sl.downBuf)
 	if err := s.slots.Add(); err != nil {
 		return nil, fmt.Errorf("cpu stage: %w", err)
 	}
@@ -317,7 +318,7 @@ func (sl *cpuSlot) Staging() []byte {
 	sl.fed.Store(false)
 	if sl.staging == nil && !sl.life.Freed() {
 		sl.staging = make([]byte, sl.maxFrames*sl.stage.layout.FrameBytes())
-		prefault(sl.staging)
+		hostmem.Touch(sl.staging)
 	}
 	return sl.staging
 }
@@ -611,33 +612,6 @@ func (sl *cpuSlot) Free() error {
 		sl.stage.slots.Done()
 		return nil
 	})
-}
-
-// prefault touches every page of b, on all cores, so that the kernel's
-// first-touch page faults happen here, at writer start, instead of inside
-// the first batches of the stream. Fresh memory faults in at 0.3-1 GB/s
-// on a small VM (4 KiB pages) against 10-20 GB/s for a copy into touched
-// memory: on a 16-core host the producer's first three batches (3.8 GB of
-// medfmt staging) ran at 7 GB/s while the codec could take 43.
-func prefault(b []byte) {
-	const page = 4096
-	n := runtime.GOMAXPROCS(0)
-	part := (len(b)/n + page - 1) &^ (page - 1)
-	if part < 1<<20 {
-		part = 1 << 20 // below a MiB a goroutine costs more than it saves
-	}
-	var wg sync.WaitGroup
-	for off := 0; off < len(b); off += part {
-		seg := b[off:min(off+part, len(b))]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < len(seg); i += page {
-				seg[i] = 0
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/zwrite/zwrite/internal/hostmem"
 )
 
 // DevPtr is a device address (CUdeviceptr).
@@ -176,7 +178,7 @@ type HostBuf struct {
 	d   *Device
 	p   unsafe.Pointer
 	buf []byte
-	// mapped: the memory is ours (mapHost), pinned by cuMemHostRegister;
+	// mapped: the memory is ours (hostmem), pinned by cuMemHostRegister;
 	// otherwise the driver's, from cuMemHostAlloc.
 	mapped bool
 }
@@ -198,19 +200,22 @@ func (d *Device) AllocHost(n int64) (*HostBuf, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("pinned allocation of %d bytes", n)
 	}
-	if buf, err := mapHost(n); err == nil {
-		touchPages(buf)
-		p := unsafe.Pointer(unsafe.SliceData(buf))
-		leave := d.enter()
-		rc := drv.cuMemHostRegister(p, uint64(n), hostAllocPortable)
-		leave()
-		if rc == 0 {
-			// buf is an anonymous mapping outside the Go heap, mapped
-			// until unmapHost in Free: the GC never moves or frees it,
-			// so handing its address to the driver is sound.
-			return &HostBuf{d: d, p: p, buf: buf, mapped: true}, nil
+	if hostmem.Mapped && int64(int(n)) == n {
+		if buf, err := hostmem.Alloc(int(n)); err == nil {
+			hostmem.Touch(buf)
+			p := unsafe.Pointer(unsafe.SliceData(buf))
+			leave := d.enter()
+			rc := drv.cuMemHostRegister(p, uint64(n), hostAllocPortable)
+			leave()
+			if rc == 0 {
+				// buf is an anonymous mapping outside the Go heap,
+				// mapped until hostmem.Free in Free: the GC never moves
+				// or frees it, so handing its address to the driver is
+				// sound.
+				return &HostBuf{d: d, p: p, buf: buf, mapped: true}, nil
+			}
+			hostmem.Free(buf)
 		}
-		unmapHost(buf)
 	}
 	defer d.enter()()
 	var p unsafe.Pointer
@@ -236,7 +241,7 @@ func (h *HostBuf) Free() error {
 		leave := h.d.enter()
 		err = check("cuMemHostUnregister", drv.cuMemHostUnregister(h.p))
 		leave()
-		if uerr := unmapHost(h.buf); err == nil {
+		if uerr := hostmem.Free(h.buf); err == nil {
 			err = uerr
 		}
 	} else {

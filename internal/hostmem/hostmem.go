@@ -1,0 +1,36 @@
+package hostmem
+
+import (
+	"runtime"
+	"sync"
+)
+
+// page is the smallest page the kernel maps; touching one byte of each
+// faults the whole buffer in.
+const page = 4096
+
+// Touch writes one byte of every page of b, split over the cores, so that
+// the kernel's first-touch faults happen now (at writer start), not in the
+// first batches of the stream: fresh memory faults in at 0.3-1 GB/s on a
+// small VM (4 KiB pages) against 10-20 GB/s for a copy into touched
+// memory. b must be fresh (its contents become zero where touched).
+func Touch(b []byte) {
+	const minPart = 1 << 20 // below a MiB a goroutine costs more than it saves
+	parts := max(1, min(runtime.GOMAXPROCS(0), len(b)/minPart))
+	part := (len(b)/parts + page - 1) &^ (page - 1)
+	if part == 0 {
+		part = len(b)
+	}
+	var wg sync.WaitGroup
+	for off := 0; off < len(b); off += part {
+		seg := b[off:min(off+part, len(b))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < len(seg); i += page {
+				seg[i] = 0
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -201,7 +201,8 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 	for ip < ilimit {
 		// Two positions a step: their lookups overlap in the memory
 		// system (zstd's fast loop does the same).
-		cur0, cur1 := load64(src, ip), load64(src, ip+1)
+		w := src[ip : ip+9 : ip+9] // one bounds check for both loads
+		cur0, cur1 := binary.LittleEndian.Uint64(w), binary.LittleEndian.Uint64(w[1:])
 		// The repeat offset one byte ahead: bytes ip+1.. are cur1. (rep[0]
 		// is 1 at the frame's start and then always an offset some earlier
 		// match used, so ip+1-r >= 0.)
@@ -228,6 +229,8 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 			ip += 2 + (ip-anchor)>>skipLog
 			continue
 		}
+		// Backwards while the bytes before agree (cand < ip, so cand-1 is
+		// in src whenever ip-1 is).
 		for ip > anchor && cand > 0 && src[ip-1] == src[cand-1] {
 			ip--
 			cand--

@@ -201,7 +201,8 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 	for ip < ilimit {
 		// Two positions a step: their lookups overlap in the memory
 		// system (zstd's fast loop does the same).
-		cur0, cur1 := load64(src, ip), load64(src, ip+1)
+		w := src[ip : ip+9 : ip+9] // one bounds check for both loads
+		cur0, cur1 := binary.LittleEndian.Uint64(w), binary.LittleEndian.Uint64(w[1:])
 		// The repeat offset one byte ahead: bytes ip+1.. are cur1. (rep[0]
 		// is 1 at the frame's start and then always an offset some earlier
 		// match used, so ip+1-r >= 0.)
@@ -228,6 +229,8 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 			ip += 2 + (ip-anchor)>>skipLog
 			continue
 		}
+		// Backwards while the bytes before agree (cand < ip, so cand-1 is
+		// in src whenever ip-1 is).
 		for ip > anchor && cand > 0 && src[ip-1] == src[cand-1] {
 			ip--
 			cand--
@@ -459,37 +462,91 @@ func (e *Encoder) sequences(dst []byte) []byte {
 	mlM, mlT, dst = e.chooseTable(dst, mlHist[:], nb, &e.ml, &mlDefault, mlDefaultNorm, mlMaxLog, codes[1])
 	dst[modesAt] = byte(llM<<6 | ofM<<4 | mlM<<2)
 
-	w := bitWriter{out: dst}
-	var sLL, sML, sOF fseState
-	last := nb - 1
-	s := e.seqs[last]
-	lc, mc, oc := codes[3*last], codes[3*last+1], codes[3*last+2]
-	sML.init(mlT, mc)
-	sOF.init(ofT, oc)
-	sLL.init(llT, lc)
-	w.add(uint64(s.litLen-llBase[lc]), uint(llBits[lc]))
-	w.add(uint64(s.matchLen-3-mlBase[mc]), uint(mlBits[mc]))
-	w.flush()
-	w.add(uint64(s.offBase), uint(oc))
-	w.flush()
-	for i := last - 1; i >= 0; i-- {
-		s := e.seqs[i]
-		lc, mc, oc := codes[3*i], codes[3*i+1], codes[3*i+2]
-		sOF.encode(&w, oc)
-		sML.encode(&w, mc)
-		sLL.encode(&w, lc)
-		w.flush()
-		w.add(uint64(s.litLen-llBase[lc]), uint(llBits[lc]))
-		w.add(uint64(s.matchLen-3-mlBase[mc]), uint(mlBits[mc]))
-		w.flush()
-		w.add(uint64(s.offBase), uint(oc))
-		w.flush()
+	// At most 9+9+8 state bits and 16+16+31 extra bits a sequence, and
+	// the final states: 12 bytes a sequence and 4 bytes more cover it,
+	// and the 8 bytes past the end its word stores touch.
+	if need := len(dst) + 12*nb + 4 + 8; cap(dst) < need {
+		dst = append(make([]byte, 0, need+need/2), dst...)
 	}
-	sML.flush(&w)
-	sOF.flush(&w)
-	sLL.flush(&w)
-	w.close()
-	return w.out
+	end := encodeSeqs(dst[:cap(dst)], len(dst), e.seqs, codes, llT, mlT, ofT)
+	return dst[:end]
+}
+
+// encodeSeqs writes the sequences' bitstream into out from pos on (out
+// has the room: see sequences) and returns where it ends: the sequences
+// last to first, each as its offset, match length and literal length
+// state transitions and then its literal length, match length and
+// offset extra bits, the final states last (RFC 8878 §3.1.1.4). The bit
+// container, states and tables are locals so that they stay in
+// registers; the index masks only spare bounds checks (codes are below
+// 64 and state indices below 1 << maxFSELog by construction).
+func encodeSeqs(out []byte, pos int, seqs []sequence, codes []uint8, llT, mlT, ofT *fseTable) int {
+	var acc uint64
+	var n uint
+	flush := func() {
+		binary.LittleEndian.PutUint64(out[pos:], acc)
+		pos += int(n >> 3)
+		acc >>= n &^ 7
+		n &= 7
+	}
+	last := len(seqs) - 1
+	codes = codes[:3*len(seqs)]
+	s := seqs[last]
+	lc, mc, oc := codes[3*last], codes[3*last+1], codes[3*last+2]
+	vLL, vML, vOF := llT.initState(lc), mlT.initState(mc), ofT.initState(oc)
+	acc = uint64(s.litLen - llBase[lc&63%36])
+	n = uint(llBits[lc&63%36])
+	acc |= uint64(s.matchLen-3-mlBase[mc%53]) << (n & 63)
+	n += uint(mlBits[mc%53])
+	flush()
+	acc |= uint64(s.offBase) & (1<<(oc&63) - 1) << (n & 63)
+	n += uint(oc)
+	flush()
+	for i := last - 1; i >= 0; i-- {
+		s := seqs[i]
+		c := codes[3*i : 3*i+3 : 3*i+3]
+		lc, mc, oc := c[0], c[1], c[2]
+		tt := ofT.symbolTT[oc&63]
+		nb := uint((vOF + tt.deltaNbBits) >> 16)
+		acc |= uint64(vOF) & (1<<(nb&63) - 1) << (n & 63)
+		n += nb
+		vOF = uint32(ofT.stateTable[uint32(int32(vOF>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
+		tt = mlT.symbolTT[mc&63]
+		nb = uint((vML + tt.deltaNbBits) >> 16)
+		acc |= uint64(vML) & (1<<(nb&63) - 1) << (n & 63)
+		n += nb
+		vML = uint32(mlT.stateTable[uint32(int32(vML>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
+		tt = llT.symbolTT[lc&63]
+		nb = uint((vLL + tt.deltaNbBits) >> 16)
+		acc |= uint64(vLL) & (1<<(nb&63) - 1) << (n & 63)
+		n += nb
+		vLL = uint32(llT.stateTable[uint32(int32(vLL>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
+		// At most 26 state bits and 16 literal length bits on the 7 a
+		// flush leaves: one flush before the match length's 16 and the
+		// offset's 31 bits.
+		acc |= uint64(s.litLen-llBase[lc%36]) << (n & 63)
+		n += uint(llBits[lc%36])
+		flush()
+		acc |= uint64(s.matchLen-3-mlBase[mc%53]) << (n & 63)
+		n += uint(mlBits[mc%53])
+		acc |= uint64(s.offBase) & (1<<(oc&63) - 1) << (n & 63)
+		n += uint(oc)
+		flush()
+	}
+	acc |= uint64(vML) & (1<<mlT.log - 1) << (n & 63)
+	n += uint(mlT.log)
+	acc |= uint64(vOF) & (1<<ofT.log - 1) << (n & 63)
+	n += uint(ofT.log)
+	flush()
+	acc |= uint64(vLL) & (1<<llT.log - 1) << (n & 63)
+	n += uint(llT.log)
+	acc |= 1 << (n & 63) // the end mark
+	n++
+	flush()
+	if n > 0 {
+		pos++
+	}
+	return pos
 }
 
 // chooseTable picks the cheapest way to code one of the three code
@@ -499,7 +556,7 @@ func (e *Encoder) sequences(dst []byte) []byte {
 // RLE symbol).
 func (e *Encoder) chooseTable(dst []byte, hist []uint32, nb int, own, def *fseTable, defNorm []int16, maxLog uint8, first uint8) (int, *fseTable, []byte) {
 	if hist[first] == uint32(nb) {
-		return modeRLE, nil, append(dst, first)
+		return modeRLE, &rleTable, append(dst, first)
 	}
 	maxSym := len(hist) - 1
 	for maxSym > 0 && hist[maxSym] == 0 {

@@ -10,7 +10,7 @@ import "math/bits"
 type fseTable struct {
 	log        uint8
 	stateTable [1 << maxFSELog]uint16
-	symbolTT   [maxFSESymbols]symbolTransform
+	symbolTT   [64]symbolTransform // maxFSESymbols used; 64 so a mask bounds the index
 }
 
 // symbolTransform is FSE's per-symbol encoding rule: with state value x
@@ -80,78 +80,18 @@ func (t *fseTable) build(norm []int16, log uint8) {
 	t.log = log
 }
 
-// fseState is one encoding state over a table.
-type fseState struct {
-	value uint32
-	t     *fseTable
-}
+// rleTable stands for RLE mode: all zero, every symbol's state takes no
+// bits at all (nbBits and the next state both come out 0), so the coding
+// loop needs no branch for it.
+var rleTable fseTable
 
-// init starts the state on symbol s (the last one encoded, the first the
-// decoder reads), writing no bits. A nil table is RLE mode: the stream is
-// one symbol and its state takes no bits at all.
-func (st *fseState) init(t *fseTable, s uint8) {
-	st.t = t
-	if t == nil {
-		return
-	}
-	tt := t.symbolTT[s]
+// initState is the state that starts on symbol s (the last one encoded,
+// the first the decoder reads), writing no bits.
+func (t *fseTable) initState(s uint8) uint32 {
+	tt := t.symbolTT[s&63]
 	nbBits := (tt.deltaNbBits + 1<<15) >> 16
 	v := nbBits<<16 - tt.deltaNbBits
-	st.value = uint32(t.stateTable[int32(v>>nbBits)+tt.deltaFindState])
-}
-
-// encode moves the state to symbol s, writing the bits the decoder reads
-// to come back.
-func (st *fseState) encode(w *bitWriter, s uint8) {
-	if st.t == nil {
-		return
-	}
-	tt := st.t.symbolTT[s]
-	nbBits := (st.value + tt.deltaNbBits) >> 16
-	w.add(uint64(st.value), uint(nbBits))
-	st.value = uint32(st.t.stateTable[int32(st.value>>nbBits)+tt.deltaFindState])
-}
-
-// flush writes the final state, which the decoder reads first.
-func (st *fseState) flush(w *bitWriter) {
-	if st.t == nil {
-		return
-	}
-	w.add(uint64(st.value), uint(st.t.log))
-}
-
-// bitWriter appends bits little-endian first, as zstd's backward-read
-// streams are written: the decoder reads them from the last byte back.
-type bitWriter struct {
-	acc uint64
-	n   uint // bits in acc
-	out []byte
-}
-
-// add appends the low nb bits of v (nb <= 56 - w.n; callers flush often
-// enough).
-func (w *bitWriter) add(v uint64, nb uint) {
-	w.acc |= (v & (1<<nb - 1)) << w.n
-	w.n += nb
-}
-
-// flush moves whole bytes of the accumulator to out.
-func (w *bitWriter) flush() {
-	for w.n >= 8 {
-		w.out = append(w.out, byte(w.acc))
-		w.acc >>= 8
-		w.n -= 8
-	}
-}
-
-// close adds the end mark (a 1 bit) and pads to a byte boundary.
-func (w *bitWriter) close() {
-	w.add(1, 1)
-	w.flush()
-	if w.n > 0 {
-		w.out = append(w.out, byte(w.acc))
-		w.acc, w.n = 0, 0
-	}
+	return uint32(t.stateTable[uint32(int32(v>>nbBits)+tt.deltaFindState)%(1<<maxFSELog)])
 }
 
 // optimalLog is the accuracy log for nb symbols up to maxSym, after

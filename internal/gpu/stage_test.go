@@ -515,6 +515,10 @@ func TestDiscover(t *testing.T) {
 		if Available() == nil {
 			t.Fatalf("Discover failed on a machine with a GPU: %v", err)
 		}
+		// Without a GPU the error says so in the one way callers test.
+		if !errors.Is(err, ErrNoGPU) {
+			t.Fatalf("Discover without a GPU: %v, want an error wrapping ErrNoGPU", err)
+		}
 		t.Logf("no GPU: %v", err)
 		return
 	}

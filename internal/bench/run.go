@@ -622,11 +622,19 @@ func (a *accounting) coreUse(figs []StageFigure, cpuS float64) CoreUse {
 	u.BusyCores = cpuS / a.wall
 	u.BusyFraction = u.BusyCores / float64(a.cores)
 	for _, f := range figs {
-		if f.Kind == KindCPU && f.Name != "scatter" { // scatter is inside copy
+		if f.countsInCores() {
 			u.StagesBusyFraction += f.BusyFraction
 		}
 	}
 	return u
+}
+
+// countsInCores tells whether f's busy time adds to the stages' share of
+// the cores: CPU stages do, except scatter, which is part of copy (the
+// producer's copy scatters into the slot), so counting both would count
+// its time twice.
+func (f StageFigure) countsInCores() bool {
+	return f.Kind == KindCPU && f.Name != "scatter"
 }
 
 // measureBaselines runs the memmove baseline and the second half of the

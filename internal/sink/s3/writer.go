@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -244,15 +245,34 @@ func (s *objSink) abortUpload(key, uploadID string) {
 		defer s.cleanups.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), s.c.tune.cleanup)
 		defer cancel()
-		s.c.doTries(ctx, "abort upload of "+key, 0, cleanupTries, func(ctx context.Context) error {
-			err := s.c.core.AbortMultipartUpload(ctx, s.c.bucket, key, uploadID)
-			if isCode(err, "NoSuchUpload") {
-				return nil
-			}
-			return err
-		})
+		abort := func() error {
+			return s.c.doTries(ctx, "abort upload of "+key, 0, cleanupTries, func(ctx context.Context) error {
+				err := s.c.core.AbortMultipartUpload(ctx, s.c.bucket, key, uploadID)
+				if isCode(err, "NoSuchUpload") {
+					return nil
+				}
+				return err
+			})
+		}
+		if abort() != nil {
+			return
+		}
+		// A part whose request was cancelled client-side may still be
+		// landing on the server, and a part that lands after the abort
+		// can bring the upload back (S3's documentation says an abort
+		// may have to be repeated for that reason; seen with versitygw
+		// under load in TestPartLimit). Abort once more a moment later:
+		// NoSuchUpload then means it is gone.
+		select {
+		case <-time.After(lateAbortDelay):
+			abort()
+		case <-ctx.Done():
+		}
 	}()
 }
+
+// lateAbortDelay is how long abortUpload waits before its second abort.
+const lateAbortDelay = 250 * time.Millisecond
 
 const (
 	fileOpen int32 = iota

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -602,6 +603,35 @@ func zwNoHangFn(t *testing.T, what string, fn func()) {
 	}
 }
 
+// zwBounded is zwNoHangFn that also fails when fn allocates more than
+// budget bytes (all allocations of the process while fn runs: the fuzz
+// targets run one input at a time, so they are fn's). A hostile store
+// must cost what its files and its chunk size justify, not what its
+// metadata claims.
+func zwBounded(t *testing.T, what string, budget uint64, fn func()) {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	zwNoHangFn(t, what, fn)
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > budget {
+		t.Fatalf("%s allocated %d bytes, over its budget of %d", what, alloc, budget)
+	}
+}
+
+// readBudget is what a read command may allocate on a store of files
+// holding fileBytes bytes (the largest largest) with chunks of cb bytes:
+// the command's own start (cobra, flags: a few MiB), every file read a
+// few times over, and a few decoded chunks, each no larger than its
+// encoded bytes can expand to (zstd's bound, as internal/zarr's
+// FuzzHostileStore has it) or the chunk size; extra is what the command
+// buffers besides (cat: an epoch).
+func readBudget(fileBytes, largest, cb, extra int64) uint64 {
+	const zstdMaxExpansion = (128 << 10) / 4
+	decoded := min(cb, max(largest, 1)*zstdMaxExpansion)
+	return uint64(8<<20 + 8*fileBytes + 3*decoded + extra)
+}
+
 // File kinds FuzzStoreDir gives each file (the low bits of kinds, two per
 // file).
 const (
@@ -709,7 +739,12 @@ func FuzzStoreDir(f *testing.F) {
 			w := &cutWriter{n: 1 << 20, cancel: cancel}
 			var errb bytes.Buffer
 			var code int
-			zwNoHangFn(t, cmd, func() {
+			extra := int64(2 << 20) // cat's output, kept up to 1 MiB
+			if cmd == "cat" {
+				extra += 2*epoch + 3*s.ChunkBytes()
+			}
+			budget := readBudget(int64(len(meta)+len(f0)+len(f1)), int64(max(len(meta), len(f0), len(f1))), s.ChunkBytes(), extra)
+			zwBounded(t, cmd, budget, func() {
 				code = execute(ctx, []string{cmd, store}, stdio{in: bytes.NewReader(nil), out: w, err: &errb})
 			})
 			cancel()

@@ -94,7 +94,11 @@ func FuzzImageStoreDir(f *testing.F) {
 		} {
 			var out, errb bytes.Buffer
 			var code int
-			zwNoHangFn(t, strings.Join(args, " "), func() {
+			// smallArray keeps every chunk and epoch small: the files
+			// and a few MiB of output bound it.
+			budget := readBudget(int64(len(group)+len(meta0)+len(meta1)+len(data0)+len(data1)),
+				int64(max(len(group), len(meta0), len(meta1), len(data0), len(data1))), 1<<20, 4<<20)
+			zwBounded(t, strings.Join(args, " "), budget, func() {
 				code = execute(context.Background(), args, stdio{in: bytes.NewReader(nil), out: &out, err: &errb})
 			})
 			if code != exitOK && code != exitFailure && (args[0] != "cat" || code != exitUsage) {

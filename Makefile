@@ -5,7 +5,7 @@
 GO       ?= go
 NPM      ?= npm
 NODE     ?= node
-FUZZTIME ?= 5s
+FUZZTIME ?= 3s
 BIN      := bin/zwrite
 INTEROP  := scripts/interop
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

@@ -71,7 +71,8 @@ func (w *Writer) ReadAt(r io.ReaderAt, size int64, readers int) (int64, error) {
 		k := min(int64(s.size-s.fill), size-done)
 		over := false
 		if !w.spec.Growing() {
-			if room := w.spec.Shape[0]*w.frameBytes - w.bytesIn; k > room {
+			// roomBytes: a resume starts at StartFrame, not 0.
+			if room := w.roomBytes(); k > room {
 				k, over = room, true
 			}
 		}

@@ -187,3 +187,49 @@ func TestReadAtAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestResumeFixedShapeReadAt: resuming a fixed-shape array at StartFrame
+// and feeding the rest through ReadAt takes exactly the declared frames,
+// as Write does (roomBytes counts StartFrame; ReadAt's room must too).
+func TestResumeFixedShapeReadAt(t *testing.T) {
+	spec := mkSpec(zarr.Uint16, zarr.CodecLZ4, []int64{16, 24, 40}, []int64{4, 8, 16}, []int64{8, 16, 32})
+	fb := spec.FrameBytes()
+	for _, via := range []string{"Write", "ReadAt"} {
+		t.Run(via, func(t *testing.T) {
+			input := genInput(16*fb, 3)
+			mem := sinktest.NewMem()
+			// First run: 8 frames (one shard row) then Close (short input).
+			if _, err := runWriter(t, spec, input[:8*fb], runOpts{cfg: Config{Depth: 2, Sink: mem}}); err == nil {
+				t.Fatal("want a ShortInputError from the first run")
+			}
+			st := newStage(t, spec)
+			defer st.Close()
+			w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: mem, Depth: 2, StartFrame: 8, ExistingFrames: 8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Offer 8 frames more than the array holds.
+			extra := append(append([]byte(nil), input[8*fb:]...), genInput(8*fb, 9)...)
+			var n int64
+			if via == "Write" {
+				k, e := w.Write(extra)
+				n, err = int64(k), e
+			} else {
+				n, err = w.ReadAt(bytes.NewReader(extra), int64(len(extra)), 2)
+			}
+			var tm *TooManyFramesError
+			if !errors.As(err, &tm) || n != 8*fb {
+				t.Errorf("%s took %d bytes (%d frames), err %v; want 8 frames and a TooManyFramesError", via, n, n/fb, err)
+			}
+			cerr := w.Close()
+			if got := metaShape0(t, mem.Files()); got != 16 {
+				t.Errorf("zarr.json shape[0] %d, want 16 (Close: %v)", got, cerr)
+			}
+			for k := range mem.Files() {
+				if len(k) > 4 && k[:4] == "c/2/" {
+					t.Errorf("shard %s beyond the declared shape", k)
+				}
+			}
+		})
+	}
+}

@@ -79,6 +79,7 @@ func (w *Writer) ReadAt(r io.ReaderAt, size int64, readers int) (int64, error) {
 		if s.fill == 0 && k > 0 {
 			s.fillStart = time.Now()
 		}
+		w.growTo(s, s.fill+int(k))
 		w.reading = s
 		w.mu.Unlock()
 		start := time.Now()

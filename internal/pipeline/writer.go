@@ -330,8 +330,12 @@ func (w *Writer) allocSlot(i int) error {
 // grow starts the background allocation of slots 1.. once the producer
 // has put an eighth of a batch into slot 0 (or moved past it). Producer
 // only, with w.mu held.
-func (w *Writer) grow(s *slot) {
-	if !w.restAsked && (s != w.slots[0] || s.fill >= s.size/8) {
+func (w *Writer) grow(s *slot) { w.growTo(s, s.fill) }
+
+// growTo is grow for a slot about to hold fill bytes: a copy or read of
+// a whole slot asks for the rest before it starts, so they overlap.
+func (w *Writer) growTo(s *slot, fill int) {
+	if !w.restAsked && (s != w.slots[0] || fill >= s.size/8) {
 		w.restAsked = true
 		w.startRest(true)
 	}
@@ -361,6 +365,9 @@ func (w *Writer) allocRest() {
 			return
 		}
 		if err := w.allocSlot(i); err != nil {
+			if w.ctx.Err() != nil {
+				return // closing or aborted: the slot is not needed
+			}
 			w.fail(err)
 			return
 		}
@@ -397,6 +404,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		if s.fill == 0 {
 			s.fillStart = start
 		}
+		w.growTo(s, s.fill+k)
 		w.cp.put(s, s.fill, p[:k])
 		w.c.copy.Add(int64(time.Since(start)))
 		s.fill += k

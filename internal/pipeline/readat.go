@@ -101,7 +101,6 @@ func (w *Writer) ReadAt(r io.ReaderAt, size int64, readers int) (int64, error) {
 			return done, ErrClosed
 		}
 		s.fill += int(n)
-		w.grow(s)
 		done += n
 		w.bytesIn += n
 		w.offered += n

@@ -332,8 +332,11 @@ func (w *Writer) allocSlot(i int) error {
 // only, with w.mu held.
 func (w *Writer) grow(s *slot) { w.growTo(s, s.fill) }
 
-// growTo is grow for a slot about to hold fill bytes: a copy or read of
-// a whole slot asks for the rest before it starts, so they overlap.
+// growTo is grow for a slot about to hold fill bytes. Write and ReadAt
+// know how much a copy or read will put in and ask before it starts, so
+// a whole-slot copy overlaps the allocation (and need not ask again
+// after: the slot then holds at most fill); ReadFrom cannot know what a
+// read returns (a slow pipe gives little), so it asks after each read.
 func (w *Writer) growTo(s *slot, fill int) {
 	if !w.restAsked && (s != w.slots[0] || fill >= s.size/8) {
 		w.restAsked = true
@@ -408,7 +411,6 @@ func (w *Writer) Write(p []byte) (int, error) {
 		w.cp.put(s, s.fill, p[:k])
 		w.c.copy.Add(int64(time.Since(start)))
 		s.fill += k
-		w.grow(s)
 		n += k
 		p = p[k:]
 		w.bytesIn += int64(k)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -205,8 +206,8 @@ func resumeSpec(o *appendOptions, f *pflag.FlagSet, m *zarr.Meta, where string) 
 		}
 	}
 	diff("dtype", o.spec.DType == s.DType, o.spec.DType, s.DType)
-	diff("chunk", equalDims(o.spec.Chunk, s.Chunk), dimsString(o.spec.Chunk), dimsString(s.Chunk))
-	diff("shard", equalDims(o.spec.Shard, s.Shard), dimsString(o.spec.Shard), dimsString(s.Shard))
+	diff("chunk", slices.Equal(o.spec.Chunk, s.Chunk), dimsString(o.spec.Chunk), dimsString(s.Chunk))
+	diff("shard", slices.Equal(o.spec.Shard, s.Shard), dimsString(o.spec.Shard), dimsString(s.Shard))
 	diff("codec", o.spec.Codec == s.Codec, o.spec.Codec, s.Codec)
 	diff("level", o.spec.Level == s.Level, o.spec.Level, s.Level)
 	diff("shuffle", o.spec.Shuffle == s.Shuffle, zarr.ShuffleName(o.spec.Shuffle), zarr.ShuffleName(s.Shuffle))
@@ -222,7 +223,7 @@ func resumeSpec(o *appendOptions, f *pflag.FlagSet, m *zarr.Meta, where string) 
 
 // sameLayout compares what fixes a level's bytes.
 func sameLayout(want, got *zarr.Spec) error {
-	if !equalDims(want.Shape[1:], got.Shape[1:]) || !equalDims(want.Chunk, got.Chunk) || !equalDims(want.Shard, got.Shard) ||
+	if !slices.Equal(want.Shape[1:], got.Shape[1:]) || !slices.Equal(want.Chunk, got.Chunk) || !slices.Equal(want.Shard, got.Shard) ||
 		want.DType != got.DType || want.Codec != got.Codec || want.Level != got.Level || want.Shuffle != got.Shuffle {
 		return errors.New("shape, chunk, shard, dtype or codec differ")
 	}
@@ -274,18 +275,6 @@ func lcm(a, b int64) int64 {
 		g, x = x, g%x
 	}
 	return a / g * b
-}
-
-func equalDims(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func dimsString(v []int64) string {

@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,20 +39,7 @@ func nodeKind(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(b) > maxMetaBytes {
-		return "", fmt.Errorf("its zarr.json is larger than %d MiB", maxMetaBytes>>20)
-	}
-	var m struct {
-		ZarrFormat int    `json:"zarr_format"`
-		NodeType   string `json:"node_type"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return "", fmt.Errorf("its zarr.json is not JSON: %w", err)
-	}
-	if m.ZarrFormat != 3 || (m.NodeType != "array" && m.NodeType != "group") {
-		return "", fmt.Errorf("its zarr.json is not a Zarr v3 array or group (zarr_format %d, node_type %q)", m.ZarrFormat, m.NodeType)
-	}
-	return m.NodeType, nil
+	return ParseNodeKind(b)
 }
 
 // ourName reports whether a directory entry is one zwrite itself leaves in

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -251,20 +252,8 @@ func checkAxes(r *Report, ms *zarr.Multiscale, k int, m *zarr.Meta) bool {
 	switch got := strings.Join(m.Spec.DimNames, ","); {
 	case m.Spec.DimNames == nil:
 		r.problem("%s has no dimension_names; OME-Zarr 0.5 requires them, equal to the axis names %s", name, axes)
-	case !equalStrings(m.Spec.DimNames, names):
+	case !slices.Equal(m.Spec.DimNames, names):
 		r.problem("%s: dimension_names %s differ from the image's axis names %s", name, got, axes)
-	}
-	return true
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
 	}
 	return true
 }

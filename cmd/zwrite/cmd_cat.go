@@ -101,11 +101,8 @@ func runCat(ctx context.Context, o *catOptions, store string, out io.Writer) err
 // catTarget is the path of the array cat writes: the node at p itself, or
 // an image's level; a plain group is a usage error that lists its arrays.
 func catTarget(ctx context.Context, s *readStore, p string, o *catOptions) (string, error) {
-	n, err := s.node(p)
+	n, err := s.arrayArg(ctx, p, true)
 	if err != nil {
-		if isMissingNode(err) {
-			return "", usagef("--array %s: %v; the store holds %s", p, err, orNone(storeNodes(ctx, s, ".", true)))
-		}
 		return "", err
 	}
 	switch {

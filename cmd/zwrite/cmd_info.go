@@ -216,11 +216,8 @@ func runInfo(ctx context.Context, o *infoOptions, store string, out io.Writer) e
 		return err
 	}
 	defer s.Close()
-	n, err := s.node(p)
+	n, err := s.arrayArg(ctx, p, false)
 	if err != nil {
-		if isMissingNode(err) {
-			return usagef("--array %s: %v; the store holds %s", p, err, orNone(storeNodes(ctx, s, ".", false)))
-		}
 		return err
 	}
 	doc := infoDoc{Store: store}

@@ -92,11 +92,8 @@ func runVerify(ctx context.Context, o *verifyOptions, store string, std stdio) e
 		return err
 	}
 	defer s.Close()
-	n, err := s.node(p)
+	n, err := s.arrayArg(ctx, p, false)
 	if err != nil {
-		if isMissingNode(err) {
-			return usagef("--array %s: %v; the store holds %s", p, err, orNone(storeNodes(ctx, s, ".", false)))
-		}
 		return err
 	}
 	v := &verifier{ctx: ctx, s: s, io: std, rawName: o.raw}

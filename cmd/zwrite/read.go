@@ -88,6 +88,17 @@ func (s *readStore) node(p string) (*zarr.Node, error) {
 	return nil, fmt.Errorf("%s: %w", s.name(p), err)
 }
 
+// arrayArg is node for the path --array named: a path that holds no node
+// is a usage error that lists the nodes the store holds (levelFlag as for
+// storeNodes).
+func (s *readStore) arrayArg(ctx context.Context, p string, levelFlag bool) (*zarr.Node, error) {
+	n, err := s.node(p)
+	if err != nil && isMissingNode(err) {
+		return nil, usagef("--array %s: %v; the store holds %s", p, err, orNone(storeNodes(ctx, s, ".", levelFlag)))
+	}
+	return n, err
+}
+
 // missingNodeError is a PATH that names no node of the store.
 type missingNodeError struct{ err error }
 

@@ -17,6 +17,11 @@
 # Usage: scripts/ptx.sh [NAME.cu...]   (default: every kernel)
 # KERNELS and PTX_OUT override the source and output directories, NVCC the
 # compiler, ARCHS the cubin list (space separated, e.g. "sm_80 sm_90").
+# PTX_ISA (e.g. 7.8) declares that PTX ISA version in NAME.ptx instead of
+# the compiler's, and fails unless ptxas assembles the PTX under it: a
+# newer nvcc's PTX that drivers older than it still JIT-compile (a cubin
+# built by a CUDA newer than the driver is refused; the loader then falls
+# back to the PTX).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 src=${KERNELS:-$root/internal/gpu/kernels}
@@ -71,6 +76,12 @@ for cu in "${files[@]}"; do
 	name=$(basename "$cu" .cu)
 	sum=$(source_hash "$cu")
 	"$NVCC" -ptx -arch=compute_80 -o "$tmp/$name.ptx" "$cu"
+	if [ -n "${PTX_ISA:-}" ]; then
+		# Declare the older ISA, then let ptxas prove the PTX is valid
+		# under it (it checks every instruction against .version).
+		sed -i "s/^\.version .*/.version $PTX_ISA/" "$tmp/$name.ptx"
+		"$(dirname "$(command -v "$NVCC")")/ptxas" -arch=sm_80 -o /dev/null "$tmp/$name.ptx"
+	fi
 	{ echo "// sha256 $sum $name.cu"; cat "$tmp/$name.ptx"; } >"$dst/$name.ptx"
 	echo "ptx.sh: $dst/$name.ptx"
 	rm -f "$dst/$name".sm_*.cubin

@@ -133,42 +133,64 @@ type Options struct {
 // c-blosc writes zstd buffers with DONT_SPLIT set (checked by
 // TestNumcodecs).
 //
-// Block size: o.BlockSize, else DefaultBlockSize (64 KiB), clamped as
-// c-blosc's compute_blocksize clamps a forced size. Any reader decodes any
-// block size (it is in the header); c-blosc itself would pick 32 KiB for
-// zstd at clevel 1. Every zstd block is a frame with its own tables, so
-// larger blocks compress better, but most of that comes from the byte
-// planes: the CPU encoder codes each plane of a shuffled block as a zstd
-// block of its own (one literal table for the noisy low bytes, another
-// for the smooth high ones), which gives 12-bit noise 1.33 where one
-// table for the whole block gives 1.17. With that, measured with
-// internal/codec's TestMeasureCodecs (2-core dev VM; byte shuffle, clevel
-// 1, uint16; camera is internal/bench's fill; ratio, MB/s per core for
-// camera):
+// Block size: o.BlockSize, else for LZ4 DefaultBlockSize (64 KiB, what
+// c-blosc picks at clevel 1) and for zstd what c-blosc's compute_blocksize
+// picks at the clevel (32 KiB at clevel 1, 64 KiB at 2, 128 KiB from 3 on,
+// where c-blosc goes on to 256 KiB-1 MiB: zstdBlockSize), clamped as
+// c-blosc clamps a forced size. Any reader decodes any block size (it is
+// in the header). Both encoders code each byte plane of a shuffled zstd
+// block as a zstd block of its own (one literal table for the noisy low
+// bytes, another for the smooth high ones), which gives 12-bit noise 1.33
+// where one table for the whole block gives 1.17. With that, measured on
+// the 2-core dev VM (CPU encoder, byte shuffle, clevel 1, uint16; libzstd
+// level 1 on the same blocks, shuffled, as c-blosc codes them):
 //
-//	block     256 KiB chunks                      1 MiB chunks
-//	          thirds  rand   camera  MB/s         thirds  rand   camera
-//	 64 KiB   4.617   1.332  2.464   442          4.586   1.332  2.397
-//	128 KiB   4.638   1.333  2.469   492          4.625   1.333  2.402
-//	256 KiB   4.651   1.333  2.471   518          4.645   1.333  2.404
-//	512 KiB                                       4.658   1.333  2.404
+//	data (chunks)                      32 KiB  64 KiB  libzstd 32 KiB
+//	camera file (64x256x256, 8 MiB)    2.497   2.473   2.465
+//	orca2 camera fill (32x1x64x64)     2.767   2.776   2.731
+//	orca2 thirds fill (32x1x64x64)     4.612   4.642   4.426
 //
-// (one zstd block per blosc block instead: 64 KiB 4.46, 1.17, 2.43.)
-// Larger blocks gain at most 0.7% (thirds; camera 0.3%) and cost a GPU
-// encoder parallelism, so zstd keeps the 64 KiB of LZ4 (the GPU kernels
-// take one blosc block as one unit of work of at most one zstd block); a
-// GPU encoder that cuts the block at the byte planes, as the CPU one
-// does, gets the CPU's ratio.
+// Large frames tiled as in the camera file gain from c-blosc's 32 KiB
+// (the literal statistics follow the scene row band by row band), deep
+// small tiles lose 0.3-0.6 %; c-blosc's own choice is the default, and a
+// higher clevel gives larger blocks.
 func Geometry(o Options, nbytes int) (bs int, split bool) {
 	ts := max(o.TypeSize, 1)
 	want := o.BlockSize
 	if want == 0 {
 		want = DefaultBlockSize
+		if o.Compressor == Zstd {
+			want = zstdBlockSize(o.CLevel)
+		}
 	}
 	bs = blockSize(nbytes, ts, want)
 	split = o.Compressor == LZ4 && ts <= maxSplits && bs/ts >= minBufferSize
 	return bs, split
 }
+
+// zstdBlockSize is the block size c-blosc 1.x's compute_blocksize picks
+// for zstd at clevel (L1 = 32 KiB, doubled for its high-ratio codecs,
+// then scaled by the level: clevel 1 halves it, 2 keeps it, 3 doubles
+// it), at most maxZstdBlock.
+func zstdBlockSize(clevel int) int {
+	bs := 2 * 32 << 10
+	switch {
+	case clevel <= 0:
+		bs /= 4
+	case clevel == 1:
+		bs /= 2
+	case clevel == 3:
+		bs *= 2
+	case clevel >= 4:
+		bs *= 4
+	}
+	return min(bs, maxZstdBlock)
+}
+
+// maxZstdBlock caps zstd's blocks where c-blosc would go past it (clevel
+// 4 and up): the GPU encoder takes a blosc block as one zstd frame of
+// one zstd block per byte plane, of at most 128 KiB.
+const maxZstdBlock = 128 << 10
 
 // MaxEncodedSize is the largest buffer Encode produces for n input bytes.
 func MaxEncodedSize(n int) int { return n + HeaderSize }

@@ -114,8 +114,13 @@ func TestGeometry(t *testing.T) {
 		{"lz4 typesize 16", Options{TypeSize: 16, CLevel: 1}, 1 << 20, 64 << 10, true},
 		{"forced size rounds to typesize", Options{TypeSize: 8, BlockSize: 5007}, 100000, 5000, true},
 		{"forced size at least 128", Options{TypeSize: 1, BlockSize: 5}, 100000, 128, true},
-		{"zstd default", Options{TypeSize: 2, CLevel: 1, Compressor: Zstd}, 1 << 20, 64 << 10, false},
-		{"zstd chunk below the block", Options{TypeSize: 2, CLevel: 1, Compressor: Zstd}, 50000, 50000, false},
+		{"zstd default", Options{TypeSize: 2, CLevel: 1, Compressor: Zstd}, 1 << 20, 32 << 10, false},
+		{"zstd clevel 2", Options{TypeSize: 2, CLevel: 2, Compressor: Zstd}, 1 << 20, 64 << 10, false},
+		{"zstd clevel 3", Options{TypeSize: 2, CLevel: 3, Compressor: Zstd}, 1 << 20, 128 << 10, false},
+		{"zstd clevel 9 capped", Options{TypeSize: 2, CLevel: 9, Compressor: Zstd}, 1 << 20, 128 << 10, false},
+		{"zstd clevel 0", Options{TypeSize: 2, Compressor: Zstd}, 1 << 20, 16 << 10, false},
+		{"zstd chunk below the block", Options{TypeSize: 2, CLevel: 1, Compressor: Zstd}, 30000, 30000, false},
+		{"zstd typesize 3", Options{TypeSize: 3, CLevel: 1, Compressor: Zstd}, 1 << 20, 32766, false},
 		{"zstd forced", Options{TypeSize: 2, CLevel: 1, Compressor: Zstd, BlockSize: 4096}, 100000, 4096, false},
 	}
 	for _, tc := range tests {
@@ -161,11 +166,11 @@ func TestEncodeLayout(t *testing.T) {
 		{"tiny", ramp[:100], Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle}, 0x33, 100, true},
 		{"noise", fill("noise", 70000, 1), Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle}, 0x23, 65536, true},
 		{"odd blocksize rounds to typesize", make([]byte, 100000), Options{TypeSize: 8, CLevel: 1, Shuffle: NoShuffle, BlockSize: 5007}, 0x20, 5000, false},
-		{"zstd shuffle", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, Compressor: Zstd}, 0x91, 65536, false},
+		{"zstd shuffle", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, Compressor: Zstd}, 0x91, 32768, false},
 		{"zstd noshuffle", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: NoShuffle, Compressor: Zstd, BlockSize: 65536}, 0x90, 65536, false},
-		{"zstd bitshuffle", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: BitShuffle, Compressor: Zstd}, 0x94, 65536, false},
-		{"zstd clevel 0", ramp, Options{TypeSize: 2, Shuffle: ByteShuffle, Compressor: Zstd}, 0x93, 65536, true},
-		{"zstd noise", fill("noise", 70000, 1), Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, Compressor: Zstd}, 0x93, 65536, true},
+		{"zstd bitshuffle", ramp, Options{TypeSize: 2, CLevel: 1, Shuffle: BitShuffle, Compressor: Zstd}, 0x94, 32768, false},
+		{"zstd clevel 0", ramp, Options{TypeSize: 2, Shuffle: ByteShuffle, Compressor: Zstd}, 0x93, 16384, true},
+		{"zstd noise", fill("noise", 70000, 1), Options{TypeSize: 2, CLevel: 1, Shuffle: ByteShuffle, Compressor: Zstd}, 0x93, 32768, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,10 +31,9 @@ const (
 
 type bloscZstdCodec struct {
 	shuf                  bloscShuffler
-	blocks, seqs          *Function
+	k                     zstdKern
 	sizes, plan, assemble *Function
 	opts                  blosc.Options
-	parse                 uint32
 	memcpy                bool
 	note                  string
 }
@@ -63,7 +62,6 @@ func newBloscZstd(m *Module, spec zarr.Spec) (CodecKernels, error) {
 	parse, _, _ := zstdParse(zl)
 	c := &bloscZstdCodec{
 		opts:   blosc.Options{TypeSize: ts, CLevel: spec.Level, Shuffle: spec.Shuffle, Compressor: blosc.Zstd},
-		parse:  parse,
 		memcpy: spec.Level == 0,
 		note:   zstdParseNote(fmt.Sprintf("blosc clevel %d (zstd level %d)", spec.Level, zl), zl),
 	}
@@ -74,7 +72,7 @@ func newBloscZstd(m *Module, spec zarr.Spec) (CodecKernels, error) {
 	if c.shuf, err = newBloscShuffler(m, spec.Shuffle, ts); err != nil {
 		return nil, fmt.Errorf("blosc-zstd codec: %w", err)
 	}
-	if c.blocks, c.seqs, err = zstdKernels(m, parse); err != nil {
+	if c.k, err = zstdKernels(m, parse); err != nil {
 		return nil, fmt.Errorf("blosc-zstd codec: %w", err)
 	}
 	for _, k := range []struct {
@@ -102,14 +100,38 @@ type bzstdScratch struct {
 	shuf, blkSize, slots, csizes, stored, bstarts, plan, total int64
 }
 
+// planes is the byte planes zstd_blocks cuts a blosc block's frame at
+// (ZsGeo in zstd.cu): the shuffle's, as internal/blosc's encoder does.
+func (c *bloscZstdCodec) planes() uint32 {
+	ts := uint32(max(c.opts.TypeSize, 1))
+	switch c.opts.Shuffle {
+	case zarr.ByteShuffle:
+		return ts
+	case zarr.BitShuffle:
+		return ts | zstdBitShuf
+	}
+	return 1
+}
+
+// frames is the zstd frame geometry of a chunk's blosc blocks: block
+// slots per blosc block and the scratch bytes of one.
+func (c *bloscZstdCodec) frames(l bloscLayout, chunkBytes int64) (nbf, stride int64) {
+	last := chunkBytes % l.bs
+	if last == 0 {
+		last = l.bs
+	}
+	return zstdFrames(l.bs, last, c.planes())
+}
+
 func (c *bloscZstdCodec) scratchLayout(chunkBytes int64, n int) bzstdScratch {
 	l := newBloscLayout(c.opts, chunkBytes)
 	round := func(v int64) int64 { return (v + 255) &^ 255 }
 	blocks := l.nblocks * int64(n)
+	nbf, stride := c.frames(l, chunkBytes)
 	var s bzstdScratch
 	s.blkSize = round(l.cstride*int64(n) + lz4Pad)
-	s.slots = s.blkSize + round(4*blocks)
-	s.csizes = s.slots + blocks*zstdBlkScratch
+	s.slots = s.blkSize + round(4*blocks*nbf)
+	s.csizes = s.slots + blocks*nbf*stride
 	s.stored = s.csizes + round(4*blocks)
 	s.bstarts = s.stored + round(4*blocks)
 	s.plan = s.bstarts + round(4*blocks)
@@ -154,12 +176,16 @@ func (c *bloscZstdCodec) Encode(q Queue, in DevPtr, chunkBytes int64, n int, out
 		if last == 0 {
 			last = l.bs
 		}
-		if err := zstdRunBlocks(q, c.blocks, c.seqs, at(sc.shuf), uint64(l.cstride), uint64(l.bs), uint32(l.nblocks), uint64(last),
-			blocks, at(sc.slots), at(sc.blkSize), c.parse); err != nil {
+		nbf, _ := c.frames(l, chunkBytes)
+		if blocks*nbf > 1<<31-1 {
+			return fmt.Errorf("blosc-zstd encode: %d chunks of %d bytes are %d zstd blocks, more than one batch may hold; use smaller batches", n, chunkBytes, blocks*nbf)
+		}
+		if err := zstdRunBlocks(q, c.k, at(sc.shuf), uint64(l.cstride), uint64(l.bs), uint32(l.nblocks), uint64(last),
+			c.planes(), blocks*nbf, at(sc.slots), at(sc.blkSize)); err != nil {
 			return fmt.Errorf("blosc-zstd encode: %w", err)
 		}
 		gs := Dim3{X: uint32((blocks + bzstdSizesCTA - 1) / bzstdSizesCTA)}
-		if err := q.Launch(c.sizes, gs, Dim3{X: bzstdSizesCTA}, 0, at(sc.blkSize), at(sc.csizes), nb, ts, bs, nn); err != nil {
+		if err := q.Launch(c.sizes, gs, Dim3{X: bzstdSizesCTA}, 0, at(sc.blkSize), at(sc.csizes), nb, ts, bs, nn, c.planes()); err != nil {
 			return fmt.Errorf("blosc-zstd encode: %w", err)
 		}
 	}
@@ -173,7 +199,7 @@ func (c *bloscZstdCodec) Encode(q Queue, in DevPtr, chunkBytes int64, n int, out
 		return fmt.Errorf("blosc-zstd encode: %w", err)
 	}
 	if err := q.Launch(c.assemble, ga, Dim3{X: bzstdAsmCTA}, 0, in, at(sc.shuf), at(sc.slots), at(sc.blkSize), at(sc.stored),
-		at(sc.bstarts), at(sc.plan), out, uint32(stride), sizes, nb, ts, bs, nn, bloscFlags(c.opts, false)); err != nil {
+		at(sc.bstarts), at(sc.plan), out, uint32(stride), sizes, nb, ts, bs, nn, bloscFlags(c.opts, false), c.planes()); err != nil {
 		return fmt.Errorf("blosc-zstd encode: %w", err)
 	}
 	return nil

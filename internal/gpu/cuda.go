@@ -74,6 +74,8 @@ type driver struct {
 	cuModuleLoadDataEx        func(m *uintptr, image unsafe.Pointer, nopt uint32, opts *int32, vals *uintptr) uint32
 	cuModuleUnload            func(m uintptr) uint32
 	cuModuleGetFunction       func(f *uintptr, m uintptr, name string) uint32
+	cuModuleGetGlobal         func(p *uint64, n *uint64, m uintptr, name string) uint32
+	cuOccupancyMaxActive      func(n *int32, f uintptr, threads int32, smem uint64) uint32
 	cuFuncSetAttribute        func(f uintptr, attr int32, v int32) uint32
 	cuFuncGetAttribute        func(v *int32, attr int32, f uintptr) uint32
 	cuLaunchKernel            func(f uintptr, gx, gy, gz, bx, by, bz, shmem uint32, st uintptr, params unsafe.Pointer, extra unsafe.Pointer) uint32
@@ -159,6 +161,8 @@ func loadDriver() error {
 		{&drv.cuModuleLoadDataEx, "cuModuleLoadDataEx"},
 		{&drv.cuModuleUnload, "cuModuleUnload"},
 		{&drv.cuModuleGetFunction, "cuModuleGetFunction"},
+		{&drv.cuModuleGetGlobal, "cuModuleGetGlobal_v2"},
+		{&drv.cuOccupancyMaxActive, "cuOccupancyMaxActiveBlocksPerMultiprocessor"},
 		{&drv.cuFuncSetAttribute, "cuFuncSetAttribute"},
 		{&drv.cuFuncGetAttribute, "cuFuncGetAttribute"},
 		{&drv.cuLaunchKernel, "cuLaunchKernel"},

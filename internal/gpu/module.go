@@ -388,3 +388,50 @@ func structPointer(v any) (unsafe.Pointer, bool) {
 	}
 	return rv.UnsafePointer(), true
 }
+
+// Global returns the address and size of the module's __device__ variable
+// name. An emulated module has none (an error).
+func (m *Module) Global(name string) (DevPtr, int64, error) {
+	if m.emulated {
+		return 0, 0, fmt.Errorf("module %s: globals are not emulated", m.name)
+	}
+	defer m.d.enter()()
+	var p, n uint64
+	if err := check("cuModuleGetGlobal("+m.name+"."+name+")", drv.cuModuleGetGlobal(&p, &n, m.h, name)); err != nil {
+		return 0, 0, err
+	}
+	return DevPtr(p), int64(n), nil
+}
+
+// ReadGlobal copies the module's __device__ variable name (exactly
+// len(dst) bytes) into dst, on the legacy stream and waiting for it: for
+// the few constants a module reports about itself at load time.
+func (m *Module) ReadGlobal(name string, dst []byte) error {
+	p, n, err := m.Global(name)
+	if err != nil {
+		return err
+	}
+	if n != int64(len(dst)) {
+		return fmt.Errorf("module %s: global %s holds %d bytes, want %d", m.name, name, n, len(dst))
+	}
+	defer m.d.enter()()
+	if err := check("cuMemcpyDtoHAsync("+name+")", drv.cuMemcpyDtoHAsync(unsafe.Pointer(&dst[0]), uint64(p), uint64(n), 0)); err != nil {
+		return err
+	}
+	return check("cuStreamSynchronize", drv.cuStreamSynchronize(0))
+}
+
+// Occupancy is how many CTAs of threads threads and smem bytes of dynamic
+// shared memory one multiprocessor holds at once for f (what bounds how
+// much latency the parse loops can hide).
+func (f *Function) Occupancy(threads, smem int) (int, error) {
+	if f.m.emulated {
+		return 0, fmt.Errorf("kernel %s: occupancy is not emulated", f.Name)
+	}
+	defer f.m.d.enter()()
+	var n int32
+	if err := check("cuOccupancyMaxActiveBlocksPerMultiprocessor("+f.Name+")", drv.cuOccupancyMaxActive(&n, f.h, int32(threads), uint64(smem))); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}

@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 
@@ -29,7 +30,46 @@ const (
 	zstdSmemLazy   = 68608                                                   // ZS_SMEM_LAZY
 	zstdSeqThreads = 8                                                       // ZS_SEQ_NT
 	zstdAsmThreads = 256
+	zstdSegMin     = 1024    // ZS_SEGMIN
+	zstdMinPlane   = 8 << 10 // ZS_MINPLANE
+	zstdBitShuf    = 1 << 16 // ZS_BITSHUF
 )
+
+// zstdFrames mirrors zsGeo's sizes for frames of frameBytes (lastBytes
+// for a chunk's last) cut at planes byte planes (planes as zstd_blocks
+// takes it; see ZsGeo in zstd.cu): the block slots per frame and the
+// scratch bytes of one slot.
+func zstdFrames(frameBytes, lastBytes int64, planes uint32) (nbf, stride int64) {
+	if planes == 0 {
+		return zstdBlocks(frameBytes), zstdBlkScratch
+	}
+	blockLen := func(n int64) int64 {
+		p := int64(planes & 0xFFFF)
+		if p > 1 && planes&zstdBitShuf != 0 && (n < p || (n/p)%8 != 0) {
+			p = 1
+		}
+		if p > 1 && n/p >= zstdMinPlane {
+			return n / p
+		}
+		return zstdBlock
+	}
+	blocksOf := func(n, bl int64) int64 {
+		if n == 0 {
+			return 1
+		}
+		return (n + bl - 1) / bl
+	}
+	bf, bl := blockLen(frameBytes), blockLen(lastBytes)
+	nbf = max(blocksOf(frameBytes, bf), blocksOf(lastBytes, bl))
+	big := max(min(bf, frameBytes), min(bl, lastBytes))
+	seg := int64(zstdBlock / zstdThreads)
+	if big < zstdBlock {
+		seg = max(zstdSegMin, ((big+zstdThreads-1)/zstdThreads+15)&^15)
+	}
+	segseq := seg/4 + 1
+	r16 := func(v int64) int64 { return (v + 15) &^ 15 }
+	return nbf, r16(max(big, 512)) + zstdThreads*segseq*8 + r16(big+1024)
+}
 
 // GPU parses: the match finders of zstd_blocks (ZS_PARSE_* in zstd.cu).
 // The zstd level (and a blosc clevel through c-blosc's mapping) picks one;
@@ -78,10 +118,8 @@ func zstdParseNote(what string, level int) string {
 }
 
 type zstdCodec struct {
-	blocks   *Function
-	seqs     *Function
+	k        zstdKern
 	assemble *Function
-	parse    uint32
 	note     string
 }
 
@@ -93,29 +131,47 @@ func zstdSmem(parse uint32) int {
 	return zstdSmemFast
 }
 
+// zstdKern is zstd_blocks and zstd_seqs set up for one parse: both zstd
+// codecs run them.
+type zstdKern struct {
+	blocks, seqs *Function
+	parse        uint32
+	smem         int // dynamic shared memory per zstd_blocks CTA
+}
+
 // zstdKernels looks up the zstd kernels both zstd codecs use, for a parse.
-func zstdKernels(m *Module, parse uint32) (blocks, seqs *Function, err error) {
-	if blocks, err = m.Function("zstd_blocks"); err != nil {
-		return nil, nil, err
+// The shared memory a parse needs is what the module says it was built
+// with (zs_smem_need, so a kernel built with other table sizes for tuning
+// launches with its own), else the constants of the committed source.
+func zstdKernels(m *Module, parse uint32) (zstdKern, error) {
+	k := zstdKern{parse: parse, smem: zstdSmem(parse)}
+	var err error
+	if k.blocks, err = m.Function("zstd_blocks"); err != nil {
+		return k, err
 	}
-	if seqs, err = m.Function("zstd_seqs"); err != nil {
-		return nil, nil, err
+	if k.seqs, err = m.Function("zstd_seqs"); err != nil {
+		return k, err
 	}
-	need := zstdSmem(parse)
-	if max := m.Device().MaxSharedPerBlock(); max > 0 && max < need {
-		return nil, nil, fmt.Errorf("needs %d bytes of shared memory per block, the GPU allows %d", need, max)
+	if !m.emulated {
+		var need [8]byte
+		if m.ReadGlobal("zs_smem_need", need[:]) == nil {
+			k.smem = int(binary.LittleEndian.Uint32(need[4*min(parse, 1):]))
+		}
 	}
-	if err := blocks.SetMaxDynamicShared(need); err != nil {
-		return nil, nil, err
+	if max := m.Device().MaxSharedPerBlock(); max > 0 && max < k.smem {
+		return k, fmt.Errorf("needs %d bytes of shared memory per block, the GPU allows %d", k.smem, max)
 	}
-	return blocks, seqs, nil
+	if err := k.blocks.SetMaxDynamicShared(k.smem); err != nil {
+		return k, err
+	}
+	return k, nil
 }
 
 func newZstd(m *Module, spec zarr.Spec) (CodecKernels, error) {
 	// The level is informational for zstd readers: any parse gives a valid
 	// frame. The GPU runs the parse nearest below it (zstdParse).
 	parse, _, _ := zstdParse(spec.Level)
-	b, sq, err := zstdKernels(m, parse)
+	k, err := zstdKernels(m, parse)
 	if err != nil {
 		return nil, fmt.Errorf("zstd codec: %w", err)
 	}
@@ -123,7 +179,7 @@ func newZstd(m *Module, spec zarr.Spec) (CodecKernels, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zstd codec: %w", err)
 	}
-	return &zstdCodec{blocks: b, seqs: sq, assemble: a, parse: parse,
+	return &zstdCodec{k: k, assemble: a,
 		note: zstdParseNote(fmt.Sprintf("zstd level %d", spec.Level), spec.Level)}, nil
 }
 
@@ -184,7 +240,7 @@ func (c *zstdCodec) Encode(q Queue, in DevPtr, chunkBytes int64, n int, out DevP
 	// One frame per chunk: stride, frame and last-frame length are the
 	// chunk's.
 	cb := uint64(chunkBytes)
-	if err := zstdRunBlocks(q, c.blocks, c.seqs, in, cb, cb, 1, cb, nb, slots, blkSize, c.parse); err != nil {
+	if err := zstdRunBlocks(q, c.k, in, cb, cb, 1, cb, 0, nb, slots, blkSize); err != nil {
 		return fmt.Errorf("zstd codec: %w", err)
 	}
 	if err := q.Launch(c.assemble, Dim3{X: uint32(n)}, Dim3{X: zstdAsmThreads}, 0,
@@ -197,12 +253,12 @@ func (c *zstdCodec) Encode(q Queue, in DevPtr, chunkBytes int64, n int, out DevP
 // zstdRunBlocks enqueues zstd_blocks and zstd_seqs for nb zstd blocks of
 // the frames described by (chunkStride, frameBytes, fpc, lastBytes; see
 // ZsGeo in zstd.cu).
-func zstdRunBlocks(q Queue, blocks, seqs *Function, in DevPtr, chunkStride, frameBytes uint64, fpc uint32, lastBytes uint64,
-	nb int64, slots, blkSize DevPtr, parse uint32) error {
-	if err := q.Launch(blocks, Dim3{X: uint32(nb)}, Dim3{X: zstdThreads}, zstdSmem(parse),
-		in, chunkStride, frameBytes, fpc, lastBytes, uint32(nb), slots, blkSize, parse); err != nil {
+func zstdRunBlocks(q Queue, k zstdKern, in DevPtr, chunkStride, frameBytes uint64, fpc uint32, lastBytes uint64,
+	planes uint32, nb int64, slots, blkSize DevPtr) error {
+	if err := q.Launch(k.blocks, Dim3{X: uint32(nb)}, Dim3{X: zstdThreads}, k.smem,
+		in, chunkStride, frameBytes, fpc, lastBytes, planes, uint32(nb), slots, blkSize, k.parse); err != nil {
 		return err
 	}
-	return q.Launch(seqs, Dim3{X: uint32((nb + zstdSeqThreads - 1) / zstdSeqThreads)}, Dim3{X: zstdSeqThreads}, 0,
-		chunkStride, frameBytes, fpc, lastBytes, uint32(nb), slots, blkSize)
+	return q.Launch(k.seqs, Dim3{X: uint32((nb + zstdSeqThreads - 1) / zstdSeqThreads)}, Dim3{X: zstdSeqThreads}, 0,
+		chunkStride, frameBytes, fpc, lastBytes, planes, uint32(nb), slots, blkSize)
 }

@@ -91,7 +91,9 @@
 // Parses (zstd_blocks' parse argument; zstd.go maps levels to them).
 #define ZS_PARSE_FAST 0
 #define ZS_PARSE_LAZY 1
+#ifndef ZS_SEGMIN
 #define ZS_SEGMIN 1024                // shortest segment of a short block
+#endif
 #define ZS_SEGSEQ (ZS_SEG / 4 + 1)    // sequences per segment, at most
 #define ZS_LITCAP ZS_BLOCK
 #define ZS_SEQCAP (ZS_NT * ZS_SEGSEQ * 8)
@@ -482,6 +484,8 @@ struct ZsSeqWs {
 // place (counts, cumulative counts), which global memory would turn into a
 // chain of L2 round trips. 1412 bytes: an odd number of words, so threads
 // touching the same field hit different banks.
+static_assert(sizeof(ZsSeqWs) <= 512, "ZsSeqWs outgrew the smallest literal buffer (zsGeo's litcap)");
+
 struct ZsSeqTmp {
   u16 cnt[3][64];    // LL, OF, ML code counts
   short norm[3][64];
@@ -868,7 +872,7 @@ ZD void zsSeqTable(ZsFseT<S, N>& ct, ZsSeqTmp& x, u32 mode, u32 maxSym, u32 tl, 
   else zsFseBuild(ct, pre, preMax, preTl, x.tsym, x.cumul);
 }
 
-ZD u32 zsEncodeSequences(ZsSeqWs& e, ZsSeqTmp& x, ZsSeqCT& ct, u64* seqs, u8* out, u8* end, u32 blkIndex) {
+ZD u32 zsEncodeSequences(ZsSeqWs& e, ZsSeqTmp& x, ZsSeqCT& ct, u64* seqs, u32 segseq, u8* out, u8* end, u32 blkIndex) {
   // Concatenate segments, fold trailing literals into the next sequence and
   // turn offsets into offset values with the repeat-offset history. A block
   // after the first does not know the history left by earlier blocks (they
@@ -878,7 +882,7 @@ ZD u32 zsEncodeSequences(ZsSeqWs& e, ZsSeqTmp& x, ZsSeqCT& ct, u64* seqs, u8* ou
   u32 ns = 0, carry = 0;
   for (int i = 0; i < 64; i++) x.cnt[0][i] = x.cnt[1][i] = x.cnt[2][i] = 0;
   for (int t = 0; t < ZS_NT; t++) {
-    const u64* sq = seqs + (u64)t * ZS_SEGSEQ;
+    const u64* sq = seqs + (u64)t * segseq;
     u32 n = e.segNseq[t];
     for (u32 k0 = 0; k0 < n; k0 += 8) {
       // Load 8 sequences at once: one memory wait per 8, not per sequence.
@@ -1023,7 +1027,7 @@ ZS_UNROLL
 
 #if defined(ZS_PROF) && defined(__CUDACC__)
 // Profiling builds only (harness): CTA cycles per executed phase, summed.
-__device__ unsigned long long zsProf[32];
+extern "C" __device__ unsigned long long zsProf[32];
 #endif
 #if defined(ZS_PROF) && defined(__CUDA_ARCH__)
 #define ZS_TICK_INIT long long zsT = clock64(); int zsPh = 0;
@@ -1046,34 +1050,84 @@ __device__ unsigned long long zsProf[32];
 // Where a batch's frames lie: frame j of chunk c starts at
 // in + c*chunkStride + j*frameBytes and holds frameBytes bytes (lastBytes
 // for the chunk's last frame, j = fpc-1). The zstd codec has one frame
-// per chunk; blosc-zstd one per blosc block (its streams), and then a
-// frame is one zstd block at most (the host keeps frameBytes <= ZS_BLOCK
-// when fpc > 1). Zstd block g of the batch is block g % nbf of frame
-// g / nbf, nbf = the block slots per frame.
+// per chunk, cut into blocks of ZS_BLOCK (planes = 0). blosc-zstd has one
+// per blosc block (its streams, frameBytes <= ZS_BLOCK), and planes is
+// the shuffle's byte planes (typesize; 1 without a shuffle, ZS_BITSHUF
+// added for bit shuffle): a frame of planes planes is cut at them, one
+// zstd block per plane with a literal table of its own (the noisy low
+// bytes and the smooth high ones of camera data code far better apart),
+// as the CPU's blosc does (internal/blosc, zstdEncoder.compress: planes
+// shorter than ZS_MINPLANE, or a bit shuffle that did not run, stay one
+// block). Zstd block g of the batch is block g % nbf of frame g / nbf,
+// nbf = the block slots per frame; a frame with fewer blocks leaves its
+// last slots empty (bi >= nb). A slot's scratch is stride bytes: litcap
+// of literals, seqcap of sequences (segseq per thread), then the block.
+#define ZS_BITSHUF 0x10000u
+#define ZS_MINPLANE (8 * 1024)
 struct ZsGeo {
   u64 chunkStride, frameBytes, lastBytes;
-  u32 fpc, nbf;
+  u64 stride, litcap, seqcap;
+  u32 fpc, nbf, planes, segseq;
+  bool bitshuf;
 };
-ZD u32 zsFrameBlocks(u64 n) { return n == 0 ? 1 : (u32)((n + ZS_BLOCK - 1) / ZS_BLOCK); }
-ZD ZsGeo zsGeo(u64 chunkStride, u64 frameBytes, u32 fpc, u64 lastBytes) {
+ZD u32 zsBlocksOf(u64 n, u32 bl) { return n == 0 ? 1 : (u32)((n + bl - 1) / bl); }
+// zsFrameBlocks: the zstd codec's blocks of a chunk of n bytes.
+ZD u32 zsFrameBlocks(u64 n) { return zsBlocksOf(n, ZS_BLOCK); }
+// zsBlockLen is the zstd block length in a frame of n bytes.
+ZD u32 zsBlockLen(const ZsGeo& g, u64 n) {
+  u32 p = g.planes;
+  if (p > 1 && g.bitshuf && (n < p || (n / p) % 8 != 0)) p = 1;  // no bit shuffle ran
+  if (p > 1 && n / p >= ZS_MINPLANE) return (u32)(n / p);
+  return ZS_BLOCK;
+}
+// zsSegLen is the segment each thread parses in a block of blen bytes: a
+// short block (a blosc-zstd frame, a plane, a small chunk) is cut into
+// shorter segments, so that all threads of the CTA parse, down to
+// ZS_SEGMIN bytes a thread.
+ZD u32 zsSegLen(u32 blen) {
+  u32 seg = blen >= ZS_BLOCK ? ZS_SEG : ((blen + ZS_NT - 1) / ZS_NT + 15) & ~15u;
+  return seg < ZS_SEGMIN ? ZS_SEGMIN : seg;
+}
+ZD ZsGeo zsGeo(u64 chunkStride, u64 frameBytes, u32 fpc, u64 lastBytes, u32 planes) {
   ZsGeo g;
   g.chunkStride = chunkStride;
   g.frameBytes = frameBytes;
   g.lastBytes = lastBytes;
   g.fpc = fpc ? fpc : 1;
-  g.nbf = zsFrameBlocks(frameBytes);
+  g.planes = planes & 0xFFFFu;
+  g.bitshuf = (planes & ZS_BITSHUF) != 0;
+  if (g.planes == 0) {  // the zstd codec
+    g.nbf = zsFrameBlocks(frameBytes);
+    g.segseq = ZS_SEGSEQ;
+    g.litcap = ZS_LITCAP;
+    g.seqcap = ZS_SEQCAP;
+    g.stride = ZS_BLKSCR;
+    return g;
+  }
+  u32 bf = zsBlockLen(g, frameBytes), bl = zsBlockLen(g, lastBytes);
+  u32 nf = zsBlocksOf(frameBytes, bf), nl = zsBlocksOf(lastBytes, bl);
+  g.nbf = nf > nl ? nf : nl;
+  // The longest block of the frames sizes the slots.
+  u64 bigF = bf < frameBytes ? bf : frameBytes, bigL = bl < lastBytes ? bl : lastBytes;
+  u32 big = (u32)(bigF > bigL ? bigF : bigL);
+  g.segseq = zsSegLen(big) / 4 + 1;
+  // The literal buffer holds the ZsSeqWs that zstd_seqs reads at the end.
+  g.litcap = ((u64)(big > 512 ? big : 512) + 15) & ~15ull;
+  g.seqcap = (u64)ZS_NT * g.segseq * 8;
+  g.stride = g.litcap + g.seqcap + (((u64)big + 1024 + 15) & ~15ull);
   return g;
 }
 // zsLocate finds block g: its frame's offset in the input and length, its
-// index in the frame and the frame's block count. bi < nb: with one frame
-// per chunk nb is nbf, and with several a frame is one block.
-ZD void zsLocate(const ZsGeo& geo, u32 g, u64& off, u32& len, u32& bi, u32& nb) {
+// index in the frame, the frame's block count and its block length. bi >=
+// nb: an empty slot.
+ZD void zsLocate(const ZsGeo& geo, u32 g, u64& off, u32& len, u32& bi, u32& nb, u32& bl) {
   u64 f = g / geo.nbf, c = f / geo.fpc;
   u32 j = (u32)(f % geo.fpc);
   bi = g % geo.nbf;
   off = c * geo.chunkStride + (u64)j * geo.frameBytes;
   len = (u32)(j == geo.fpc - 1 ? geo.lastBytes : geo.frameBytes);
-  nb = zsFrameBlocks(len);
+  bl = geo.planes ? zsBlockLen(geo, len) : ZS_BLOCK;
+  nb = zsBlocksOf(len, bl);
 }
 
 // Encodes block g into its scratch slot: [3-byte block header][body];
@@ -1081,21 +1135,25 @@ ZD void zsLocate(const ZsGeo& geo, u32 g, u64& off, u32& len, u32& bi, u32& nb) 
 // (ZS_PARSE_*).
 ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u32* blkSize, u32 g, u32 parse) {
   u64 off;
-  u32 chunkLen, bi, nb;  // chunkLen: bytes of the frame (matches stay inside)
-  zsLocate(geo, g, off, chunkLen, bi, nb);
+  u32 chunkLen, bi, nb, bl;  // chunkLen: bytes of the frame (matches stay inside)
+  zsLocate(geo, g, off, chunkLen, bi, nb, bl);
+  u8* base = scratch + (u64)g * geo.stride;
+  if (bi >= nb) {  // an empty slot of a frame with fewer blocks
+    if (threadIdx.x == 0) {
+      blkSize[g] = 0;
+      ((ZsSeqWs*)base)->pending = 0;
+    }
+    return;
+  }
   const u8* src = in + off;
-  u32 blkStart = bi * ZS_BLOCK;
-  u32 blkEnd = blkStart + ZS_BLOCK < chunkLen ? blkStart + ZS_BLOCK : chunkLen;
+  u32 blkStart = bi * bl;
+  u32 blkEnd = blkStart + bl < chunkLen ? blkStart + bl : chunkLen;
   u32 blen = blkEnd - blkStart;
-  // Segment length: a short block (a blosc-zstd frame of 64 KiB, a small
-  // chunk) is cut into shorter segments, so that all threads of the CTA
-  // parse, down to ZS_SEGMIN bytes a thread.
-  u32 seg = blen >= ZS_BLOCK ? ZS_SEG : ((blen + ZS_NT - 1) / ZS_NT + 15) & ~15u;
-  if (seg < ZS_SEGMIN) seg = ZS_SEGMIN;
-  u8* base = scratch + (u64)g * ZS_BLKSCR;
+  u32 seg = zsSegLen(blen);
+  const u32 segseq = geo.segseq;
   u8* lit = base;
-  u64* seqs = (u64*)(base + ZS_LITCAP);
-  u8* out = base + ZS_LITCAP + ZS_SEQCAP;
+  u64* seqs = (u64*)(base + geo.litcap);
+  u8* out = base + geo.litcap + geo.seqcap;
   u8* body = out + 3;
   u32 last = bi == nb - 1 ? 1u : 0u;
   ZS_TICK_INIT
@@ -1147,18 +1205,18 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u3
     // so a block finds what its predecessor already held.
     if (lazy) {
       zsGInsert<ZL_GLOG>(gtab, src, a, b, 1, chunkLen);
-      if (blkStart >= ZS_BLOCK) zsGInsert<ZL_GLOG>(gtab, src, a - ZS_BLOCK, b - ZS_BLOCK, ZS_GPSTEP, chunkLen);
+      if (blkStart >= bl) zsGInsert<ZL_GLOG>(gtab, src, a - bl, b - bl, ZS_GPSTEP, chunkLen);
     } else {
       zsGInsert<ZS_GLOG>(gtab, src, a, b, 1, chunkLen);
-      if (blkStart >= ZS_BLOCK) zsGInsert<ZS_GLOG>(gtab, src, a - ZS_BLOCK, b - ZS_BLOCK, ZS_GPSTEP, chunkLen);
+      if (blkStart >= bl) zsGInsert<ZS_GLOG>(gtab, src, a - bl, b - bl, ZS_GPSTEP, chunkLen);
     }
   ZS_END
   // Match finding: every thread its own segment.
   ZS_PHASE
     if (lazy)
-      zsParseLazy(sm, t, src, chunkLen, blkStart, blkEnd, seg, seqs + (u64)t * ZS_SEGSEQ);
+      zsParseLazy(sm, t, src, chunkLen, blkStart, blkEnd, seg, seqs + (u64)t * segseq);
     else
-      zsParseSegment(sm, t, src, chunkLen, blkStart, blkEnd, seg, seqs + (u64)t * ZS_SEGSEQ);
+      zsParseSegment(sm, t, src, chunkLen, blkStart, blkEnd, seg, seqs + (u64)t * segseq);
   ZS_END
   ZS_PHASE
     if (t == 0) {
@@ -1180,7 +1238,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u3
     if (sm.litSize >= 16 * nsq) {
       for (int sg = 0; sg < ZS_NT; sg++) {
         u32 n = sm.segNseq[sg], o = sm.segLitOff[sg], ip = blkStart + (u32)sg * seg;
-        const u64* sq = seqs + (u64)sg * ZS_SEGSEQ;
+        const u64* sq = seqs + (u64)sg * segseq;
         for (u32 k0 = 0; k0 <= n; k0 += 32) {
           u64 mine = k0 + t < n ? sq[k0 + t] : 0;
           u32 cnt = n + 1 - k0 < 32 ? n + 1 - k0 : 32;
@@ -1210,7 +1268,7 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u3
         }
       }
     } else {
-      zsGatherLiterals(sm, t, src, blkStart, seg, seqs + (u64)t * ZS_SEGSEQ, lit);
+      zsGatherLiterals(sm, t, src, blkStart, seg, seqs + (u64)t * segseq, lit);
     }
   ZS_END
   // Rank the present symbols by (count, symbol): sorted ascending.
@@ -1379,21 +1437,21 @@ ZDN void zsBlockBody(ZsSmem& sm, const u8* in, const ZsGeo& geo, u8* scratch, u3
 // zsBlockBody): raw when the compressed form does not pay.
 ZD void zsSeqBody(ZsSeqTmp& x, ZsSeqCT& ct, u8* scratch, const ZsGeo& geo, u32* blkSize, u32 g) {
   u64 off;
-  u32 chunkLen, bi, nb;
-  zsLocate(geo, g, off, chunkLen, bi, nb);
-  u32 blkStart = bi * ZS_BLOCK;
-  u32 blkEnd = blkStart + ZS_BLOCK < chunkLen ? blkStart + ZS_BLOCK : chunkLen;
+  u32 chunkLen, bi, nb, bl;
+  zsLocate(geo, g, off, chunkLen, bi, nb, bl);
+  u32 blkStart = bi * bl;
+  u32 blkEnd = blkStart + bl < chunkLen ? blkStart + bl : chunkLen;
   u32 blen = blkEnd - blkStart;
-  u8* base = scratch + (u64)g * ZS_BLKSCR;
+  u8* base = scratch + (u64)g * geo.stride;
   ZsSeqWs* w = (ZsSeqWs*)base;
-  if (!w->pending) return;  // RLE or empty block, done by zsBlockBody
+  if (!w->pending) return;  // RLE, empty block or slot, done by zsBlockBody
   w->pending = 0;
-  u64* seqs = (u64*)(base + ZS_LITCAP);
-  u8* out = base + ZS_LITCAP + ZS_SEQCAP;
+  u64* seqs = (u64*)(base + geo.litcap);
+  u8* out = base + geo.litcap + geo.seqcap;
   u8* body = out + 3;
   u32 last = bi == nb - 1 ? 1u : 0u;
   u32 p = w->pos;
-  u32 n = p < blen ? zsEncodeSequences(*w, x, ct, seqs, body + p, body + blen, bi) : ~0u;
+  u32 n = p < blen ? zsEncodeSequences(*w, x, ct, seqs, geo.segseq, body + p, body + blen, bi) : ~0u;
   u32 h;
   if (n == ~0u || p + n >= blen) {
     h = last | (blen << 3);
@@ -1440,9 +1498,15 @@ static_assert(offsetof(ZsSmem, u) + sizeof(ZsSmem::u.m) <= ZS_SMEM_FAST, "the fa
 static_assert(offsetof(ZsSmem, u) + sizeof(ZsSmem::u.e) <= ZS_SMEM_FAST, "ZsEnt outgrew ZS_SMEM_FAST");
 static_assert(sizeof(ZsSmem) <= ZS_SMEM_LAZY, "the lazy parse outgrew ZS_SMEM_LAZY");
 
+// What zstd_blocks needs per parse (fast, lazy), read at load time by
+// zstd.go (zstdKernels): a module built with other table sizes, to tune
+// them, launches with its own needs instead of the constants above.
+#define ZS_NEED_FAST (offsetof(ZsSmem, u) + (sizeof(ZsSmem::u.m) > sizeof(ZsSmem::u.e) ? sizeof(ZsSmem::u.m) : sizeof(ZsSmem::u.e)))
+extern "C" __device__ u32 zs_smem_need[2] = {(u32)((ZS_NEED_FAST + 15) & ~15ull), (u32)((sizeof(ZsSmem) + 15) & ~15ull)};
+
 extern "C" __global__ void __launch_bounds__(ZS_NT)
-zstd_blocks(const u8* in, u64 chunkStride, u64 frameBytes, u32 fpc, u64 lastBytes, u32 nBlocks, u8* scratch,
-            u32* blkSize, u32 parse) {
+zstd_blocks(const u8* in, u64 chunkStride, u64 frameBytes, u32 fpc, u64 lastBytes, u32 planes, u32 nBlocks,
+            u8* scratch, u32* blkSize, u32 parse) {
 #ifdef __CUDACC__
   extern __shared__ __align__(16) unsigned char zsDyn[];
 #else
@@ -1450,7 +1514,7 @@ zstd_blocks(const u8* in, u64 chunkStride, u64 frameBytes, u32 fpc, u64 lastByte
 #endif
   ZsSmem& sm = *reinterpret_cast<ZsSmem*>(zsDyn);
   if (blockIdx.x >= nBlocks) return;
-  ZsGeo geo = zsGeo(chunkStride, frameBytes, fpc, lastBytes);
+  ZsGeo geo = zsGeo(chunkStride, frameBytes, fpc, lastBytes, planes);
   zsBlockBody(sm, in, geo, scratch, blkSize, blockIdx.x, parse);
 }
 
@@ -1462,11 +1526,12 @@ static_assert(sizeof(ZsSeqTmp) % 8 == 4, "ZsSeqTmp should span an odd number of 
 static_assert(sizeof(ZsSeqCT) % 8 == 4, "ZsSeqCT should span an odd number of words");
 
 extern "C" __global__ void __launch_bounds__(ZS_SEQ_NT)
-zstd_seqs(u64 chunkStride, u64 frameBytes, u32 fpc, u64 lastBytes, u32 nBlocks, u8* scratch, u32* blkSize) {
+zstd_seqs(u64 chunkStride, u64 frameBytes, u32 fpc, u64 lastBytes, u32 planes, u32 nBlocks, u8* scratch,
+          u32* blkSize) {
   __shared__ ZsSeqTmp tmp[ZS_SEQ_NT];
   __shared__ ZsSeqCT cts[ZS_SEQ_NT];
   u32 g = blockIdx.x * blockDim.x + threadIdx.x;
-  ZsGeo geo = zsGeo(chunkStride, frameBytes, fpc, lastBytes);
+  ZsGeo geo = zsGeo(chunkStride, frameBytes, fpc, lastBytes, planes);
   if (g < nBlocks) zsSeqBody(tmp[threadIdx.x], cts[threadIdx.x], scratch, geo, blkSize, g);
 }
 
@@ -1514,36 +1579,40 @@ extern "C" __global__ void __launch_bounds__(256) zstd_assemble(const u8* in, co
 // ---------------------------------------------------------------------------
 // blosc-zstd: each blosc block (shuffled by blosc_shuffle/blosc_bitshuffle
 // into shuf, chunk c at c*cstride) is one frame of zstd_blocks (fpc =
-// nblocks, frameBytes = bs <= ZS_BLOCK), i.e. one zstd block; zstd blocks
-// are never split into streams (c-blosc 1.x). bzstd_sizes gives each
-// blosc stream the length of its zstd frame (frame header + block), or the
-// block length when the zstd block is raw (its frame could not be shorter
-// than the bytes); blosc_plan then makes c-blosc's raw/memcpyed decisions
-// and bzstd_assemble writes the buffers.
+// nblocks, frameBytes = bs <= ZS_BLOCK), cut into one zstd block per byte
+// plane (ZsGeo); zstd frames are never split into blosc streams (c-blosc
+// 1.x). bzstd_sizes gives each blosc stream the length of its zstd frame
+// (frame header + blocks), or the block length when the frame could not
+// be shorter than the bytes; blosc_plan then makes c-blosc's
+// raw/memcpyed decisions and bzstd_assemble writes the buffers.
 
 // bzstd_sizes: one thread per blosc block of the batch.
 #define BZS_SIZES_CTA 128
 extern "C" __global__ void __launch_bounds__(BZS_SIZES_CTA)
-bzstd_sizes(const u32* __restrict__ blkSize, u32* __restrict__ csizes, u32 nbytes, u32 T, u32 bs, u32 n) {
+bzstd_sizes(const u32* __restrict__ blkSize, u32* __restrict__ csizes, u32 nbytes, u32 T, u32 bs, u32 n,
+            u32 planes) {
   Geom geo = blosc_geom(nbytes, T, bs, 0);
   u64 g = (u64)blockIdx.x * blockDim.x + threadIdx.x;
   if (g >= (u64)n * geo.nblocks) return;
   u32 b = (u32)(g % geo.nblocks);
   u32 bsize = b < geo.nfull ? geo.bs : geo.leftover;
-  u32 k = blkSize[g];
+  ZsGeo zg = zsGeo(0, geo.bs, geo.nblocks, geo.leftover ? geo.leftover : geo.bs, planes);
+  u32 nb = zsBlocksOf(bsize, zsBlockLen(zg, bsize));
   u8 hdr[16];
-  u32 fsz = zsFrameHeader(hdr, bsize) + (k & ~ZS_RAWFLAG);
-  csizes[g] = (k & ZS_RAWFLAG) || fsz >= bsize ? bsize : fsz;
+  u64 fsz = zsFrameHeader(hdr, bsize);
+  for (u32 j = 0; j < nb; j++) fsz += blkSize[g * zg.nbf + j] & ~ZS_RAWFLAG;
+  csizes[g] = fsz >= bsize ? bsize : (u32)fsz;
 }
 
 // bzstd_assemble: one CTA of 128 threads per (chunk, block), writing what
-// blosc_plan decided (flags as for lz4_assemble, compressor code 4).
+// blosc_plan decided (flags as for lz4_assemble, compressor code 4); a
+// raw zstd block inside a frame is copied from the shuffled block.
 #define BZS_ASM_CTA 128
 extern "C" __global__ void __launch_bounds__(BZS_ASM_CTA)
 bzstd_assemble(const u8* __restrict__ in, const u8* __restrict__ shuf, const u8* __restrict__ scratch,
                const u32* __restrict__ blkSize, const u32* __restrict__ stored, const u32* __restrict__ bstarts,
                const u32* __restrict__ plan, u8* __restrict__ out, u32 ostride, u32* __restrict__ sizes, u32 nbytes,
-               u32 T, u32 bs, u32 n, u32 flags) {
+               u32 T, u32 bs, u32 n, u32 flags, u32 planes) {
   Geom geo = blosc_geom(nbytes, T, bs, 0);
   u32 c = blockIdx.x / geo.nblocks, b = blockIdx.x % geo.nblocks;
   if (c >= n) return;
@@ -1569,12 +1638,28 @@ bzstd_assemble(const u8* __restrict__ in, const u8* __restrict__ shuf, const u8*
     blosc_put32(o + p, sz);
   }
   p += 4;
+  const u8* sb = shuf + (u64)c * geo.cstride + (u64)b * geo.bs;
   if (sz == bsize) {  // raw: the shuffled block
-    blosc_copy(o + p, shuf + (u64)c * geo.cstride + (u64)b * geo.bs, bsize);
+    blosc_copy(o + p, sb, bsize);
     return;
   }
+  ZsGeo zg = zsGeo(0, geo.bs, geo.nblocks, geo.leftover ? geo.leftover : geo.bs, planes);
+  u32 bl = zsBlockLen(zg, bsize), nb = zsBlocksOf(bsize, bl);
   u8 hdr[16];
   u32 hl = zsFrameHeader(hdr, bsize);
   if (threadIdx.x < hl) o[p + threadIdx.x] = hdr[threadIdx.x];
-  zsCopy(o + p + hl, scratch + g * ZS_BLKSCR + ZS_LITCAP + ZS_SEQCAP, sz - hl);
+  p += hl;
+  for (u32 j = 0; j < nb; j++) {
+    u64 zb = g * zg.nbf + j;
+    u32 k = blkSize[zb];
+    const u8* s = scratch + zb * zg.stride + zg.litcap + zg.seqcap;
+    if (k & ZS_RAWFLAG) {
+      k &= ~ZS_RAWFLAG;
+      if (threadIdx.x < 3) o[p + threadIdx.x] = s[threadIdx.x];
+      zsCopy(o + p + 3, sb + (u64)j * bl, k - 3);
+    } else {
+      zsCopy(o + p, s, k);
+    }
+    p += k;
+  }
 }

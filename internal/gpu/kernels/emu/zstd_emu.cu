@@ -15,11 +15,11 @@
 bool emu_dispatch(const char* name, dim3 g, dim3 b, size_t shmem, const uint64_t* args, unsigned nargs,
                   int* status) {
   if (!strcmp(name, "zstd_blocks")) {
-    EMU_ARGS(9);
-    emu::launch(g, b, shmem, [&] { zstd_blocks(P(0), L(1), L(2), U(3), L(4), U(5), P(6), W(7), U(8)); });
+    EMU_ARGS(10);
+    emu::launch(g, b, shmem, [&] { zstd_blocks(P(0), L(1), L(2), U(3), L(4), U(5), U(6), P(7), W(8), U(9)); });
   } else if (!strcmp(name, "zstd_seqs")) {
-    EMU_ARGS(7);
-    emu::launch(g, b, shmem, [&] { zstd_seqs(L(0), L(1), U(2), L(3), U(4), P(5), W(6)); });
+    EMU_ARGS(8);
+    emu::launch(g, b, shmem, [&] { zstd_seqs(L(0), L(1), U(2), L(3), U(4), U(5), P(6), W(7)); });
   } else if (!strcmp(name, "zstd_assemble")) {
     EMU_ARGS(8);
     emu::launch(g, b, shmem, [&] { zstd_assemble(P(0), P(1), W(2), L(3), U(4), P(5), L(6), W(7)); });
@@ -33,12 +33,13 @@ bool emu_dispatch(const char* name, dim3 g, dim3 b, size_t shmem, const uint64_t
     EMU_ARGS(10);
     emu::launch(g, b, shmem, [&] { blosc_plan(W(0), W(1), W(2), W(3), U(4), U(5), U(6), U(7), U(8), U(9)); });
   } else if (!strcmp(name, "bzstd_sizes")) {
-    EMU_ARGS(6);
-    emu::launch(g, b, shmem, [&] { bzstd_sizes(W(0), W(1), U(2), U(3), U(4), U(5)); });
+    EMU_ARGS(7);
+    emu::launch(g, b, shmem, [&] { bzstd_sizes(W(0), W(1), U(2), U(3), U(4), U(5), U(6)); });
   } else if (!strcmp(name, "bzstd_assemble")) {
-    EMU_ARGS(15);
+    EMU_ARGS(16);
     emu::launch(g, b, shmem, [&] {
-      bzstd_assemble(P(0), P(1), P(2), W(3), W(4), W(5), W(6), P(7), U(8), W(9), U(10), U(11), U(12), U(13), U(14));
+      bzstd_assemble(P(0), P(1), P(2), W(3), W(4), W(5), W(6), P(7), U(8), W(9), U(10), U(11), U(12), U(13), U(14),
+                     U(15));
     });
   } else {
     return false;

@@ -36,8 +36,9 @@ type CeilingConfig struct {
 	// size for that part size, PoolParts).
 	Parts int
 	// Lanes is the number of objects uploaded at once, each lane taking
-	// the next object when its last one is complete, as the pipeline's
-	// I/O workers write shard files (0: every object at once).
+	// the next object when its last one is complete: the shard files the
+	// pipeline has open at once (a shard row's, written and committed
+	// together; 0: every object at once).
 	Lanes int
 }
 

@@ -270,8 +270,9 @@ the OS has it cached (no cache is dropped; on tmpfs it is memory).
 credentials as for append: AWS_ENDPOINT_URL or --s3-endpoint,
 AWS_ACCESS_KEY_ID / AWS_PROFILE). With the baselines on, the same run
 then uploads objects of the same count and sizes as the store's shards
-through the S3 client alone, with the sink's part size, parts in flight
-and I/O workers, beside the store under a hidden prefix that is removed
+through the S3 client alone, with the sink's part size and parts in
+flight and as many objects at once as the writer has open (a shard
+row's, at least the I/O workers), beside the store under a hidden prefix that is removed
 afterwards, and prints output rate / that ceiling (with or without
 --input).
 

@@ -298,3 +298,27 @@ func TestInputCancelled(t *testing.T) {
 		t.Fatalf("error %v; want context.Canceled", err)
 	}
 }
+
+// TestUploadLanes: the upload ceiling sends as many objects at once as
+// the writer has open: a shard row's (up to the writer's row commits), at
+// least one per I/O lane, one when the writer runs inline.
+func TestUploadLanes(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		ioWorkers    int
+		shardsPerRow int64
+		want         int
+	}{
+		{"inline", 0, 16, 1},
+		{"row narrower than the lanes", 8, 4, 8},
+		{"orca2 row of 16", 8, 16, 16},
+		{"wide row, capped", 8, 1000, 16},
+		{"more lanes than the cap", 32, 1000, 32},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := uploadLanes(tc.ioWorkers, tc.shardsPerRow); got != tc.want {
+				t.Errorf("uploadLanes(%d, %d) = %d, want %d", tc.ioWorkers, tc.shardsPerRow, got, tc.want)
+			}
+		})
+	}
+}

@@ -383,12 +383,30 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 		if in != nil || sink.IsURL(o.OutDir) {
-			if err := measureIOCeilings(ctx, r, &o, max(w.Settings().IOWorkers, 1)); err != nil {
+			if err := measureIOCeilings(ctx, r, &o, uploadLanes(w.Settings().IOWorkers, spec.ShardsPerRow())); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return r, nil
+}
+
+// uploadLanes is how many objects the upload ceiling sends at once: as
+// many as the writer has open at once. Its I/O lanes write all the shards
+// of the open row together (every batch adds to each of them) and commit
+// them together (up to pipeline.MaxRowCommits at once), so a row wider
+// than the lanes has all its shards in flight, not one per lane. A
+// ceiling of one object per lane would complete some objects while the
+// others still upload, an overlap that the store's layout allows no
+// writer (a row's shards all end with its last frame): on versitygw,
+// whose complete copies the parts into the object, that hid half the
+// completes of a one-row run behind the uploads (issue 17). Inline (no
+// lanes), one goroutine writes and commits one file after another: 1.
+func uploadLanes(ioWorkers int, shardsPerRow int64) int {
+	if ioWorkers <= 0 {
+		return 1
+	}
+	return max(ioWorkers, int(min(shardsPerRow, pipeline.MaxRowCommits)))
 }
 
 // feedInput feeds the file to w (feedFile) and, with progress set, reports
@@ -440,8 +458,8 @@ func readHead(f *os.File, n int64) ([]byte, error) {
 // parallel read rate and, with an output directory, the parallel write
 // rate of its shard files; with an object-store output (with or without
 // an input file), the upload rate of its shard objects through the client
-// library alone with the sink's concurrency (lanes: the writer's I/O
-// workers).
+// library alone with the sink's concurrency (lanes: the objects the
+// writer has open at once, uploadLanes).
 func measureIOCeilings(ctx context.Context, r *Report, o *Options, lanes int) error {
 	bl := &r.Baselines
 	cores := r.Machine.GOMAXPROCS

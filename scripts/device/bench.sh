@@ -314,11 +314,26 @@ if has s3; then
 		VGW=$!
 		for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/7070) 2>/dev/null && break; sleep 0.1; done
 		export AWS_ACCESS_KEY_ID=zwrite AWS_SECRET_ACCESS_KEY=zwrite-secret AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:7070
+		# Each step leaves the sink's and the ceiling's request trace
+		# (ZWRITE_S3_TRACE) in $OUT/s3trace-NAME.txt: where the upload's
+		# time goes (parts in flight, pool waits, completes) on both.
+		s3b() {
+			local name=$1
+			shift
+			rm -f "$OUT/s3trace-$name.txt"
+			export ZWRITE_S3_TRACE=$OUT/s3trace-$name.txt
+			step "bench s3 $name" 120 zb --scenario orca2 --fill camera --prefill "$@" -o s3://bkt/o-$name.zarr
+			unset ZWRITE_S3_TRACE
+			rm -rf "$W/s3root/bkt/o-$name.zarr"
+		}
 		for be in gpu cpu; do
-			step "bench s3 $be lz4" 120 zb --scenario orca2 --fill camera --prefill --frames 640 --codec lz4 --backend $be -o s3://bkt/o-$be.zarr
-			rm -rf "$W/s3root/bkt/o-$be.zarr"
+			s3b "$be-lz4" --frames 640 --codec lz4 --backend $be
 		done
-		step "bench s3 gpu zstd" 120 zb --scenario orca2 --fill camera --prefill --frames 640 --codec zstd --backend gpu -o s3://bkt/o-z.zarr
+		s3b gpu-zstd --frames 640 --codec zstd --backend gpu
+		# No codec: the upload alone sets the rate; two shard rows: a row's
+		# commit while the next row streams.
+		s3b gpu-none --frames 640 --codec none --backend gpu
+		s3b gpu-lz4-2rows --frames 1280 --codec lz4 --backend gpu
 		kill $VGW; wait $VGW 2>/dev/null
 		tail -5 "$W/versitygw.log"
 		rm -rf "$W/s3root" "$W/versitygw"

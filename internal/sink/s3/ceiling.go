@@ -36,8 +36,9 @@ type CeilingConfig struct {
 	// size for that part size, PoolParts).
 	Parts int
 	// Lanes is the number of objects uploaded at once, each lane taking
-	// the next object when its last one is complete, as the pipeline's
-	// I/O workers write shard files (0: every object at once).
+	// the next object when its last one is complete: the shard files the
+	// pipeline has open at once (a shard row's, written and committed
+	// together; 0: every object at once).
 	Lanes int
 }
 
@@ -113,7 +114,9 @@ func ceiling(ctx context.Context, cfg CeilingConfig, getenv environ, tune tuning
 	src := make([]byte, min(ps, max(largest, 1)))
 	rand.NewChaCha8([32]byte{1}).Read(src) // incompressible, like compressed shards
 
-	up := &ceilingRun{c: cl, ctx: ctx, sem: make(chan struct{}, parts), src: src, ps: ps}
+	up := &ceilingRun{c: cl, ctx: ctx, sem: make(chan struct{}, parts), src: src, ps: ps,
+		tr: newTracer(getenv, fmt.Sprintf("ceiling %s: %d objects, part %s, %d parts, %d lanes", location(t.bucket, dir), len(cfg.Sizes), sizeString(ps), parts, lanes))}
+	defer up.tr.flush()
 	keys := make([]string, len(cfg.Sizes))
 	for i := range keys {
 		keys[i] = join(dir, strconv.Itoa(i))
@@ -176,6 +179,7 @@ type ceilingRun struct {
 	sem chan struct{}
 	src []byte
 	ps  int64
+	tr  *tracer
 
 	mu  sync.Mutex
 	err error
@@ -205,8 +209,9 @@ func (r *ceilingRun) failed() bool { return r.firstErr() != nil }
 // slot while they run (the lane waits for a free one, as a store's file
 // waits for a pool buffer).
 func (r *ceilingRun) object(key string, size int64) {
-	c := r.c
+	c, tr := r.c, r.tr
 	if size < r.ps {
+		defer tr.add(opPut, key, 0, size, tr.begin())
 		err := c.do(r.ctx, "put "+key, size, func(ctx context.Context) error {
 			_, err := c.core.PutObject(ctx, c.bucket, key, bytes.NewReader(r.src[:size]), size, "", "", minio.PutObjectOptions{DisableContentSha256: true})
 			return err
@@ -217,19 +222,22 @@ func (r *ceilingRun) object(key string, size int64) {
 		return
 	}
 	var id string
+	t0 := tr.begin()
 	err := c.do(r.ctx, "start upload of "+key, 0, func(ctx context.Context) error {
 		var err error
 		id, err = c.core.NewMultipartUpload(ctx, c.bucket, key, minio.PutObjectOptions{})
 		return err
 	})
+	tr.add(opInit, key, 0, 0, t0)
 	if err != nil {
 		r.fail(err)
 		return
 	}
 	n := int((size + r.ps - 1) / r.ps)
 	done := make([]minio.CompletePart, n)
-	part := func(p int) error {
+	part := func(p int, op traceOp) error {
 		psz := min(r.ps, size-int64(p)*r.ps)
+		defer tr.add(op, key, p+1, psz, tr.begin())
 		return c.do(r.ctx, fmt.Sprintf("upload part %d of %s", p+1, key), psz, func(ctx context.Context) error {
 			op, err := c.core.PutObjectPart(ctx, c.bucket, key, id, p+1, bytes.NewReader(r.src[:psz]), psz,
 				minio.PutObjectPartOptions{DisableContentSha256: true})
@@ -245,21 +253,23 @@ func (r *ceilingRun) object(key string, size int64) {
 		if int64(p+1)*r.ps > size {
 			// The partial last part: sent by the lane, as a store's
 			// Commit sends it.
-			if err := part(p); err != nil {
+			if err := part(p, opLast); err != nil {
 				r.fail(err)
 			}
 			break
 		}
+		t0 := tr.begin()
 		select {
 		case r.sem <- struct{}{}:
 		case <-r.ctx.Done():
 		}
+		tr.add(opPoolWait, key, p+1, 0, t0)
 		if r.ctx.Err() != nil {
 			break
 		}
 		wg.Go(func() {
 			defer func() { <-r.sem }()
-			if err := part(p); err != nil {
+			if err := part(p, opPart); err != nil {
 				r.fail(err)
 			}
 		})
@@ -268,10 +278,12 @@ func (r *ceilingRun) object(key string, size int64) {
 	if r.failed() {
 		return
 	}
+	t0 = tr.begin()
 	err = c.do(r.ctx, "complete upload of "+key, size, func(ctx context.Context) error {
 		_, err := c.core.CompleteMultipartUpload(ctx, c.bucket, key, id, done, minio.PutObjectOptions{})
 		return err
 	})
+	tr.add(opComplete, key, n, size, t0)
 	if err != nil {
 		r.fail(err)
 	}

@@ -99,6 +99,7 @@ func openStore(u *url.URL, o sink.Options, getenv environ, tune tuning) (sink.St
 	}
 	parts := poolParts(&tune, ps)
 	s.sink = newObjSink(c, node, ps, parts)
+	s.sink.tr = newTracer(getenv, fmt.Sprintf("sink %s: part %s, %d part buffers", display, sizeString(ps), parts))
 	if s.old.Load() {
 		s.sink.before = s.removeOld
 	}

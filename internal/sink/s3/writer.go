@@ -148,6 +148,7 @@ type objSink struct {
 	maxParts int // S3's limit (tests lower it)
 	pool     *pool
 	mem      memory
+	tr       *tracer // nil unless TraceEnv is set
 
 	// before runs once, before the first Create is served (an overwrite
 	// removes the old store there); its error fails every Create.
@@ -209,6 +210,7 @@ func (s *objSink) Close() error {
 	}
 	s.cleanups.Wait()
 	s.pool.free()
+	s.tr.flush()
 	return nil
 }
 
@@ -390,17 +392,22 @@ func (f *file) flush() error {
 	if err := f.checkParts(); err != nil {
 		return err
 	}
+	tr := f.s.tr
 	if f.uploadID == "" {
+		t0 := tr.begin()
 		err := f.s.c.do(f.ctx, "start upload", 0, func(ctx context.Context) error {
 			id, err := f.s.c.core.NewMultipartUpload(ctx, f.s.c.bucket, f.key, minio.PutObjectOptions{})
 			f.uploadID = id
 			return err
 		})
+		tr.add(opInit, f.rel, 0, 0, t0)
 		if err != nil {
 			return f.callErr(err)
 		}
 	}
+	t0 := tr.begin()
 	next, err := f.s.pool.get(f.ctx)
+	tr.add(opPoolWait, f.rel, f.next+1, 0, t0)
 	if err != nil {
 		return f.callErr(err)
 	}
@@ -411,7 +418,10 @@ func (f *file) flush() error {
 	go func(num int, data []byte) {
 		defer f.uploads.Done()
 		defer f.s.pool.put(data)
-		if err := f.uploadPart(num, data); err != nil {
+		t0 := tr.begin()
+		err := f.uploadPart(num, data)
+		tr.add(opPart, f.rel, num, int64(len(data)), t0)
+		if err != nil {
 			f.fail(err)
 		}
 	}(f.next, part)
@@ -471,6 +481,7 @@ func (f *file) Commit() error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer f.s.tr.add(opCommit, f.rel, 0, f.n, f.s.tr.begin())
 	if err := f.commit(); err != nil {
 		err = f.callErr(err)
 		f.state.Store(fileAborted)
@@ -490,9 +501,10 @@ func (f *file) commit() error {
 	if err := f.failed(); err != nil {
 		return err
 	}
-	c := f.s.c
+	c, tr := f.s.c, f.s.tr
 	if f.uploadID == "" {
 		data := f.buf
+		defer tr.add(opPut, f.rel, 0, int64(len(data)), tr.begin())
 		return c.do(f.ctx, "put", int64(len(data)), func(ctx context.Context) error {
 			_, err := c.core.PutObject(ctx, c.bucket, f.key, bytes.NewReader(data), int64(len(data)), "", "",
 				minio.PutObjectOptions{DisableContentSha256: true})
@@ -504,11 +516,16 @@ func (f *file) commit() error {
 			return err
 		}
 		f.next++
-		if err := f.uploadPart(f.next, f.buf); err != nil {
+		t0 := tr.begin()
+		err := f.uploadPart(f.next, f.buf)
+		tr.add(opLast, f.rel, f.next, int64(len(f.buf)), t0)
+		if err != nil {
 			return err
 		}
 	}
+	t0 := tr.begin()
 	f.uploads.Wait()
+	tr.add(opPartWait, f.rel, 0, 0, t0)
 	if err := f.failed(); err != nil {
 		return err
 	}
@@ -518,6 +535,7 @@ func (f *file) commit() error {
 	if len(parts) != f.next {
 		return fmt.Errorf("internal error: %d of %d parts uploaded", len(parts), f.next)
 	}
+	defer tr.add(opComplete, f.rel, len(parts), f.n, tr.begin())
 	return c.do(f.ctx, "complete upload", f.n, func(ctx context.Context) error {
 		_, err := c.core.CompleteMultipartUpload(ctx, c.bucket, f.key, f.uploadID, parts, minio.PutObjectOptions{})
 		return err

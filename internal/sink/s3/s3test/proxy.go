@@ -19,7 +19,11 @@ import (
 // must survive: it passes requests through (keeping the Host header, so
 // signatures stay valid), and on demand stalls them (a hung server),
 // answers 503 SlowDown (a throttling one) or limits the bandwidth of
-// request bodies (a slow one). It records every request.
+// request bodies (a slow one). Shape makes it a model of a remote or a
+// many-core server instead: latency per request, bandwidth per request,
+// and a cost per CompleteMultipartUpload in proportion to the object's
+// size, each request on its own (as on a server with a core per request).
+// It records every request.
 type Proxy struct {
 	// Endpoint is the proxy's URL, to use instead of the server's.
 	Endpoint string
@@ -41,6 +45,31 @@ type Proxy struct {
 	reqMu sync.Mutex
 	reqs  []Request
 	after func(Request) // run once a passed-on request was answered, before the client sees it
+
+	shMu    sync.Mutex
+	shape   Shaping
+	uploads map[string]int64 // bytes of parts passed per upload ID, for Shaping.CompleteBps
+}
+
+// Shaping is what Shape adds to every request passed on.
+type Shaping struct {
+	// Latency is waited before a request is passed on (a round trip).
+	Latency time.Duration
+	// RequestBps caps the rate at which each request's body is passed on
+	// (bytes/s; 0: no cap): a link per connection, not shared.
+	RequestBps float64
+	// CompleteBps makes a CompleteMultipartUpload wait size/CompleteBps
+	// before it is passed on, size being the bytes of the upload's parts
+	// the proxy passed (0: no wait): the server assembling the object
+	// from its parts, as versitygw's posix backend does by copying them.
+	CompleteBps float64
+}
+
+// Shape sets the shaping of the requests that start from now on.
+func (p *Proxy) Shape(sh Shaping) {
+	p.shMu.Lock()
+	p.shape = sh
+	p.shMu.Unlock()
 }
 
 // Request is one request the proxy saw.
@@ -53,11 +82,22 @@ type Request struct {
 // closes when the test ends.
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
-	u, err := url.Parse(target)
+	p, err := StartProxy(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{release: make(chan struct{}), stalled: make(chan struct{}), stOnce: new(sync.Once)}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// StartProxy starts a proxy to the server at target outside a test (the
+// shaping proxy command); Close stops it.
+func StartProxy(target string) (*Proxy, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{release: make(chan struct{}), stalled: make(chan struct{}), stOnce: new(sync.Once), uploads: map[string]int64{}}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
@@ -66,14 +106,72 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		// Interrupted requests are what the tests make happen.
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
+	// One connection to the server per request in flight, kept: the
+	// default keeps 2 idle, and a busy client would make the proxy
+	// reconnect all the time.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	p.rp.Transport = tr
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	p.Endpoint = p.srv.URL
-	t.Cleanup(func() {
-		p.Release()
-		p.srv.CloseClientConnections()
-		p.srv.Close()
-	})
-	return p
+	return p, nil
+}
+
+// Close stops the proxy: stalled requests are released, connections
+// closed.
+func (p *Proxy) Close() {
+	p.Release()
+	p.srv.CloseClientConnections()
+	p.srv.Close()
+}
+
+// shapeRequest applies Shaping to r before it is passed on.
+func (p *Proxy) shapeRequest(r *http.Request) {
+	p.shMu.Lock()
+	sh := p.shape
+	q := r.URL.Query()
+	id := q.Get("uploadId")
+	var wait time.Duration
+	if id != "" {
+		switch {
+		case r.Method == http.MethodPut && q.Has("partNumber") && r.ContentLength > 0:
+			p.uploads[id] += r.ContentLength
+		case r.Method == http.MethodPost:
+			if sh.CompleteBps > 0 {
+				wait = time.Duration(float64(p.uploads[id]) / sh.CompleteBps * float64(time.Second))
+			}
+			delete(p.uploads, id)
+		case r.Method == http.MethodDelete:
+			delete(p.uploads, id)
+		}
+	}
+	p.shMu.Unlock()
+	if d := sh.Latency + wait; d > 0 {
+		time.Sleep(d)
+	}
+	if sh.RequestBps > 0 && r.Body != nil {
+		r.Body = &capBody{ReadCloser: r.Body, bps: sh.RequestBps, start: time.Now()}
+	}
+}
+
+// capBody passes a body on at most bps bytes a second.
+type capBody struct {
+	io.ReadCloser
+	bps   float64
+	start time.Time
+	n     int64
+}
+
+func (b *capBody) Read(q []byte) (int, error) {
+	if len(q) > 64<<10 {
+		q = q[:64<<10]
+	}
+	n, err := b.ReadCloser.Read(q)
+	b.n += int64(n)
+	if d := time.Until(b.start.Add(time.Duration(float64(b.n) / b.bps * float64(time.Second)))); d > 0 {
+		time.Sleep(d)
+	}
+	return n, err
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
@@ -111,6 +209,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.record(rec)
+	p.shapeRequest(r)
 	p.bwMu.Lock()
 	limited := p.bps > 0
 	p.bwMu.Unlock()

@@ -29,6 +29,10 @@
 #             tmpfs, loopback) with the same-run upload ceiling; needs
 #             $BIN/versitygw(.xz) (build.sh packs it from the test cache)
 #   gputests  the GPU test binary (conformance suite included)
+#   bzstd     GPU blosc-zstd (byte shuffle) end to end: bench --prefill on
+#             the orca2 camera fill (a warm-up, then 3 runs) and the camera
+#             file appended (2 runs), with tensorstore's blosc-zstd on the
+#             same data, and the CPU's append of the file
 #
 # Environment: OUT (required), BIN (.dev/final), PARTS, BUDGET (seconds,
 # default 520), RESERVE (10), FRAMES (camera file frames, default 1024:
@@ -191,7 +195,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,pcie.link.gen.current,pc
 "$PY" -c 'import numpy, tensorstore; from importlib.metadata import version; print("tensorstore", version("tensorstore"), "numpy", numpy.__version__)'
 echo "cores $(nproc), $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }'), /dev/shm $(df -h /dev/shm | awk 'NR==2 { print $4 }') free"
 
-if has job || has pyramid; then
+if has job || has pyramid || has bzstd; then
 	step "camera file ($FRAMES frames)" 60 bash -c '"$ZW" synth --shape '"$FRAMES"',2048,2048 --dtype uint16 --fill camera >"$CAM"'
 	ls -l "$CAM"
 	# Touch the memory a run will use once (the machine maps memory as it
@@ -249,6 +253,23 @@ if has job; then
 		step "bench prefill gpu zstd $s" 60 zb --scenario orca2 --fill camera --prefill --frames 1280 --codec zstd --backend gpu "${o[@]}"
 	done
 	rm -rf "$W/bo.zarr"
+fi
+
+# ---- issue 13: GPU blosc-zstd end to end, beside tensorstore's ratio ----------
+if has bzstd; then
+	BZ=(--codec blosc-zstd --shuffle byte)
+	step "bzstd warm-up" 60 "$ZW" bench --progress=false --scenario orca2 --fill camera --prefill --frames 320 "${BZ[@]}" --backend gpu --baselines=false
+	for i in 1 2 3; do
+		step "bzstd prefill gpu #$i" 60 zb --scenario orca2 --fill camera --prefill --frames 1280 "${BZ[@]}" --backend gpu --baselines=false
+	done
+	"$ZW" synth --shape 32,2,2048,2304 --dtype uint16 --fill camera >"$W/epoch-camera.raw"
+	step "tensorstore blosc-zstd byte camera fill" 120 tsb --scenario orca2 --fill camera --raw "$W/epoch-camera.raw" --frames 640 --codec blosc-zstd --shuffle byte
+	rm -f "$W/epoch-camera.raw"
+	for i in 1 2; do
+		step "append gpu blosc-zstd byte #$i" 60 zjob "append gpu blosc-zstd byte #$i" "$W/a.zarr" "${CGEO[@]}" "${BZ[@]}" --backend gpu
+	done
+	step "append cpu blosc-zstd byte" 90 zjob "append cpu blosc-zstd byte" "$W/a.zarr" "${CGEO[@]}" "${BZ[@]}" --backend cpu
+	step "tensorstore blosc-zstd byte file" 150 tsjob "tensorstore blosc-zstd byte" blosc-zstd --shuffle byte
 fi
 
 # ---- issue 14: pyramid cost ----------------------------------------------------

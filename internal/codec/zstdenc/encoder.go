@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
-
-	"github.com/klauspost/compress/huff0"
 )
 
 const (
@@ -34,7 +32,7 @@ type Encoder struct {
 	body  []byte // the block being coded
 	seqs  []sequence
 	codes []uint8 // ll, ml, of code of every sequence, 3 per sequence
-	huf   huff0.Scratch
+	huf   huffEnc
 	rep   [3]uint32
 	ll    fseTable // custom tables, rebuilt per block when used
 	ml    fseTable
@@ -90,6 +88,7 @@ func (e *Encoder) EncodeAllBlocks(dst, src []byte, block int) []byte {
 	}
 	clear(e.table[:])
 	e.rep = [3]uint32{1, 4, 8}
+	e.huf.prevOK = false // a new frame: the decoder has no table
 	for start := 0; start < n; start += block {
 		end := min(n, start+block)
 		dst = e.block(dst, src, start, end, end == n, window)
@@ -152,8 +151,10 @@ func (e *Encoder) block(dst, src []byte, start, end int, last bool, window int) 
 		return append(blockHeader(dst, last, blockCompressed, len(e.body)), e.body...)
 	}
 	// Stored raw, the sequences are never seen: the decoder's repeat
-	// offsets stay as they were.
+	// offsets stay as they were, and so does its Huffman table, which
+	// need not be the one this block's literals left as the previous.
 	e.rep = rep
+	e.huf.prevOK = false
 	return append(blockHeader(dst, last, blockRaw, len(blk)), blk...)
 }
 
@@ -336,33 +337,101 @@ func (e *Encoder) compressed(dst []byte, blockLen int) []byte {
 }
 
 // literals appends the literals section: Huffman coded (4 streams from
-// 1024 literals on, as required above 1023) when that is smaller, RLE
-// when they are one byte repeated, raw otherwise.
+// 1024 literals on, as required above 1023) when that is smaller, with
+// the previous block's table when that costs less than a new one and its
+// description, RLE when they are one byte repeated, raw otherwise.
 func (e *Encoder) literals(dst []byte) []byte {
 	lits := e.lits
 	n := len(lits)
-	if n >= 64 {
-		e.huf.Reuse = huff0.ReusePolicyNone
-		var out []byte
-		var err error
-		if n < 1024 {
-			out, _, err = huff0.Compress1X(lits, &e.huf)
-		} else {
-			out, _, err = huff0.Compress4X(lits, &e.huf)
-		}
-		switch {
-		case err == huff0.ErrUseRLE:
+	h := &e.huf
+	prevOK := h.prevOK
+	h.prevOK = false // until this block's table is known to be the decoder's
+	if n < 64 {
+		if n > 0 && isRun(lits) {
 			return append(rawLitHeader(dst, 1, n), lits[0])
-		case err == nil:
-			if h := compLitHeaderSize(n, len(out)); len(out)+h < n+rawLitHeaderSize(n) {
-				return append(compLitHeader(dst, n, len(out), n < 1024), out...)
-			}
 		}
-	} else if n > 0 && isRun(lits) {
+		return append(rawLitHeader(dst, 0, n), lits...)
+	}
+	maxSym, maxCount := h.histogram(lits)
+	if int(maxCount) == n {
 		return append(rawLitHeader(dst, 1, n), lits[0])
 	}
-	return append(rawLitHeader(dst, 0, n), lits...)
+	ct, typ := &h.ct, litCompressed
+	maxLen := h.buildLengths(maxSym)
+	bits := -1
+	if maxLen > 0 {
+		assignCodes(&h.ct, &h.length, maxLen)
+		if h.describe(maxSym, maxLen) {
+			bits = h.cost(&h.ct, maxSym) + 8*len(h.desc)
+		}
+	}
+	if prevOK {
+		if b := h.cost(&h.prev, maxSym); b >= 0 && (bits < 0 || b <= bits) {
+			ct, typ, bits = &h.prev, litTreeless, b
+		}
+	}
+	// 4 streams end in a partial byte each and have a jump table.
+	single := n < 1024
+	est := bits/8 + 4 + 6
+	if bits < 0 || est+compLitHeaderSize(n, est) >= n+rawLitHeaderSize(n) {
+		return append(rawLitHeader(dst, 0, n), lits...)
+	}
+	start := len(dst)
+	hdr := compLitHeaderSize(n, est+8)
+	if need := start + hdr + est + 8 + 16; cap(dst) < need {
+		dst = append(make([]byte, 0, need+need/4), dst...)
+	}
+	out := dst[:cap(dst)]
+	pos := start + hdr
+	if typ == litCompressed {
+		pos += copy(out[pos:], h.desc)
+	}
+	if single {
+		pos = huffStream(out, pos, lits, ct)
+	} else {
+		jump := pos
+		pos += 6
+		// Streams 1 and 3 go to h.tmp first, beside 0 and 2 in out, and
+		// are copied behind them.
+		seg := (n + 3) / 4
+		if len(h.tmp) < seg+seg/2+16 {
+			h.tmp = make([]byte, seg+seg/2+16)
+		}
+		for k := 0; k < 4; k += 2 {
+			s := pos
+			var t int
+			pos, t = huffStreams2(out, pos, lits[k*seg:(k+1)*seg], h.tmp, 0, lits[(k+1)*seg:min((k+2)*seg, n)], ct)
+			binary.LittleEndian.PutUint16(out[jump+2*k:], uint16(pos-s))
+			if k == 0 {
+				binary.LittleEndian.PutUint16(out[jump+2:], uint16(t))
+			}
+			pos += copy(out[pos:], h.tmp[:t])
+		}
+	}
+	c := pos - start - hdr
+	if hs := compLitHeaderSize(n, c); hs < hdr {
+		// est is an upper bound (c <= est+1), so the header can only
+		// have come out smaller than reserved.
+		copy(out[start+hs:], out[start+hdr:pos])
+		pos -= hdr - hs
+		hdr = hs
+	}
+	if c+hdr >= n+rawLitHeaderSize(n) {
+		return append(rawLitHeader(dst[:start], 0, n), lits...)
+	}
+	compLitHeader(out[start:start], typ, n, c, single)
+	if typ == litCompressed {
+		h.prev = h.ct
+	}
+	h.prevOK = true
+	return out[:pos]
 }
+
+// Literals block types (RFC 8878 §3.1.1.3.1.1) that Huffman-code.
+const (
+	litCompressed = 2
+	litTreeless   = 3
+)
 
 // rawLitHeader is the Raw (typ 0) or RLE (typ 1) literals header for n
 // literals.
@@ -400,8 +469,7 @@ func compLitHeaderSize(n, c int) int {
 	return 5
 }
 
-func compLitHeader(dst []byte, n, c int, single bool) []byte {
-	const typ = 2
+func compLitHeader(dst []byte, typ, n, c int, single bool) []byte {
 	switch compLitHeaderSize(n, c) {
 	case 3:
 		sf := 1

@@ -356,18 +356,18 @@ func (e *Encoder) literals(dst []byte) []byte {
 	if int(maxCount) == n {
 		return append(rawLitHeader(dst, 1, n), lits[0])
 	}
-	ct, typ := &h.ct, litCompressed
+	code, length, typ := &h.code, &h.length, litCompressed
 	maxLen := h.buildLengths(maxSym)
 	bits := -1
 	if maxLen > 0 {
-		assignCodes(&h.ct, &h.length, maxLen)
+		assignCodes(&h.code, &h.length, maxLen)
 		if h.describe(maxSym, maxLen) {
-			bits = h.cost(&h.ct, maxSym) + 8*len(h.desc)
+			bits = h.cost(&h.length, maxSym) + 8*len(h.desc)
 		}
 	}
 	if prevOK {
-		if b := h.cost(&h.prev, maxSym); b >= 0 && (bits < 0 || b <= bits) {
-			ct, typ, bits = &h.prev, litTreeless, b
+		if b := h.cost(&h.prevLen, maxSym); b >= 0 && (bits < 0 || b <= bits) {
+			code, length, typ, bits = &h.prev, &h.prevLen, litTreeless, b
 		}
 	}
 	// 4 streams end in a partial byte each and have a jump table.
@@ -387,25 +387,17 @@ func (e *Encoder) literals(dst []byte) []byte {
 		pos += copy(out[pos:], h.desc)
 	}
 	if single {
-		pos = huffStream(out, pos, lits, ct)
+		pos = huffStream(out, pos, lits, code, length)
 	} else {
 		jump := pos
 		pos += 6
-		// Streams 1 and 3 go to h.tmp first, beside 0 and 2 in out, and
-		// are copied behind them.
 		seg := (n + 3) / 4
-		if len(h.tmp) < seg+seg/2+16 {
-			h.tmp = make([]byte, seg+seg/2+16)
-		}
-		for k := 0; k < 4; k += 2 {
+		for k := range 4 {
 			s := pos
-			var t int
-			pos, t = huffStreams2(out, pos, lits[k*seg:(k+1)*seg], h.tmp, 0, lits[(k+1)*seg:min((k+2)*seg, n)], ct)
-			binary.LittleEndian.PutUint16(out[jump+2*k:], uint16(pos-s))
-			if k == 0 {
-				binary.LittleEndian.PutUint16(out[jump+2:], uint16(t))
+			pos = huffStream(out, pos, lits[min(k*seg, n):min((k+1)*seg, n)], code, length)
+			if k < 3 {
+				binary.LittleEndian.PutUint16(out[jump+2*k:], uint16(pos-s))
 			}
-			pos += copy(out[pos:], h.tmp[:t])
 		}
 	}
 	c := pos - start - hdr
@@ -421,7 +413,7 @@ func (e *Encoder) literals(dst []byte) []byte {
 	}
 	compLitHeader(out[start:start], typ, n, c, single)
 	if typ == litCompressed {
-		h.prev = h.ct
+		h.prev, h.prevLen = h.code, h.length
 	}
 	h.prevOK = true
 	return out[:pos]

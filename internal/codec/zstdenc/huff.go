@@ -22,15 +22,15 @@ type huffEnc struct {
 	hist    [4][256]uint32 // four histograms: counts into one stall on repeats
 	count   [256]uint32
 	length  [256]uint8  // code length by symbol, 0 when absent
-	ct      [256]uint32 // code<<8 | length, by symbol
-	prev    [256]uint32 // the table the decoder holds (valid when prevOK)
+	code    [256]uint64 // code << (64-length), by symbol (see huffStream)
+	prev    [256]uint64 // the codes the decoder holds (valid when prevOK)
+	prevLen [256]uint8
 	prevOK  bool
 	sorted  [256]uint64 // count<<8 | symbol of the present symbols
 	node    [512]uint32 // counts of leaves then internal nodes
 	parent  [512]uint16
 	weights [256]byte
 	desc    []byte // table description of the block being coded
-	tmp     []byte // streams 1 and 3 while 0 and 2 are coded
 	fse     fse.Scratch
 }
 
@@ -174,10 +174,10 @@ func limitLengths(depth []uint32) int {
 	return maxLen
 }
 
-// assignCodes fills ct with zstd's canonical codes for the lengths: the
+// assignCodes fills code with zstd's canonical codes for the lengths: the
 // longest codes get the smallest values, symbols of one length in
 // symbol order (RFC 8878 §4.2.1.1's example).
-func assignCodes(ct *[256]uint32, length *[256]uint8, maxLen int) {
+func assignCodes(code *[256]uint64, length *[256]uint8, maxLen int) {
 	var cnt [huffMaxBits + 2]uint32
 	for _, l := range length {
 		cnt[l]++
@@ -190,10 +190,10 @@ func assignCodes(ct *[256]uint32, length *[256]uint8, maxLen int) {
 	}
 	for s, l := range length {
 		if l == 0 {
-			ct[s] = 0
+			code[s] = 0
 			continue
 		}
-		ct[s] = start[l]<<8 | uint32(l)
+		code[s] = uint64(start[l]) << (64 - l)
 		start[l]++
 	}
 }
@@ -236,15 +236,15 @@ func (h *huffEnc) describe(maxSym, maxLen int) bool {
 	return true
 }
 
-// cost is the bits coding the counted literals with table ct takes, or -1
-// if a present symbol has no code in it.
-func (h *huffEnc) cost(ct *[256]uint32, maxSym int) int {
+// cost is the bits coding the counted literals with code lengths length
+// takes, or -1 if a present symbol has no code.
+func (h *huffEnc) cost(length *[256]uint8, maxSym int) int {
 	bits := 0
 	for s, c := range h.count[:maxSym+1] {
 		if c == 0 {
 			continue
 		}
-		l := ct[s] & 0xff
+		l := length[s]
 		if l == 0 {
 			return -1
 		}
@@ -253,121 +253,48 @@ func (h *huffEnc) cost(ct *[256]uint32, maxSym int) int {
 	return bits
 }
 
-// huffStream appends the Huffman stream of src coded with ct at out[pos:]
-// (out has room for the stream and 8 bytes more) and returns where it
-// ends: symbols last to first into a bit container flushed every four,
-// then the end mark (RFC 8878 §4.2.2).
-func huffStream(out []byte, pos int, src []byte, ct *[256]uint32) int {
+// The stream writers keep their bits at the top of a 64-bit container:
+// a code enters from above, pushing the bits before it down (c>>length |
+// code<<(64-length), the table entry holding both: one shift, one or and
+// one add a symbol). Right-aligned, the container holds the stream LSB
+// first, each symbol above the ones before it, as the format wants;
+// flushing stores that and keeps the container, whose flushed bits fall
+// off the bottom later. Symbols go in last to first (the decoder reads
+// the stream from its end), and a 1 bit marks the end (RFC 8878 §4.2.2).
+
+// huffStream appends the Huffman stream of src coded with the codes
+// code (at the top of the word) and lengths length at out[pos:] (out has
+// room for the stream and 8 bytes more) and returns where it ends. The
+// loop keeps everything in registers: per symbol a byte load, two table
+// loads, a shift, an or and an add.
+func huffStream(out []byte, pos int, src []byte, code *[256]uint64, length *[256]uint8) int {
 	var c uint64
 	var nb uint
 	i := len(src)
 	for i&3 != 0 {
 		i--
-		e := ct[src[i]]
-		c |= uint64(e>>8) << (nb & 63)
-		nb += uint(e & 0xff)
+		l := length[src[i]]
+		c = c>>(l&63) | code[src[i]]
+		nb += uint(l)
 	}
-	for i > 0 {
-		binary.LittleEndian.PutUint64(out[pos:], c)
+	for i >= 4 {
+		binary.LittleEndian.PutUint64(out[pos:], c>>((64-nb)&63))
 		pos += int(nb >> 3)
-		c >>= nb &^ 7
 		nb &= 7
 		w := src[i-4 : i : i]
-		e3, e2, e1, e0 := ct[w[3]], ct[w[2]], ct[w[1]], ct[w[0]]
-		c |= uint64(e3>>8) << (nb & 63)
-		nb += uint(e3 & 0xff)
-		c |= uint64(e2>>8) << (nb & 63)
-		nb += uint(e2 & 0xff)
-		c |= uint64(e1>>8) << (nb & 63)
-		nb += uint(e1 & 0xff)
-		c |= uint64(e0>>8) << (nb & 63)
-		nb += uint(e0 & 0xff)
+		s3, s2, s1, s0 := w[3], w[2], w[1], w[0]
+		l3, l2, l1, l0 := length[s3], length[s2], length[s1], length[s0]
+		c = c>>(l3&63) | code[s3]
+		c = c>>(l2&63) | code[s2]
+		c = c>>(l1&63) | code[s1]
+		c = c>>(l0&63) | code[s0]
+		nb += uint(l3) + uint(l2) + uint(l1) + uint(l0)
 		i -= 4
 	}
-	c |= 1 << (nb & 63)
+	// The end mark, then the last bytes (junk above them is overwritten
+	// by what follows).
+	c = c>>1 | 1<<63
 	nb++
-	binary.LittleEndian.PutUint64(out[pos:], c)
+	binary.LittleEndian.PutUint64(out[pos:], c>>((64-nb)&63))
 	return pos + int((nb+7)>>3)
-}
-
-// bitOut is one Huffman stream's bit writer: container, bit count and
-// position in its buffer.
-type bitOut struct {
-	c   uint64
-	nb  uint
-	pos int
-}
-
-// put adds the code e (code<<8 | length), flushing whole bytes to out
-// once 32 bits are held (so at most 42 are).
-func (w *bitOut) put(out []byte, e uint32) {
-	w.c |= uint64(e>>8) << (w.nb & 63)
-	w.nb += uint(e & 0xff)
-	if w.nb >= 32 {
-		binary.LittleEndian.PutUint64(out[w.pos:], w.c)
-		w.pos += int(w.nb >> 3)
-		w.c >>= w.nb &^ 7
-		w.nb &= 7
-	}
-}
-
-// huffStreams2 codes two streams in one loop (a at outA[pa:], b at
-// outB[pb:], each buffer with room for its stream and 8 bytes more;
-// len(a) >= len(b)) and returns where each ends: the two bit containers
-// are independent chains, which the processor runs side by side, where
-// one stream's shifts and adds wait on each other.
-func huffStreams2(outA []byte, pa int, a []byte, outB []byte, pb int, b []byte, ct *[256]uint32) (int, int) {
-	x, y := bitOut{pos: pa}, bitOut{pos: pb}
-	i := len(a)
-	// a's extra symbols, then both down to a multiple of four.
-	for i > len(b) {
-		i--
-		x.put(outA, ct[a[i]])
-	}
-	for i&3 != 0 {
-		i--
-		x.put(outA, ct[a[i]])
-		y.put(outB, ct[b[i]])
-	}
-	b = b[:i]
-	cA, nA, pA := x.c, x.nb, x.pos
-	cB, nB, pB := y.c, y.nb, y.pos
-	for i >= 4 {
-		binary.LittleEndian.PutUint64(outA[pA:], cA)
-		pA += int(nA >> 3)
-		cA >>= nA &^ 7
-		nA &= 7
-		binary.LittleEndian.PutUint64(outB[pB:], cB)
-		pB += int(nB >> 3)
-		cB >>= nB &^ 7
-		nB &= 7
-		wa := a[i-4 : i : i]
-		wb := b[i-4 : i : i]
-		e3, e2, e1, e0 := ct[wa[3]], ct[wa[2]], ct[wa[1]], ct[wa[0]]
-		f3, f2, f1, f0 := ct[wb[3]], ct[wb[2]], ct[wb[1]], ct[wb[0]]
-		cA |= uint64(e3>>8) << (nA & 63)
-		nA += uint(e3 & 0xff)
-		cB |= uint64(f3>>8) << (nB & 63)
-		nB += uint(f3 & 0xff)
-		cA |= uint64(e2>>8) << (nA & 63)
-		nA += uint(e2 & 0xff)
-		cB |= uint64(f2>>8) << (nB & 63)
-		nB += uint(f2 & 0xff)
-		cA |= uint64(e1>>8) << (nA & 63)
-		nA += uint(e1 & 0xff)
-		cB |= uint64(f1>>8) << (nB & 63)
-		nB += uint(f1 & 0xff)
-		cA |= uint64(e0>>8) << (nA & 63)
-		nA += uint(e0 & 0xff)
-		cB |= uint64(f0>>8) << (nB & 63)
-		nB += uint(f0 & 0xff)
-		i -= 4
-	}
-	cA |= 1 << (nA & 63)
-	nA++
-	binary.LittleEndian.PutUint64(outA[pA:], cA)
-	cB |= 1 << (nB & 63)
-	nB++
-	binary.LittleEndian.PutUint64(outB[pB:], cB)
-	return pA + int((nA+7)>>3), pB + int((nB+7)>>3)
 }

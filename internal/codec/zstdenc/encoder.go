@@ -24,10 +24,13 @@ const (
 // they have grown. Not safe for concurrent use; the zero value is ready.
 type Encoder struct {
 	// table maps a hash of 6 bytes to where they last occurred: position+1
-	// in the low 32 bits, the 4 bytes found there in the high 32, so a
-	// candidate that does not match is rejected without reading src (a
-	// cache miss, on noisy data the common case).
-	table *[1 << hashLog]uint64
+	// in the low bits (as many as the frame's positions need), the same
+	// bits of the 4 bytes found there in the rest (a tag), so that most
+	// candidates that do not match are rejected without reading src (a
+	// cache miss, on noisy data the common case). 4-byte entries: the
+	// 8-byte ones of before, position and all 4 bytes, made a 256 KiB
+	// table whose misses cost more than the src reads the tag leaves.
+	table *[1 << hashLog]uint32
 	lits  []byte
 	body  []byte // the block being coded
 	seqs  []sequence
@@ -84,7 +87,7 @@ func (e *Encoder) EncodeAllBlocks(dst, src []byte, block int) []byte {
 		return append(dst, 1, 0, 0) // one empty raw block, the last
 	}
 	if e.table == nil {
-		e.table = new([1 << hashLog]uint64)
+		e.table = new([1 << hashLog]uint32)
 	}
 	clear(e.table[:])
 	e.rep = [3]uint32{1, 4, 8}
@@ -199,6 +202,9 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 	anchor, ip := start, start
 	ilimit := end - 9
 	limitWindow := window < len(src)
+	// Entries hold position+1 (at most len(src)) in the low bits.
+	posMask := uint32(1)<<bits.Len(uint(len(src))) - 1
+	tagMask := ^posMask
 	for ip < ilimit {
 		// Two positions a step: their lookups overlap in the memory
 		// system (zstd's fast loop does the same).
@@ -217,13 +223,13 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 		}
 		h0, h1 := hash6(cur0), hash6(cur1)
 		t0, t1 := table[h0], table[h1]
-		table[h0], table[h1] = entry(ip, cur0), entry(ip+1, cur1)
+		table[h0], table[h1] = uint32(ip+1)|uint32(cur0)&tagMask, uint32(ip+2)|uint32(cur1)&tagMask
 		cand := -1
 		switch {
-		case t0 != 0 && uint32(t0>>32) == uint32(cur0) && (!limitWindow || ip-int(uint32(t0)-1) <= window):
-			cand = int(uint32(t0) - 1)
-		case t1 != 0 && uint32(t1>>32) == uint32(cur1) && (!limitWindow || ip+1-int(uint32(t1)-1) <= window):
-			cand = int(uint32(t1) - 1)
+		case t0&tagMask == uint32(cur0)&tagMask && t0&posMask != 0 && uint32(cur0) == load32(src, int(t0&posMask-1)) && (!limitWindow || ip-int(t0&posMask-1) <= window):
+			cand = int(t0&posMask - 1)
+		case t1&tagMask == uint32(cur1)&tagMask && t1&posMask != 0 && uint32(cur1) == load32(src, int(t1&posMask-1)) && (!limitWindow || ip+1-int(t1&posMask-1) <= window):
+			cand = int(t1&posMask - 1)
 			ip++
 		}
 		if cand < 0 {
@@ -245,8 +251,8 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 			// Two positions of the match go into the table too (zstd's
 			// fast strategy): the next copy of this stretch finds them.
 			v, w := load64(src, m+2), load64(src, ip-2)
-			table[hash6(v)] = entry(m+2, v)
-			table[hash6(w)] = entry(ip-2, w)
+			table[hash6(v)] = uint32(m+3) | uint32(v)&tagMask
+			table[hash6(w)] = uint32(ip-1) | uint32(w)&tagMask
 		}
 		// Right after a match the previous offset often continues (rows,
 		// interleaved channels): a zero-literal repeat match costs a few
@@ -259,7 +265,7 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 			}
 			ml := 4 + matchLen(src, ip+4, ip+4-r, end)
 			v := load64(src, ip)
-			table[hash6(v)] = entry(ip, v)
+			table[hash6(v)] = uint32(ip+1) | uint32(v)&tagMask
 			e.emit(src, anchor, ip, uint32(r), ml)
 			ip += ml
 			anchor = ip
@@ -267,9 +273,6 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 	}
 	e.lits = append(e.lits, src[anchor:end]...)
 }
-
-// entry is the table entry for the 8 bytes v at position p.
-func entry(p int, v uint64) uint64 { return uint64(p+1) | v<<32 }
 
 // matchLen is the number of equal bytes at a and b (b < a), stopping at
 // end.

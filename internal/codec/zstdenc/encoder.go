@@ -196,6 +196,9 @@ func hash6(v uint64) uint16 {
 // from the last match. Matches reach back into earlier blocks of the
 // frame but never past end.
 func (e *Encoder) parse(src []byte, start, end, window int) {
+	if cap(e.lits) < end-start+16 {
+		e.lits = make([]byte, 0, maxBlock+16) // block sizes are at most that
+	}
 	e.lits = e.lits[:0]
 	e.seqs = e.seqs[:0]
 	table := e.table
@@ -205,6 +208,7 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 	// Entries hold position+1 (at most len(src)) in the low bits.
 	posMask := uint32(1)<<bits.Len(uint(len(src))) - 1
 	tagMask := ^posMask
+	rep0 := int(e.rep[0]) // a local: e.rep is reloaded only after emit
 	for ip < ilimit {
 		// Two positions a step: their lookups overlap in the memory
 		// system (zstd's fast loop does the same).
@@ -213,10 +217,11 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 		// The repeat offset one byte ahead: bytes ip+1.. are cur1. (rep[0]
 		// is 1 at the frame's start and then always an offset some earlier
 		// match used, so ip+1-r >= 0.)
-		if r := int(e.rep[0]); uint32(cur1) == load32(src, ip+1-r) {
+		if r := rep0; uint32(cur1) == load32(src, ip+1-r) {
 			m := ip + 1
 			ml := 4 + matchLen(src, m+4, m+4-r, end)
 			e.emit(src, anchor, m, uint32(r), ml)
+			rep0 = int(e.rep[0])
 			ip = m + ml
 			anchor = ip
 			continue
@@ -244,6 +249,7 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 		}
 		ml := 4 + matchLen(src, ip+4, cand+4, end)
 		e.emit(src, anchor, ip, uint32(ip-cand), ml)
+		rep0 = int(e.rep[0])
 		m := ip
 		ip += ml
 		anchor = ip
@@ -267,6 +273,7 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 			v := load64(src, ip)
 			table[hash6(v)] = uint32(ip+1) | uint32(v)&tagMask
 			e.emit(src, anchor, ip, uint32(r), ml)
+			rep0 = int(e.rep[0])
 			ip += ml
 			anchor = ip
 		}
@@ -296,7 +303,17 @@ func matchLen(src []byte, a, b, end int) int {
 // §3.1.1.5).
 func (e *Encoder) emit(src []byte, anchor, ip int, off uint32, ml int) {
 	ll := uint32(ip - anchor)
-	e.lits = append(e.lits, src[anchor:ip]...)
+	// Short literal runs as two 8-byte copies: ip+16 is within src when
+	// ip < end-9 unless the block ends the input, and parse left 16 bytes
+	// of room in lits.
+	if l := len(e.lits); ll <= 16 && ip+7 < len(src)-8 && cap(e.lits)-l >= 16 {
+		d := e.lits[l : l+16 : l+16]
+		binary.LittleEndian.PutUint64(d, load64(src, anchor))
+		binary.LittleEndian.PutUint64(d[8:], load64(src, anchor+8))
+		e.lits = e.lits[:l+int(ll)]
+	} else {
+		e.lits = append(e.lits, src[anchor:ip]...)
+	}
 	r := &e.rep
 	ob := off + 3
 	if ll > 0 {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"unsafe"
 )
 
 const (
@@ -204,41 +205,27 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 	table := e.table
 	anchor, ip := start, start
 	ilimit := end - 9
-	limitWindow := window < len(src)
 	// Entries hold position+1 (at most len(src)) in the low bits.
 	posMask := uint32(1)<<bits.Len(uint(len(src))) - 1
 	tagMask := ^posMask
 	rep0 := int(e.rep[0]) // a local: e.rep is reloaded only after emit
+	if window >= len(src) {
+		window = len(src) // ip-cand <= window always holds
+	}
+	sp := unsafe.Pointer(unsafe.SliceData(src))
 	for ip < ilimit {
-		// Two positions a step: their lookups overlap in the memory
-		// system (zstd's fast loop does the same).
-		w := src[ip : ip+9 : ip+9] // one bounds check for both loads
-		cur0, cur1 := binary.LittleEndian.Uint64(w), binary.LittleEndian.Uint64(w[1:])
-		// The repeat offset one byte ahead: bytes ip+1.. are cur1. (rep[0]
-		// is 1 at the frame's start and then always an offset some earlier
-		// match used, so ip+1-r >= 0.)
-		if r := rep0; uint32(cur1) == load32(src, ip+1-r) {
-			m := ip + 1
-			ml := 4 + matchLen(src, m+4, m+4-r, end)
-			e.emit(src, anchor, m, uint32(r), ml)
-			rep0 = int(e.rep[0])
-			ip = m + ml
-			anchor = ip
-			continue
-		}
-		h0, h1 := hash6(cur0), hash6(cur1)
-		t0, t1 := table[h0], table[h1]
-		table[h0], table[h1] = uint32(ip+1)|uint32(cur0)&tagMask, uint32(ip+2)|uint32(cur1)&tagMask
-		cand := -1
-		switch {
-		case t0&tagMask == uint32(cur0)&tagMask && t0&posMask != 0 && uint32(cur0) == load32(src, int(t0&posMask-1)) && (!limitWindow || ip-int(t0&posMask-1) <= window):
-			cand = int(t0&posMask - 1)
-		case t1&tagMask == uint32(cur1)&tagMask && t1&posMask != 0 && uint32(cur1) == load32(src, int(t1&posMask-1)) && (!limitWindow || ip+1-int(t1&posMask-1) <= window):
-			cand = int(t1&posMask - 1)
-			ip++
-		}
+		var cand int
+		var rep bool
+		ip, cand, rep = search(sp, table, ip, anchor, ilimit, rep0, posMask, window)
 		if cand < 0 {
-			ip += 2 + (ip-anchor)>>skipLog
+			break
+		}
+		if rep {
+			ml := 4 + matchLen(src, ip+4, cand+4, end)
+			e.emit(src, anchor, ip, uint32(rep0), ml)
+			rep0 = int(e.rep[0])
+			ip += ml
+			anchor = ip
 			continue
 		}
 		// Backwards while the bytes before agree (cand < ip, so cand-1 is
@@ -280,6 +267,48 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 	}
 	e.lits = append(e.lits, src[anchor:end]...)
 }
+
+// search looks for the next match from ip on (ip < ilimit = end-9),
+// two positions a step, their lookups overlapping in the memory system
+// (zstd's fast loop does the same), the stride growing with the distance
+// from anchor, every position looked at entered into the table. It
+// returns the position p and an earlier position cand whose 4 bytes are
+// the same, rep when that is the repeat offset rep0 one byte ahead, or
+// cand -1 when it reached ilimit. A function of its own, with src as a
+// pointer, so that its state stays in registers and its loads carry no
+// bounds checks: each says why it is inside src.
+func search(sp unsafe.Pointer, table *[1 << hashLog]uint32, ip, anchor, ilimit, rep0 int, posMask uint32, window int) (p, cand int, rep bool) {
+	tagMask := ^posMask
+	for ip < ilimit {
+		// ip+9 <= end <= len(src).
+		cur0, cur1 := load64p(sp, ip), load64p(sp, ip+1)
+		// The repeat offset one byte ahead: bytes ip+1.. are cur1. rep0
+		// is 1 at the frame's start and then always an offset some
+		// earlier match used, so 0 <= ip+1-rep0 < ip.
+		if uint32(cur1) == load32p(sp, ip+1-rep0) {
+			return ip + 1, ip + 1 - rep0, true
+		}
+		h0, h1 := hash6(cur0), hash6(cur1)
+		t0, t1 := table[h0], table[h1]
+		table[h0], table[h1] = uint32(ip+1)|uint32(cur0)&tagMask, uint32(ip+2)|uint32(cur1)&tagMask
+		// Entries are position+1 of an earlier position of this frame
+		// (the table is cleared per frame and read before this step's
+		// stores), so 0 <= c0 < ip and 0 <= c1 <= ip: loads inside src.
+		if c0 := int(t0&posMask) - 1; t0&tagMask == uint32(cur0)&tagMask && c0 >= 0 && uint32(cur0) == load32p(sp, c0) && ip-c0 <= window {
+			return ip, c0, false
+		}
+		if c1 := int(t1&posMask) - 1; t1&tagMask == uint32(cur1)&tagMask && c1 >= 0 && uint32(cur1) == load32p(sp, c1) && ip+1-c1 <= window {
+			return ip + 1, c1, false
+		}
+		ip += 2 + (ip-anchor)>>skipLog
+	}
+	return ip, -1, false
+}
+
+// load32p and load64p read 4 and 8 bytes at p+i, in the machine's byte
+// order (compared with each other and hashed only).
+func load32p(p unsafe.Pointer, i int) uint32 { return *(*uint32)(unsafe.Add(p, i)) }
+func load64p(p unsafe.Pointer, i int) uint64 { return *(*uint64)(unsafe.Add(p, i)) }
 
 // matchLen is the number of equal bytes at a and b (b < a), stopping at
 // end.

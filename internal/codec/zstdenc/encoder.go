@@ -592,10 +592,12 @@ func (e *Encoder) sequences(dst []byte) []byte {
 func encodeSeqs(out []byte, pos int, seqs []sequence, codes []uint8, llT, mlT, ofT *fseTable) int {
 	var acc uint64
 	var n uint
+	// n stays below 64 (see the loop), so the mask only spares the
+	// shift's check for counts of 64 and more.
 	flush := func() {
 		binary.LittleEndian.PutUint64(out[pos:], acc)
 		pos += int(n >> 3)
-		acc >>= n &^ 7
+		acc >>= (n &^ 7) & 63
 		n &= 7
 	}
 	last := len(seqs) - 1
@@ -603,10 +605,10 @@ func encodeSeqs(out []byte, pos int, seqs []sequence, codes []uint8, llT, mlT, o
 	s := seqs[last]
 	lc, mc, oc := codes[3*last], codes[3*last+1], codes[3*last+2]
 	vLL, vML, vOF := llT.initState(lc), mlT.initState(mc), ofT.initState(oc)
-	acc = uint64(s.litLen - llBase[lc&63%36])
-	n = uint(llBits[lc&63%36])
-	acc |= uint64(s.matchLen-3-mlBase[mc%53]) << (n & 63)
-	n += uint(mlBits[mc%53])
+	acc = uint64(s.litLen - llBase[lc&63])
+	n = uint(llBits[lc&63])
+	acc |= uint64(s.matchLen-3-mlBase[mc&63]) << (n & 63)
+	n += uint(mlBits[mc&63])
 	flush()
 	acc |= uint64(s.offBase) & (1<<(oc&63) - 1) << (n & 63)
 	n += uint(oc)
@@ -617,27 +619,27 @@ func encodeSeqs(out []byte, pos int, seqs []sequence, codes []uint8, llT, mlT, o
 		lc, mc, oc := c[0], c[1], c[2]
 		tt := ofT.symbolTT[oc&63]
 		nb := uint((vOF + tt.deltaNbBits) >> 16)
-		acc |= uint64(vOF) & (1<<(nb&63) - 1) << (n & 63)
+		acc |= uint64(vOF) & lowMask[nb&31] << (n & 63)
 		n += nb
 		vOF = uint32(ofT.stateTable[uint32(int32(vOF>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
 		tt = mlT.symbolTT[mc&63]
 		nb = uint((vML + tt.deltaNbBits) >> 16)
-		acc |= uint64(vML) & (1<<(nb&63) - 1) << (n & 63)
+		acc |= uint64(vML) & lowMask[nb&31] << (n & 63)
 		n += nb
 		vML = uint32(mlT.stateTable[uint32(int32(vML>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
 		tt = llT.symbolTT[lc&63]
 		nb = uint((vLL + tt.deltaNbBits) >> 16)
-		acc |= uint64(vLL) & (1<<(nb&63) - 1) << (n & 63)
+		acc |= uint64(vLL) & lowMask[nb&31] << (n & 63)
 		n += nb
 		vLL = uint32(llT.stateTable[uint32(int32(vLL>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
 		// At most 26 state bits and 16 literal length bits on the 7 a
 		// flush leaves: one flush before the match length's 16 and the
 		// offset's 31 bits.
-		acc |= uint64(s.litLen-llBase[lc%36]) << (n & 63)
-		n += uint(llBits[lc%36])
+		acc |= uint64(s.litLen-llBase[lc&63]) << (n & 63)
+		n += uint(llBits[lc&63])
 		flush()
-		acc |= uint64(s.matchLen-3-mlBase[mc%53]) << (n & 63)
-		n += uint(mlBits[mc%53])
+		acc |= uint64(s.matchLen-3-mlBase[mc&63]) << (n & 63)
+		n += uint(mlBits[mc&63])
 		acc |= uint64(s.offBase) & (1<<(oc&63) - 1) << (n & 63)
 		n += uint(oc)
 		flush()
@@ -657,6 +659,15 @@ func encodeSeqs(out []byte, pos int, seqs []sequence, codes []uint8, llT, mlT, o
 	}
 	return pos
 }
+
+// lowMask[k] has the low k bits set: a load where 1<<k - 1 costs three
+// instructions and the shift count register.
+var lowMask = func() (m [32]uint64) {
+	for k := range m {
+		m[k] = 1<<k - 1
+	}
+	return m
+}()
 
 // chooseTable picks the cheapest way to code one of the three code
 // streams: RLE when it holds one symbol, else the predefined table or a

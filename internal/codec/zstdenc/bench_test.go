@@ -36,7 +36,7 @@ func BenchmarkFills(b *testing.B) {
 	if dir == "" {
 		b.Skip("set ZSTDENC_FILLS=DIR (internal/codec's TestMeasureCodecs output)")
 	}
-	for _, name := range []string{"thirds", "rand", "bcamera", "camera"} {
+	for _, name := range []string{"thirds", "rand", "bcamera", "camera", "xor"} {
 		all, err := os.ReadFile(filepath.Join(dir, name+".raw"))
 		if err != nil {
 			b.Fatal(err)

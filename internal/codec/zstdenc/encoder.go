@@ -35,7 +35,6 @@ type Encoder struct {
 	lits  []byte
 	body  []byte // the block being coded
 	seqs  []sequence
-	codes []uint8 // ll, ml, of code of every sequence, 3 per sequence
 	huf   huffEnc
 	rep   [3]uint32
 	ll    fseTable // custom tables, rebuilt per block when used
@@ -48,6 +47,9 @@ type Encoder struct {
 // offset, offset+3 otherwise).
 type sequence struct {
 	litLen, matchLen, offBase uint32
+	// The literal length, match length and offset codes, set by
+	// sequences: beside the values, so the coding loop reads one array.
+	lc, mc, oc uint8
 }
 
 // MaxEncodedSize is the largest frame EncodeAll writes for n bytes: the
@@ -371,7 +373,7 @@ func (e *Encoder) emit(src []byte, anchor, ip int, off uint32, ml int) {
 	default: // the third, r[0]-1 or a new offset: all move down
 		r[2], r[1], r[0] = r[1], r[0], off
 	}
-	e.seqs = append(e.seqs, sequence{ll, uint32(ml), ob})
+	e.seqs = append(e.seqs, sequence{litLen: ll, matchLen: uint32(ml), offBase: ob})
 }
 
 // compressed appends the literals and sequences sections of the block
@@ -548,16 +550,14 @@ func (e *Encoder) sequences(dst []byte) []byte {
 	if nb == 0 {
 		return dst
 	}
-	if cap(e.codes) < 3*nb {
-		e.codes = make([]uint8, 3*nb, 3*nb+3*nb/2)
-	}
-	codes := e.codes[:3*nb]
 	var llHist [llMaxCode + 1]uint32
 	var mlHist [mlMaxCode + 1]uint32
 	var ofHist [ofMaxCode + 1]uint32
-	for i, s := range e.seqs {
+	seqs := e.seqs
+	for i := range seqs {
+		s := &seqs[i]
 		lc, mc, oc := llCode(s.litLen), mlCode(s.matchLen-3), uint8(bits.Len32(s.offBase)-1)
-		codes[3*i], codes[3*i+1], codes[3*i+2] = lc, mc, oc
+		s.lc, s.mc, s.oc = lc, mc, oc
 		llHist[lc]++
 		mlHist[mc]++
 		ofHist[oc]++
@@ -566,9 +566,9 @@ func (e *Encoder) sequences(dst []byte) []byte {
 	dst = append(dst, 0)
 	var llT, mlT, ofT *fseTable
 	var llM, ofM, mlM int
-	llM, llT, dst = e.chooseTable(dst, llHist[:], nb, &e.ll, &llDefault, llDefaultNorm, llMaxLog, codes[0])
-	ofM, ofT, dst = e.chooseTable(dst, ofHist[:], nb, &e.of, &ofDefault, ofDefaultNorm, ofMaxLog, codes[2])
-	mlM, mlT, dst = e.chooseTable(dst, mlHist[:], nb, &e.ml, &mlDefault, mlDefaultNorm, mlMaxLog, codes[1])
+	llM, llT, dst = e.chooseTable(dst, llHist[:], nb, &e.ll, &llDefault, llDefaultNorm, llMaxLog, seqs[0].lc)
+	ofM, ofT, dst = e.chooseTable(dst, ofHist[:], nb, &e.of, &ofDefault, ofDefaultNorm, ofMaxLog, seqs[0].oc)
+	mlM, mlT, dst = e.chooseTable(dst, mlHist[:], nb, &e.ml, &mlDefault, mlDefaultNorm, mlMaxLog, seqs[0].mc)
 	dst[modesAt] = byte(llM<<6 | ofM<<4 | mlM<<2)
 
 	// At most 9+9+8 state bits and 16+16+31 extra bits a sequence, and
@@ -577,7 +577,7 @@ func (e *Encoder) sequences(dst []byte) []byte {
 	if need := len(dst) + 12*nb + 4 + 8; cap(dst) < need {
 		dst = append(make([]byte, 0, need+need/2), dst...)
 	}
-	end := encodeSeqs(dst[:cap(dst)], len(dst), e.seqs, codes, llT, mlT, ofT)
+	end := encodeSeqs(dst[:cap(dst)], len(dst), seqs, llT, mlT, ofT)
 	return dst[:end]
 }
 
@@ -589,45 +589,49 @@ func (e *Encoder) sequences(dst []byte) []byte {
 // container, states and tables are locals so that they stay in
 // registers; the index masks only spare bounds checks (codes are below
 // 64 and state indices below 1 << maxFSELog by construction).
-func encodeSeqs(out []byte, pos int, seqs []sequence, codes []uint8, llT, mlT, ofT *fseTable) int {
+func encodeSeqs(out []byte, pos int, seqs []sequence, llT, mlT, ofT *fseTable) int {
+	// A sequence takes at most 89 bits, the final states and end mark 28:
+	// the stream ends before pos + 12*len(seqs) + 4 and the last word
+	// store 8 bytes later. Checked here once, the stores go through a
+	// pointer.
+	_ = out[pos+12*len(seqs)+11]
+	op := unsafe.Pointer(unsafe.SliceData(out))
 	var acc uint64
 	var n uint
 	// n stays below 64 (see the loop), so the mask only spares the
 	// shift's check for counts of 64 and more.
 	flush := func() {
-		binary.LittleEndian.PutUint64(out[pos:], acc)
+		binary.LittleEndian.PutUint64((*[8]byte)(unsafe.Add(op, pos))[:], acc)
 		pos += int(n >> 3)
 		acc >>= (n &^ 7) & 63
 		n &= 7
 	}
 	last := len(seqs) - 1
-	codes = codes[:3*len(seqs)]
 	s := seqs[last]
-	lc, mc, oc := codes[3*last], codes[3*last+1], codes[3*last+2]
+	lc, mc, oc := s.lc&63, s.mc&63, s.oc&63
 	vLL, vML, vOF := llT.initState(lc), mlT.initState(mc), ofT.initState(oc)
-	acc = uint64(s.litLen - llBase[lc&63])
-	n = uint(llBits[lc&63])
-	acc |= uint64(s.matchLen-3-mlBase[mc&63]) << (n & 63)
-	n += uint(mlBits[mc&63])
+	acc = uint64(s.litLen - llBase[lc])
+	n = uint(llBits[lc])
+	acc |= uint64(s.matchLen-3-mlBase[mc]) << (n & 63)
+	n += uint(mlBits[mc])
 	flush()
-	acc |= uint64(s.offBase) & (1<<(oc&63) - 1) << (n & 63)
+	acc |= uint64(s.offBase) & lowMask[oc&31] << (n & 63)
 	n += uint(oc)
 	flush()
 	for i := last - 1; i >= 0; i-- {
-		s := seqs[i]
-		c := codes[3*i : 3*i+3 : 3*i+3]
-		lc, mc, oc := c[0], c[1], c[2]
-		tt := ofT.symbolTT[oc&63]
+		s := &seqs[i]
+		lc, mc, oc := s.lc&63, s.mc&63, s.oc&63
+		tt := ofT.symbolTT[oc]
 		nb := uint((vOF + tt.deltaNbBits) >> 16)
 		acc |= uint64(vOF) & lowMask[nb&31] << (n & 63)
 		n += nb
 		vOF = uint32(ofT.stateTable[uint32(int32(vOF>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
-		tt = mlT.symbolTT[mc&63]
+		tt = mlT.symbolTT[mc]
 		nb = uint((vML + tt.deltaNbBits) >> 16)
 		acc |= uint64(vML) & lowMask[nb&31] << (n & 63)
 		n += nb
 		vML = uint32(mlT.stateTable[uint32(int32(vML>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
-		tt = llT.symbolTT[lc&63]
+		tt = llT.symbolTT[lc]
 		nb = uint((vLL + tt.deltaNbBits) >> 16)
 		acc |= uint64(vLL) & lowMask[nb&31] << (n & 63)
 		n += nb
@@ -635,12 +639,12 @@ func encodeSeqs(out []byte, pos int, seqs []sequence, codes []uint8, llT, mlT, o
 		// At most 26 state bits and 16 literal length bits on the 7 a
 		// flush leaves: one flush before the match length's 16 and the
 		// offset's 31 bits.
-		acc |= uint64(s.litLen-llBase[lc&63]) << (n & 63)
-		n += uint(llBits[lc&63])
+		acc |= uint64(s.litLen-llBase[lc]) << (n & 63)
+		n += uint(llBits[lc])
 		flush()
-		acc |= uint64(s.matchLen-3-mlBase[mc&63]) << (n & 63)
-		n += uint(mlBits[mc&63])
-		acc |= uint64(s.offBase) & (1<<(oc&63) - 1) << (n & 63)
+		acc |= uint64(s.matchLen-3-mlBase[mc]) << (n & 63)
+		n += uint(mlBits[mc])
+		acc |= uint64(s.offBase) & lowMask[oc&31] << (n & 63)
 		n += uint(oc)
 		flush()
 	}

@@ -435,7 +435,7 @@ func TestSequenceCounts(t *testing.T) {
 				for range ml {
 					data = append(data, data[len(data)-off]) // byte by byte: overlaps allowed
 				}
-				e.seqs = append(e.seqs, sequence{uint32(ll), uint32(ml), uint32(off + 3)})
+				e.seqs = append(e.seqs, sequence{litLen: uint32(ll), matchLen: uint32(ml), offBase: uint32(off + 3)})
 			}
 			if nb == 0 {
 				e.lits = e.lits[:len(data)]

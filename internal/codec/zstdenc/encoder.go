@@ -313,11 +313,17 @@ func load32p(p unsafe.Pointer, i int) uint32 { return *(*uint32)(unsafe.Add(p, i
 func load64p(p unsafe.Pointer, i int) uint64 { return *(*uint64)(unsafe.Add(p, i)) }
 
 // matchLen is the number of equal bytes at a and b (b < a), stopping at
-// end.
+// end <= len(src). It reads through a pointer: the 8-byte loads end at
+// a+n+8 <= end for a and below that for b, the byte loads below end.
+// Little-endian loads, so the first differing byte is the lowest.
 func matchLen(src []byte, a, b, end int) int {
+	sp := unsafe.Pointer(unsafe.SliceData(src))
+	_ = src[end-1]
 	n := 0
 	for a+n+8 <= end {
-		if x := load64(src, a+n) ^ load64(src, b+n); x != 0 {
+		x := binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(sp, a+n))[:]) ^
+			binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(sp, b+n))[:])
+		if x != 0 {
 			return n + bits.TrailingZeros64(x)>>3
 		}
 		n += 8
@@ -334,16 +340,17 @@ func matchLen(src []byte, a, b, end int) int {
 // §3.1.1.5).
 func (e *Encoder) emit(src []byte, anchor, ip int, off uint32, ml int) {
 	ll := uint32(ip - anchor)
-	// Short literal runs as two 8-byte copies: ip+16 is within src when
-	// ip < end-9 unless the block ends the input, and parse left 16 bytes
-	// of room in lits.
-	if l := len(e.lits); ll <= 16 && ip+7 < len(src)-8 && cap(e.lits)-l >= 16 {
-		d := e.lits[l : l+16 : l+16]
-		binary.LittleEndian.PutUint64(d, load64(src, anchor))
-		binary.LittleEndian.PutUint64(d[8:], load64(src, anchor+8))
-		e.lits = e.lits[:l+int(ll)]
-	} else {
-		e.lits = append(e.lits, src[anchor:ip]...)
+	// Short literal runs as two 8-byte copies (parse left 16 bytes of
+	// room in lits); none at all on data that matches back to back.
+	if ll != 0 {
+		if l := len(e.lits); ll <= 16 && ip+16 <= len(src) && cap(e.lits)-l >= 16 {
+			d := e.lits[l : l+16 : l+16]
+			binary.LittleEndian.PutUint64(d, load64(src, anchor))
+			binary.LittleEndian.PutUint64(d[8:], load64(src, anchor+8))
+			e.lits = e.lits[:l+int(ll)]
+		} else {
+			e.lits = append(e.lits, src[anchor:ip]...)
+		}
 	}
 	r := &e.rep
 	ob := off + 3

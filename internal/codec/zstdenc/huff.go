@@ -282,13 +282,18 @@ func huffStream(out []byte, pos int, src []byte, code *[256]uint64, length *[256
 		pos += int(nb >> 3)
 		nb &= 7
 		w := src[i-4 : i : i]
-		s3, s2, s1, s0 := w[3], w[2], w[1], w[0]
-		l3, l2, l1, l0 := length[s3], length[s2], length[s1], length[s0]
-		c = c>>(l3&63) | code[s3]
-		c = c>>(l2&63) | code[s2]
-		c = c>>(l1&63) | code[s1]
-		c = c>>(l0&63) | code[s0]
-		nb += uint(l3) + uint(l2) + uint(l1) + uint(l0)
+		l := length[w[3]]
+		c = c>>(l&63) | code[w[3]]
+		nb += uint(l)
+		l = length[w[2]]
+		c = c>>(l&63) | code[w[2]]
+		nb += uint(l)
+		l = length[w[1]]
+		c = c>>(l&63) | code[w[1]]
+		nb += uint(l)
+		l = length[w[0]]
+		c = c>>(l&63) | code[w[0]]
+		nb += uint(l)
 		i -= 4
 	}
 	// The end mark, then the last bytes (junk above them is overwritten

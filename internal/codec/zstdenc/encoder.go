@@ -632,17 +632,17 @@ func encodeSeqs(out []byte, pos int, seqs []sequence, llT, mlT, ofT *fseTable) i
 		nb := uint((vOF + tt.deltaNbBits) >> 16)
 		acc |= uint64(vOF) & lowMask[nb&31] << (n & 63)
 		n += nb
-		vOF = uint32(ofT.stateTable[uint32(int32(vOF>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
+		vOF = uint32(ofT.stateTable[uint32(int32(vOF>>(nb&31))+tt.deltaFindState)%(1<<maxFSELog)])
 		tt = mlT.symbolTT[mc]
 		nb = uint((vML + tt.deltaNbBits) >> 16)
 		acc |= uint64(vML) & lowMask[nb&31] << (n & 63)
 		n += nb
-		vML = uint32(mlT.stateTable[uint32(int32(vML>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
+		vML = uint32(mlT.stateTable[uint32(int32(vML>>(nb&31))+tt.deltaFindState)%(1<<maxFSELog)])
 		tt = llT.symbolTT[lc]
 		nb = uint((vLL + tt.deltaNbBits) >> 16)
 		acc |= uint64(vLL) & lowMask[nb&31] << (n & 63)
 		n += nb
-		vLL = uint32(llT.stateTable[uint32(int32(vLL>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
+		vLL = uint32(llT.stateTable[uint32(int32(vLL>>(nb&31))+tt.deltaFindState)%(1<<maxFSELog)])
 		// At most 26 state bits and 16 literal length bits on the 7 a
 		// flush leaves: one flush before the match length's 16 and the
 		// offset's 31 bits.

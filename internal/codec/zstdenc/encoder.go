@@ -182,9 +182,6 @@ func isRun(b []byte) bool {
 	return true
 }
 
-func load64(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[i:]) }
-func load32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
-
 // hash6 hashes the low 6 bytes of v into hashLog bits (zstd's 6-byte
 // multiplicative hash).
 func hash6(v uint64) uint16 {
@@ -245,7 +242,8 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 		if ip < ilimit {
 			// Two positions of the match go into the table too (zstd's
 			// fast strategy): the next copy of this stretch finds them.
-			v, w := load64(src, m+2), load64(src, ip-2)
+			// m+4 <= ip < end-9: both loads end before end.
+			v, w := load64p(sp, m+2), load64p(sp, ip-2)
 			table[hash6(v)] = uint32(m+3) | uint32(v)&tagMask
 			table[hash6(w)] = uint32(ip-1) | uint32(w)&tagMask
 		}
@@ -255,11 +253,12 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 		// more than ip.)
 		for ip < ilimit {
 			r := int(e.rep[1])
-			if load32(src, ip) != load32(src, ip-r) {
+			// ip+8 < end, ip-r >= 0.
+			if load32p(sp, ip) != load32p(sp, ip-r) {
 				break
 			}
 			ml := 4 + matchLen(src, ip+4, ip+4-r, end)
-			v := load64(src, ip)
+			v := load64p(sp, ip)
 			table[hash6(v)] = uint32(ip+1) | uint32(v)&tagMask
 			e.emit(src, anchor, ip, uint32(r), ml)
 			rep0 = int(e.rep[0])
@@ -312,6 +311,12 @@ func search(sp unsafe.Pointer, table *[1 << hashLog]uint32, ip, anchor, ilimit, 
 func load32p(p unsafe.Pointer, i int) uint32 { return *(*uint32)(unsafe.Add(p, i)) }
 func load64p(p unsafe.Pointer, i int) uint64 { return *(*uint64)(unsafe.Add(p, i)) }
 
+// le64p reads 8 bytes at p+i little-endian (one load on amd64 and arm64):
+// for copies and for matchLen, where the byte order matters.
+func le64p(p unsafe.Pointer, i int) uint64 {
+	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(p, i))[:])
+}
+
 // matchLen is the number of equal bytes at a and b (b < a), stopping at
 // end <= len(src). It reads through a pointer: the 8-byte loads end at
 // a+n+8 <= end for a and below that for b, the byte loads below end.
@@ -321,9 +326,7 @@ func matchLen(src []byte, a, b, end int) int {
 	_ = src[end-1]
 	n := 0
 	for a+n+8 <= end {
-		x := binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(sp, a+n))[:]) ^
-			binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(sp, b+n))[:])
-		if x != 0 {
+		if x := le64p(sp, a+n) ^ le64p(sp, b+n); x != 0 {
 			return n + bits.TrailingZeros64(x)>>3
 		}
 		n += 8
@@ -344,9 +347,11 @@ func (e *Encoder) emit(src []byte, anchor, ip int, off uint32, ml int) {
 	// room in lits); none at all on data that matches back to back.
 	if ll != 0 {
 		if l := len(e.lits); ll <= 16 && ip+16 <= len(src) && cap(e.lits)-l >= 16 {
+			// anchor+16 <= ip+16 <= len(src): the loads are inside src.
+			sp := unsafe.Pointer(unsafe.SliceData(src))
 			d := e.lits[l : l+16 : l+16]
-			binary.LittleEndian.PutUint64(d, load64(src, anchor))
-			binary.LittleEndian.PutUint64(d[8:], load64(src, anchor+8))
+			binary.LittleEndian.PutUint64(d, le64p(sp, anchor))
+			binary.LittleEndian.PutUint64(d[8:], le64p(sp, anchor+8))
 			e.lits = e.lits[:l+int(ll)]
 		} else {
 			e.lits = append(e.lits, src[anchor:ip]...)

@@ -278,7 +278,7 @@ func huffStream(out []byte, pos int, src []byte, code *[256]uint64, length *[256
 		nb += uint(l)
 	}
 	for i >= 4 {
-		binary.LittleEndian.PutUint64((*[8]byte)(out[pos:pos+8])[:], c>>((64-nb)&63))
+		binary.LittleEndian.PutUint64((*[8]byte)(out[pos : pos+8])[:], c>>((64-nb)&63))
 		pos += int(nb >> 3)
 		nb &= 7
 		w := src[i-4 : i : i]

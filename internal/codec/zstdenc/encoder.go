@@ -297,13 +297,14 @@ func search(sp unsafe.Pointer, table *[1 << hashLog]uint32, ip, anchor, ilimit, 
 		h0, h1 := hash6(cur0), hash6(cur1)
 		t0, t1 := table[h0], table[h1]
 		table[h0], table[h1] = uint32(ip+1)|uint32(cur0)&tagMask, uint32(ip+2)|uint32(cur1)&tagMask
+		// The tags agree when the xor has no bits above posMask.
 		// Entries are position+1 of an earlier position of this frame
 		// (the table is cleared per frame and read before this step's
 		// stores), so 0 <= c0 < ip and 0 <= c1 <= ip: loads inside src.
-		if c0 := int(t0&posMask) - 1; t0&tagMask == uint32(cur0)&tagMask && c0 >= 0 && uint32(cur0) == load32p(sp, c0) && ip-c0 <= window {
+		if c0 := int(t0&posMask) - 1; t0^uint32(cur0) <= posMask && c0 >= 0 && uint32(cur0) == load32p(sp, c0) && ip-c0 <= window {
 			return ip, c0, false
 		}
-		if c1 := int(t1&posMask) - 1; t1&tagMask == uint32(cur1)&tagMask && c1 >= 0 && uint32(cur1) == load32p(sp, c1) && ip+1-c1 <= window {
+		if c1 := int(t1&posMask) - 1; t1^uint32(cur1) <= posMask && c1 >= 0 && uint32(cur1) == load32p(sp, c1) && ip+1-c1 <= window {
 			return ip + 1, c1, false
 		}
 		ip += 2 + (ip-anchor)>>skipLog

@@ -212,7 +212,8 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 	// Entries hold position+1 (at most len(src)) in the low bits.
 	posMask := uint32(1)<<bits.Len(uint(len(src))) - 1
 	tagMask := ^posMask
-	rep0 := int(e.rep[0]) // a local: e.rep is reloaded only after emit
+	// The repeat offsets in registers, e.rep written back at the end.
+	r0, r1, r2 := e.rep[0], e.rep[1], e.rep[2]
 	if window >= len(src) {
 		window = len(src) // ip-cand <= window always holds
 	}
@@ -220,14 +221,14 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 	for ip < ilimit {
 		var cand int
 		var rep bool
-		ip, cand, rep = search(sp, table, ip, anchor, ilimit, rep0, posMask, window)
+		ip, cand, rep = search(sp, table, ip, anchor, ilimit, int(r0), posMask, window)
 		if cand < 0 {
 			break
 		}
 		if rep {
 			ml := 4 + matchLen(src, ip+4, cand+4, end)
-			e.emit(src, anchor, ip, uint32(rep0), ml)
-			rep0 = int(e.rep[0])
+			e.addLits(src, anchor, ip)
+			e.seqs = append(e.seqs, sequence{litLen: uint32(ip - anchor), matchLen: uint32(ml), offBase: 1}) // r0 again: no change
 			ip += ml
 			anchor = ip
 			continue
@@ -239,8 +240,12 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 			cand--
 		}
 		ml := 4 + matchLen(src, ip+4, cand+4, end)
-		e.emit(src, anchor, ip, uint32(ip-cand), ml)
-		rep0 = int(e.rep[0])
+		var ob uint32
+		ob, r0, r1, r2 = repCode(uint32(ip-cand), uint32(ip-anchor), r0, r1, r2)
+		if ip > anchor {
+			e.addLits(src, anchor, ip)
+		}
+		e.seqs = append(e.seqs, sequence{litLen: uint32(ip - anchor), matchLen: uint32(ml), offBase: ob})
 		m := ip
 		ip += ml
 		anchor = ip
@@ -257,7 +262,7 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 		// bits. (rep[1] is now the offset before this match's, or 1: never
 		// more than ip.)
 		for ip < ilimit {
-			r := int(e.rep[1])
+			r := int(r1)
 			// ip+8 < end, ip-r >= 0.
 			if load32p(sp, ip) != load32p(sp, ip-r) {
 				break
@@ -265,13 +270,15 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 			ml := 4 + matchLen(src, ip+4, ip+4-r, end)
 			v := load64p(sp, ip)
 			table[hash6(v)] = uint32(ip+1) | uint32(v)&tagMask
-			e.emit(src, anchor, ip, uint32(r), ml)
-			rep0 = int(e.rep[0])
+			// No literals, the second offset: it moves to the front.
+			r0, r1 = r1, r0
+			e.seqs = append(e.seqs, sequence{matchLen: uint32(ml), offBase: 1})
 			ip += ml
 			anchor = ip
 		}
 	}
 	e.lits = append(e.lits, src[anchor:end]...)
+	e.rep = [3]uint32{r0, r1, r2}
 }
 
 // search looks for the next match from ip on (ip < ilimit = end-9),
@@ -343,55 +350,50 @@ func matchLen(src []byte, a, b, end int) int {
 	return n
 }
 
-// emit records the literals src[anchor:ip] and a match of ml bytes at
-// offset off, choosing the repeat-offset code the decoder will resolve to
-// off and updating the repeat history as the decoder will (RFC 8878
-// §3.1.1.5).
-func (e *Encoder) emit(src []byte, anchor, ip int, off uint32, ml int) {
-	ll := uint32(ip - anchor)
-	// Short literal runs as two 8-byte copies (parse left 16 bytes of
-	// room in lits); none at all on data that matches back to back.
-	if ll != 0 {
-		if l := len(e.lits); ll <= 16 && ip+16 <= len(src) && cap(e.lits)-l >= 16 {
-			// anchor+16 <= ip+16 <= len(src): the loads are inside src.
-			sp := unsafe.Pointer(unsafe.SliceData(src))
-			d := e.lits[l : l+16 : l+16]
-			binary.LittleEndian.PutUint64(d, le64p(sp, anchor))
-			binary.LittleEndian.PutUint64(d[8:], le64p(sp, anchor+8))
-			e.lits = e.lits[:l+int(ll)]
-		} else {
-			e.lits = append(e.lits, src[anchor:ip]...)
-		}
+// addLits appends src[anchor:ip] (not empty: data that matches back to
+// back has no literals, and the call is skipped) to the block's
+// literals, short runs as two 8-byte copies (parse left 16 bytes of room
+// in lits).
+func (e *Encoder) addLits(src []byte, anchor, ip int) {
+	ll := ip - anchor
+	if l := len(e.lits); ll <= 16 && ip+16 <= len(src) && cap(e.lits)-l >= 16 {
+		// anchor+16 <= ip+16 <= len(src): the loads are inside src.
+		sp := unsafe.Pointer(unsafe.SliceData(src))
+		d := e.lits[l : l+16 : l+16]
+		binary.LittleEndian.PutUint64(d, le64p(sp, anchor))
+		binary.LittleEndian.PutUint64(d[8:], le64p(sp, anchor+8))
+		e.lits = e.lits[:l+ll]
+		return
 	}
-	r := &e.rep
-	ob := off + 3
+	e.lits = append(e.lits, src[anchor:ip]...)
+}
+
+// repCode is the Offset_Value that makes the decoder resolve a match at
+// offset off after ll literals, with repeat offsets r0, r1, r2, and the
+// repeat offsets after it, updated as the decoder will (RFC 8878
+// §3.1.1.5): a repeat code when off is one of them (or r0-1 without
+// literals), off+3 otherwise.
+func repCode(off, ll, r0, r1, r2 uint32) (ob, n0, n1, n2 uint32) {
 	if ll > 0 {
 		switch off {
-		case r[0]:
-			ob = 1
-		case r[1]:
-			ob = 2
-		case r[2]:
-			ob = 3
+		case r0:
+			return 1, r0, r1, r2
+		case r1:
+			return 2, r1, r0, r2
+		case r2:
+			return 3, r2, r0, r1
 		}
 	} else {
 		switch off {
-		case r[1]:
-			ob = 1
-		case r[2]:
-			ob = 2
-		case r[0] - 1:
-			ob = 3
+		case r1:
+			return 1, r1, r0, r2
+		case r2:
+			return 2, r2, r0, r1
+		case r0 - 1:
+			return 3, off, r0, r1
 		}
 	}
-	switch {
-	case ob == 1 && ll > 0: // repeat offset 1: history unchanged
-	case off == r[1] && ob <= 3: // the second moves to the front
-		r[1], r[0] = r[0], off
-	default: // the third, r[0]-1 or a new offset: all move down
-		r[2], r[1], r[0] = r[1], r[0], off
-	}
-	e.seqs = append(e.seqs, sequence{litLen: ll, matchLen: uint32(ml), offBase: ob})
+	return off + 3, off, r0, r1
 }
 
 // compressed appends the literals and sequences sections of the block

@@ -259,12 +259,13 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 		}
 		// Right after a match the previous offset often continues (rows,
 		// interleaved channels): a zero-literal repeat match costs a few
-		// bits. (rep[1] is now the offset before this match's, or 1: never
-		// more than ip.)
+		// bits. (r1 is now the offset before this match's, or 4 after a
+		// frame's first match: never more than ip; checked all the same,
+		// as the load below goes through the pointer.)
 		for ip < ilimit {
 			r := int(r1)
 			// ip+8 < end, ip-r >= 0.
-			if load32p(sp, ip) != load32p(sp, ip-r) {
+			if r > ip || load32p(sp, ip) != load32p(sp, ip-r) {
 				break
 			}
 			ml := 4 + matchLen(src, ip+4, ip+4-r, end)

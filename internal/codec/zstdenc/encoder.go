@@ -4,8 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
-
-	"github.com/klauspost/compress/huff0"
+	"unsafe"
 )
 
 const (
@@ -26,26 +25,36 @@ const (
 // they have grown. Not safe for concurrent use; the zero value is ready.
 type Encoder struct {
 	// table maps a hash of 6 bytes to where they last occurred: position+1
-	// in the low 32 bits, the 4 bytes found there in the high 32, so a
-	// candidate that does not match is rejected without reading src (a
-	// cache miss, on noisy data the common case).
-	table *[1 << hashLog]uint64
+	// in the low bits (as many as the frame's positions need), the same
+	// bits of the 4 bytes found there in the rest (a tag), so that most
+	// candidates that do not match are rejected without reading src (a
+	// cache miss, on noisy data the common case). 4-byte entries: the
+	// 8-byte ones of before, position and all 4 bytes, made a 256 KiB
+	// table whose misses cost more than the src reads the tag leaves.
+	table *[1 << hashLog]uint32
 	lits  []byte
 	body  []byte // the block being coded
 	seqs  []sequence
-	codes []uint8 // ll, ml, of code of every sequence, 3 per sequence
-	huf   huff0.Scratch
+	huf   huffEnc
 	rep   [3]uint32
-	ll    fseTable // custom tables, rebuilt per block when used
-	ml    fseTable
-	of    fseTable
+	// The literal length, match length and offset tables of the block
+	// being coded: built there, or copied from the predefined ones, so
+	// that the coding loop addresses all three from one pointer (a
+	// register fewer than three pointers; 4.5 KiB copied a block).
+	tabs seqTables
 }
+
+// seqTables are the three tables a block's sequences are coded with.
+type seqTables struct{ ll, ml, of fseTable }
 
 // sequence is one zstd sequence: litLen literals, then a match of
 // matchLen bytes; offBase is the RFC's Offset_Value (1..3 name a repeat
 // offset, offset+3 otherwise).
 type sequence struct {
 	litLen, matchLen, offBase uint32
+	// The literal length, match length and offset codes, set by
+	// sequences: beside the values, so the coding loop reads one array.
+	lc, mc, oc uint8
 }
 
 // MaxEncodedSize is the largest frame EncodeAll writes for n bytes: the
@@ -86,10 +95,11 @@ func (e *Encoder) EncodeAllBlocks(dst, src []byte, block int) []byte {
 		return append(dst, 1, 0, 0) // one empty raw block, the last
 	}
 	if e.table == nil {
-		e.table = new([1 << hashLog]uint64)
+		e.table = new([1 << hashLog]uint32)
 	}
 	clear(e.table[:])
 	e.rep = [3]uint32{1, 4, 8}
+	e.huf.prevOK = false // a new frame: the decoder has no table
 	for start := 0; start < n; start += block {
 		end := min(n, start+block)
 		dst = e.block(dst, src, start, end, end == n, window)
@@ -152,8 +162,10 @@ func (e *Encoder) block(dst, src []byte, start, end int, last bool, window int) 
 		return append(blockHeader(dst, last, blockCompressed, len(e.body)), e.body...)
 	}
 	// Stored raw, the sequences are never seen: the decoder's repeat
-	// offsets stay as they were.
+	// offsets stay as they were, and so does its Huffman table, which
+	// need not be the one this block's literals left as the previous.
 	e.rep = rep
+	e.huf.prevOK = false
 	return append(blockHeader(dst, last, blockRaw, len(blk)), blk...)
 }
 
@@ -175,9 +187,6 @@ func isRun(b []byte) bool {
 	return true
 }
 
-func load64(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[i:]) }
-func load32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
-
 // hash6 hashes the low 6 bytes of v into hashLog bits (zstd's 6-byte
 // multiplicative hash).
 func hash6(v uint64) uint16 {
@@ -192,41 +201,36 @@ func hash6(v uint64) uint16 {
 // from the last match. Matches reach back into earlier blocks of the
 // frame but never past end.
 func (e *Encoder) parse(src []byte, start, end, window int) {
+	if cap(e.lits) < end-start+16 {
+		e.lits = make([]byte, 0, maxBlock+16) // block sizes are at most that
+	}
 	e.lits = e.lits[:0]
 	e.seqs = e.seqs[:0]
 	table := e.table
 	anchor, ip := start, start
 	ilimit := end - 9
-	limitWindow := window < len(src)
+	// Entries hold position+1 (at most len(src)) in the low bits.
+	posMask := uint32(1)<<bits.Len(uint(len(src))) - 1
+	tagMask := ^posMask
+	// The repeat offsets in registers, e.rep written back at the end.
+	r0, r1, r2 := e.rep[0], e.rep[1], e.rep[2]
+	if window >= len(src) {
+		window = len(src) // ip-cand <= window always holds
+	}
+	sp := unsafe.Pointer(unsafe.SliceData(src))
 	for ip < ilimit {
-		// Two positions a step: their lookups overlap in the memory
-		// system (zstd's fast loop does the same).
-		w := src[ip : ip+9 : ip+9] // one bounds check for both loads
-		cur0, cur1 := binary.LittleEndian.Uint64(w), binary.LittleEndian.Uint64(w[1:])
-		// The repeat offset one byte ahead: bytes ip+1.. are cur1. (rep[0]
-		// is 1 at the frame's start and then always an offset some earlier
-		// match used, so ip+1-r >= 0.)
-		if r := int(e.rep[0]); uint32(cur1) == load32(src, ip+1-r) {
-			m := ip + 1
-			ml := 4 + matchLen(src, m+4, m+4-r, end)
-			e.emit(src, anchor, m, uint32(r), ml)
-			ip = m + ml
-			anchor = ip
-			continue
-		}
-		h0, h1 := hash6(cur0), hash6(cur1)
-		t0, t1 := table[h0], table[h1]
-		table[h0], table[h1] = entry(ip, cur0), entry(ip+1, cur1)
-		cand := -1
-		switch {
-		case t0 != 0 && uint32(t0>>32) == uint32(cur0) && (!limitWindow || ip-int(uint32(t0)-1) <= window):
-			cand = int(uint32(t0) - 1)
-		case t1 != 0 && uint32(t1>>32) == uint32(cur1) && (!limitWindow || ip+1-int(uint32(t1)-1) <= window):
-			cand = int(uint32(t1) - 1)
-			ip++
-		}
+		var cand int
+		var rep bool
+		ip, cand, rep = search(sp, table, ip, anchor, ilimit, int(r0), posMask, window)
 		if cand < 0 {
-			ip += 2 + (ip-anchor)>>skipLog
+			break
+		}
+		if rep {
+			ml := 4 + matchLen(src, ip+4, cand+4, end)
+			e.addLits(src, anchor, ip)
+			e.seqs = append(e.seqs, sequence{litLen: uint32(ip - anchor), matchLen: uint32(ml), offBase: 1}) // r0 again: no change
+			ip += ml
+			anchor = ip
 			continue
 		}
 		// Backwards while the bytes before agree (cand < ip, so cand-1 is
@@ -236,46 +240,107 @@ func (e *Encoder) parse(src []byte, start, end, window int) {
 			cand--
 		}
 		ml := 4 + matchLen(src, ip+4, cand+4, end)
-		e.emit(src, anchor, ip, uint32(ip-cand), ml)
+		var ob uint32
+		ob, r0, r1, r2 = repCode(uint32(ip-cand), uint32(ip-anchor), r0, r1, r2)
+		if ip > anchor {
+			e.addLits(src, anchor, ip)
+		}
+		e.seqs = append(e.seqs, sequence{litLen: uint32(ip - anchor), matchLen: uint32(ml), offBase: ob})
 		m := ip
 		ip += ml
 		anchor = ip
 		if ip < ilimit {
 			// Two positions of the match go into the table too (zstd's
 			// fast strategy): the next copy of this stretch finds them.
-			v, w := load64(src, m+2), load64(src, ip-2)
-			table[hash6(v)] = entry(m+2, v)
-			table[hash6(w)] = entry(ip-2, w)
+			// m+4 <= ip < end-9: both loads end before end.
+			v, w := load64p(sp, m+2), load64p(sp, ip-2)
+			table[hash6(v)] = uint32(m+3) | uint32(v)&tagMask
+			table[hash6(w)] = uint32(ip-1) | uint32(w)&tagMask
 		}
 		// Right after a match the previous offset often continues (rows,
 		// interleaved channels): a zero-literal repeat match costs a few
-		// bits. (rep[1] is now the offset before this match's, or 1: never
-		// more than ip.)
+		// bits. (r1 is now the offset before this match's, or 4 after a
+		// frame's first match: never more than ip; checked all the same,
+		// as the load below goes through the pointer.)
 		for ip < ilimit {
-			r := int(e.rep[1])
-			if load32(src, ip) != load32(src, ip-r) {
+			r := int(r1)
+			// ip+8 < end, ip-r >= 0.
+			if r > ip || load32p(sp, ip) != load32p(sp, ip-r) {
 				break
 			}
 			ml := 4 + matchLen(src, ip+4, ip+4-r, end)
-			v := load64(src, ip)
-			table[hash6(v)] = entry(ip, v)
-			e.emit(src, anchor, ip, uint32(r), ml)
+			v := load64p(sp, ip)
+			table[hash6(v)] = uint32(ip+1) | uint32(v)&tagMask
+			// No literals, the second offset: it moves to the front.
+			r0, r1 = r1, r0
+			e.seqs = append(e.seqs, sequence{matchLen: uint32(ml), offBase: 1})
 			ip += ml
 			anchor = ip
 		}
 	}
 	e.lits = append(e.lits, src[anchor:end]...)
+	e.rep = [3]uint32{r0, r1, r2}
 }
 
-// entry is the table entry for the 8 bytes v at position p.
-func entry(p int, v uint64) uint64 { return uint64(p+1) | v<<32 }
+// search looks for the next match from ip on (ip < ilimit = end-9),
+// two positions a step, their lookups overlapping in the memory system
+// (zstd's fast loop does the same), the stride growing with the distance
+// from anchor, every position looked at entered into the table. It
+// returns the position p and an earlier position cand whose 4 bytes are
+// the same, rep when that is the repeat offset rep0 one byte ahead, or
+// cand -1 when it reached ilimit. A function of its own, with src as a
+// pointer, so that its state stays in registers and its loads carry no
+// bounds checks: each says why it is inside src.
+func search(sp unsafe.Pointer, table *[1 << hashLog]uint32, ip, anchor, ilimit, rep0 int, posMask uint32, window int) (p, cand int, rep bool) {
+	tagMask := ^posMask
+	for ip < ilimit {
+		// ip+9 <= end <= len(src).
+		cur0, cur1 := load64p(sp, ip), load64p(sp, ip+1)
+		// The repeat offset one byte ahead: bytes ip+1.. are cur1. rep0
+		// is 1 at the frame's start and then always an offset some
+		// earlier match used, so 0 <= ip+1-rep0 < ip.
+		if uint32(cur1) == load32p(sp, ip+1-rep0) {
+			return ip + 1, ip + 1 - rep0, true
+		}
+		h0, h1 := hash6(cur0), hash6(cur1)
+		t0, t1 := table[h0], table[h1]
+		table[h0], table[h1] = uint32(ip+1)|uint32(cur0)&tagMask, uint32(ip+2)|uint32(cur1)&tagMask
+		// The tags agree when the xor has no bits above posMask.
+		// Entries are position+1 of an earlier position of this frame
+		// (the table is cleared per frame and read before this step's
+		// stores), so 0 <= c0 < ip and 0 <= c1 <= ip: loads inside src.
+		if c0 := int(t0&posMask) - 1; t0^uint32(cur0) <= posMask && c0 >= 0 && uint32(cur0) == load32p(sp, c0) && ip-c0 <= window {
+			return ip, c0, false
+		}
+		if c1 := int(t1&posMask) - 1; t1^uint32(cur1) <= posMask && c1 >= 0 && uint32(cur1) == load32p(sp, c1) && ip+1-c1 <= window {
+			return ip + 1, c1, false
+		}
+		ip += 2 + (ip-anchor)>>skipLog
+	}
+	return ip, -1, false
+}
+
+// load32p and load64p read 4 and 8 bytes at p+i, in the machine's byte
+// order (compared with each other and hashed only).
+func load32p(p unsafe.Pointer, i int) uint32 { return *(*uint32)(unsafe.Add(p, i)) }
+func load64p(p unsafe.Pointer, i int) uint64 { return *(*uint64)(unsafe.Add(p, i)) }
+
+// le64p reads 8 bytes at p+i little-endian (one load on amd64 and arm64):
+// for copies and for matchLen, where the byte order matters.
+func le64p(p unsafe.Pointer, i int) uint64 {
+	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(p, i))[:])
+}
 
 // matchLen is the number of equal bytes at a and b (b < a), stopping at
-// end.
+// end <= len(src). It reads through a pointer: the 8-byte loads end at
+// a+n+8 <= end for a and below that for b, the byte loads below end.
+// Little-endian loads, so the first differing byte is the lowest.
 func matchLen(src []byte, a, b, end int) int {
+	sp := unsafe.Pointer(unsafe.SliceData(src))
+	_ = src[end-1]
 	n := 0
 	for a+n+8 <= end {
-		if x := load64(src, a+n) ^ load64(src, b+n); x != 0 {
+		if x := le64p(sp, a+n) ^ le64p(sp, b+n); x != 0 {
 			return n + bits.TrailingZeros64(x)>>3
 		}
 		n += 8
@@ -286,42 +351,50 @@ func matchLen(src []byte, a, b, end int) int {
 	return n
 }
 
-// emit records the literals src[anchor:ip] and a match of ml bytes at
-// offset off, choosing the repeat-offset code the decoder will resolve to
-// off and updating the repeat history as the decoder will (RFC 8878
-// §3.1.1.5).
-func (e *Encoder) emit(src []byte, anchor, ip int, off uint32, ml int) {
-	ll := uint32(ip - anchor)
+// addLits appends src[anchor:ip] (not empty: data that matches back to
+// back has no literals, and the call is skipped) to the block's
+// literals, short runs as two 8-byte copies (parse left 16 bytes of room
+// in lits).
+func (e *Encoder) addLits(src []byte, anchor, ip int) {
+	ll := ip - anchor
+	if l := len(e.lits); ll <= 16 && ip+16 <= len(src) && cap(e.lits)-l >= 16 {
+		// anchor+16 <= ip+16 <= len(src): the loads are inside src.
+		sp := unsafe.Pointer(unsafe.SliceData(src))
+		d := e.lits[l : l+16 : l+16]
+		binary.LittleEndian.PutUint64(d, le64p(sp, anchor))
+		binary.LittleEndian.PutUint64(d[8:], le64p(sp, anchor+8))
+		e.lits = e.lits[:l+ll]
+		return
+	}
 	e.lits = append(e.lits, src[anchor:ip]...)
-	r := &e.rep
-	ob := off + 3
+}
+
+// repCode is the Offset_Value that makes the decoder resolve a match at
+// offset off after ll literals, with repeat offsets r0, r1, r2, and the
+// repeat offsets after it, updated as the decoder will (RFC 8878
+// §3.1.1.5): a repeat code when off is one of them (or r0-1 without
+// literals), off+3 otherwise.
+func repCode(off, ll, r0, r1, r2 uint32) (ob, n0, n1, n2 uint32) {
 	if ll > 0 {
 		switch off {
-		case r[0]:
-			ob = 1
-		case r[1]:
-			ob = 2
-		case r[2]:
-			ob = 3
+		case r0:
+			return 1, r0, r1, r2
+		case r1:
+			return 2, r1, r0, r2
+		case r2:
+			return 3, r2, r0, r1
 		}
 	} else {
 		switch off {
-		case r[1]:
-			ob = 1
-		case r[2]:
-			ob = 2
-		case r[0] - 1:
-			ob = 3
+		case r1:
+			return 1, r1, r0, r2
+		case r2:
+			return 2, r2, r0, r1
+		case r0 - 1:
+			return 3, off, r0, r1
 		}
 	}
-	switch {
-	case ob == 1 && ll > 0: // repeat offset 1: history unchanged
-	case off == r[1] && ob <= 3: // the second moves to the front
-		r[1], r[0] = r[0], off
-	default: // the third, r[0]-1 or a new offset: all move down
-		r[2], r[1], r[0] = r[1], r[0], off
-	}
-	e.seqs = append(e.seqs, sequence{ll, uint32(ml), ob})
+	return off + 3, off, r0, r1
 }
 
 // compressed appends the literals and sequences sections of the block
@@ -336,33 +409,93 @@ func (e *Encoder) compressed(dst []byte, blockLen int) []byte {
 }
 
 // literals appends the literals section: Huffman coded (4 streams from
-// 1024 literals on, as required above 1023) when that is smaller, RLE
-// when they are one byte repeated, raw otherwise.
+// 1024 literals on, as required above 1023) when that is smaller, with
+// the previous block's table when that costs less than a new one and its
+// description, RLE when they are one byte repeated, raw otherwise.
 func (e *Encoder) literals(dst []byte) []byte {
 	lits := e.lits
 	n := len(lits)
-	if n >= 64 {
-		e.huf.Reuse = huff0.ReusePolicyNone
-		var out []byte
-		var err error
-		if n < 1024 {
-			out, _, err = huff0.Compress1X(lits, &e.huf)
-		} else {
-			out, _, err = huff0.Compress4X(lits, &e.huf)
-		}
-		switch {
-		case err == huff0.ErrUseRLE:
+	h := &e.huf
+	prevOK := h.prevOK
+	h.prevOK = false // until this block's table is known to be the decoder's
+	if n < 64 {
+		if n > 0 && isRun(lits) {
 			return append(rawLitHeader(dst, 1, n), lits[0])
-		case err == nil:
-			if h := compLitHeaderSize(n, len(out)); len(out)+h < n+rawLitHeaderSize(n) {
-				return append(compLitHeader(dst, n, len(out), n < 1024), out...)
-			}
 		}
-	} else if n > 0 && isRun(lits) {
+		return append(rawLitHeader(dst, 0, n), lits...)
+	}
+	maxSym, maxCount := h.histogram(lits)
+	if int(maxCount) == n {
 		return append(rawLitHeader(dst, 1, n), lits[0])
 	}
-	return append(rawLitHeader(dst, 0, n), lits...)
+	code, length, typ := &h.code, &h.length, litCompressed
+	maxLen := h.buildLengths(maxSym)
+	bits := -1
+	if maxLen > 0 {
+		assignCodes(&h.code, &h.length, maxLen)
+		if h.describe(maxSym, maxLen) {
+			bits = h.cost(&h.length, maxSym) + 8*len(h.desc)
+		}
+	}
+	if prevOK {
+		if b := h.cost(&h.prevLen, maxSym); b >= 0 && (bits < 0 || b <= bits) {
+			code, length, typ, bits = &h.prev, &h.prevLen, litTreeless, b
+		}
+	}
+	// 4 streams end in a partial byte each and have a jump table.
+	single := n < 1024
+	est := bits/8 + 4 + 6
+	if bits < 0 || est+compLitHeaderSize(n, est) >= n+rawLitHeaderSize(n) {
+		return append(rawLitHeader(dst, 0, n), lits...)
+	}
+	start := len(dst)
+	hdr := compLitHeaderSize(n, est+8)
+	if need := start + hdr + est + 8 + 16; cap(dst) < need {
+		dst = append(make([]byte, 0, need+need/4), dst...)
+	}
+	out := dst[:cap(dst)]
+	pos := start + hdr
+	if typ == litCompressed {
+		pos += copy(out[pos:], h.desc)
+	}
+	if single {
+		pos = huffStream(out, pos, lits, code, length)
+	} else {
+		jump := pos
+		pos += 6
+		seg := (n + 3) / 4
+		for k := range 4 {
+			s := pos
+			pos = huffStream(out, pos, lits[min(k*seg, n):min((k+1)*seg, n)], code, length)
+			if k < 3 {
+				binary.LittleEndian.PutUint16(out[jump+2*k:], uint16(pos-s))
+			}
+		}
+	}
+	c := pos - start - hdr
+	if hs := compLitHeaderSize(n, c); hs < hdr {
+		// est is an upper bound (c <= est+1), so the header can only
+		// have come out smaller than reserved.
+		copy(out[start+hs:], out[start+hdr:pos])
+		pos -= hdr - hs
+		hdr = hs
+	}
+	if c+hdr >= n+rawLitHeaderSize(n) {
+		return append(rawLitHeader(dst[:start], 0, n), lits...)
+	}
+	compLitHeader(out[start:start], typ, n, c, single)
+	if typ == litCompressed {
+		h.prev, h.prevLen = h.code, h.length
+	}
+	h.prevOK = true
+	return out[:pos]
 }
+
+// Literals block types (RFC 8878 §3.1.1.3.1.1) that Huffman-code.
+const (
+	litCompressed = 2
+	litTreeless   = 3
+)
 
 // rawLitHeader is the Raw (typ 0) or RLE (typ 1) literals header for n
 // literals.
@@ -400,8 +533,7 @@ func compLitHeaderSize(n, c int) int {
 	return 5
 }
 
-func compLitHeader(dst []byte, n, c int, single bool) []byte {
-	const typ = 2
+func compLitHeader(dst []byte, typ, n, c int, single bool) []byte {
 	switch compLitHeaderSize(n, c) {
 	case 3:
 		sf := 1
@@ -439,27 +571,31 @@ func (e *Encoder) sequences(dst []byte) []byte {
 	if nb == 0 {
 		return dst
 	}
-	if cap(e.codes) < 3*nb {
-		e.codes = make([]uint8, 3*nb, 3*nb+3*nb/2)
-	}
-	codes := e.codes[:3*nb]
 	var llHist [llMaxCode + 1]uint32
 	var mlHist [mlMaxCode + 1]uint32
 	var ofHist [ofMaxCode + 1]uint32
-	for i, s := range e.seqs {
+	seqs := e.seqs
+	for i := range seqs {
+		s := &seqs[i]
 		lc, mc, oc := llCode(s.litLen), mlCode(s.matchLen-3), uint8(bits.Len32(s.offBase)-1)
-		codes[3*i], codes[3*i+1], codes[3*i+2] = lc, mc, oc
+		s.lc, s.mc, s.oc = lc, mc, oc
 		llHist[lc]++
 		mlHist[mc]++
 		ofHist[oc]++
 	}
 	modesAt := len(dst)
 	dst = append(dst, 0)
-	var llT, mlT, ofT *fseTable
 	var llM, ofM, mlM int
-	llM, llT, dst = e.chooseTable(dst, llHist[:], nb, &e.ll, &llDefault, llDefaultNorm, llMaxLog, codes[0])
-	ofM, ofT, dst = e.chooseTable(dst, ofHist[:], nb, &e.of, &ofDefault, ofDefaultNorm, ofMaxLog, codes[2])
-	mlM, mlT, dst = e.chooseTable(dst, mlHist[:], nb, &e.ml, &mlDefault, mlDefaultNorm, mlMaxLog, codes[1])
+	var llT, mlT, ofT *fseTable
+	t := &e.tabs
+	llM, llT, dst = e.chooseTable(dst, llHist[:], nb, &t.ll, &llDefault, llDefaultNorm, llMaxLog, seqs[0].lc)
+	ofM, ofT, dst = e.chooseTable(dst, ofHist[:], nb, &t.of, &ofDefault, ofDefaultNorm, ofMaxLog, seqs[0].oc)
+	mlM, mlT, dst = e.chooseTable(dst, mlHist[:], nb, &t.ml, &mlDefault, mlDefaultNorm, mlMaxLog, seqs[0].mc)
+	for _, c := range []struct{ dst, src *fseTable }{{&t.ll, llT}, {&t.ml, mlT}, {&t.of, ofT}} {
+		if c.src != c.dst {
+			*c.dst = *c.src
+		}
+	}
 	dst[modesAt] = byte(llM<<6 | ofM<<4 | mlM<<2)
 
 	// At most 9+9+8 state bits and 16+16+31 extra bits a sequence, and
@@ -468,7 +604,7 @@ func (e *Encoder) sequences(dst []byte) []byte {
 	if need := len(dst) + 12*nb + 4 + 8; cap(dst) < need {
 		dst = append(make([]byte, 0, need+need/2), dst...)
 	}
-	end := encodeSeqs(dst[:cap(dst)], len(dst), e.seqs, codes, llT, mlT, ofT)
+	end := encodeSeqs(dst[:cap(dst)], len(dst), seqs, t)
 	return dst[:end]
 }
 
@@ -480,66 +616,72 @@ func (e *Encoder) sequences(dst []byte) []byte {
 // container, states and tables are locals so that they stay in
 // registers; the index masks only spare bounds checks (codes are below
 // 64 and state indices below 1 << maxFSELog by construction).
-func encodeSeqs(out []byte, pos int, seqs []sequence, codes []uint8, llT, mlT, ofT *fseTable) int {
+func encodeSeqs(out []byte, pos int, seqs []sequence, t *seqTables) int {
+	// A sequence takes at most 89 bits, the final states and end mark 28:
+	// the stream ends before pos + 12*len(seqs) + 4 and the last word
+	// store 8 bytes later. Checked here once, the stores go through a
+	// pointer.
+	_ = out[pos+12*len(seqs)+11]
+	op := unsafe.Pointer(unsafe.SliceData(out))
 	var acc uint64
 	var n uint
+	// n stays below 64 (see the loop), so the mask only spares the
+	// shift's check for counts of 64 and more.
 	flush := func() {
-		binary.LittleEndian.PutUint64(out[pos:], acc)
+		binary.LittleEndian.PutUint64((*[8]byte)(unsafe.Add(op, pos))[:], acc)
 		pos += int(n >> 3)
-		acc >>= n &^ 7
+		acc >>= (n &^ 7) & 63
 		n &= 7
 	}
 	last := len(seqs) - 1
-	codes = codes[:3*len(seqs)]
 	s := seqs[last]
-	lc, mc, oc := codes[3*last], codes[3*last+1], codes[3*last+2]
-	vLL, vML, vOF := llT.initState(lc), mlT.initState(mc), ofT.initState(oc)
-	acc = uint64(s.litLen - llBase[lc&63%36])
-	n = uint(llBits[lc&63%36])
-	acc |= uint64(s.matchLen-3-mlBase[mc%53]) << (n & 63)
-	n += uint(mlBits[mc%53])
+	lc, mc, oc := s.lc&63, s.mc&63, s.oc&63
+	vLL, vML, vOF := t.ll.initState(lc), t.ml.initState(mc), t.of.initState(oc)
+	acc = uint64(s.litLen - llBase[lc])
+	n = uint(llBits[lc])
+	acc |= uint64(s.matchLen-3-mlBase[mc]) << (n & 63)
+	n += uint(mlBits[mc])
 	flush()
-	acc |= uint64(s.offBase) & (1<<(oc&63) - 1) << (n & 63)
+	acc |= uint64(s.offBase) & lowMask[oc&31] << (n & 63)
 	n += uint(oc)
 	flush()
 	for i := last - 1; i >= 0; i-- {
-		s := seqs[i]
-		c := codes[3*i : 3*i+3 : 3*i+3]
-		lc, mc, oc := c[0], c[1], c[2]
-		tt := ofT.symbolTT[oc&63]
+		s := &seqs[i]
+		lc, mc, oc := s.lc&63, s.mc&63, s.oc&63
+		tt := t.of.symbolTT[oc]
 		nb := uint((vOF + tt.deltaNbBits) >> 16)
-		acc |= uint64(vOF) & (1<<(nb&63) - 1) << (n & 63)
+		acc |= uint64(vOF) & lowMask[nb&31] << (n & 63)
 		n += nb
-		vOF = uint32(ofT.stateTable[uint32(int32(vOF>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
-		tt = mlT.symbolTT[mc&63]
+		vOF = uint32(t.of.stateTable[uint32(int32(vOF>>(nb&31))+tt.deltaFindState)%(1<<maxFSELog)])
+		tt = t.ml.symbolTT[mc]
 		nb = uint((vML + tt.deltaNbBits) >> 16)
-		acc |= uint64(vML) & (1<<(nb&63) - 1) << (n & 63)
+		acc |= uint64(vML) & lowMask[nb&31] << (n & 63)
 		n += nb
-		vML = uint32(mlT.stateTable[uint32(int32(vML>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
-		tt = llT.symbolTT[lc&63]
+		vML = uint32(t.ml.stateTable[uint32(int32(vML>>(nb&31))+tt.deltaFindState)%(1<<maxFSELog)])
+		tt = t.ll.symbolTT[lc]
 		nb = uint((vLL + tt.deltaNbBits) >> 16)
-		acc |= uint64(vLL) & (1<<(nb&63) - 1) << (n & 63)
+		acc |= uint64(vLL) & lowMask[nb&31] << (n & 63)
 		n += nb
-		vLL = uint32(llT.stateTable[uint32(int32(vLL>>nb)+tt.deltaFindState)%(1<<maxFSELog)])
+		vLL = uint32(t.ll.stateTable[uint32(int32(vLL>>(nb&31))+tt.deltaFindState)%(1<<maxFSELog)])
 		// At most 26 state bits and 16 literal length bits on the 7 a
 		// flush leaves: one flush before the match length's 16 and the
 		// offset's 31 bits.
-		acc |= uint64(s.litLen-llBase[lc%36]) << (n & 63)
-		n += uint(llBits[lc%36])
+		acc |= uint64(s.litLen-llBase[lc]) << (n & 63)
+		n += uint(llBits[lc])
 		flush()
-		acc |= uint64(s.matchLen-3-mlBase[mc%53]) << (n & 63)
-		n += uint(mlBits[mc%53])
-		acc |= uint64(s.offBase) & (1<<(oc&63) - 1) << (n & 63)
+		acc |= uint64(s.matchLen-3-mlBase[mc]) << (n & 63)
+		n += uint(mlBits[mc])
+		acc |= uint64(s.offBase) & lowMask[oc&31] << (n & 63)
 		n += uint(oc)
 		flush()
 	}
-	acc |= uint64(vML) & (1<<mlT.log - 1) << (n & 63)
-	n += uint(mlT.log)
-	acc |= uint64(vOF) & (1<<ofT.log - 1) << (n & 63)
-	n += uint(ofT.log)
+	acc |= uint64(vML) & (1<<t.ml.log - 1) << (n & 63)
+	n += uint(t.ml.log)
+	acc |= uint64(vOF) & (1<<t.of.log - 1) << (n & 63)
+	n += uint(t.of.log)
 	flush()
-	acc |= uint64(vLL) & (1<<llT.log - 1) << (n & 63)
-	n += uint(llT.log)
+	acc |= uint64(vLL) & (1<<t.ll.log - 1) << (n & 63)
+	n += uint(t.ll.log)
 	acc |= 1 << (n & 63) // the end mark
 	n++
 	flush()
@@ -548,6 +690,15 @@ func encodeSeqs(out []byte, pos int, seqs []sequence, codes []uint8, llT, mlT, o
 	}
 	return pos
 }
+
+// lowMask[k] has the low k bits set: a load where 1<<k - 1 costs three
+// instructions and the shift count register.
+var lowMask = func() (m [32]uint64) {
+	for k := range m {
+		m[k] = 1<<k - 1
+	}
+	return m
+}()
 
 // chooseTable picks the cheapest way to code one of the three code
 // streams: RLE when it holds one symbol, else the predefined table or a

@@ -263,7 +263,8 @@ func walkFrame(t testing.TB, f []byte) []blockInfo {
 
 // TestCodingPaths: the inputs of TestRoundTrip between them use every
 // block type, every literals type (raw, RLE, one and four Huffman
-// streams), the 1- and 2-byte sequence counts (TestSequenceCounts has the
+// streams with a table of their own or the previous block's), the 1- and
+// 2-byte sequence counts (TestSequenceCounts has the
 // rest), and predefined, RLE and own FSE tables for each of the three
 // code streams; the frames decode.
 func TestCodingPaths(t *testing.T) {
@@ -303,7 +304,7 @@ func TestCodingPaths(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"block 0", "block 1", "block 2",
-		"literals 0/0", "literals 1/0", "literals 2/1", "literals 2/4",
+		"literals 0/0", "literals 1/0", "literals 2/1", "literals 2/4", "literals 3/4", "literals 3/1",
 		"nbSeq 0", "nbSeq 1 byte", "nbSeq 2 bytes",
 		"LL mode 0", "LL mode 1", "LL mode 2", "OF mode 0", "OF mode 1", "OF mode 2", "ML mode 0", "ML mode 1", "ML mode 2"} {
 		if !seen[want] {
@@ -435,7 +436,7 @@ func TestSequenceCounts(t *testing.T) {
 				for range ml {
 					data = append(data, data[len(data)-off]) // byte by byte: overlaps allowed
 				}
-				e.seqs = append(e.seqs, sequence{uint32(ll), uint32(ml), uint32(off + 3)})
+				e.seqs = append(e.seqs, sequence{litLen: uint32(ll), matchLen: uint32(ml), offBase: uint32(off + 3)})
 			}
 			if nb == 0 {
 				e.lits = e.lits[:len(data)]

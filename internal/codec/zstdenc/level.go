@@ -20,23 +20,27 @@ import (
 // camera is internal/bench's fill, camera2 codectest.Camera):
 //
 //	                        thirds       rand         xor          camera       camera2
-//	libzstd 1.5.4 level 1   4.1455  761  1.1691  560  10.706  316  1.9006  172  1.5673  257
-//	zstdenc (ours)          4.1519  491  1.1691  296  10.746  146  1.9209   89  1.5756  140
+//	libzstd 1.5.4 level 1   4.1455 1809  1.1691  968  10.706  537  1.9006  262  1.5673  391
+//	zstdenc (ours)          4.1520 1745  1.1691  813  10.746  357  1.9206  224  1.5755  337
+//	zstdenc before huff.go  4.1519 1180  1.1691  684  10.746  287  1.9209  169  1.5756  249
 //	klauspost fastest+lits  4.0876  541  1.1689  339   7.814  194  1.8722  114  1.5529  166
 //	klauspost default+lits  4.1509  456  1.1691  390  11.016  186  1.9636   65  1.6429   74
 //	klauspost fastest       3.15   1992  1.00  6338   7.81  235   -        -    1.24   265
 //
-// (klauspost's fastest level stores the literals of blocks without
-// matches raw, so sensor noise is not compressed at all; "+lits" is
-// WithAllLitEntropyCompression. Absolute speeds moved by a third from run
-// to run on the shared VM; the order did not.) Ours reaches libzstd's
-// ratio on every fill (rand: 14,350,562 B against 14,350,554 B, Huffman
-// tables a byte apart here and there) at 0.5-0.65 of its speed per core
-// (the parse loop and huff0's encoder are what is left to speed up);
-// klauspost's fastest level is as fast but 1-27% larger, its default
-// level, the only other one at libzstd's ratio, slower still on camera
-// data. For sensor data blosc-zstd with byte shuffle is the better codec
-// anyway (camera 2.47, rand 1.33: see blosc.Geometry).
+// (the "before" row and klauspost's are from earlier runs, when libzstd
+// measured 1779, 928, 525, 272 and 379 MB/s, and 761, 560, 316, 172 and
+// 257: absolute speeds move by a third or more from run to run on the
+// shared VM, the order does not; klauspost's fastest level stores the
+// literals of blocks without matches raw, so sensor noise is not
+// compressed at all; "+lits" is WithAllLitEntropyCompression.) Ours
+// reaches libzstd's ratio on every fill (rand: 14,350,551 B against
+// 14,350,554 B) at 0.95 of its speed per core on thirds, 0.85 on the
+// camera fills, 0.83 on rand and 0.65 on xor (what is left: the sequence
+// coder and the parse loop, which spill registers, and the Huffman
+// streams); klauspost's fastest level is faster but 1-27% larger, its
+// default level, the only other one at libzstd's ratio, slower still on
+// camera data. For sensor data blosc-zstd with byte shuffle is the
+// better codec anyway (camera 2.47, rand 1.33: see blosc.Geometry).
 type LevelEncoder struct {
 	level int
 	own   *Encoder

@@ -437,7 +437,7 @@ func (sl *cpuSlot) process(w *cpuWorker, gen uint32, lo, hi int64) {
 	p := sl.plan
 	cb := l.ChunkBytes()
 	frames := sl.batch.Frames
-	var tile, comp, agg time.Duration
+	var tile, comp time.Duration
 	for k := lo; k < hi; {
 		t0 := time.Now()
 		g := l.GroupLen(p, k, hi)
@@ -478,16 +478,16 @@ func (sl *cpuSlot) process(w *cpuWorker, gen uint32, lo, hi int64) {
 				sl.fail(fmt.Errorf("compress %w", err))
 				out = nil
 			}
-			t3 := time.Now()
-			comp += t3.Sub(t2)
-			sl.place(gen, k+int64(i), out)
-			agg += time.Since(t3)
+			// Parking a chunk counts as compression (it is the encoder's
+			// output reaching the slot, which the encoder itself used to
+			// write there); Aggregate is the commit alone, serial, so that
+			// its share of a core shows when it limits.
+			comp += time.Since(t2) - sl.place(gen, k+int64(i), out)
 		}
 		k += g
 	}
 	sl.tileNs.Add(int64(tile))
 	sl.compNs.Add(int64(comp))
-	sl.aggNs.Add(int64(agg))
 }
 
 // place puts chunk k's compressed bytes (in a worker's buffer) into the
@@ -503,11 +503,14 @@ func (sl *cpuSlot) process(w *cpuWorker, gen uint32, lo, hi int64) {
 // before it being <= bound each) ends below (k+1)*bound, so it never
 // reaches a parked chunk (those are beyond the frontier, at j*bound,
 // j > k).
-func (sl *cpuSlot) place(gen uint32, k int64, out []byte) {
+//
+// It returns the time it spent committing (also added to aggNs).
+func (sl *cpuSlot) place(gen uint32, k int64, out []byte) time.Duration {
 	c := &sl.plan.Chunks[k]
 	c.Size = int64(len(out))
 	if sl.commitMu.TryLock() {
 		if sl.next == k {
+			t0 := time.Now()
 			copy(sl.scratch[sl.off:sl.off+c.Size], out)
 			c.Off = sl.off
 			sl.off += c.Size
@@ -515,14 +518,16 @@ func (sl *cpuSlot) place(gen uint32, k int64, out []byte) {
 			sl.finished[k].Store(gen)
 			sl.advance(gen)
 			sl.commitMu.Unlock()
-			return
+			d := time.Since(t0)
+			sl.aggNs.Add(int64(d))
+			return d
 		}
 		sl.commitMu.Unlock()
 	}
 	base := k * sl.bound
 	copy(sl.scratch[base:base+c.Size], out)
 	sl.finished[k].Store(gen)
-	sl.commit(gen, false)
+	return sl.commit(gen, false)
 }
 
 func (sl *cpuSlot) fail(err error) {
@@ -536,16 +541,19 @@ func (sl *cpuSlot) fail(err error) {
 // commit moves finished chunks at the frontier to their final offsets. With
 // wait false it gives up at once if another worker is committing (that one
 // will pick the chunks up, or the final commit will).
-func (sl *cpuSlot) commit(gen uint32, wait bool) {
+// It returns the time it spent moving (also added to aggNs).
+func (sl *cpuSlot) commit(gen uint32, wait bool) time.Duration {
 	if wait {
 		sl.commitMu.Lock()
 	} else if !sl.commitMu.TryLock() {
-		return
+		return 0
 	}
 	t0 := time.Now()
 	sl.advance(gen)
-	sl.aggNs.Add(int64(time.Since(t0)))
+	d := time.Since(t0)
+	sl.aggNs.Add(int64(d))
 	sl.commitMu.Unlock()
+	return d
 }
 
 // advance moves the parked chunks at the frontier to their final

@@ -65,7 +65,7 @@ type Chunk struct {
 // wall time on a CPU backend).
 type Times struct {
 	H2D       time.Duration
-	Scatter   time.Duration // FrameWriter: the producer's writes into the chunk-major input, summed over its helpers
+	Scatter   time.Duration // FrameWriter: the writes into the chunk-major input, summed over whoever did them (the producer, its helpers, the stage's workers)
 	Tile      time.Duration
 	Shuffle   time.Duration
 	Downscale time.Duration // the next pyramid level's reduction

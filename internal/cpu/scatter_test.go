@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/stage/stagetest"
@@ -140,5 +141,62 @@ func TestSplitConcurrentWriters(t *testing.T) {
 	})
 	if !bytes.Equal(got, want) {
 		t.Fatal("concurrent split writes compress to other bytes than one write")
+	}
+}
+
+// TestCommitParallel: with many chunks of very different sizes (noise,
+// zeros, ramps; incompressible ones grow past their input) and several
+// workers moving runs at once, the output decodes to the input and is the
+// same bytes as one worker's.
+func TestCommitParallel(t *testing.T) {
+	for _, tc := range []struct {
+		codec zarr.Codec
+		slow  bool // moves slowed down, so that several run at once
+	}{{zarr.CodecLZ4, false}, {zarr.CodecZstd, false}, {zarr.CodecLZ4, true}, {zarr.CodecZstd, true}} {
+		codec := tc.codec
+		t.Run(fmt.Sprintf("%v/slow %v", codec, tc.slow), func(t *testing.T) {
+			if tc.slow {
+				moveHook = func() { time.Sleep(300 * time.Microsecond) }
+				t.Cleanup(func() { moveHook = nil })
+			}
+			// Chunks of 256 KiB: the workers claim one at a time.
+			spec := zarr.Spec{Shape: []int64{0, 256, 512}, Chunk: []int64{4, 64, 512}, Shard: []int64{8, 128, 512}, DType: zarr.Uint16, Codec: codec, Level: 1}
+			const frames = 64
+			in := make([]byte, frames*spec.FrameBytes())
+			rng := rand.New(rand.NewPCG(1, 2))
+			for i := 0; i < len(in); i += 2 {
+				e := i / 2
+				y, f := e/512%256, e/(256*512)
+				switch (y/64*7 + f/4*3) % 4 {
+				case 0: // noise: incompressible
+					in[i], in[i+1] = byte(rng.Uint32()), byte(rng.Uint32())
+				case 1: // zeros
+				default: // ramp
+					in[i], in[i+1] = byte(i/2), byte(i/2>>8)
+				}
+			}
+			var ref []byte
+			for _, workers := range []int{1, 4, 3} {
+				st := stagetest.Open(t, New, stage.Config{Spec: spec, Workers: workers})
+				sl := stagetest.NewSlot(t, st, frames)
+				for round := 0; round < 3; round++ {
+					sl.(stage.FrameWriter).WriteFrames(in, 0)
+					b := stage.Batch{FirstEpoch: int64(round) * 16, Frames: frames}
+					if err := sl.Kick(b); err != nil {
+						t.Fatal(err)
+					}
+					out, err := sl.Wait(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+					stagetest.CheckOutput(t, &spec, b, out, in)
+					if ref == nil {
+						ref = bytes.Clone(out.Data)
+					} else if !bytes.Equal(out.Data, ref) {
+						t.Fatalf("%d workers, round %d: other bytes than one worker's", workers, round)
+					}
+				}
+			}
+		})
 	}
 }

@@ -496,8 +496,8 @@ func (sl *cpuSlot) process(w *cpuWorker, gen uint32, lo, hi int64) {
 			}
 			// Parking a chunk counts as compression (it is the encoder's
 			// output reaching the slot, which the encoder itself used to
-			// write there); Aggregate is the commit alone, serial, so that
-			// its share of a core shows when it limits.
+			// write there); Aggregate is the commit alone (offsets and
+			// moves, summed over the workers that do them).
 			comp += time.Since(t2) - sl.place(gen, k+int64(i), out)
 		}
 		k += g

@@ -65,7 +65,7 @@ type Chunk struct {
 // wall time on a CPU backend).
 type Times struct {
 	H2D       time.Duration
-	Scatter   time.Duration // FrameWriter: the producer's writes into the chunk-major input, summed over its helpers
+	Scatter   time.Duration // FrameWriter: the writes into the chunk-major input, summed over whoever did them (the producer, its helpers, the stage's workers)
 	Tile      time.Duration
 	Shuffle   time.Duration
 	Downscale time.Duration // the next pyramid level's reduction
@@ -157,13 +157,14 @@ type Canceler interface {
 	Cancel()
 }
 
-// CopyHinter is implemented by a Stage whose compression does not run on
-// the host's cores (the GPU backend). The pipeline then gives the
-// producer's staging copy the cores the stage leaves idle: with the GPU
-// compressing, that copy into pinned memory is the whole writer's limit
-// (one core moves ~14 GB/s; PCIe gen5 takes ~55 GB/s). A stage that
-// compresses on the CPU must not implement it, since every core a copy
-// helper takes is a core its workers lose.
+// CopyHinter is implemented by a Stage that knows better than the
+// pipeline's default how many copy helpers its producer wants. The GPU
+// backend, whose compression does not run on the host's cores, asks for
+// the cores it leaves idle: with the GPU compressing, the copy into pinned
+// memory is the whole writer's limit (one core moves ~14 GB/s; PCIe gen5
+// takes ~55 GB/s). The CPU backend asks for none: it splits large
+// WriteFrames calls over its own workers, and every core a copy helper
+// takes is a core its workers lose.
 type CopyHinter interface {
 	// CopyHelpers is the number of copy helpers the pipeline should run
 	// when its Config leaves the choice open.

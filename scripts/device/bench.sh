@@ -25,6 +25,9 @@
 #   pyramid   4-level mean pyramid vs no levels, same file, same run
 #   cpu       the CPU backend, prefill, discard sink: medfmt and orca2,
 #             zstd and lz4, vs tensorstore; a tmpfs directory sink
+#   cpuz      the CPU backend alone (no tensorstore, ~70 s): medfmt and
+#             orca2, zstd and lz4, twice each, prefill, discard sink; for
+#             end to end / codec ceiling and the per-stage core shares
 #   s3        bench -o s3:// against a local versitygw (posix backend on
 #             tmpfs, loopback) with the same-run upload ceiling; needs
 #             $BIN/versitygw(.xz) (build.sh packs it from the test cache)
@@ -324,6 +327,17 @@ if has cpu; then
 		step "cpu orca2 $c tmpfs dir" 60 zb --scenario orca2 --codec $c --backend cpu --prefill --frames 1280 -o "$W/cd.zarr"
 	done
 	rm -rf "$W/cd.zarr"
+fi
+
+if has cpuz; then
+	for rep in 1 2; do
+		for scen in medfmt orca2; do
+			zf=$([ $scen = medfmt ] && echo 48 || echo 1280)
+			for c in zstd lz4; do
+				step "cpuz $scen $c #$rep" 40 zb --scenario $scen --codec $c --backend cpu --prefill --frames $zf
+			done
+		done
+	done
 fi
 
 # ---- issue 17: bench -o s3:// against a local server -----------------------------

@@ -1,0 +1,202 @@
+package cpu
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/stage/stagetest"
+	"github.com/zwrite/zwrite/internal/zarr"
+)
+
+// splitEverything makes WriteFrames split every write it can (parts of one
+// line, from writes of one byte up) until the test ends, so that the
+// helpers' path runs on the suite's small geometries.
+func splitEverything(t *testing.T) {
+	oldMin, oldPart := scatterMin, scatterPart
+	scatterMin, scatterPart = 1, 1
+	t.Cleanup(func() { scatterMin, scatterPart = oldMin, oldPart })
+}
+
+// TestConformanceSplit is the conformance suite with every write split
+// over the workers.
+func TestConformanceSplit(t *testing.T) {
+	splitEverything(t)
+	stagetest.Run(t, New)
+}
+
+// scatterSpecs have lines whose segments the non-temporal kernel takes
+// (whole multiples of 16 bytes, 64 and up), with and without a ragged last
+// segment, lines that are the whole frame, and a line dim above the last.
+var scatterSpecs = []zarr.Spec{
+	{Shape: []int64{0, 2, 20, 100}, Chunk: []int64{3, 1, 8, 32}, Shard: []int64{3, 1, 8, 32}, DType: zarr.Uint16}, // 64 B segments, ragged
+	{Shape: []int64{0, 9, 256}, Chunk: []int64{2, 4, 64}, Shard: []int64{2, 4, 64}, DType: zarr.Uint8},            // 64 B, even
+	{Shape: []int64{0, 7, 150}, Chunk: []int64{4, 3, 40}, Shard: []int64{4, 3, 40}, DType: zarr.Uint32},           // 160 B (2.5 blocks)
+	{Shape: []int64{0, 300}, Chunk: []int64{5, 48}, Shard: []int64{5, 48}, DType: zarr.Uint16},                    // rank 2: one line a frame
+	{Shape: []int64{0, 3, 5, 64}, Chunk: []int64{2, 1, 2, 64}, Shard: []int64{2, 1, 2, 64}, DType: zarr.Float64},  // lines along dim 2 (x whole)
+	{Shape: []int64{0, 6, 10}, Chunk: []int64{2, 4, 5}, Shard: []int64{2, 4, 5}, DType: zarr.Uint16},              // 10 B segments: no kernel
+}
+
+// TestScatterMatchesTile: the chunk-major input WriteFrames builds holds,
+// chunk by chunk, what the reference tiler makes of the frame-order bytes,
+// with and without the non-temporal kernel, into aligned and unaligned
+// buffers, for writes cut at random points.
+func TestScatterMatchesTile(t *testing.T) {
+	for _, spec := range scatterSpecs {
+		for _, nt := range []bool{true, false} {
+			for _, shift := range []int{0, 8} {
+				t.Run(fmt.Sprintf("%v/%v/nt %v/shift %d", spec.Shape, spec.DType, nt, shift), func(t *testing.T) {
+					testScatter(t, spec, nt, shift)
+				})
+			}
+		}
+	}
+}
+
+func testScatter(t *testing.T, spec zarr.Spec, nt bool, shift int) {
+	old := noNT
+	noNT = !nt
+	t.Cleanup(func() { noNT = old })
+	spec.Codec, spec.Level = zarr.CodecNone, 0
+	cm := newChunkMajor(&spec)
+	if len(spec.Shape) >= 2 && cm.segBytes%16 == 0 && cm.segBytes >= 64 && !cm.nt {
+		t.Fatalf("segments of %d bytes do not take the kernel", cm.segBytes)
+	}
+	frames := 2*spec.Chunk[0] + 1 // a partial last epoch
+	in := make([]byte, frames*spec.FrameBytes())
+	stagetest.Fill(in, 7)
+	buf := make([]byte, cm.size(frames)+int64(shift))[shift:]
+	rng := rand.New(rand.NewPCG(uint64(shift), uint64(len(in))))
+	for off := 0; off < len(in); {
+		k := min(len(in)-off, 1+rng.IntN(3*int(cm.lineBytes)+7))
+		cm.write(buf, in[off:off+k], int64(off))
+		off += k
+	}
+	e, perEpoch := spec.Chunk[0], spec.ChunksPerEpoch()
+	for ep := int64(0); ep*e < frames; ep++ {
+		nf := min(e, frames-ep*e)
+		for pos := int64(0); pos < perEpoch; pos++ {
+			o := cm.at(ep, pos)
+			want := stagetest.NaiveTile(&spec, in, frames, ep, pos)
+			// Frames past a partial epoch are Kick's to clear.
+			n := nf * cm.dstStride[0]
+			if got := buf[o : o+n]; !bytes.Equal(got, want[:n]) {
+				t.Fatalf("epoch %d position %d differs", ep, pos)
+			}
+		}
+	}
+}
+
+// TestSplitNoAllocs: a split write allocates nothing (the jobs come from
+// the stage's pool), nor does the batch it fills.
+func TestSplitNoAllocs(t *testing.T) {
+	splitEverything(t)
+	spec := zarr.Spec{Shape: []int64{0, 50, 160}, Chunk: []int64{4, 32, 64}, Shard: []int64{8, 64, 128}, DType: zarr.Uint16, Codec: zarr.CodecLZ4, Level: 1}
+	testNoAllocs(t, spec, true)
+}
+
+// TestSplitConcurrentWriters: more concurrent writes than the job pool
+// holds (the rest scatter alone) still build the same batch as one
+// serial write.
+func TestSplitConcurrentWriters(t *testing.T) {
+	splitEverything(t)
+	spec := zarr.Spec{Shape: []int64{0, 40, 96}, Chunk: []int64{4, 16, 32}, Shard: []int64{8, 32, 96}, DType: zarr.Uint16, Codec: zarr.CodecZstd, Level: 1}
+	st := stagetest.Open(t, New, stage.Config{Spec: spec, Workers: 3})
+	const frames = 24
+	in := make([]byte, frames*spec.FrameBytes())
+	stagetest.Fill(in, 3)
+	run := func(write func(fw stage.FrameWriter)) []byte {
+		sl := stagetest.NewSlot(t, st, frames)
+		write(sl.(stage.FrameWriter))
+		if err := sl.Kick(stage.Batch{Frames: frames}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := sl.Wait(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stagetest.CheckOutput(t, &spec, stage.Batch{Frames: frames}, out, in)
+		return bytes.Clone(out.Data)
+	}
+	want := run(func(fw stage.FrameWriter) { fw.WriteFrames(in, 0) })
+	got := run(func(fw stage.FrameWriter) {
+		done := make(chan struct{})
+		const writers = 3 * maxJobs
+		per := (len(in) + writers - 1) / writers
+		n := 0
+		for off := 0; off < len(in); off += per {
+			n++
+			go func() {
+				defer func() { done <- struct{}{} }()
+				fw.WriteFrames(in[off:min(off+per, len(in))], int64(off))
+			}()
+		}
+		for ; n > 0; n-- {
+			<-done
+		}
+	})
+	if !bytes.Equal(got, want) {
+		t.Fatal("concurrent split writes compress to other bytes than one write")
+	}
+}
+
+// TestCommitParallel: with many chunks of very different sizes (noise,
+// zeros, ramps; incompressible ones grow past their input) and several
+// workers moving runs at once, the output decodes to the input and is the
+// same bytes as one worker's.
+func TestCommitParallel(t *testing.T) {
+	for _, tc := range []struct {
+		codec zarr.Codec
+		slow  bool // moves slowed down, so that several run at once
+	}{{zarr.CodecLZ4, false}, {zarr.CodecZstd, false}, {zarr.CodecLZ4, true}, {zarr.CodecZstd, true}} {
+		codec := tc.codec
+		t.Run(fmt.Sprintf("%v/slow %v", codec, tc.slow), func(t *testing.T) {
+			if tc.slow {
+				moveHook = func() { time.Sleep(300 * time.Microsecond) }
+				t.Cleanup(func() { moveHook = nil })
+			}
+			// Chunks of 256 KiB: the workers claim one at a time.
+			spec := zarr.Spec{Shape: []int64{0, 256, 512}, Chunk: []int64{4, 64, 512}, Shard: []int64{8, 128, 512}, DType: zarr.Uint16, Codec: codec, Level: 1}
+			const frames = 64
+			in := make([]byte, frames*spec.FrameBytes())
+			rng := rand.New(rand.NewPCG(1, 2))
+			for i := 0; i < len(in); i += 2 {
+				e := i / 2
+				y, f := e/512%256, e/(256*512)
+				switch (y/64*7 + f/4*3) % 4 {
+				case 0: // noise: incompressible
+					in[i], in[i+1] = byte(rng.Uint32()), byte(rng.Uint32())
+				case 1: // zeros
+				default: // ramp
+					in[i], in[i+1] = byte(i/2), byte(i/2>>8)
+				}
+			}
+			var ref []byte
+			for _, workers := range []int{1, 4, 3} {
+				st := stagetest.Open(t, New, stage.Config{Spec: spec, Workers: workers})
+				sl := stagetest.NewSlot(t, st, frames)
+				for round := 0; round < 3; round++ {
+					sl.(stage.FrameWriter).WriteFrames(in, 0)
+					b := stage.Batch{FirstEpoch: int64(round) * 16, Frames: frames}
+					if err := sl.Kick(b); err != nil {
+						t.Fatal(err)
+					}
+					out, err := sl.Wait(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+					stagetest.CheckOutput(t, &spec, b, out, in)
+					if ref == nil {
+						ref = bytes.Clone(out.Data)
+					} else if !bytes.Equal(out.Data, ref) {
+						t.Fatalf("%d workers, round %d: other bytes than one worker's", workers, round)
+					}
+				}
+			}
+		})
+	}
+}

@@ -32,6 +32,8 @@
 #             tmpfs, loopback) with the same-run upload ceiling; needs
 #             $BIN/versitygw(.xz) (build.sh packs it from the test cache)
 #   gputests  the GPU test binary (conformance suite included)
+#   zratio    CPU zstd level 1 on 640 frames of the camera, thirds and rand
+#             fills (the codecs part's tensorstore frame count)
 #   bzstd     GPU blosc-zstd (byte shuffle) end to end: bench --prefill on
 #             the orca2 camera fill (a warm-up, then 3 runs) and the camera
 #             file appended (2 runs), with tensorstore's blosc-zstd on the
@@ -327,6 +329,14 @@ if has cpu; then
 		step "cpu orca2 $c tmpfs dir" 60 zb --scenario orca2 --codec $c --backend cpu --prefill --frames 1280 -o "$W/cd.zarr"
 	done
 	rm -rf "$W/cd.zarr"
+fi
+
+# The CPU zstd ratio against tensorstore's on the same frame count as its
+# codecs steps (640 frames of the same epochs: the same shard rows).
+if has zratio; then
+	for fill in camera thirds rand; do
+		step "cpu zstd 640 $fill" 40 zb --scenario orca2 --fill $fill --prefill --frames 640 --codec zstd --backend cpu --baselines=false
+	done
 fi
 
 if has cpuz; then

@@ -31,6 +31,9 @@ type Proxy struct {
 	srv   *httptest.Server
 	rp    *httputil.ReverseProxy
 	stall atomic.Bool
+	// dropped counts stalled requests whose client hung up (never passed
+	// on): the server notices a hang-up a moment after the client acts.
+	dropped atomic.Int64
 	slow  atomic.Int64 // SlowDown answers left; < 0: every request
 
 	relMu   sync.Mutex
@@ -193,6 +196,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		if r.Context().Err() != nil {
 			p.record(rec)
+			p.dropped.Add(1)
 			return
 		}
 	}
@@ -294,6 +298,10 @@ func (p *Proxy) Stalling() <-chan struct{} {
 	defer p.relMu.Unlock()
 	return p.stalled
 }
+
+// Dropped is the number of stalled requests dropped so far because their
+// client hung up before Release.
+func (p *Proxy) Dropped() int64 { return p.dropped.Load() }
 
 // Release ends a stall: blocked requests go on.
 func (p *Proxy) Release() {

@@ -34,7 +34,7 @@ type Proxy struct {
 	// dropped counts stalled requests whose client hung up (never passed
 	// on): the server notices a hang-up a moment after the client acts.
 	dropped atomic.Int64
-	slow  atomic.Int64 // SlowDown answers left; < 0: every request
+	slow    atomic.Int64 // SlowDown answers left; < 0: every request
 
 	relMu   sync.Mutex
 	release chan struct{} // closed by Release

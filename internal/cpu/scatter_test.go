@@ -176,28 +176,7 @@ func TestCommitParallel(t *testing.T) {
 					in[i], in[i+1] = byte(i/2), byte(i/2>>8)
 				}
 			}
-			var ref []byte
-			for _, workers := range []int{1, 4, 3} {
-				st := stagetest.Open(t, New, stage.Config{Spec: spec, Workers: workers})
-				sl := stagetest.NewSlot(t, st, frames)
-				for round := 0; round < 3; round++ {
-					sl.(stage.FrameWriter).WriteFrames(in, 0)
-					b := stage.Batch{FirstEpoch: int64(round) * 16, Frames: frames}
-					if err := sl.Kick(b); err != nil {
-						t.Fatal(err)
-					}
-					out, err := sl.Wait(context.Background())
-					if err != nil {
-						t.Fatal(err)
-					}
-					stagetest.CheckOutput(t, &spec, b, out, in)
-					if ref == nil {
-						ref = bytes.Clone(out.Data)
-					} else if !bytes.Equal(out.Data, ref) {
-						t.Fatalf("%d workers, round %d: other bytes than one worker's", workers, round)
-					}
-				}
-			}
+			sameAcrossWorkers(t, spec, in, frames, []int{1, 4, 3}, 3, 16)
 		})
 	}
 }
@@ -234,28 +213,36 @@ func TestCommitManySmallChunks(t *testing.T) {
 					}
 				}
 			}
-			var ref []byte
-			for _, workers := range []int{1, 3, 8} {
-				st := stagetest.Open(t, New, stage.Config{Spec: spec, Workers: workers})
-				sl := stagetest.NewSlot(t, st, frames)
-				for round := 0; round < 2; round++ {
-					sl.(stage.FrameWriter).WriteFrames(in, 0)
-					b := stage.Batch{FirstEpoch: int64(round) * frames, Frames: frames}
-					if err := sl.Kick(b); err != nil {
-						t.Fatal(err)
-					}
-					out, err := sl.Wait(context.Background())
-					if err != nil {
-						t.Fatal(err)
-					}
-					stagetest.CheckOutput(t, &spec, b, out, in)
-					if ref == nil {
-						ref = bytes.Clone(out.Data)
-					} else if !bytes.Equal(out.Data, ref) {
-						t.Fatalf("%d workers, round %d: other bytes than one worker's", workers, round)
-					}
-				}
-			}
+			sameAcrossWorkers(t, spec, in, frames, []int{1, 3, 8}, 2, frames)
 		})
+	}
+}
+
+// sameAcrossWorkers writes in (frames frames) through one slot of a CPU
+// stage per worker count, rounds batches each, epochStep epochs apart;
+// every output must decode to in and be the first run's bytes.
+func sameAcrossWorkers(t *testing.T, spec zarr.Spec, in []byte, frames int64, workerCounts []int, rounds int, epochStep int64) {
+	t.Helper()
+	var ref []byte
+	for _, workers := range workerCounts {
+		st := stagetest.Open(t, New, stage.Config{Spec: spec, Workers: workers})
+		sl := stagetest.NewSlot(t, st, frames)
+		for round := range rounds {
+			sl.(stage.FrameWriter).WriteFrames(in, 0)
+			b := stage.Batch{FirstEpoch: int64(round) * epochStep, Frames: frames}
+			if err := sl.Kick(b); err != nil {
+				t.Fatal(err)
+			}
+			out, err := sl.Wait(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			stagetest.CheckOutput(t, &spec, b, out, in)
+			if ref == nil {
+				ref = bytes.Clone(out.Data)
+			} else if !bytes.Equal(out.Data, ref) {
+				t.Fatalf("%d workers, round %d: other bytes than one worker's", workers, round)
+			}
+		}
 	}
 }

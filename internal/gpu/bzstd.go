@@ -113,21 +113,23 @@ func (c *bloscZstdCodec) planes() uint32 {
 	return 1
 }
 
-// frames is the zstd frame geometry of a chunk's blosc blocks: block
+// frames is the zstd frame geometry of a chunk's blosc blocks (one frame
+// per blosc block): the last block's bytes (it may be short), the block
 // slots per blosc block and the scratch bytes of one.
-func (c *bloscZstdCodec) frames(l bloscLayout, chunkBytes int64) (nbf, stride int64) {
-	last := chunkBytes % l.bs
+func (c *bloscZstdCodec) frames(l bloscLayout, chunkBytes int64) (last, nbf, stride int64) {
+	last = chunkBytes % l.bs
 	if last == 0 {
 		last = l.bs
 	}
-	return zstdFrames(l.bs, last, c.planes())
+	nbf, stride = zstdFrames(l.bs, last, c.planes())
+	return last, nbf, stride
 }
 
 func (c *bloscZstdCodec) scratchLayout(chunkBytes int64, n int) bzstdScratch {
 	l := newBloscLayout(c.opts, chunkBytes)
 	round := func(v int64) int64 { return (v + 255) &^ 255 }
 	blocks := l.nblocks * int64(n)
-	nbf, stride := c.frames(l, chunkBytes)
+	_, nbf, stride := c.frames(l, chunkBytes)
 	var s bzstdScratch
 	s.blkSize = round(l.cstride*int64(n) + lz4Pad)
 	s.slots = s.blkSize + round(4*blocks*nbf)
@@ -171,12 +173,7 @@ func (c *bloscZstdCodec) Encode(q Queue, in DevPtr, chunkBytes int64, n int, out
 		if err := c.shuf.run(q, in, at(sc.shuf), chunkBytes, l, n); err != nil {
 			return fmt.Errorf("blosc-zstd encode: %w", err)
 		}
-		// One frame per blosc block; the last one of a chunk may be short.
-		last := chunkBytes % l.bs
-		if last == 0 {
-			last = l.bs
-		}
-		nbf, _ := c.frames(l, chunkBytes)
+		last, nbf, _ := c.frames(l, chunkBytes)
 		if blocks*nbf > 1<<31-1 {
 			return fmt.Errorf("blosc-zstd encode: %d chunks of %d bytes are %d zstd blocks, more than one batch may hold; use smaller batches", n, chunkBytes, blocks*nbf)
 		}

@@ -168,17 +168,17 @@ func TestZstdGPUProfile(t *testing.T) {
 				lines = append(lines, fmt.Sprintf("    %-16s %8.3f ms %7.1f GB/s %5.1f%%", k, v, gb/(v/1e3), 100*v/bestTotal))
 			}
 			sort.Strings(lines)
+			// The codec's own kernels: the parse and shared memory it launches with.
+			var k zstdKern
+			switch cc := r.c.(type) {
+			case *zstdCodec:
+				k = cc.k
+			case *bloscZstdCodec:
+				k = cc.k
+			}
 			occ := ""
-			if f, err := m.Function("zstd_blocks"); err == nil {
-				parse, _, _ := zstdParse(c.spec.Level)
-				if c.spec.Codec == zarr.CodecBloscZstd {
-					parse, _, _ = zstdParse(bloscZstdLevel(c.spec.Level))
-				}
-				if k, err := zstdKernels(m, parse); err == nil {
-					if o, err := f.Occupancy(zstdThreads, k.smem); err == nil {
-						occ = fmt.Sprintf(", zstd_blocks: %d CTAs/SM at %d B shared", o, k.smem)
-					}
-				}
+			if o, err := k.blocks.Occupancy(zstdThreads, k.smem); err == nil {
+				occ = fmt.Sprintf(", zstd_blocks: %d CTAs/SM at %d B shared", o, k.smem)
 			}
 			t.Logf("%s %s: %.2f GB/s all kernels, ratio %.4f%s (%s)\n%s", fill, c.name, gb/(bestTotal/1e3), float64(cb*int64(n))/float64(out), occ, m.Loaded().Image, strings.Join(lines, "\n"))
 			if profOK {

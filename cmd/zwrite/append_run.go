@@ -132,7 +132,7 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio, f
 	case store.Replacing():
 		where = fmt.Sprintf("%s is unchanged (a store is replaced only by a run that succeeds); this run committed no frames", o.output)
 	case stats.Committed == 0:
-		where = fmt.Sprintf("no frames were committed, so %s was not kept", o.output)
+		where = fmt.Sprintf("no frames were committed, so %s was not kept; once the cause is fixed, run the same command again", o.output)
 	}
 	if ctx.Err() != nil {
 		return &interruptedError{where}
@@ -277,7 +277,10 @@ func outputUsage(err error) error {
 	var notStore *sink.NotStoreError
 	var inside *sink.InputInsideError
 	var foreignLock *sink.ForeignLockError
+	var nothing *sink.NothingToResumeError
 	switch {
+	case errors.As(err, &nothing):
+		return usagef("%v; run the command without --resume to write it anew", err)
 	case errors.As(err, &exists):
 		return usagef("%v; pass --overwrite to replace it, or choose another -o", err)
 	case errors.As(err, &notStore), errors.As(err, &inside):

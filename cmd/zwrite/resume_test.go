@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -144,36 +145,64 @@ func committedFrames(store string, image bool) int64 {
 }
 
 // TestResumeAfterFullDisk: a run that fails on a full disk, resumed once
-// there is room, gives the one-shot store.
+// there is room, gives the one-shot store. With the inline schedule
+// (--depth 1) rows commit one after another, so some are committed before
+// the disk fills and the store is kept. With parallel lanes every row may
+// still be half written when the disk fills; then nothing was committed,
+// the store must be gone as the message says, and running the same command
+// again gives the one-shot store.
 func TestResumeAfterFullDisk(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a small tmpfs")
 	}
-	base := t.TempDir()
-	mnt := filepath.Join(base, "disk")
-	os.Mkdir(mnt, 0o755)
-	if err := syscall.Mount("zwrite-full", mnt, "tmpfs", 0, "size=96k"); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
-	}
-	defer syscall.Unmount(mnt, 0)
 	const fb = 32 * 32 * 2
+	base := t.TempDir()
 	raw := randomBytes(80*fb, 64)
 	in := filepath.Join(base, "in.raw")
 	os.WriteFile(in, raw, 0o644)
 	geom := []string{"--shape", "0,32,32", "--dtype", "u16", "--chunk", "4,16,16", "--shard", "8,32,32", "--codec", "lz4"}
 	one := filepath.Join(base, "one.zarr")
 	mustZw(t, nil, append(append([]string{"append", "-o", one}, geom...), in)...)
-	out := filepath.Join(mnt, "s.zarr")
-	code, _, stderr := zw(t, context.Background(), nil, append(append([]string{"append", "-o", out}, geom...), in)...)
-	if code != exitFailure || !strings.Contains(stderr, "no space left") {
-		t.Fatalf("exit %d, want %d and ENOSPC:\n%s", code, exitFailure, stderr)
+	want := storeFiles(t, one)
+	for _, depth := range []string{"1", "4"} {
+		t.Run("depth "+depth, func(t *testing.T) {
+			mnt := filepath.Join(t.TempDir(), "disk")
+			os.Mkdir(mnt, 0o755)
+			if err := syscall.Mount("zwrite-full", mnt, "tmpfs", 0, "size=96k"); err != nil {
+				t.Skipf("cannot mount a tmpfs here: %v", err)
+			}
+			defer syscall.Unmount(mnt, 0)
+			out := filepath.Join(mnt, "s.zarr")
+			first := append(append([]string{"append", "--depth", depth, "-o", out}, geom...), in)
+			code, _, stderr := zw(t, context.Background(), nil, first...)
+			if code != exitFailure || !strings.Contains(stderr, "no space left") {
+				t.Fatalf("exit %d, want %d and ENOSPC:\n%s", code, exitFailure, stderr)
+			}
+			if err := syscall.Mount("zwrite-full", mnt, "tmpfs", syscall.MS_REMOUNT, "size=8m"); err != nil {
+				t.Fatalf("grow the tmpfs: %v", err)
+			}
+			_, statErr := os.Stat(out)
+			switch {
+			case strings.Contains(stderr, "no frames were committed"):
+				if depth == "1" {
+					t.Fatalf("the inline schedule commits rows before the disk fills:\n%s", stderr)
+				}
+				if !errors.Is(statErr, fs.ErrNotExist) {
+					t.Fatalf("the message says the store was not kept, but it is there (%v):\n%s", statErr, stderr)
+				}
+				mustZw(t, nil, first...)
+			case strings.Contains(stderr, "holds the first"):
+				mustZw(t, nil, "verify", out)
+				if n := committedFrames(out, false); n == 0 {
+					t.Fatalf("the message says frames were kept, the store names none:\n%s", stderr)
+				}
+				mustZw(t, nil, "append", "--resume", "--skip", "auto", "-o", out, in)
+			default:
+				t.Fatalf("the message does not say what the store holds:\n%s", stderr)
+			}
+			sameStore(t, "after a full disk", storeFiles(t, out), want)
+		})
 	}
-	if err := syscall.Mount("zwrite-full", mnt, "tmpfs", syscall.MS_REMOUNT, "size=8m"); err != nil {
-		t.Fatalf("grow the tmpfs: %v", err)
-	}
-	mustZw(t, nil, "verify", out)
-	mustZw(t, nil, "append", "--resume", "--skip", "auto", "-o", out, in)
-	sameStore(t, "resumed after a full disk", storeFiles(t, out), storeFiles(t, one))
 }
 
 // TestResumeRules: resume of a finished store extends it; flags that
@@ -254,7 +283,7 @@ func TestResumeRules(t *testing.T) {
 		}
 		missing := filepath.Join(dir, "missing.zarr")
 		code, _, stderr = zw(t, context.Background(), nil, "append", "--resume", "-o", missing, fa)
-		if code != exitUsage || !strings.Contains(stderr, "nothing to resume") {
+		if code != exitUsage || !strings.Contains(stderr, "nothing to resume") || !strings.Contains(stderr, "without --resume") {
 			t.Errorf("resume of nothing: exit %d:\n%s", code, stderr)
 		}
 	})

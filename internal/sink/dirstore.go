@@ -54,7 +54,7 @@ func openDir(root string, o Options) (Store, error) {
 	fi, err := os.Stat(s.dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && o.Resume:
-		return nil, &NotStoreError{Store: path, Reason: "it does not exist, so there is nothing to resume"}
+		return nil, &NothingToResumeError{Store: path, Reason: "it does not exist"}
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.MkdirAll(s.dir, 0o755); err != nil {
 			return nil, fmt.Errorf("create output %s: %w", path, bare(err))
@@ -158,7 +158,7 @@ func (s *dirStore) prepareResume() error {
 	paths, n, err := foreign(s.dir, maxForeignListed)
 	if err != nil {
 		if empty, _ := onlyOurs(s.dir); empty {
-			return &NotStoreError{Store: s.display, Reason: "it holds no data yet (a writer stopped before writing any), so there is nothing to resume; write it anew without resuming"}
+			return &NothingToResumeError{Store: s.display, Reason: "it holds no data yet: a writer stopped before writing any"}
 		}
 		return &NotStoreError{Store: s.display, Reason: err.Error()}
 	}

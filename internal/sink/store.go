@@ -75,6 +75,18 @@ func (e *NotStoreError) Error() string {
 	return fmt.Sprintf("output %s holds %d entries that are not part of a Zarr store and would be lost: %s; refusing to replace it (move them out, or choose another output)", e.Store, e.N, list)
 }
 
+// NothingToResumeError: Resume was asked for an output that holds no
+// store to continue (it does not exist, or a writer stopped before it
+// wrote any frame); nothing was touched. Writing it anew is the remedy.
+type NothingToResumeError struct {
+	Store  string
+	Reason string // why there is nothing to continue
+}
+
+func (e *NothingToResumeError) Error() string {
+	return fmt.Sprintf("output %s: nothing to resume (%s)", e.Store, e.Reason)
+}
+
 // InputInsideError: an input file lies inside the output store.
 type InputInsideError struct{ Store, Input string }
 

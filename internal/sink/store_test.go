@@ -530,8 +530,9 @@ func TestOpenPath(t *testing.T) {
 func TestResumeOpen(t *testing.T) {
 	store := map[string]string{"zarr.json": arrayMeta, "c/0/0": "x", "c/1/.0.tmp-abc": "partial", ".zarr.json.tmp-q": "half"}
 	out := filepath.Join(t.TempDir(), "s.zarr")
-	if _, err := Open(out, Options{Resume: true}); err == nil || !strings.Contains(err.Error(), "nothing to resume") {
-		t.Fatalf("resume of nothing: %v", err)
+	var nothing *NothingToResumeError
+	if _, err := Open(out, Options{Resume: true}); !errors.As(err, &nothing) {
+		t.Fatalf("resume of nothing: %v, want a NothingToResumeError", err)
 	}
 	os.Mkdir(out, 0o755)
 	tree(t, out, store)

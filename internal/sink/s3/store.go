@@ -122,7 +122,7 @@ func (s *store) prepare(ctx context.Context, o sink.Options) error {
 	}
 	switch {
 	case o.Resume && len(rest) == 0:
-		return &sink.NotStoreError{Store: s.display, Reason: "it does not exist, so there is nothing to resume"}
+		return &sink.NothingToResumeError{Store: s.display, Reason: "it does not exist"}
 	case o.Resume:
 		if err := s.checkStore(ctx, rest); err != nil {
 			return err

@@ -412,8 +412,9 @@ func TestGroupRace(t *testing.T) {
 // aborts the unfinished uploads a crashed writer left, and says so.
 func TestResume(t *testing.T) {
 	e := newTestEnv(t)
-	if _, err := e.open("none", sink.Options{Resume: true}); err == nil || !strings.Contains(err.Error(), "nothing to resume") {
-		t.Fatalf("resume of nothing: %v", err)
+	var nothing *sink.NothingToResumeError
+	if _, err := e.open("none", sink.Options{Resume: true}); !errors.As(err, &nothing) {
+		t.Fatalf("resume of nothing: %v, want a NothingToResumeError", err)
 	}
 	e.put(t, map[string]string{"r/zarr.json": arrayMeta, "r/c/0": "x"})
 	core := minio.Core{Client: e.srv.Client()}

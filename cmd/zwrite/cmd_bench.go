@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -50,6 +51,7 @@ type benchOptions struct {
 	duration   time.Duration
 	warmup     time.Duration
 	baselines  bool
+	cpuprofile string
 
 	opts     bench.Options       // set by validate
 	choices  []bench.CodecChoice // --codecs, set by validate
@@ -84,6 +86,7 @@ func (o *benchOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.DurationVar(&o.duration, "duration", 0, "run for this long instead of a frame count, e.g. 10s (dim 0 grows)")
 	f.DurationVar(&o.warmup, "warmup", 0, "with --duration: write this long first without counting it")
 	f.BoolVar(&o.baselines, "baselines", true, "measure the same-run baselines (memmove, codec ceiling; about 3 s)")
+	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a Go CPU profile of the whole run to FILE (read it with go tool pprof), to see where a shortfall goes")
 }
 
 func (o *benchOptions) validate(f *pflag.FlagSet) error {
@@ -314,6 +317,13 @@ func runBench(ctx context.Context, o *benchOptions, io stdio) error {
 		}
 		defer func() { _ = bar.Finish(); fmt.Fprintln(io.err) }()
 	}
+	if o.cpuprofile != "" {
+		stop, err := startCPUProfile(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if o.choices != nil {
 		return runCodecMatrix(ctx, o, b, io)
 	}
@@ -436,4 +446,21 @@ func newBenchBar(w io.Writer, timed bool) *progressbar.ProgressBar {
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionClearOnFinish(),
 	)
+}
+
+// startCPUProfile profiles the process into path until the returned stop
+// runs (which also closes the file).
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

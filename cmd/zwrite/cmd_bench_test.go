@@ -209,6 +209,27 @@ func TestBenchShuffle(t *testing.T) {
 	}
 }
 
+// TestBenchCPUProfile: --cpuprofile leaves a Go CPU profile (gzipped
+// protobuf) of the run; a path that cannot be created is an error before
+// anything runs.
+func TestBenchCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "run.prof")
+	args := []string{"bench", "--shape", "0,64,64", "--chunk", "4,32,32", "--frames", "64", "--backend", "cpu", "--progress=false", "--baselines=false"}
+	mustZw(t, nil, append(args, "--cpuprofile", prof)...)
+	b, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("the profile is %d bytes and no gzip stream", len(b))
+	}
+	code, _, stderr := zw(t, context.Background(), nil, append(args, "--cpuprofile", filepath.Join(dir, "no", "such", "dir", "p"))...)
+	if code != exitFailure || !strings.Contains(stderr, "cpu profile") {
+		t.Fatalf("exit %d, want %d naming the profile:\n%s", code, exitFailure, stderr)
+	}
+}
+
 // TestBenchInput: bench --input FILE -o DIR writes exactly what append
 // would (the store equals the file), names the input and how it is read,
 // and prints the read and write ceilings; a file that is not whole frames

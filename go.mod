@@ -3,6 +3,7 @@ module github.com/zwrite/zwrite
 go 1.26.8
 
 require (
+	github.com/DataDog/zstd v1.5.7
 	github.com/NVIDIA/go-nvml v0.13.4-1
 	github.com/ebitengine/purego v0.11.3
 	github.com/klauspost/compress v1.20.4

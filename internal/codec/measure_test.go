@@ -62,8 +62,9 @@ type cand struct {
 // TestMeasureCodecs prints ratio and single-core speed (MB/s of input per
 // second of thread CPU time) of the zstd candidates on every fill, and
 // writes each fill's chunks to $ZWRITE_MEASURE/FILL.raw for `zstd -b1
-// -B262144` (libzstd on the same chunks). With -tags zstdref (cgo,
-// libzstd-dev) libzstd level 1 runs in-process as a candidate too.
+// -B262144` (libzstd on the same chunks). With -tags zstdref (cgo; libzstd
+// 1.5.7 from DataDog/zstd's sources, see zstdref) libzstd level 1 runs
+// in-process as a candidate too.
 // ZWRITE_MEASURE_ONLY=name,name keeps only those candidates. It runs only
 // when ZWRITE_MEASURE names a directory: a measurement, not a test.
 func TestMeasureCodecs(t *testing.T) {

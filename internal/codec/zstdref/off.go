@@ -2,5 +2,8 @@
 
 package zstdref
 
-// Level is nil without the zstdref build tag (and cgo, libzstd-dev).
+// Level is nil without the zstdref build tag (and cgo).
 func Level(level int) func(dst, src []byte) []byte { return nil }
+
+// Version is "" without the reference.
+const Version = ""

@@ -81,7 +81,7 @@ type Result struct {
 	InputGBps  float64 `json:"input_gbps"`  // 1e9 bytes/s
 	InputGiBps float64 `json:"input_gibps"` // 2^30 bytes/s
 	OutputGBps float64 `json:"output_gbps"`
-	Ratio      float64 `json:"ratio"` // input / output
+	Ratio      float64 `json:"ratio"` // input / the shard bytes of the output (zarr.json left out)
 	// ProducerStallS is the time Write spent blocked: waiting for a slot
 	// (join) or for the sink to drain (backpressure).
 	ProducerStallS float64 `json:"producer_stall_s"`

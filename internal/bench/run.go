@@ -355,9 +355,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	res.OutputGBps = float64(s.BytesOut) / wall / 1e9
 	// The ratio over the whole run: at the end of a warmup some written
 	// bytes are not yet compressed, so the window's in and out differ in
-	// what they cover; the totals do not.
-	if all.BytesOut > 0 {
-		res.Ratio = float64(all.BytesIn) / float64(all.BytesOut)
+	// what they cover; the totals do not. Over the stored data (shards
+	// and their indexes), not zarr.json's rewrites, which the output rate
+	// counts: what a store's size compares, and how the peer scripts
+	// count tensorstore's.
+	if data := all.BytesOut - all.MetaBytes; data > 0 {
+		res.Ratio = float64(all.BytesIn) / float64(data)
 	}
 	res.StallJoinS = s.StallJoin.Seconds()
 	res.StallBackS = s.StallPending.Seconds()
@@ -534,6 +537,7 @@ func (c ceilingRun) gbps() float64 {
 func diffStats(s, b pipeline.Stats) pipeline.Stats {
 	s.BytesIn -= b.BytesIn
 	s.BytesOut -= b.BytesOut
+	s.MetaBytes -= b.MetaBytes
 	s.Copy -= b.Copy
 	s.StallJoin -= b.StallJoin
 	s.StallPending -= b.StallPending

@@ -83,6 +83,11 @@ func TestSmokeBench(t *testing.T) {
 				if vr.BytesStored > r.Result.OutputBytes {
 					t.Fatalf("store holds %d shard bytes, report says %d written", vr.BytesStored, r.Result.OutputBytes)
 				}
+				// The ratio is over the stored shards, as a store's size
+				// (and the peers' count) has it, without zarr.json.
+				if want := float64(r.Result.InputBytes) / float64(vr.BytesStored); math.Abs(r.Result.Ratio-want) > 1e-12*want {
+					t.Fatalf("ratio %v, want input / shard bytes %d/%d = %v", r.Result.Ratio, r.Result.InputBytes, vr.BytesStored, want)
+				}
 			})
 		}
 	}

@@ -594,6 +594,7 @@ func (sw *shardWriter) putMetaLocked(shape0 int64) error {
 		return fmt.Errorf("commit zarr.json: %w", err)
 	}
 	sw.c.bytesOut.Add(int64(len(b)))
+	sw.c.metaBytes.Add(int64(len(b)))
 	return nil
 }
 
@@ -678,6 +679,7 @@ func (sw *shardWriter) putMetaBounded(shape0 int64, timeout time.Duration) {
 		return
 	}
 	sw.c.bytesOut.Add(int64(len(b)))
+	sw.c.metaBytes.Add(int64(len(b)))
 }
 
 // errInterrupted is what a sink operation gets once an abort began.

@@ -113,6 +113,7 @@ type Stats struct {
 	Batches    int64 // batches kicked
 	Delivered  int64 // batches delivered
 	BytesOut   int64 // bytes written to the sink (shards, indexes, zarr.json)
+	MetaBytes  int64 // of BytesOut, zarr.json's (every rewrite): the rest is the stored data
 	Shards     int64 // shard files committed
 	Committed  int64 // frames in committed shard rows
 	Pending    int64 // raw bytes kicked and not yet delivered
@@ -206,10 +207,10 @@ type Writer struct {
 }
 
 type counters struct {
-	bytesIn, batches, delivered, bytesOut, shards, committed, pendingMax atomic.Int64
-	copy, stallJoin, stallPending, stageWait, deliver                    atomic.Int64
-	allocFirst, allocRest, stallAlloc                                    atomic.Int64
-	h2d, scatter, tile, shuffle, compress, aggregate, d2h, wall          atomic.Int64
+	bytesIn, batches, delivered, bytesOut, metaBytes, shards, committed, pendingMax atomic.Int64
+	copy, stallJoin, stallPending, stageWait, deliver                               atomic.Int64
+	allocFirst, allocRest, stallAlloc                                               atomic.Int64
+	h2d, scatter, tile, shuffle, compress, aggregate, d2h, wall                     atomic.Int64
 }
 
 // New checks cfg, allocates the slots, writes the initial zarr.json and
@@ -1021,6 +1022,7 @@ func (w *Writer) Stats() Stats {
 		Batches:      w.c.batches.Load(),
 		Delivered:    w.c.delivered.Load(),
 		BytesOut:     w.c.bytesOut.Load(),
+		MetaBytes:    w.c.metaBytes.Load(),
 		Shards:       w.c.shards.Load(),
 		Committed:    w.c.committed.Load(),
 		Pending:      q - r,

@@ -33,7 +33,11 @@
 #             $BIN/versitygw(.xz) (build.sh packs it from the test cache)
 #   gputests  the GPU test binary (conformance suite included)
 #   zratio    CPU zstd level 1 on 640 frames of the camera, thirds and rand
-#             fills (the codecs part's tensorstore frame count)
+#             fills (the codecs part's tensorstore frame count; ZRATIO_FILLS
+#             picks fills)
+#   zratio_ts tensorstore's zstd level 1 on the same frames (thirds, rand)
+#   depth     CPU medfmt zstd and lz4, 48 frames, at depth 2 and 3, with
+#             tensorstore's medfmt zstd
 #   bzstd     GPU blosc-zstd (byte shuffle) end to end: bench --prefill on
 #             the orca2 camera fill (a warm-up, then 3 runs) and the camera
 #             file appended (2 runs), with tensorstore's blosc-zstd on the
@@ -334,9 +338,28 @@ fi
 # The CPU zstd ratio against tensorstore's on the same frame count as its
 # codecs steps (640 frames of the same epochs: the same shard rows).
 if has zratio; then
-	for fill in camera thirds rand; do
+	for fill in ${ZRATIO_FILLS:-camera thirds rand}; do
 		step "cpu zstd 640 $fill" 40 zb --scenario orca2 --fill $fill --prefill --frames 640 --codec zstd --backend cpu --baselines=false
 	done
+fi
+# zratio_ts: tensorstore's zstd level 1 on the same frames, for ZRATIO_FILLS
+# that numpy makes (the same run as zratio's).
+if has zratio_ts; then
+	for fill in ${ZRATIO_FILLS:-thirds rand}; do
+		step "tensorstore zstd 640 $fill" 90 tsb --scenario orca2 --fill $fill --frames 640 --codec zstd
+	done
+fi
+
+# depth: the CPU backend on medfmt (48 frames, where 1.2 GB epochs make the
+# slots' first touch a large part of a short run) at depth 2 and 3, with
+# tensorstore's zstd beside it.
+if has depth; then
+	for c in zstd lz4; do
+		for d in 2 3; do
+			step "cpu medfmt $c depth $d" 60 zb --scenario medfmt --codec $c --backend cpu --prefill --frames 48 --depth $d
+		done
+	done
+	step "tensorstore medfmt zstd" 90 tsb --scenario medfmt --codec zstd --frames 24
 fi
 
 if has cpuz; then

@@ -123,7 +123,15 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio, f
 		return nil
 	}
 	kept, kerr := store.Abandon(stats.Committed > 0)
-	where := fmt.Sprintf("%s holds the first %d frames (every complete shard row), readable; `zwrite verify %s` checks it", o.output, stats.Committed, o.output)
+	// A resume restarts at a row that zarr.json may already name frames
+	// past (its last, partial row is written again); until the run commits
+	// beyond them, those frames stay, in the old files, and zarr.json
+	// still names them.
+	held := stats.Committed
+	if o.rs.resume && len(o.rs.existing) > 0 {
+		held = max(held, o.rs.existing[0])
+	}
+	where := fmt.Sprintf("%s holds the first %d frames (every complete shard row), readable; `zwrite verify %s` checks it", o.output, held, o.output)
 	switch {
 	case kerr != nil:
 		where = fmt.Sprintf("%s: %v", o.output, kerr)
@@ -131,7 +139,7 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio, f
 		where = fmt.Sprintf("%s is unchanged (a store is replaced only by a run that succeeds); the %d frames this run committed are in %s, readable", o.output, stats.Committed, kept)
 	case store.Replacing():
 		where = fmt.Sprintf("%s is unchanged (a store is replaced only by a run that succeeds); this run committed no frames", o.output)
-	case stats.Committed == 0:
+	case stats.Committed == 0 && !o.rs.resume:
 		where = fmt.Sprintf("no frames were committed, so %s was not kept; once the cause is fixed, run the same command again", o.output)
 	}
 	if ctx.Err() != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -287,4 +288,30 @@ func TestResumeRules(t *testing.T) {
 			t.Errorf("resume of nothing: exit %d:\n%s", code, stderr)
 		}
 	})
+}
+
+// TestResumeInterruptedKeeps: a resume that restarts at frame 0 (the
+// store's only row is a partial one) and is interrupted before it commits
+// anything leaves the store as it was (zarr.json still names its 5
+// frames), and says that it holds them rather than that it was not kept.
+func TestResumeInterruptedKeeps(t *testing.T) {
+	dir := t.TempDir()
+	const fb = 32 * 32 * 2
+	in := filepath.Join(dir, "in.raw")
+	os.WriteFile(in, randomBytes(5*fb, 81), 0o644)
+	out := filepath.Join(dir, "s.zarr")
+	mustZw(t, nil, "append", "-o", out, "--shape", "0,32,32", "--dtype", "u16", "--chunk", "1,16,16", "--shard", "8,32,32", "--codec", "lz4", in)
+	before := storeFiles(t, out)
+
+	pr, pw := io.Pipe() // input that never comes
+	defer pw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	var stderr bytes.Buffer
+	code := execute(ctx, []string{"append", "--resume", "-o", out}, stdio{in: pr, out: io.Discard, err: &stderr})
+	if code != exitInterrupted || !strings.Contains(stderr.String(), "holds the first 5 frames") {
+		t.Fatalf("exit %d, want %d saying the store holds its 5 frames:\n%s", code, exitInterrupted, stderr.String())
+	}
+	sameStore(t, "after the interrupted resume", storeFiles(t, out), before)
+	mustZw(t, nil, "verify", out)
 }

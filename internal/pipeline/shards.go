@@ -634,7 +634,10 @@ func (sw *shardWriter) close(frames int64) {
 // file still open is aborted. zarr.json is rewritten to name the
 // committed rows, within timeout: a stalled sink must not make it hang
 // (the previous zarr.json, which names at most the committed frames too,
-// then stays).
+// then stays). It is rewritten only when it would name more: a resume
+// that restarts inside the frames zarr.json names (the last, partial row
+// is written again) has those frames on disk, in the old files, until it
+// commits the rows again, and must not hide them when it stops before.
 func (sw *shardWriter) abort(timeout time.Duration) {
 	t := time.AfterFunc(drainTimeout, sw.interrupt)
 	clear(sw.files) // nothing more is queued for the open row
@@ -644,7 +647,12 @@ func (sw *shardWriter) abort(timeout time.Duration) {
 	sw.interrupt() // the open row's files, and no new ones
 	sw.stop()
 	sw.dropReady()
-	sw.putMetaBounded(sw.committed.Load(), timeout)
+	sw.metaMu.Lock()
+	named := sw.metaFrames
+	sw.metaMu.Unlock()
+	if n := sw.committed.Load(); n > named {
+		sw.putMetaBounded(n, timeout)
+	}
 }
 
 // putMetaBounded writes zarr.json during an abort, giving up (and

@@ -88,6 +88,7 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio, f
 	err = copyInputs(ctx, w, ins, o, io.in)
 	var long *pipeline.TooManyFramesError
 	var rerr *readError
+	storeFailed := false // the input failed, and then the store's Close
 	switch {
 	case err == nil:
 		err = w.Close()
@@ -99,9 +100,19 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio, f
 		err = w.Close()
 	case errors.As(err, &rerr):
 		// The input broke, not the store: keep every whole frame that
-		// arrived, as for input that ends mid-frame.
-		w.Close()
-		err = fmt.Errorf("%w; the store keeps the %d whole frames read before it", err, w.Stats().Frames)
+		// arrived, as for input that ends mid-frame; if the store fails
+		// too, that is said with what it holds (below).
+		// Close's complaints about the input (a partial last frame, fewer
+		// frames than a fixed shape declares) follow from the read error;
+		// any other is the store's.
+		var cpf *pipeline.PartialFrameError
+		var cshort *pipeline.ShortInputError
+		if cerr := w.Close(); cerr != nil && !errors.As(cerr, &cpf) && !errors.As(cerr, &cshort) {
+			err = fmt.Errorf("%w; then the store failed: %w", err, cerr)
+			storeFailed = true
+		} else {
+			err = fmt.Errorf("%w; the whole frames read before it are kept: the array holds %d frames", err, w.Stats().Named)
+		}
 	default:
 		// Abort keeps the first error: the reason the copy stopped.
 		err = w.Abort(err)
@@ -123,15 +134,12 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio, f
 		return nil
 	}
 	kept, kerr := store.Abandon(stats.Committed > 0)
-	// A resume restarts at a row that zarr.json may already name frames
-	// past (its last, partial row is written again); until the run commits
-	// beyond them, those frames stay, in the old files, and zarr.json
-	// still names them.
-	held := stats.Committed
-	if o.rs.resume && len(o.rs.existing) > 0 {
-		held = max(held, o.rs.existing[0])
-	}
-	where := fmt.Sprintf("%s holds the first %d frames (every complete shard row), readable; `zwrite verify %s` checks it", o.output, held, o.output)
+	// What zarr.json names now, not what this run committed: a resume
+	// restarts at a row that zarr.json may name frames past (those stay,
+	// in the old files, until the run commits beyond them), and a full
+	// disk can refuse the zarr.json that names the last rows.
+	held := stats.Named
+	where := fmt.Sprintf("%s holds the first %d frames (what its zarr.json names), readable; `zwrite verify %s` checks it", o.output, held, o.output)
 	switch {
 	case kerr != nil:
 		where = fmt.Sprintf("%s: %v", o.output, kerr)
@@ -147,7 +155,7 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio, f
 	}
 	var pf *pipeline.PartialFrameError
 	var short *pipeline.ShortInputError
-	if errors.As(err, &pf) || errors.As(err, &short) || errors.As(err, &long) || errors.As(err, &rerr) {
+	if !storeFailed && (errors.As(err, &pf) || errors.As(err, &short) || errors.As(err, &long) || errors.As(err, &rerr)) {
 		// The message already says what the store holds.
 		if store.Replacing() {
 			return fmt.Errorf("%s: %w; %s", o.output, err, where)

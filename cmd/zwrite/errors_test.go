@@ -78,7 +78,7 @@ func TestInputReadError(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := execute(context.Background(), []string{"append", "-o", store, "--shape", "0,3,5", "--dtype", "u16", "--chunk", "2,2,2"},
 		stdio{in: in, out: &out, err: &errb})
-	if code != exitFailure || !strings.Contains(errb.String(), "read stdin: device went away; the store keeps the 5 whole frames read before it") {
+	if code != exitFailure || !strings.Contains(errb.String(), "read stdin: device went away; the whole frames read before it are kept: the array holds 5 frames") {
 		t.Fatalf("exit %d, want %d and the read error:\n%s", code, exitFailure, errb.String())
 	}
 	if got := mustZw(t, nil, "cat", store); got != string(good[:5*30]) {

@@ -8,7 +8,7 @@ import (
 // PartialFrameError reports input that ended inside a frame. Every whole
 // frame before it was written; the partial frame was dropped.
 type PartialFrameError struct {
-	Frame      int64 // index of the partial frame (= whole frames written)
+	Frame      int64 // the partial frame's index in the array (= the frames it holds; a resume's count from the array's start)
 	Have       int64 // bytes of it that arrived
 	FrameBytes int64
 }
@@ -21,7 +21,7 @@ func (e *PartialFrameError) Error() string {
 // Declared frames are stored; the rest of the input was not taken.
 type TooManyFramesError struct {
 	Declared int64 // shape[0]
-	AtLeast  int64 // frames the input held, as far as it was read
+	AtLeast  int64 // frames the array would have held, as far as the input was read
 }
 
 func (e *TooManyFramesError) Error() string {

@@ -116,7 +116,7 @@ func (w *Writer) ReadAt(r io.ReaderAt, size int64, readers int) (int64, error) {
 		if over {
 			// The declared frames are all in; anything left is surplus.
 			w.offered += size - done
-			w.inputErr = &TooManyFramesError{Declared: w.spec.Shape[0], AtLeast: (w.offered + w.frameBytes - 1) / w.frameBytes}
+			w.inputErr = &TooManyFramesError{Declared: w.spec.Shape[0], AtLeast: w.startFrame + (w.offered+w.frameBytes-1)/w.frameBytes}
 			return done, w.inputErr
 		}
 		if err := w.error(); err != nil {

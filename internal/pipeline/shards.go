@@ -65,11 +65,13 @@ type shardWriter struct {
 	stuck       bool                 // a commit failed: no row commits any more
 	committed   atomic.Int64         // frames in the committed prefix of rows
 	metaFrames  int64                // shape[0] of the last zarr.json written (under metaMu)
+	namedNow    atomic.Int64         // metaFrames, for Stats: it must not wait for a zarr.json write in progress
 	metaMu      sync.Mutex
 	metaSig     chan struct{} // nil: inline
 	metaStop    chan struct{}
 	metaDone    chan struct{}
 	metaStopped bool
+	derived     bool // Config.Derived: an abort names exactly the committed frames
 
 	// Files being written, so that interrupt can abort a stalled one from
 	// another goroutine (see sink.File).
@@ -176,6 +178,7 @@ func (sw *shardWriter) resumeAt(start, existing int64) {
 	sw.committed.Store(start)
 	sw.c.committed.Store(start)
 	sw.metaFrames = existing
+	sw.namedNow.Store(existing)
 }
 
 // deliver places batch b's output in the shard files and queues its
@@ -562,6 +565,7 @@ func (sw *shardWriter) updateMeta() error {
 		return err
 	}
 	sw.metaFrames = n
+	sw.namedNow.Store(n)
 	return nil
 }
 
@@ -573,6 +577,7 @@ func (sw *shardWriter) putMeta(shape0 int64) error {
 		return err
 	}
 	sw.metaFrames = shape0
+	sw.namedNow.Store(shape0)
 	return nil
 }
 
@@ -634,7 +639,8 @@ func (sw *shardWriter) close(frames int64) {
 // file still open is aborted. zarr.json is rewritten to name the
 // committed rows, within timeout: a stalled sink must not make it hang
 // (the previous zarr.json, which names at most the committed frames too,
-// then stays). It is rewritten only when it would name more: a resume
+// then stays). It is rewritten only when it would name more (or, for a
+// derived level, differently): a resume
 // that restarts inside the frames zarr.json names (the last, partial row
 // is written again) has those frames on disk, in the old files, until it
 // commits the rows again, and must not hide them when it stops before.
@@ -647,13 +653,15 @@ func (sw *shardWriter) abort(timeout time.Duration) {
 	sw.interrupt() // the open row's files, and no new ones
 	sw.stop()
 	sw.dropReady()
-	sw.metaMu.Lock()
-	named := sw.metaFrames
-	sw.metaMu.Unlock()
-	if n := sw.committed.Load(); n > named {
+	named := sw.named()
+	if n := sw.committed.Load(); n > named || (sw.derived && n != named) {
 		sw.putMetaBounded(n, timeout)
 	}
 }
+
+// named is shape[0] of the last zarr.json written. It never waits (Stats
+// calls it while a stalled sink may hold a zarr.json write).
+func (sw *shardWriter) named() int64 { return sw.namedNow.Load() }
 
 // putMetaBounded writes zarr.json during an abort, giving up (and
 // dropping the temp file) after timeout. It goes around the file
@@ -688,6 +696,10 @@ func (sw *shardWriter) putMetaBounded(shape0 int64, timeout time.Duration) {
 	}
 	sw.c.bytesOut.Add(int64(len(b)))
 	sw.c.metaBytes.Add(int64(len(b)))
+	sw.metaMu.Lock()
+	sw.metaFrames = shape0
+	sw.namedNow.Store(shape0)
+	sw.metaMu.Unlock()
 }
 
 // errInterrupted is what a sink operation gets once an abort began.

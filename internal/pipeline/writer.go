@@ -78,6 +78,13 @@ type Config struct {
 	// it (so a resume that is itself interrupted loses nothing). Both 0:
 	// a new array, whose zarr.json is written at once with shape[0] = 0.
 	StartFrame, ExistingFrames int64
+	// Derived marks an array computed from another writer's frames (a
+	// pyramid's levels 1..): when it aborts, its zarr.json names exactly
+	// its committed frames, fewer than before if need be. A resumed
+	// level's last partial row was reduced from the frames its source had
+	// then, and is stale once the source has more; the source (level 0)
+	// itself never names fewer frames on abort (see ExistingFrames).
+	Derived bool
 	// IOWorkers is the number of I/O lanes that write shard files in
 	// parallel (each file's bytes in order by one lane); 0 means the
 	// default, < 0 writes inline. Depth 1 always writes inline (rule 4).
@@ -114,6 +121,7 @@ type Stats struct {
 	Delivered  int64 // batches delivered
 	BytesOut   int64 // bytes written to the sink (shards, indexes, zarr.json)
 	MetaBytes  int64 // of BytesOut, zarr.json's (every rewrite): the rest is the stored data
+	Named      int64 // shape[0] of the last zarr.json written: what a reader sees now
 	Shards     int64 // shard files committed
 	Committed  int64 // frames in committed shard rows
 	Pending    int64 // raw bytes kicked and not yet delivered
@@ -250,6 +258,7 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 	w.sw = newShardWriter(&w.spec, w.sink, w.set.IOWorkers, w.fail, func() bool { return w.error() != nil }, &w.c)
 	w.nextEpoch = cfg.StartFrame / w.epochFrames
 	w.sw.resumeAt(cfg.StartFrame, cfg.ExistingFrames)
+	w.sw.derived = cfg.Derived
 
 	// The first slot is allocated now, so that a stage that cannot give
 	// one fails New; the others are allocated in the background once the
@@ -423,7 +432,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 	}
 	if over {
-		w.inputErr = &TooManyFramesError{Declared: w.spec.Shape[0], AtLeast: (w.offered + w.frameBytes - 1) / w.frameBytes}
+		w.inputErr = &TooManyFramesError{Declared: w.spec.Shape[0], AtLeast: w.startFrame + (w.offered+w.frameBytes-1)/w.frameBytes}
 		return n, w.inputErr
 	}
 	return n, nil
@@ -850,7 +859,7 @@ func (w *Writer) Close() error {
 	if w.error() == nil {
 		s := w.slots[w.cur]
 		if rem := int64(s.fill) % w.frameBytes; rem != 0 {
-			partial = &PartialFrameError{Frame: w.bytesIn / w.frameBytes, Have: rem, FrameBytes: w.frameBytes}
+			partial = &PartialFrameError{Frame: w.startFrame + w.bytesIn/w.frameBytes, Have: rem, FrameBytes: w.frameBytes}
 			w.bytesIn -= rem
 			w.c.bytesIn.Store(w.bytesIn)
 			s.fill -= int(rem)
@@ -943,6 +952,28 @@ func (w *Writer) Abort(err error) error {
 	return w.result()
 }
 
+// ClampNamed rewrites zarr.json to name n frames when it names more, once
+// the Writer is closed or aborted: a pyramid whose level 0 holds fewer
+// frames than a lower level committed (level 0's last rows failed after
+// their frames were reduced) names no level frame that level 0 lacks. n
+// should end a shard row: the committed rows past it stay on disk, as
+// rows beyond shape[0], which readers never look at.
+func (w *Writer) ClampNamed(n int64) error {
+	if !w.closed.Load() {
+		return errors.New("pipeline: ClampNamed before Close or Abort")
+	}
+	if n < 0 || n >= w.sw.named() {
+		return nil
+	}
+	// Around the file tracking (an abort refuses new tracked files), and
+	// bounded like an abort's rewrite: the sink may be the stalled one.
+	w.sw.putMetaBounded(n, abortMetaTimeout)
+	if got := w.sw.named(); got != n {
+		return fmt.Errorf("zarr.json still names %d frames, not %d: %w", got, n, w.error())
+	}
+	return nil
+}
+
 // cancelSlots asks every slot's in-flight batch to stop early (where the
 // stage can), so an abort does not wait for Depth batches to compress.
 // Safe from any goroutine.
@@ -1023,6 +1054,7 @@ func (w *Writer) Stats() Stats {
 		Delivered:    w.c.delivered.Load(),
 		BytesOut:     w.c.bytesOut.Load(),
 		MetaBytes:    w.c.metaBytes.Load(),
+		Named:        w.sw.named(),
 		Shards:       w.c.shards.Load(),
 		Committed:    w.c.committed.Load(),
 		Pending:      q - r,

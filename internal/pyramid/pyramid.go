@@ -120,6 +120,7 @@ type Config struct {
 // level 0; the other levels are fed by the levels above them.
 type Writer struct {
 	specs  []zarr.Spec
+	halveT bool // every level halves dim 0
 	levels []*pipeline.Writer
 	stages []stage.Stage
 	once   sync.Once // closes the stages, after Close or Abort tore the levels down
@@ -135,7 +136,7 @@ func New(ctx context.Context, cfg Config) (_ *Writer, err error) {
 	if cfg.NewStage == nil || cfg.Sink == nil {
 		return nil, errors.New("pyramid: NewStage and Sink are required")
 	}
-	w := &Writer{specs: specs, levels: make([]*pipeline.Writer, len(specs)), stages: make([]stage.Stage, len(specs))}
+	w := &Writer{specs: specs, halveT: cfg.Reduce[0], levels: make([]*pipeline.Writer, len(specs)), stages: make([]stage.Stage, len(specs))}
 	defer func() {
 		if err != nil {
 			// Tear down the levels already started.
@@ -166,6 +167,7 @@ func New(ctx context.Context, cfg Config) (_ *Writer, err error) {
 		pc := cfg.Writer
 		pc.Spec, pc.Stage, pc.Sink, pc.Down = specs[k], st, sub, next
 		pc.MemoryBudget = budgets[k]
+		pc.Derived = k > 0
 		if cfg.Starts != nil {
 			pc.StartFrame, pc.ExistingFrames = cfg.Starts[k], cfg.Existing[k]
 		}
@@ -235,15 +237,28 @@ func (w *Writer) ReadAt(r io.ReaderAt, size int64, readers int) (int64, error) {
 // batch, whose frames reach level k+1 before that one closes. It returns
 // level 0's result if that is an error (the input's errors are level 0's),
 // else the first error of another level.
+//
+// Once level 0 fails, the other levels are aborted rather than closed (a
+// level's Close names its last, partial row), and none is left naming a
+// frame reduced from level-0 frames that level 0 does not hold (clamp).
 func (w *Writer) Close() error {
 	var first, top error
 	for k, lw := range w.levels {
+		if k > 0 && top != nil {
+			lw.Abort(fmt.Errorf("level 0 failed: %w", top))
+			continue
+		}
 		err := lw.Close()
 		if k == 0 {
 			top = err
 		}
 		if err != nil && first == nil && k > 0 {
 			first = fmt.Errorf("level %d: %w", k, err)
+		}
+	}
+	if top != nil || first != nil {
+		if err := w.clamp(); err != nil && first == nil {
+			first = err
 		}
 	}
 	w.closeStages()
@@ -253,10 +268,43 @@ func (w *Writer) Close() error {
 	return first
 }
 
+// clamp makes every level k > 0 name at most the frames level 0's
+// zarr.json supports (whole reductions of the frames it names), cut to
+// level k's shard rows, after a failure: a level's rows can commit from
+// frames whose level-0 rows then failed. Levels that name less stay.
+func (w *Writer) clamp() error {
+	if w.levels[0] == nil {
+		return nil // New failed before level 0 started
+	}
+	n0 := w.levels[0].Stats().Named
+	var errs []error
+	for k := 1; k < len(w.levels); k++ {
+		lw := w.levels[k]
+		if lw == nil {
+			continue
+		}
+		lim := n0
+		if w.halveT {
+			lim = n0 >> k
+		}
+		if lw.Stats().Named <= lim {
+			continue
+		}
+		rows := w.specs[k].Shard[0]
+		if err := lw.ClampNamed(lim / rows * rows); err != nil {
+			errs = append(errs, fmt.Errorf("level %d: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Abort stops every level (see pipeline.Writer.Abort); safe from any
 // goroutine. It returns level 0's result.
 func (w *Writer) Abort(err error) error {
 	res := w.abort(err)
+	if cerr := w.clamp(); cerr != nil && res == nil {
+		res = cerr
+	}
 	w.closeStages()
 	return res
 }

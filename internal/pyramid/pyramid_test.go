@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/fstest"
 
 	"github.com/zwrite/zwrite/internal/cpu"
 	"github.com/zwrite/zwrite/internal/downsample"
 	"github.com/zwrite/zwrite/internal/pipeline"
+	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/sink/sinktest"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/zarr"
@@ -255,6 +257,65 @@ func TestPyramidStartFails(t *testing.T) {
 	for _, st := range made {
 		if err := st.Close(); err != nil {
 			t.Errorf("a stage left with live slots: %v", err)
+		}
+	}
+}
+
+// failRows fails the creation of level 0's shard files from shard row
+// `from` on, like a disk that filled while the lower levels, fed from
+// level 0's batches before its files are written, go on.
+type failRows struct {
+	sink.Sink
+	from int
+}
+
+func (s failRows) Create(key string) (sink.File, error) {
+	var row int
+	if n, _ := fmt.Sscanf(key, "0/c/%d/", &row); n == 1 && row >= s.from {
+		return nil, syscall.ENOSPC
+	}
+	return s.Sink.Create(key)
+}
+
+func (s failRows) Put(key string, data []byte) error { return sink.Put(s, key, data) }
+
+// TestPyramidLevel0Fails: when level 0's last rows fail, no lower level is
+// left naming frames reduced from level-0 frames that level 0 does not
+// name, whether the stream ends in Close or in Abort.
+func TestPyramidLevel0Fails(t *testing.T) {
+	spec := zarr.Spec{Shape: []int64{0, 32, 32}, DType: zarr.Uint16, Chunk: []int64{2, 16, 16}, Shard: []int64{4, 32, 32}, Codec: zarr.CodecLZ4, Level: 1}
+	raw := input(40*spec.FrameBytes(), spec.DType, 5)
+	for _, abort := range []bool{false, true} {
+		for _, reduce := range [][]bool{{true, true, true}, {false, true, true}} {
+			t.Run(fmt.Sprintf("abort %v/reduce t %v", abort, reduce[0]), func(t *testing.T) {
+				mem := sinktest.NewMem()
+				w, err := New(context.Background(), Config{Spec: spec, Levels: 3, Reduce: reduce, Method: downsample.Mean,
+					NewStage: newCPU, Sink: failRows{mem, 2}, Writer: pipeline.Config{Depth: 3, BatchBytes: 1}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.Write(raw)
+				if abort {
+					w.Abort(errors.New("stop"))
+				} else if err := w.Close(); !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("Close: %v, want ENOSPC", err)
+				}
+				m0, _ := level(t, mem.Files(), 0)
+				n0 := m0.Spec.Shape[0]
+				if n0 > 8 {
+					t.Fatalf("level 0 names %d frames, its rows from frame 8 on failed", n0)
+				}
+				for k := 1; k < 3; k++ {
+					m, _ := level(t, mem.Files(), k)
+					lim := n0
+					if reduce[0] {
+						lim = n0 >> k
+					}
+					if n := m.Spec.Shape[0]; n > lim {
+						t.Errorf("level %d names %d frames, level 0's %d support %d", k, n, n0, lim)
+					}
+				}
+			})
 		}
 	}
 }

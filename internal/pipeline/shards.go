@@ -80,6 +80,10 @@ type shardWriter struct {
 	open      map[sink.File]struct{}
 	abortCh   chan struct{} // closed by interrupt
 	abortOnce sync.Once
+	// abortMu is held while interrupt aborts the files it took: a second
+	// interrupt (abort's own, after a timer's fired) returns only once the
+	// first one's aborts are done, so no temp file outlives the abort.
+	abortMu sync.Mutex
 }
 
 // drainTimeout bounds how long an abort lets the lanes finish the writes
@@ -734,6 +738,8 @@ func (sw *shardWriter) untrack(f sink.File) {
 // from any goroutine.
 func (sw *shardWriter) interrupt() {
 	sw.abortOnce.Do(func() { close(sw.abortCh) })
+	sw.abortMu.Lock()
+	defer sw.abortMu.Unlock()
 	sw.fmu.Lock()
 	sw.aborting = true
 	fs := make([]sink.File, 0, len(sw.open))

@@ -100,11 +100,10 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio, f
 		err = w.Close()
 	case errors.As(err, &rerr):
 		// The input broke, not the store: keep every whole frame that
-		// arrived, as for input that ends mid-frame; if the store fails
-		// too, that is said with what it holds (below).
-		// Close's complaints about the input (a partial last frame, fewer
-		// frames than a fixed shape declares) follow from the read error;
-		// any other is the store's.
+		// arrived, as for input that ends mid-frame. Close's complaints
+		// about the input (a partial last frame, fewer frames than a fixed
+		// shape declares) follow from the read error; any other is the
+		// store's, said below with what the store holds.
 		var cpf *pipeline.PartialFrameError
 		var cshort *pipeline.ShortInputError
 		if cerr := w.Close(); cerr != nil && !errors.As(cerr, &cpf) && !errors.As(cerr, &cshort) {
@@ -134,12 +133,11 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio, f
 		return nil
 	}
 	kept, kerr := store.Abandon(stats.Committed > 0)
-	// What zarr.json names now, not what this run committed: a resume
-	// restarts at a row that zarr.json may name frames past (those stay,
-	// in the old files, until the run commits beyond them), and a full
-	// disk can refuse the zarr.json that names the last rows.
-	held := stats.Named
-	where := fmt.Sprintf("%s holds the first %d frames (what its zarr.json names), readable; `zwrite verify %s` checks it", o.output, held, o.output)
+	// What zarr.json names now (Named), not what this run committed: a
+	// resume restarts at a row that zarr.json may name frames past (those
+	// stay, in the old files, until the run commits beyond them), and a
+	// full disk can refuse the zarr.json that names the last rows.
+	where := fmt.Sprintf("%s holds the first %d frames (what its zarr.json names), readable; `zwrite verify %s` checks it", o.output, stats.Named, o.output)
 	switch {
 	case kerr != nil:
 		where = fmt.Sprintf("%s: %v", o.output, kerr)

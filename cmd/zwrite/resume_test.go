@@ -300,7 +300,7 @@ func TestResumeInterruptedKeeps(t *testing.T) {
 	dir := t.TempDir()
 	const fb = 32 * 32 * 2
 	in := filepath.Join(dir, "in.raw")
-	os.WriteFile(in, randomBytes(5*fb, 81), 0o644)
+	writeFile(t, in, randomBytes(5*fb, 81))
 	out := filepath.Join(dir, "s.zarr")
 	mustZw(t, nil, "append", "-o", out, "--shape", "0,32,32", "--dtype", "u16", "--chunk", "1,16,16", "--shard", "8,32,32", "--codec", "lz4", in)
 	before := storeFiles(t, out)
@@ -328,8 +328,8 @@ func TestResumeImageInterrupted(t *testing.T) {
 	const fb = 32 * 32 * 2
 	raw := randomBytes(40*fb, 91)
 	first, all := filepath.Join(dir, "first.raw"), filepath.Join(dir, "all.raw")
-	os.WriteFile(first, raw[:17*fb], 0o644)
-	os.WriteFile(all, raw[:26*fb], 0o644)
+	writeFile(t, first, raw[:17*fb])
+	writeFile(t, all, raw[:26*fb])
 	geom := []string{"--shape", "0,32,32", "--dtype", "u16", "--chunk", "1,16,16", "--shard", "8,32,32", "--codec", "lz4", "--dims", "t,y,x", "--levels", "2", "--downsample-dims", "t,y,x"}
 	one := filepath.Join(dir, "one.zarr")
 	mustZw(t, nil, append(append([]string{"append", "-o", one}, geom...), all)...)
@@ -370,8 +370,8 @@ func TestResumeMessagesCountTheArray(t *testing.T) {
 	const fb = 32 * 32 * 2
 	raw := randomBytes(40*fb, 95)
 	in20, in := filepath.Join(dir, "in20.raw"), filepath.Join(dir, "in.raw")
-	os.WriteFile(in20, raw[:20*fb], 0o644)
-	os.WriteFile(in, raw[:22*fb+fb/2], 0o644)
+	writeFile(t, in20, raw[:20*fb])
+	writeFile(t, in, raw[:22*fb+fb/2])
 	geom := []string{"--shape", "0,32,32", "--dtype", "u16", "--chunk", "1,16,16", "--shard", "8,32,32", "--codec", "lz4"}
 	out := filepath.Join(dir, "s.zarr")
 	mustZw(t, nil, append(append([]string{"append", "-o", out}, geom...), in20)...)
@@ -382,7 +382,7 @@ func TestResumeMessagesCountTheArray(t *testing.T) {
 	if n := committedFrames(out, false); n != 22 {
 		t.Fatalf("the store names %d frames, want 22", n)
 	}
-	os.WriteFile(in, raw[:30*fb], 0o644)
+	writeFile(t, in, raw[:30*fb])
 	code, _, stderr = zw(t, context.Background(), nil, "append", "--resume", "--skip", "auto", "--shape", "24,32,32", "-o", out, in)
 	if code != exitFailure || !strings.Contains(stderr, "(at least 25)") && !strings.Contains(stderr, "(at least 30)") {
 		t.Fatalf("exit %d, want %d counting the array's frames past 24:\n%s", code, exitFailure, stderr)

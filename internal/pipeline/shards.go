@@ -59,13 +59,16 @@ type shardWriter struct {
 	idxFree  chan []byte    // encoded-index buffers, reused
 
 	// The commit frontier, advanced by whoever readies the lowest row.
-	cmu         sync.Mutex
-	ready       map[int64]*rowCommit // rows whose indexes are written, not yet committed
-	nextRow     int64                // lowest row not yet committed
-	stuck       bool                 // a commit failed: no row commits any more
-	committed   atomic.Int64         // frames in the committed prefix of rows
-	metaFrames  int64                // shape[0] of the last zarr.json written (under metaMu)
-	namedNow    atomic.Int64         // metaFrames, for Stats: it must not wait for a zarr.json write in progress
+	cmu       sync.Mutex
+	ready     map[int64]*rowCommit // rows whose indexes are written, not yet committed
+	nextRow   int64                // lowest row not yet committed
+	stuck     bool                 // a commit failed: no row commits any more
+	committed atomic.Int64         // frames in the committed prefix of rows
+	// metaFrames is shape[0] of the last zarr.json written: stored by the
+	// writer of it (under metaMu, or in an abort once the meta goroutine
+	// stopped), read without a lock (Stats must not wait for a zarr.json
+	// write a stalled sink holds).
+	metaFrames  atomic.Int64
 	metaMu      sync.Mutex
 	metaSig     chan struct{} // nil: inline
 	metaStop    chan struct{}
@@ -181,8 +184,7 @@ func (sw *shardWriter) resumeAt(start, existing int64) {
 	sw.nextRow = start / sw.spec.Shard[0]
 	sw.committed.Store(start)
 	sw.c.committed.Store(start)
-	sw.metaFrames = existing
-	sw.namedNow.Store(existing)
+	sw.metaFrames.Store(existing)
 }
 
 // deliver places batch b's output in the shard files and queues its
@@ -562,14 +564,13 @@ func (sw *shardWriter) updateMeta() error {
 	sw.metaMu.Lock()
 	defer sw.metaMu.Unlock()
 	n := sw.committed.Load()
-	if n <= sw.metaFrames {
+	if n <= sw.metaFrames.Load() {
 		return nil
 	}
 	if err := sw.putMetaLocked(n); err != nil {
 		return err
 	}
-	sw.metaFrames = n
-	sw.namedNow.Store(n)
+	sw.metaFrames.Store(n)
 	return nil
 }
 
@@ -580,8 +581,7 @@ func (sw *shardWriter) putMeta(shape0 int64) error {
 	if err := sw.putMetaLocked(shape0); err != nil {
 		return err
 	}
-	sw.metaFrames = shape0
-	sw.namedNow.Store(shape0)
+	sw.metaFrames.Store(shape0)
 	return nil
 }
 
@@ -665,7 +665,7 @@ func (sw *shardWriter) abort(timeout time.Duration) {
 
 // named is shape[0] of the last zarr.json written. It never waits (Stats
 // calls it while a stalled sink may hold a zarr.json write).
-func (sw *shardWriter) named() int64 { return sw.namedNow.Load() }
+func (sw *shardWriter) named() int64 { return sw.metaFrames.Load() }
 
 // putMetaBounded writes zarr.json during an abort, giving up (and
 // dropping the temp file) after timeout. It goes around the file
@@ -700,10 +700,7 @@ func (sw *shardWriter) putMetaBounded(shape0 int64, timeout time.Duration) {
 	}
 	sw.c.bytesOut.Add(int64(len(b)))
 	sw.c.metaBytes.Add(int64(len(b)))
-	sw.metaMu.Lock()
-	sw.metaFrames = shape0
-	sw.namedNow.Store(shape0)
-	sw.metaMu.Unlock()
+	sw.metaFrames.Store(shape0)
 }
 
 // errInterrupted is what a sink operation gets once an abort began.

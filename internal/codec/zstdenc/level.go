@@ -14,8 +14,9 @@ import (
 //
 // Level 1 (the default) is ours because klauspost's levels trade ratio and
 // speed otherwise than libzstd on sensor data. Measured with
-// internal/codec's TestMeasureCodecs (-tags zstdref: libzstd, then 1.5.4, in the same
-// process, the candidates taking turns) on the 2-core dev VM, 64 chunks
+// internal/codec's TestMeasureCodecs (-tags zstdref: libzstd, the
+// system's 1.5.4 when this table was made, in the same process, the
+// candidates taking turns) on the 2-core dev VM, 64 chunks
 // of 256 KiB uint16 per fill, ratio and MB/s per core (thread CPU time;
 // camera is internal/bench's fill, camera2 codectest.Camera):
 //

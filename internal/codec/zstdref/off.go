@@ -4,6 +4,3 @@ package zstdref
 
 // Level is nil without the zstdref build tag (and cgo).
 func Level(level int) func(dst, src []byte) []byte { return nil }
-
-// Version is "" without the reference.
-const Version = ""

@@ -26,7 +26,3 @@ func Level(level int) func(dst, src []byte) []byte {
 		return append(dst, out...)
 	}
 }
-
-// Version is the libzstd that github.com/DataDog/zstd v1.5.7 (go.mod
-// pins it) bundles and compiles.
-const Version = "1.5.7"

@@ -429,23 +429,25 @@ func (e *Encoder) literals(dst []byte) []byte {
 		return append(rawLitHeader(dst, 1, n), lits[0])
 	}
 	code, length, typ := &h.code, &h.length, litCompressed
+	// size: the exact bytes of the table description and the streams,
+	// -1 while no code is possible; a new table against the previous
+	// one by these exact sizes, padding included.
+	single := n < 1024
 	maxLen := h.buildLengths(maxSym)
-	bits := -1
+	size := -1
 	if maxLen > 0 {
-		assignCodes(&h.code, &h.length, maxLen)
-		if h.describe(maxSym, maxLen) {
-			bits = h.cost(&h.length, maxSym) + 8*len(h.desc)
-		}
+		size = h.newTable(maxSym, maxLen, single)
 	}
 	if prevOK {
-		if b := h.cost(&h.prevLen, maxSym); b >= 0 && (bits < 0 || b <= bits) {
-			code, length, typ, bits = &h.prev, &h.prevLen, litTreeless, b
+		if b := h.streamBytes(&h.prevLen, maxSym, single); b >= 0 && (size < 0 || b <= size) {
+			code, length, typ, size = &h.prev, &h.prevLen, litTreeless, b
 		}
 	}
-	// 4 streams end in a partial byte each and have a jump table.
-	single := n < 1024
-	est := bits/8 + 4 + 6
-	if bits < 0 || est+compLitHeaderSize(n, est) >= n+rawLitHeaderSize(n) {
+	est := size // what follows the header: description, jump table, streams
+	if !single {
+		est += 6
+	}
+	if size < 0 || est+compLitHeaderSize(n, est) >= n+rawLitHeaderSize(n) {
 		return append(rawLitHeader(dst, 0, n), lits...)
 	}
 	start := len(dst)
@@ -474,8 +476,8 @@ func (e *Encoder) literals(dst []byte) []byte {
 	}
 	c := pos - start - hdr
 	if hs := compLitHeaderSize(n, c); hs < hdr {
-		// est is an upper bound (c <= est+1), so the header can only
-		// have come out smaller than reserved.
+		// c is est (streamBytes is exact; TestStreamBytesExact), the
+		// header reserved for est+8, so it can only come out smaller.
 		copy(out[start+hs:], out[start+hdr:pos])
 		pos -= hdr - hs
 		hdr = hs

@@ -13,6 +13,14 @@ import (
 // it (it is no chunk key); a clean end of the run removes it.
 const LockName = ".zwrite-lock"
 
+// RemovingName marks a store an --overwrite run is removing on a backend
+// without rename (object storage): written before its first zarr.json
+// goes, removed after its last key. A node that holds it and no
+// zarr.json is a removal that was cut short (a crash, a failed delete):
+// the next run may finish it rather than refuse a node that is no longer
+// a Zarr store.
+const RemovingName = ".zwrite-removing"
+
 // LockInfo is what a lock file records about its writer.
 type LockInfo struct {
 	PID     int       `json:"pid"`

@@ -43,10 +43,10 @@ func nodeKind(dir string) (string, error) {
 }
 
 // ourName reports whether a directory entry is one zwrite itself leaves in
-// a store: the lock, or a temp file of a crashed writer (a dot name with
-// ".tmp-", or the writability probe).
+// a store: the lock, the removal marker, or a temp file of a crashed
+// writer (a dot name with ".tmp-", or the writability probe).
 func ourName(name string) bool {
-	return name == LockName ||
+	return name == LockName || name == RemovingName ||
 		(strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")) ||
 		strings.HasPrefix(name, ".zwrite-probe-")
 }

@@ -46,6 +46,9 @@ type store struct {
 	notes   []string
 
 	old atomic.Bool // an old store is to be replaced and is untouched so far
+	// cutShort: the old store is one whose removal an earlier run began
+	// and did not finish (sink.RemovingName and no zarr.json).
+	cutShort bool
 
 	mu   sync.Mutex
 	done bool
@@ -120,9 +123,12 @@ func (s *store) prepare(ctx context.Context, o sink.Options) error {
 			rest = append(rest, k.rel)
 		}
 	}
+	cutShort := slices.Contains(rest, sink.RemovingName) && !slices.Contains(rest, "zarr.json")
 	switch {
 	case o.Resume && len(rest) == 0:
 		return &sink.NothingToResumeError{Store: s.display, Reason: "it does not exist"}
+	case o.Resume && cutShort:
+		return &sink.NotStoreError{Store: s.display, Reason: "an earlier run with overwrite began to remove it and did not finish (its zarr.json is gone); it cannot be resumed, only replaced"}
 	case o.Resume:
 		if err := s.checkStore(ctx, rest); err != nil {
 			return err
@@ -132,6 +138,11 @@ func (s *store) prepare(ctx context.Context, o sink.Options) error {
 		return s.abortStale(ctx)
 	case !o.Overwrite:
 		return &sink.ExistsError{Store: s.display}
+	case cutShort:
+		// What is left of a store zwrite was removing: finish that.
+		s.cutShort = true
+		s.old.Store(true)
+		return nil
 	}
 	if err := s.checkStore(ctx, rest); err != nil {
 		return err
@@ -205,10 +216,13 @@ func (s *store) abortStale(ctx context.Context) error {
 	return nil
 }
 
-// removeOld removes the old store before the new run's first object: its
-// zarr.json files first (a reader then finds no store rather than one
-// naming missing shards), then every other key, and unfinished uploads.
-// It lists the node again and checks it once more, since something may
+// removeOld removes the old store before the new run's first object.
+// It first puts the removal marker (sink.RemovingName), then deletes the
+// zarr.json files (a reader then finds no store rather than one naming
+// missing shards), every other key and unfinished uploads, and the
+// marker last: a removal cut short between (a crash, a failed delete)
+// leaves a node the next run with overwrite recognises and finishes. It
+// lists the node again and checks it once more, since something may
 // have been put there since Open.
 func (s *store) removeOld() error {
 	ctx := context.Background()
@@ -218,14 +232,20 @@ func (s *store) removeOld() error {
 	}
 	var rels []string
 	for _, k := range keys {
-		if k.rel != sink.LockName {
+		if k.rel != sink.LockName && k.rel != sink.RemovingName {
 			rels = append(rels, k.rel)
 		}
 	}
-	if err := s.checkStore(ctx, rels); err != nil {
-		return fmt.Errorf("the old store changed since the run started, so it was not removed: %w", err)
+	if !s.cutShort {
+		if err := s.checkStore(ctx, rels); err != nil {
+			return fmt.Errorf("the old store changed since the run started, so it was not removed: %w", err)
+		}
 	}
 	s.old.Store(false)
+	marker := join(s.node, sink.RemovingName)
+	if _, err := s.c.putSmall(ctx, marker, []byte("zwrite is removing the store here to write a new one (overwrite)\n"), always, ""); err != nil {
+		return fmt.Errorf("remove the old store %s: %w (it is unchanged)", s.display, err)
+	}
 	var meta, data []string
 	for _, r := range rels {
 		if path.Base(r) == "zarr.json" {
@@ -242,9 +262,12 @@ func (s *store) removeOld() error {
 		}
 	}
 	if err := s.c.deleteKeys(ctx, data); err != nil {
-		return fmt.Errorf("remove the old store %s: %w (its zarr.json is gone; it is partly removed)", s.display, err)
+		return fmt.Errorf("remove the old store %s: %w (its zarr.json is gone; it is partly removed, and a run with overwrite finishes that)", s.display, err)
 	}
 	if _, err := s.c.abortUploads(ctx, dirPrefix(s.node)); err != nil {
+		return fmt.Errorf("remove the old store %s: %w", s.display, err)
+	}
+	if err := s.c.deleteKeys(ctx, []string{marker}); err != nil {
 		return fmt.Errorf("remove the old store %s: %w", s.display, err)
 	}
 	return nil

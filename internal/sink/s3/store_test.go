@@ -495,3 +495,39 @@ func TestLockVerify(t *testing.T) {
 		})
 	}
 }
+
+// TestOverwriteCutShort: a node whose removal by an overwrite was cut
+// short (the marker, no zarr.json, chunks left) is refused without
+// Overwrite, refused by Resume with the reason, and replaced with
+// Overwrite, nothing of the old store left; a marker beside an intact
+// store (cut short before its zarr.json went) is removed with it.
+func TestOverwriteCutShort(t *testing.T) {
+	e := newTestEnv(t)
+	left := map[string]string{"out/" + sink.RemovingName: "", "out/c/0/0": "old", "out/c/1/0": "old"}
+	e.put(t, left)
+	var ex *sink.ExistsError
+	if _, err := e.open("out", sink.Options{}); !errors.As(err, &ex) {
+		t.Fatalf("open without overwrite: %v, want an ExistsError", err)
+	}
+	var ns *sink.NotStoreError
+	if _, err := e.open("out", sink.Options{Resume: true}); !errors.As(err, &ns) || !strings.Contains(err.Error(), "did not finish") {
+		t.Fatalf("resume: %v, want a NotStoreError saying the removal did not finish", err)
+	}
+	if got := e.keys(t, "out"); !slices.Equal(got, []string{sink.RemovingName, "c/0/0", "c/1/0"}) {
+		t.Fatalf("refused opens changed the node: %v", got)
+	}
+	for _, intact := range []bool{false, true} {
+		if intact {
+			e.put(t, map[string]string{"out/zarr.json": arrayMeta, "out/" + sink.RemovingName: "", "out/c/5/5": "old"})
+		}
+		st := e.mustOpen(t, "out", sink.Options{Overwrite: true})
+		commitFile(t, st, "zarr.json", `{"new": 1}`)
+		commitFile(t, st, "c/0/0", "new")
+		if err := st.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.keys(t, "out"); !slices.Equal(got, []string{"c/0/0", "zarr.json"}) {
+			t.Fatalf("intact %v: after the overwrite: %v", intact, got)
+		}
+	}
+}

@@ -50,14 +50,38 @@ type MemoryError struct {
 	BatchBytes int64   // staging per slot
 	SlotBytes  float64 // all of one slot: staging, output, per-chunk bookkeeping
 	IndexBytes int64   // the open shard row's indexes
+	SinkBytes  int64   // the sink's own buffers (sink.Buffered)
 	Available  int64   // memory available when New ran
 }
 
 func (e *MemoryError) Error() string {
 	// In float64: Depth × SlotBytes may overflow int64.
-	need := float64(e.Depth)*e.SlotBytes + float64(e.IndexBytes)
-	return fmt.Sprintf("the writer needs %s: %d slots of %s (%s of staging, as much again for compressed output, and per-chunk bookkeeping) and %s of shard indexes, but only %s of memory is available",
-		gib(need), e.Depth, gib(e.SlotBytes), gib(float64(e.BatchBytes)), gib(float64(e.IndexBytes)), gib(float64(e.Available)))
+	need := float64(e.Depth)*e.SlotBytes + float64(e.IndexBytes) + float64(e.SinkBytes)
+	rest := fmt.Sprintf("and %s of shard indexes", gib(float64(e.IndexBytes)))
+	if e.SinkBytes > 0 {
+		rest = fmt.Sprintf("%s of shard indexes and %s of the store's upload buffers", gib(float64(e.IndexBytes)), gib(float64(e.SinkBytes)))
+	}
+	return fmt.Sprintf("the writer needs %s: %d slots of %s (%s of staging, as much again for compressed output, and per-chunk bookkeeping) %s, but only %s of memory is available",
+		gib(need), e.Depth, gib(e.SlotBytes), gib(float64(e.BatchBytes)), rest, gib(float64(e.Available)))
+}
+
+// PendingError reports a pending bound smaller than what the sink holds
+// of its own with a shard row's files open (object storage's part
+// buffers) plus one batch: the bound could not hold, and the writer
+// does not silently exceed it.
+type PendingError struct {
+	Asked      int64 // the bound asked for
+	SinkBytes  int64 // the sink's buffers with Files files open
+	BatchBytes int64 // one batch
+	Files      int64 // shards of one row, written at once
+}
+
+// Need is the smallest bound that works.
+func (e *PendingError) Need() int64 { return e.SinkBytes + e.BatchBytes }
+
+func (e *PendingError) Error() string {
+	return fmt.Sprintf("a pending bound of %s cannot hold: the store keeps up to %s of upload buffers with the %d shards of a row open, and one batch is %s; allow at least %s, or use larger shards (fewer per row)",
+		gib(float64(e.Asked)), gib(float64(e.SinkBytes)), e.Files, gib(float64(e.BatchBytes)), gib(float64(e.Need())))
 }
 
 // IndexBound reports whether the shard indexes alone exceed the memory.

@@ -812,3 +812,81 @@ func TestCheckMemory(t *testing.T) {
 		})
 	}
 }
+
+// rowSink counts the shard files created and not yet committed or
+// aborted (the files a buffering sink holds a part for), and commits
+// slowly, as an object store completes an upload.
+type rowSink struct {
+	inner      sink.Sink
+	commitWait time.Duration
+	mu         sync.Mutex
+	open, peak int
+}
+
+func (s *rowSink) Create(key string) (sink.File, error) {
+	f, err := s.inner.Create(key)
+	if err != nil || !strings.HasPrefix(key, "c/") {
+		return f, err
+	}
+	s.mu.Lock()
+	s.open++
+	s.peak = max(s.peak, s.open)
+	s.mu.Unlock()
+	return &countedFile{File: f, s: s}, nil
+}
+func (s *rowSink) Put(key string, data []byte) error { return sink.Put(s, key, data) }
+func (s *rowSink) Close() error                      { return s.inner.Close() }
+
+type countedFile struct {
+	sink.File
+	s    *rowSink
+	once sync.Once
+}
+
+func (f *countedFile) closed() {
+	f.once.Do(func() {
+		f.s.mu.Lock()
+		f.s.open--
+		f.s.mu.Unlock()
+	})
+}
+func (f *countedFile) Commit() error {
+	time.Sleep(f.s.commitWait)
+	defer f.closed()
+	return f.File.Commit()
+}
+func (f *countedFile) Abort() error { defer f.closed(); return f.File.Abort() }
+
+// TestOpenRows: however far the commits fall behind the data, at most
+// OpenRows shard rows of files are open at once (a buffering sink's
+// buffers are sized for that many), the delivery waits for them
+// (StallRows), and the store is whole.
+func TestOpenRows(t *testing.T) {
+	// One epoch per shard row, so every batch opens a row; 3 shards a row.
+	spec := mkSpec(zarr.Uint16, zarr.CodecNone, []int64{0, 24, 48}, []int64{4, 8, 16}, []int64{4, 24, 16})
+	perRow := int(spec.ShardsPerRow())
+	epoch := spec.EpochFrames() * spec.FrameBytes()
+	input := genInput(40*epoch, 9)
+	rs := &rowSink{inner: sinktest.NewMem(), commitWait: 20 * time.Millisecond}
+	st := newStage(t, spec)
+	defer st.Close()
+	w, err := New(context.Background(), Config{Spec: spec, Stage: st, Sink: rs, Depth: 8, BatchBytes: epoch, IOWorkers: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(input); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rs.peak > OpenRows*perRow || rs.open != 0 {
+		t.Errorf("shard files open at once peaked at %d (%d left), want at most %d rows of %d", rs.peak, rs.open, OpenRows, perRow)
+	}
+	if w.Stats().StallRows == 0 {
+		t.Errorf("delivery never waited for a commit: the commits did not fall behind, the test shows nothing")
+	}
+	if _, data, err := readStore(rs.inner.(*sinktest.Mem).Files(), &spec); err != nil || !bytes.Equal(data, input) {
+		t.Errorf("store wrong: %v", err)
+	}
+}

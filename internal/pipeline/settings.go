@@ -3,6 +3,7 @@ package pipeline
 import (
 	"runtime"
 
+	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/sysinfo"
 	"github.com/zwrite/zwrite/internal/zarr"
@@ -78,6 +79,12 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 	if budget <= 0 {
 		budget = memoryBudget()
 	}
+	// A sink's own buffers (object storage's parts: one per shard of the
+	// open row, and those uploading) are memory the output takes as much
+	// as the slots: they come out of the budget and out of the pending
+	// bound, so that the bound the caller gives holds for both.
+	s.SinkBytes = sink.BufferBytes(cfg.Sink, OpenRows*int(spec.ShardsPerRow()))
+	budget = max(budget-s.SinkBytes, 1)
 	if cfg.BatchBytes <= 0 {
 		// Each slot holds about twice its batch (staging and compressed
 		// output; incompressible data does not shrink). Keep the slots
@@ -86,8 +93,8 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 			epochs = max(1, fit)
 		}
 	}
-	s.MaxPending = cfg.MaxPending
-	if s.MaxPending <= 0 {
+	s.MaxPending = cfg.MaxPending - s.SinkBytes
+	if cfg.MaxPending <= 0 {
 		// Sized from memory. With today's synchronous sinks pending bytes
 		// are bounded by Depth batches anyway; the limit matters when set
 		// lower than that, or for a sink that queues writes.
@@ -135,10 +142,10 @@ func settle(spec *zarr.Spec, cfg Config) Settings {
 // twice its batch (staging plus compressed output, which incompressible
 // data does not shrink) plus chunkOverhead per chunk.
 func checkMemory(s Settings, avail int64) error {
-	if avail <= 0 || settingsMemory(s) <= float64(avail) {
+	if avail <= 0 || settingsMemory(s)+float64(s.SinkBytes) <= float64(avail) {
 		return nil
 	}
-	return &MemoryError{Depth: s.Depth, BatchBytes: s.BatchBytes, SlotBytes: slotBytes(s), IndexBytes: s.IndexBytes, Available: avail}
+	return &MemoryError{Depth: s.Depth, BatchBytes: s.BatchBytes, SlotBytes: slotBytes(s), IndexBytes: s.IndexBytes, SinkBytes: s.SinkBytes, Available: avail}
 }
 
 // slotBytes is one slot's memory, in float64 because the product may

@@ -57,6 +57,8 @@ type shardWriter struct {
 	lanesWG  sync.WaitGroup
 	inflight sync.WaitGroup // tasks queued and not yet run
 	idxFree  chan []byte    // encoded-index buffers, reused
+	// commitSig wakes waitRows when rows commit.
+	commitSig chan struct{}
 
 	// The commit frontier, advanced by whoever readies the lowest row.
 	cmu       sync.Mutex
@@ -145,21 +147,22 @@ func (b *batchDone) release() {
 func newShardWriter(spec *zarr.Spec, sk sink.Sink, lanes int, fail func(error), failed func() bool, c *counters) *shardWriter {
 	n := spec.ShardsPerRow()
 	sw := &shardWriter{
-		spec:    spec,
-		sink:    sk,
-		fail:    fail,
-		failed:  failed,
-		c:       c,
-		row:     -1,
-		files:   make([]*rowFile, n),
-		entries: make([][]zarr.IndexEntry, n),
-		offs:    make([]uint64, n),
-		perRow:  spec.EpochsPerShardRow(),
-		cps:     int(spec.ChunksPerShard()),
-		ready:   map[int64]*rowCommit{},
-		open:    map[sink.File]struct{}{},
-		abortCh: make(chan struct{}),
-		idxFree: make(chan []byte, 2*n+2),
+		spec:      spec,
+		sink:      sk,
+		fail:      fail,
+		failed:    failed,
+		c:         c,
+		row:       -1,
+		files:     make([]*rowFile, n),
+		entries:   make([][]zarr.IndexEntry, n),
+		offs:      make([]uint64, n),
+		perRow:    spec.EpochsPerShardRow(),
+		cps:       int(spec.ChunksPerShard()),
+		ready:     map[int64]*rowCommit{},
+		open:      map[sink.File]struct{}{},
+		abortCh:   make(chan struct{}),
+		idxFree:   make(chan []byte, 2*n+2),
+		commitSig: make(chan struct{}, 1),
 	}
 	if lanes > 0 {
 		sw.lanes = make([]chan task, lanes)
@@ -205,6 +208,7 @@ func (sw *shardWriter) deliver(out *stage.Output, b stage.Batch, epochFrames int
 			// Segments are ordered by row, and this batch reaches the new
 			// row, so every epoch of the open row has been delivered.
 			sw.finishRow(endFrame)
+			sw.waitRows(seg.Row)
 			sw.openRow(seg.Row, endFrame)
 		}
 		rf := sw.files[seg.Col]
@@ -253,6 +257,39 @@ func (sw *shardWriter) check(out *stage.Output, b stage.Batch) error {
 		}
 	}
 	return nil
+}
+
+// OpenRows is the most shard rows a Writer has uncommitted at once: the
+// row being filled and the one before it, whose files may still be
+// committing. A sink's own buffers (sink.Buffered) are sized for that
+// many rows of files.
+const OpenRows = 2
+
+// waitRows holds delivery back before row opens while OpenRows rows are
+// still uncommitted (commits far behind the data: a slow object store
+// completing uploads), so that the files open at once stay within
+// OpenRows rows. The rows waited for have all their tasks queued already,
+// so they commit without this goroutine. A failed or aborting run does
+// not wait.
+func (sw *shardWriter) waitRows(row int64) {
+	if sw.lanes == nil {
+		return // inline: every row commits before the next opens
+	}
+	for {
+		sw.cmu.Lock()
+		next, stuck := sw.nextRow, sw.stuck
+		sw.cmu.Unlock()
+		if row-next < OpenRows || stuck || sw.failed() || sw.isAborting() {
+			return
+		}
+		t0 := time.Now()
+		select {
+		case <-sw.commitSig:
+		case <-sw.abortCh:
+		case <-time.After(50 * time.Millisecond): // a failure elsewhere is polled
+		}
+		sw.c.stallRows.Add(int64(time.Since(t0)))
+	}
 }
 
 func (sw *shardWriter) openRow(row, endFrame int64) {
@@ -451,6 +488,10 @@ func (sw *shardWriter) rowReady(rc *rowCommit) {
 	sw.cmu.Unlock()
 	if !advanced {
 		return
+	}
+	select {
+	case sw.commitSig <- struct{}{}:
+	default: // the deliverer will see this commit when it looks
 	}
 	sw.c.committed.Store(sw.committed.Load())
 	if sw.metaSig == nil {

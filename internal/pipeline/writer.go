@@ -110,6 +110,7 @@ type Settings struct {
 	AlignFrames   int64         // kicks (but the last) are multiples of it: whole epochs and KickAlign
 	BatchChunks   int64         // inner chunks of a full batch
 	IndexBytes    int64         // memory of the open shard row's indexes
+	SinkBytes     int64         // the sink's own buffers at most (sink.Buffered), counted in MaxPending
 }
 
 // Stats are the Writer's counters. Every field is read atomically, so
@@ -130,6 +131,7 @@ type Stats struct {
 	Copy         time.Duration // input into staging: Write's copy (helpers included), or ReadFrom's reads (source waits included)
 	StallJoin    time.Duration // producer waiting for a slot's delivery
 	StallPending time.Duration // producer blocked by MaxPending
+	StallRows    time.Duration // delivery held while OpenRows rows were uncommitted
 	StageWait    time.Duration // delivery waiting for the compress stage
 	Deliver      time.Duration // delivery writing to the sink
 	AllocFirst   time.Duration // New allocating the first slot (before any input is taken)
@@ -217,6 +219,7 @@ type Writer struct {
 type counters struct {
 	bytesIn, batches, delivered, bytesOut, metaBytes, shards, committed, pendingMax atomic.Int64
 	copy, stallJoin, stallPending, stageWait, deliver                               atomic.Int64
+	stallRows                                                                       atomic.Int64
 	allocFirst, allocRest, stallAlloc                                               atomic.Int64
 	h2d, scatter, tile, shuffle, compress, aggregate, d2h, wall                     atomic.Int64
 }
@@ -250,6 +253,9 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 		return nil, fmt.Errorf("pipeline: resume at frame %d of %d: want the start of a shard row (%d frames) within the array", s0, cfg.ExistingFrames, spec.Shard[0])
 	}
 	w.set = settle(&spec, cfg)
+	if cfg.MaxPending > 0 && w.set.SinkBytes > 0 && cfg.MaxPending < w.set.SinkBytes+w.set.BatchBytes {
+		return nil, &PendingError{Asked: cfg.MaxPending, SinkBytes: w.set.SinkBytes, BatchBytes: w.set.BatchBytes, Files: spec.ShardsPerRow()}
+	}
 	if err := checkMemory(w.set, sysinfo.MemAvailable()); err != nil {
 		return nil, err
 	}
@@ -1062,6 +1068,7 @@ func (w *Writer) Stats() Stats {
 		Copy:         time.Duration(w.c.copy.Load()),
 		StallJoin:    time.Duration(w.c.stallJoin.Load()),
 		StallPending: time.Duration(w.c.stallPending.Load()),
+		StallRows:    time.Duration(w.c.stallRows.Load()),
 		StageWait:    time.Duration(w.c.stageWait.Load()),
 		Deliver:      time.Duration(w.c.deliver.Load()),
 		AllocFirst:   time.Duration(w.c.allocFirst.Load()),

@@ -25,6 +25,25 @@ type Sink interface {
 	Close() error
 }
 
+// Buffered is a Sink that holds written bytes in memory of its own before
+// they are stored (object storage keeps each file's part being filled and
+// the parts uploading). BufferBytes is the most it holds while files
+// files are being written at once; a writer counts it within its
+// pending bound, so that a slow store holds the producer back within the
+// memory the caller allowed rather than on top of it.
+type Buffered interface {
+	BufferBytes(files int) int64
+}
+
+// BufferBytes is s's Buffered bound for files open at once, 0 for a sink
+// that keeps nothing of its own (its writes are stored when they return).
+func BufferBytes(s Sink, files int) int64 {
+	if b, ok := s.(Buffered); ok {
+		return b.BufferBytes(files)
+	}
+	return 0
+}
+
 // File is a file being written. Commit or Abort must be called exactly
 // once; both are safe to call again afterwards (they then do nothing).
 //
@@ -94,6 +113,11 @@ func (s *sub) Create(key string) (File, error) {
 }
 
 func (s *sub) Put(key string, data []byte) error { return Put(s, key, data) }
+
+// BufferBytes is the inner sink's: the sub-sink's files share its
+// buffers. (Several sub-sinks' writers each count all of them: an
+// over-estimate on the safe side.)
+func (s *sub) BufferBytes(files int) int64 { return BufferBytes(s.inner, files) }
 
 // Close does nothing: the sub-sink's files belong to the sink it came
 // from, which its owner closes.

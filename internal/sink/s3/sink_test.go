@@ -11,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zwrite/zwrite/internal/cpu"
+	"github.com/zwrite/zwrite/internal/pipeline"
 	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/sink/s3/s3test"
+	"github.com/zwrite/zwrite/internal/stage"
+	"github.com/zwrite/zwrite/internal/zarr"
 )
 
 const ps = basePartSize // the part size of a store with no MaxObjectSize
@@ -454,5 +458,70 @@ func TestPartLimit(t *testing.T) {
 	e.waitNoUploads(t)
 	if got := e.keys(t, "pl.zarr/c"); len(got) != 0 {
 		t.Fatalf("objects left: %v", got)
+	}
+}
+
+// TestPendingBound: a writer on the store counts the store's part buffers
+// in its pending bound. With a slow server the raw bytes pending and the
+// part buffers together stay within the bound asked for (and the server
+// is slow enough that both fill); a bound below the buffers and one
+// batch is refused, not silently exceeded.
+func TestPendingBound(t *testing.T) {
+	e := newTestEnv(t)
+	px := s3test.NewProxy(t, e.srv.Endpoint)
+	pe := e.with("AWS_ENDPOINT_URL", px.Endpoint)
+	pe.tune.parts = 2
+	// Two shards a row (two files open at once), 8 MiB epochs, no codec.
+	spec := zarr.Spec{Shape: []int64{0, 512, 512}, Chunk: []int64{16, 256, 256}, Shard: []int64{64, 256, 512}, DType: zarr.Uint16, Codec: zarr.CodecNone}
+	epoch := spec.EpochFrames() * spec.FrameBytes()
+	open := func(maxPending int64) (*store, *pipeline.Writer, error) {
+		st := pe.mustOpen(t, "p.zarr", sink.Options{Overwrite: true})
+		cs, err := cpu.New(stage.Config{Spec: spec, Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := pipeline.New(context.Background(), pipeline.Config{Spec: spec, Stage: cs, Sink: st.Sink(), MaxPending: maxPending})
+		if err != nil {
+			cs.Close()
+			st.Abandon(false)
+			return nil, nil, err
+		}
+		t.Cleanup(func() { cs.Close() })
+		return st, w, nil
+	}
+	// The pool, one part per file of two rows, one small file.
+	bufs := int64(pe.tune.parts+2*pipeline.OpenRows)*ps + firstPartCap
+	var pe2 *pipeline.PendingError
+	if _, _, err := open(bufs + epoch - 1); !errors.As(err, &pe2) || pe2.Need() != bufs+epoch {
+		t.Fatalf("a bound of buffers + one epoch - 1: %v, want a PendingError needing %d", err, bufs+epoch)
+	}
+	limit := bufs + 2*epoch
+	st, w, err := open(limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Settings().SinkBytes; got != bufs {
+		t.Fatalf("Settings.SinkBytes = %d, want %d", got, bufs)
+	}
+	px.Limit(40 << 20)
+	data := randBytes(int(epoch), 11)
+	for range 12 { // 96 MiB, several times the bound
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	pend, peak := w.Stats().PendingMax, st.sink.mem.peak.Load()
+	t.Logf("bound %d MiB: raw pending peaked at %d MiB, part buffers at %d MiB (at most %d)", limit>>20, pend>>20, peak>>20, bufs>>20)
+	if pend+peak > limit {
+		t.Errorf("pending %d MiB + part buffers %d MiB exceed the bound of %d MiB", pend>>20, peak>>20, limit>>20)
+	}
+	if peak < bufs/2 || pend < epoch {
+		t.Errorf("the slow server filled neither (pending %d MiB, buffers %d MiB of %d): the test shows nothing", pend>>20, peak>>20, bufs>>20)
 	}
 }

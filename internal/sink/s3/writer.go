@@ -169,6 +169,14 @@ func newObjSink(c *client, node string, partSize int64, parts int) *objSink {
 	return s
 }
 
+// BufferBytes implements sink.Buffered: the pool's buffers, one part per
+// file being written (see pool), and a first part for one small file
+// beside them (zarr.json, which the writer rewrites while shards are
+// open).
+func (s *objSink) BufferBytes(files int) int64 {
+	return int64(cap(s.pool.slots)+max(files, 0))*int64(s.partSize) + firstPartCap
+}
+
 // Create implements sink.Sink. Nothing is sent yet: a file becomes a
 // multipart upload when its first part is full, or one PUT at Commit.
 func (s *objSink) Create(key string) (sink.File, error) {

@@ -60,8 +60,9 @@ type CeilingResult struct {
 // object smaller than a part; else a multipart upload whose full parts
 // wait for one of cfg.Parts slots as a store's wait for a pool buffer,
 // and whose last, partial part the lane sends itself before completing
-// the upload — but no pipeline and no copy into part buffers (every part
-// is sent from one prepared buffer), and returns the rate. Credentials
+// the upload — but no pipeline and no copy into part buffers (the parts are
+// sent from buffers filled before the clock starts, as many as the
+// store's pool and files hold), and returns the rate. Credentials
 // and endpoint come from the environment as for a store. The timed
 // upload includes every request a store makes (initiate, parts,
 // complete); removing the objects afterwards is not timed.
@@ -111,10 +112,27 @@ func ceiling(ctx context.Context, cfg CeilingConfig, getenv environ, tune tuning
 		return res, fmt.Errorf("ceiling: %w", err)
 	}
 	dir := scratchPrefix(t.prefix, strconv.FormatUint(rand.Uint64(), 36))
-	src := make([]byte, min(ps, max(largest, 1)))
-	rand.NewChaCha8([32]byte{1}).Read(src) // incompressible, like compressed shards
+	// One buffer per part in flight, as the store's pool has, and one per
+	// lane for its puts and last parts, as each store file has its own:
+	// the same memory the store sends from. (One buffer sent for every
+	// part stays in the cache, which no real upload's bytes do: on the
+	// GPU machine it measured 4.0 GB/s of parts where the store's pool
+	// could only reach 3.3; see docs/bench/2026-12-02-h200/notes.md.)
+	bufLen := int(min(ps, max(largest, 1)))
+	sem := make(chan []byte, parts)
+	fill := rand.NewChaCha8([32]byte{1}) // incompressible, like compressed shards
+	for range parts {
+		b := make([]byte, bufLen)
+		fill.Read(b)
+		sem <- b
+	}
+	own := make([][]byte, lanes)
+	for l := range own {
+		own[l] = make([]byte, bufLen)
+		fill.Read(own[l])
+	}
 
-	up := &ceilingRun{c: cl, ctx: ctx, sem: make(chan struct{}, parts), src: src, ps: ps,
+	up := &ceilingRun{c: cl, ctx: ctx, sem: sem, ps: ps,
 		tr: newTracer(getenv, fmt.Sprintf("ceiling %s: %d objects, part %s, %d parts, %d lanes", location(t.bucket, dir), len(cfg.Sizes), sizeString(ps), parts, lanes))}
 	defer up.tr.flush()
 	keys := make([]string, len(cfg.Sizes))
@@ -124,14 +142,14 @@ func ceiling(ctx context.Context, cfg CeilingConfig, getenv environ, tune tuning
 	var next atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range lanes {
+	for l := range lanes {
 		wg.Go(func() {
 			for !up.failed() {
 				i := int(next.Add(1) - 1)
 				if i >= len(keys) {
 					return
 				}
-				up.object(keys[i], cfg.Sizes[i])
+				up.object(keys[i], cfg.Sizes[i], own[l])
 			}
 		})
 	}
@@ -176,8 +194,7 @@ func scratchPrefix(prefix, random string) string {
 type ceilingRun struct {
 	c   *client
 	ctx context.Context
-	sem chan struct{}
-	src []byte
+	sem chan []byte // the part buffers not uploading
 	ps  int64
 	tr  *tracer
 
@@ -208,12 +225,12 @@ func (r *ceilingRun) failed() bool { return r.firstErr() != nil }
 // lane's, but for the full parts of a multipart upload, which hold a
 // slot while they run (the lane waits for a free one, as a store's file
 // waits for a pool buffer).
-func (r *ceilingRun) object(key string, size int64) {
+func (r *ceilingRun) object(key string, size int64, own []byte) {
 	c, tr := r.c, r.tr
 	if size < r.ps {
 		defer tr.add(opPut, key, 0, size, tr.begin())
 		err := c.do(r.ctx, "put "+key, size, func(ctx context.Context) error {
-			_, err := c.core.PutObject(ctx, c.bucket, key, bytes.NewReader(r.src[:size]), size, "", "", minio.PutObjectOptions{DisableContentSha256: true})
+			_, err := c.core.PutObject(ctx, c.bucket, key, bytes.NewReader(own[:size]), size, "", "", minio.PutObjectOptions{DisableContentSha256: true})
 			return err
 		})
 		if err != nil {
@@ -235,11 +252,11 @@ func (r *ceilingRun) object(key string, size int64) {
 	}
 	n := int((size + r.ps - 1) / r.ps)
 	done := make([]minio.CompletePart, n)
-	part := func(p int, op traceOp) error {
+	part := func(p int, op traceOp, src []byte) error {
 		psz := min(r.ps, size-int64(p)*r.ps)
 		defer tr.add(op, key, p+1, psz, tr.begin())
 		return c.do(r.ctx, fmt.Sprintf("upload part %d of %s", p+1, key), psz, func(ctx context.Context) error {
-			op, err := c.core.PutObjectPart(ctx, c.bucket, key, id, p+1, bytes.NewReader(r.src[:psz]), psz,
+			op, err := c.core.PutObjectPart(ctx, c.bucket, key, id, p+1, bytes.NewReader(src[:psz]), psz,
 				minio.PutObjectPartOptions{DisableContentSha256: true})
 			done[p] = minio.CompletePart{PartNumber: p + 1, ETag: op.ETag}
 			return err
@@ -253,14 +270,15 @@ func (r *ceilingRun) object(key string, size int64) {
 		if int64(p+1)*r.ps > size {
 			// The partial last part: sent by the lane, as a store's
 			// Commit sends it.
-			if err := part(p, opLast); err != nil {
+			if err := part(p, opLast, own); err != nil {
 				r.fail(err)
 			}
 			break
 		}
 		t0 := tr.begin()
+		var buf []byte
 		select {
-		case r.sem <- struct{}{}:
+		case buf = <-r.sem:
 		case <-r.ctx.Done():
 		}
 		tr.add(opPoolWait, key, p+1, 0, t0)
@@ -268,8 +286,8 @@ func (r *ceilingRun) object(key string, size int64) {
 			break
 		}
 		wg.Go(func() {
-			defer func() { <-r.sem }()
-			if err := part(p, opPart); err != nil {
+			defer func() { r.sem <- buf }()
+			if err := part(p, opPart, buf); err != nil {
 				r.fail(err)
 			}
 		})

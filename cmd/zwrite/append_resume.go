@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/zwrite/zwrite/internal/downsample"
 	"github.com/zwrite/zwrite/internal/pyramid"
 	"github.com/zwrite/zwrite/internal/sink"
+	"github.com/zwrite/zwrite/internal/sink/s3"
 	"github.com/zwrite/zwrite/internal/zarr"
 )
 
@@ -28,6 +30,11 @@ type resumeOptions struct {
 	skipFrames int64
 	starts     []int64 // per level: the frame its writer starts at (a shard row start)
 	existing   []int64 // per level: the frames its zarr.json names now
+
+	// Set before the store is opened, for an s3:// store (see
+	// storedShardBound): the bound of its shards, or why it is unknown.
+	bound    int64
+	boundErr error
 }
 
 func (o *resumeOptions) addFlags(f *pflag.FlagSet) {
@@ -143,6 +150,68 @@ func resumePlan(o *appendOptions, f *pflag.FlagSet, store sink.Store) error {
 		o.rs.skipFrames = n
 	}
 	return nil
+}
+
+// storedShardBound is maxShardBytes of the store a resume continues
+// (level 0's, for an image), read without opening it for writing. An
+// object store sizes its upload parts when it is opened for writing, from
+// the largest shard the run writes; a resume learns that from the store,
+// and resumePlan reads it only once the store is open.
+func storedShardBound(o *appendOptions) (int64, error) {
+	fsys, err := sink.OpenFS(o.output, o.s3Endpoint)
+	if err != nil {
+		return 0, err
+	}
+	if o.img.arrayPath != "" {
+		if fsys, err = fs.Sub(fsys, o.img.arrayPath); err != nil {
+			return 0, fmt.Errorf("%s: %w", o.output, err)
+		}
+	}
+	b, err := fs.ReadFile(fsys, "zarr.json")
+	if err != nil {
+		return 0, fmt.Errorf("read zarr.json: %w", err)
+	}
+	kind, err := zarr.ParseNode(b)
+	if err != nil {
+		return 0, fmt.Errorf("zarr.json: %w", err)
+	}
+	name := "zarr.json"
+	if kind == zarr.NodeGroup {
+		name = "0/zarr.json" // level 0 holds the largest shards
+	}
+	m, err := readMeta(fsys, name)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", name, err)
+	}
+	s := m.Spec.Clone()
+	// As resumeSpec does: a store holding fewer frames than chunk[0] is
+	// valid Zarr, but no valid Spec; the bound does not depend on dim 0.
+	s.Shape[0] = 0
+	return maxShardBytes(&s)
+}
+
+// checkResumeBound refuses a resume of an s3:// store whose shards may be
+// larger than the upload parts it was opened with allow (10,000 parts per
+// object): its zarr.json could not be read before it was opened, or it
+// was replaced in between by one with larger shards. The upload would
+// otherwise fail at part 10,001, after hours of writing.
+func checkResumeBound(o *appendOptions) error {
+	if !isURL(o.output) {
+		return nil // a file has no parts
+	}
+	need, err := maxShardBytes(&o.spec)
+	if err != nil {
+		return err
+	}
+	opened := cmp.Or(o.rs.bound, s3.DefaultMaxObjectSize) // 0 is the store's default
+	if need <= opened {
+		return nil
+	}
+	why := "it changed while it was being opened"
+	if o.rs.boundErr != nil {
+		why = fmt.Sprintf("its zarr.json could not be read before it was opened: %v", o.rs.boundErr)
+	}
+	return fmt.Errorf("%s: its shards may reach %s, but the upload parts were sized for shards of at most %s (%s); nothing was written, run the command again", o.output, humanBytes(need), humanBytes(opened), why)
 }
 
 func readMeta(fsys fs.FS, name string) (*zarr.Meta, error) {

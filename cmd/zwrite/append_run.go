@@ -32,6 +32,14 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio, f
 			return usagef("stdin is a terminal; name the input FILE or pipe the frames in")
 		}
 	}
+	if o.rs.resume && isURL(o.output) {
+		// The part size is fixed when the store is opened: read the
+		// store's shard geometry first. A failure is not said yet: the
+		// open below says what is wrong with the output (no store, no
+		// endpoint) in its own words, and checkResumeBound refuses a store
+		// it did open with parts too small.
+		o.rs.bound, o.rs.boundErr = storedShardBound(o)
+	}
 	store, err := openOutput(o, ins)
 	if err != nil {
 		return err
@@ -43,6 +51,9 @@ func runAppend(ctx context.Context, o *appendOptions, args []string, io stdio, f
 	if o.rs.resume {
 		// The array (or image) comes from the store; flags must agree.
 		if err := resumePlan(o, f, store); err != nil {
+			return err
+		}
+		if err := checkResumeBound(o); err != nil {
 			return err
 		}
 	}
@@ -263,8 +274,12 @@ func openOutput(o *appendOptions, ins []input) (sink.Store, error) {
 			files = append(files, in.name)
 		}
 	}
+	bound, err := shardBound(o)
+	if err != nil {
+		return nil, err
+	}
 	store, err := sink.Open(o.output, sink.Options{Overwrite: o.overwrite, Fsync: o.fsync, BreakLock: o.breakLock, Inputs: files, Path: o.img.arrayPath, Resume: o.rs.resume,
-		Endpoint: o.s3Endpoint, MaxObjectSize: shardBound(o)})
+		Endpoint: o.s3Endpoint, MaxObjectSize: bound})
 	if err != nil {
 		if u := outputUsage(err); u != nil {
 			return nil, u
@@ -275,11 +290,12 @@ func openOutput(o *appendOptions, ins []input) (sink.Store, error) {
 }
 
 // shardBound is the largest shard the run writes (level 0's), for object
-// stores to size their upload parts; 0 (the store's default) while a
-// resume has not read the store's spec yet.
-func shardBound(o *appendOptions) int64 {
-	if o.spec.Validate() != nil {
-		return 0
+// stores to size their upload parts: from the flags, or for a resume from
+// the store, read before it is opened (storedShardBound; 0, the store's
+// default, when that failed or the output is a directory).
+func shardBound(o *appendOptions) (int64, error) {
+	if o.rs.resume {
+		return o.rs.bound, nil
 	}
 	return maxShardBytes(&o.spec)
 }

@@ -68,7 +68,7 @@ func (o *appendOptions) addFlags(f *pflag.FlagSet, io stdio) {
 	f.IntVar(&o.level, "level", 0, "compression level (default: 1; zstd -7..22, lz4 and blosc-zstd 0..9)")
 	f.StringVar(&o.shuffle, "shuffle", "byte", shuffleUsage)
 	f.StringVar(&o.dims, "dims", "", "dimension names, e.g. t,z,y,x (recorded as dimension_names)")
-	f.BoolVar(&o.overwrite, "overwrite", false, "replace an existing Zarr store at --output: the new store is written beside it and replaces it only when the run succeeds; a folder holding anything that is not Zarr's is refused")
+	f.BoolVar(&o.overwrite, "overwrite", false, "replace an existing Zarr store at --output (a folder or s3:// prefix holding anything that is not Zarr's is refused). A directory store is written beside the old one, which it replaces only when the run succeeds; on s3:// (no rename) the old store's objects are removed when the run starts writing, so a run that fails after that leaves its own partial store, not the old one")
 	f.BoolVar(&o.breakLock, "break-lock", false, "take over a store lock left by a writer on another host (only when no zwrite writes the store there)")
 	f.BoolVar(&o.progress, "progress", isTerminal(io.err), "show a progress bar on stderr (default: on when stderr is a terminal)")
 	f.StringVar(&o.backend, "backend", "auto", "compress backend: auto, cpu or gpu")
@@ -290,10 +290,23 @@ func newAppendCmd(io stdio, wrap runWrapper) *cobra.Command {
 from stdin when no file or "-" is given, and writes them to a new Zarr v3
 store with sharding. A frame is one index of dimension 0; with --shape 0,...
 dimension 0 grows with the input. Input that ends mid-frame keeps every whole
-frame and reports the rest.`,
+frame and reports the rest.
+
+-o s3://BUCKET/PREFIX writes the store to S3 or an S3-compatible server; the
+bucket must exist. Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+(and AWS_SESSION_TOKEN), else the profile AWS_PROFILE names (else
+AWS_DEFAULT_PROFILE, else "default") in ~/.aws/credentials, then in
+~/.aws/config (AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE name other
+files); static keys only: a profile that needs SSO, role_arn or
+credential_process is refused. Region: AWS_REGION, AWS_DEFAULT_REGION, the
+profile's region, else us-east-1. Endpoint: --s3-endpoint,
+AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's endpoint_url, else
+AWS's own for the region.`,
 		Example: `  zwrite append -o movie.zarr --shape 0,2048,2304 --dtype u16 \
       --chunk 32,64,64 --shard 640,512,576 --codec lz4 frames.raw
-  camera-dump | zwrite append -o live.zarr --shape 0,512,512 --dtype u16 --chunk 8,128,128`,
+  camera-dump | zwrite append -o live.zarr --shape 0,512,512 --dtype u16 --chunk 8,128,128
+  AWS_PROFILE=lab zwrite append -o s3://lab-data/run1.zarr --s3-endpoint http://localhost:7070 \
+      --shape 0,2048,2048 --dtype u16 --chunk 8,256,256 --shard 64,2048,2048 frames.raw`,
 		RunE: wrap(func(cmd *cobra.Command, args []string) error {
 			if err := o.validate(cmd.Flags()); err != nil {
 				return err

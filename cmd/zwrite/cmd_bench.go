@@ -226,7 +226,10 @@ func (o *benchOptions) validate(f *pflag.FlagSet) error {
 	}
 	if o.output != "" {
 		b.OutDir, b.Overwrite = o.output, o.overwrite
-		b.Endpoint, b.MaxObjectSize = o.s3Endpoint, maxShardBytes(&spec)
+		if b.MaxObjectSize, err = maxShardBytes(&spec); err != nil {
+			return err
+		}
+		b.Endpoint = o.s3Endpoint
 	}
 	return nil
 }
@@ -269,15 +272,15 @@ count and sizes) written by N threads to the output's file system; the
 best N counts, and end-to-end / ceiling is printed. The file is read as
 the OS has it cached (no cache is dropped; on tmpfs it is memory).
 
--o s3://BUCKET/PREFIX writes through the object-store sink (endpoint and
-credentials as for append: AWS_ENDPOINT_URL or --s3-endpoint,
-AWS_ACCESS_KEY_ID / AWS_PROFILE). With the baselines on, the same run
-then uploads objects of the same count and sizes as the store's shards
-through the S3 client alone, with the sink's part size and parts in
-flight and as many objects at once as the writer has open (a shard
-row's, at least the I/O workers), beside the store under a hidden prefix that is removed
-afterwards, and prints output rate / that ceiling (with or without
---input).
+-o s3://BUCKET/PREFIX writes through the object-store sink (credentials,
+region and endpoint as for append, whose help lists where they come from:
+AWS_ACCESS_KEY_ID / AWS_PROFILE, AWS_ENDPOINT_URL or --s3-endpoint). With
+the baselines on, the same run then uploads objects of the same count and
+sizes as the store's shards through the S3 client alone, with the sink's
+part size and parts in flight and as many objects at once as the writer
+has open (a shard row's, at least the I/O workers), beside the store under
+a hidden prefix that is removed afterwards, and prints output rate / that
+ceiling (with or without --input).
 
 --codecs all (or a list such as zstd,lz4:bit,lz4:none) runs the same data
 with every codec and blosc shuffle on the cpu backend, and the gpu where

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -342,14 +344,26 @@ func TestBenchS3(t *testing.T) {
 				len(wc.Trials) != 1 || wc.BestThreads != 2 || wc.BestGBps <= 0 || !strings.HasPrefix(wc.Path, "s3://bkt/runs/."+tc.name+".zarr.zwrite-ceiling-") {
 				t.Errorf("upload ceiling %+v (shard objects: %d bytes)", wc, shardBytes)
 			}
+			// Measured numbers, so no threshold: each must be there
+			// (positive) and be what it says it is.
+			if len(wc.Trials) == 1 && (wc.Trials[0].GBps != wc.BestGBps || wc.Trials[0].Seconds <= 0) {
+				t.Errorf("upload ceiling trial %+v, best %v GB/s", wc.Trials[0], wc.BestGBps)
+			}
+			if rec.Result.OutputGBps <= 0 || rec.Baselines.OverWrite <= 0 {
+				t.Errorf("output %v GB/s, e2e_over_write %v: want both positive", rec.Result.OutputGBps, rec.Baselines.OverWrite)
+			}
 			if want := rec.Result.OutputGBps / wc.BestGBps; rec.Baselines.OverWrite != want {
 				t.Errorf("e2e_over_write %v, want output rate / ceiling %v", rec.Baselines.OverWrite, want)
 			}
+			// The table prints the same two numbers (to 3 decimals).
+			m := regexp.MustCompile(`write ceiling \(2 shard objects, [^)]*\) ([0-9.]+) GB/s by the S3 client alone.*output rate / ceiling +([0-9.]+)`).FindStringSubmatch(stderr)
+			if m == nil {
+				t.Errorf("table lacks the upload ceiling and output rate / ceiling:\n%s", stderr)
+			} else if m[1] != fmt.Sprintf("%.3f", wc.BestGBps) || m[2] != fmt.Sprintf("%.3f", rec.Baselines.OverWrite) {
+				t.Errorf("table says ceiling %s GB/s and output / ceiling %s, the record %v and %v", m[1], m[2], wc.BestGBps, rec.Baselines.OverWrite)
+			}
 			if (tc.name == "input") != (rec.Baselines.Read != nil) {
 				t.Errorf("read ceiling %+v for a %s run", rec.Baselines.Read, tc.name)
-			}
-			if !strings.Contains(stderr, "write ceiling (2 shard objects") || !strings.Contains(stderr, "output rate / ceiling") {
-				t.Errorf("table lacks the upload ceiling:\n%s", stderr)
 			}
 			vargs := []string{"verify", url}
 			if tc.name == "input" {

@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/zwrite/zwrite/internal/sink"
+	"github.com/zwrite/zwrite/internal/sink/s3"
 	"github.com/zwrite/zwrite/internal/sink/s3/s3test"
+	"github.com/zwrite/zwrite/internal/zarr"
 )
 
 // The S3 tests run the real binary against a real S3 server (versitygw,
@@ -29,8 +33,14 @@ import (
 // runS3 runs the binary with srv's environment.
 func runS3(t *testing.T, srv *s3test.Server, stdin []byte, args ...string) (int, []byte, string) {
 	t.Helper()
+	return runEnv(t, srv.EnvList(), stdin, args...)
+}
+
+// runEnv runs the binary with the environment env (KEY=VALUE lines).
+func runEnv(t *testing.T, env []string, stdin []byte, args ...string) (int, []byte, string) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = srv.EnvList()
+	cmd.Env = env
 	cmd.Stdin = bytes.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -52,22 +62,23 @@ func chachaBytes(n int, seed byte) []byte {
 	return b
 }
 
-// TestS3RoundTrip writes a store to S3 for every codec (a ragged array of
-// small shards, one PUT each, and one whose shards are multipart
-// uploads), reads it back through S3 with cat, verify and info, and has
-// the independent reader (zarrita) read the server's backing directory,
-// which holds the objects as files.
+// TestS3RoundTrip writes a store to S3 for every codec and blosc shuffle
+// (a ragged array of small shards, one PUT each, and one whose shards are
+// multipart uploads), reads it back through S3 with cat, verify and info,
+// and has the independent reader (zarrita) read the server's backing
+// directory, which holds the objects as files.
 func TestS3RoundTrip(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.MakeBucket("bkt")
 	dir := t.TempDir()
 	type entry struct {
-		Name  string  `json:"name"`
-		Store string  `json:"store"`
-		Raw   string  `json:"raw"`
-		Codec string  `json:"codec"`
-		DType string  `json:"dtype"`
-		Shape []int64 `json:"shape"`
+		Name    string  `json:"name"`
+		Store   string  `json:"store"`
+		Raw     string  `json:"raw"`
+		Codec   string  `json:"codec"`
+		Shuffle string  `json:"shuffle,omitempty"`
+		DType   string  `json:"dtype"`
+		Shape   []int64 `json:"shape"`
 	}
 	var manifest []entry
 	cases := []struct {
@@ -89,12 +100,23 @@ func TestS3RoundTrip(t *testing.T) {
 		}
 		shape, _ := parseDims("shape", c.shape)
 		shape[0] = c.frames
-		for _, codec := range []string{"none", "zstd", "lz4"} {
-			name := c.name + "-" + codec
+		for _, cv := range interopCodecs { // every codec and blosc shuffle
+			name := c.name + "-" + cv.codec
+			args := []string{"append", "--shape", c.shape, "--dtype", c.dtype,
+				"--chunk", c.chunk, "--shard", c.shard, "--codec", cv.codec, rawPath}
+			zshuffle := "" // the name zarr.json records, for the independent reader
+			if cv.shuffle != "" {
+				name += "-" + cv.shuffle
+				args = append(args, "--shuffle", cv.shuffle)
+				sh, err := zarr.ParseShuffle(cv.shuffle)
+				if err != nil {
+					t.Fatal(err)
+				}
+				zshuffle = sh.String()
+			}
 			url := "s3://bkt/runs/" + name + ".zarr"
+			args = append(args, "-o", url)
 			t.Run(name, func(t *testing.T) {
-				args := []string{"append", "-o", url, "--shape", c.shape, "--dtype", c.dtype,
-					"--chunk", c.chunk, "--shard", c.shard, "--codec", codec, rawPath}
 				code, _, stderr := runS3(t, srv, nil, args...)
 				if code != 0 {
 					t.Fatalf("zwrite %q: exit %d:\n%s", args, code, stderr)
@@ -119,7 +141,7 @@ func TestS3RoundTrip(t *testing.T) {
 					t.Fatalf("objects %v", keys)
 				}
 			})
-			manifest = append(manifest, entry{name, filepath.Join(srv.Root, "bkt", "runs", name+".zarr"), rawPath, codec, c.dtype, shape})
+			manifest = append(manifest, entry{name, filepath.Join(srv.Root, "bkt", "runs", name+".zarr"), rawPath, cv.codec, zshuffle, c.dtype, shape})
 		}
 	}
 	node, script, ok := interopReader(t)
@@ -367,8 +389,10 @@ func busyLock() []byte {
 }
 
 // TestMaxShardBytes: the bound append gives object storage holds every
-// shard of incompressible data (each codec's worst case), and is tight
-// (within 1%), so part sizes are not chosen for shards ten times larger.
+// shard of incompressible data (each codec's worst case: blosc's header
+// with every shuffle, zstd's frame and block headers with our encoder and
+// klauspost's), and is tight (within 1%), so part sizes are not chosen
+// for shards ten times larger.
 func TestMaxShardBytes(t *testing.T) {
 	dir := t.TempDir()
 	raw := chachaBytes(20*256*64*2, 3) // no edge chunks: padding would compress
@@ -376,21 +400,29 @@ func TestMaxShardBytes(t *testing.T) {
 	if err := os.WriteFile(rawPath, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, codec := range []string{"none", "zstd", "lz4"} {
-		t.Run(codec, func(t *testing.T) {
-			store := filepath.Join(dir, codec+".zarr")
-			args := []string{"append", "-o", store, "--shape", "0,256,64", "--dtype", "u16", "--chunk", "4,128,64", "--shard", "8,256,64", "--codec", codec, rawPath}
+	for _, tc := range []struct {
+		name  string
+		flags []string
+	}{
+		{"none", []string{"--codec", "none"}},
+		{"zstd", []string{"--codec", "zstd"}},
+		{"zstd-level19", []string{"--codec", "zstd", "--level", "19"}},
+		{"lz4-byte", []string{"--codec", "lz4", "--shuffle", "byte"}},
+		{"lz4-bit", []string{"--codec", "lz4", "--shuffle", "bit"}},
+		{"lz4-none", []string{"--codec", "lz4", "--shuffle", "none"}},
+		{"blosc-zstd-byte", []string{"--codec", "blosc-zstd", "--shuffle", "byte"}},
+		{"blosc-zstd-bit", []string{"--codec", "blosc-zstd", "--shuffle", "bit"}},
+		{"blosc-zstd-none", []string{"--codec", "blosc-zstd", "--shuffle", "none"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := filepath.Join(dir, tc.name+".zarr")
+			args := append([]string{"append", "-o", store, "--shape", "0,256,64", "--dtype", "u16", "--chunk", "4,128,64", "--shard", "8,256,64", rawPath}, tc.flags...)
 			mustZw(t, nil, args...)
-			f := (&appendOptions{})
-			fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
-			f.addFlags(fs, stdio{err: io.Discard})
-			if err := fs.Parse(args[1:]); err != nil {
+			spec := appendSpec(t, args)
+			bound, err := maxShardBytes(&spec)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if err := f.validate(fs); err != nil {
-				t.Fatal(err)
-			}
-			bound := maxShardBytes(&f.spec)
 			var largest int64
 			filepath.WalkDir(filepath.Join(store, "c"), func(p string, d os.DirEntry, err error) error {
 				if err == nil && d.Type().IsRegular() {
@@ -401,6 +433,156 @@ func TestMaxShardBytes(t *testing.T) {
 			})
 			if largest == 0 || largest > bound || float64(bound-largest) > 0.01*float64(bound) {
 				t.Fatalf("largest shard %d bytes, bound %d", largest, bound)
+			}
+		})
+	}
+}
+
+// appendSpec is the spec append's validate makes of args (append's
+// command line, "append" first).
+func appendSpec(t *testing.T, args []string) zarr.Spec {
+	t.Helper()
+	o := &appendOptions{}
+	fs := pflag.NewFlagSet("append", pflag.ContinueOnError)
+	o.addFlags(fs, stdio{err: io.Discard})
+	if err := fs.Parse(args[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.validate(fs); err != nil {
+		t.Fatal(err)
+	}
+	return o.spec
+}
+
+// TestS3ResumePartSize: a resume of an s3:// store uploads in the parts
+// the run that made it chose, sized from the store's shards: shards of up
+// to 156 GiB (160,000 frames of 1 MiB, uncompressed) need parts above the
+// 8 MiB default (10,000 of which hold 78 GiB), and a resume that took the
+// default would fail at part 10,001 of its first large shard. The part
+// size is read from the header ZWRITE_S3_TRACE writes.
+func TestS3ResumePartSize(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.MakeBucket("bkt")
+	dir := t.TempDir()
+	frame := int(frameBytes(t, "0,1024,1024", "uint8"))
+	raw := chachaBytes(24*frame, 17)
+	first, second := filepath.Join(dir, "first.raw"), filepath.Join(dir, "second.raw")
+	writeFile(t, first, raw[:16*frame])
+	writeFile(t, second, raw[16*frame:])
+	const url = "s3://bkt/huge.zarr"
+	create := []string{"append", "-o", url, "--shape", "0,1024,1024", "--dtype", "u8", "--chunk", "8,1024,1024", "--shard", "160000,1024,1024", "--codec", "none", first}
+	spec := appendSpec(t, create)
+	bound, err := maxShardBytes(&spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := s3.PartSize(bound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def, _ := s3.PartSize(0); want <= def {
+		t.Fatalf("the test's shards (at most %d bytes) fit the default parts of %d bytes: it would show nothing", bound, def)
+	}
+	for _, run := range []struct {
+		name string
+		args []string
+	}{
+		{"create", create},
+		{"resume", []string{"append", "-o", url, "--resume", second}},
+	} {
+		trace := filepath.Join(dir, run.name+".trace")
+		code, _, stderr := runEnv(t, append(srv.EnvList(), s3.TraceEnv+"="+trace), nil, run.args...)
+		if code != 0 {
+			t.Fatalf("%s: zwrite %q: exit %d:\n%s", run.name, run.args, code, stderr)
+		}
+		if got := tracePartSize(t, trace); got != want {
+			t.Errorf("%s: parts of %d bytes, want %d (for shards of up to %d bytes)", run.name, got, want, bound)
+		}
+	}
+	code, out, stderr := runS3(t, srv, nil, "cat", url)
+	if code != 0 || !bytes.Equal(out, raw) {
+		t.Fatalf("cat: exit %d, %d bytes (want %d, equal %v):\n%s", code, len(out), len(raw), bytes.Equal(out, raw), stderr)
+	}
+}
+
+// tracePartSize reads the part size from the sink's header line of an
+// upload trace ("=== sink s3://...: part 17.0 MiB, ...").
+func tracePartSize(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _, _ := strings.Cut(string(b), "\n")
+	m := regexp.MustCompile(`^=== sink .*: part ([0-9.]+) (KiB|MiB|GiB),`).FindStringSubmatch(head)
+	if m == nil {
+		t.Fatalf("trace %s has no sink header with a part size: %q", path, head)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := map[string]float64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m[2]]
+	return int64(v * unit)
+}
+
+// TestS3Profile: credentials and endpoint from a named profile in
+// ~/.aws (no AWS variable but AWS_PROFILE and HOME): a store goes to the
+// real server and back; a profile that is in neither file is refused in
+// words, before anything is written. The default profile holds wrong
+// keys, so a run that ignored AWS_PROFILE would be refused too.
+func TestS3Profile(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.MakeBucket("bkt")
+	home := t.TempDir()
+	aws := filepath.Join(home, ".aws")
+	if err := os.Mkdir(aws, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(aws, "credentials"), []byte(fmt.Sprintf(
+		"[default]\naws_access_key_id = nobody\naws_secret_access_key = wrong\n\n[lab]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+		s3test.AccessKey, s3test.SecretKey)))
+	writeFile(t, filepath.Join(aws, "config"), []byte(fmt.Sprintf(
+		"[profile lab]\nregion = %s\nendpoint_url = %s\n", s3test.Region, srv.Endpoint)))
+	// The test's environment without any AWS setting (unset, not empty)
+	// or HOME; then the profile.
+	var base []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k != "HOME" && !slices.Contains(s3test.ClearedEnv, k) {
+			base = append(base, kv)
+		}
+	}
+	env := func(profile string) []string {
+		return append(slices.Clip(base), "HOME="+home, "AWS_PROFILE="+profile)
+	}
+
+	raw := chachaBytes(6*16*16*2, 9)
+	const url = "s3://bkt/profile.zarr"
+	if code, _, stderr := runEnv(t, env("lab"), raw, "append", "-o", url, "--shape", "0,16,16", "--dtype", "u16", "--chunk", "2,16,16", "--shard", "4,16,16"); code != 0 {
+		t.Fatalf("append with AWS_PROFILE=lab: exit %d:\n%s", code, stderr)
+	}
+	if code, out, stderr := runEnv(t, env("lab"), nil, "cat", url); code != 0 || !bytes.Equal(out, raw) {
+		t.Fatalf("cat with AWS_PROFILE=lab: exit %d, %d bytes (want %d):\n%s", code, len(out), len(raw), stderr)
+	}
+
+	missing := fmt.Sprintf(`AWS profile "nosuch" is in neither %s nor %s; check AWS_PROFILE`, filepath.Join(aws, "credentials"), filepath.Join(aws, "config"))
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"append", []string{"append", "-o", "s3://bkt/other.zarr", "--shape", "0,16,16", "--dtype", "u16", "--chunk", "2,16,16"}},
+		{"resume", []string{"append", "-o", url, "--resume"}},
+		{"cat", []string{"cat", url}},
+	} {
+		t.Run("missing profile/"+tc.name, func(t *testing.T) {
+			before := backingKeys(t, srv, "")
+			code, _, stderr := runEnv(t, env("nosuch"), raw, tc.args...)
+			if code != 1 || !strings.Contains(stderr, missing) {
+				t.Errorf("exit %d, want 1 and a message with %q:\n%s", code, missing, stderr)
+			}
+			if after := backingKeys(t, srv, ""); !slices.Equal(after, before) {
+				t.Errorf("a refused run changed the bucket: %v, was %v", after, before)
 			}
 		})
 	}

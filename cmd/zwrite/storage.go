@@ -3,11 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/spf13/pflag"
 
-	"github.com/zwrite/zwrite/internal/blosc"
+	"github.com/zwrite/zwrite/internal/codec"
 	"github.com/zwrite/zwrite/internal/sink"
 	"github.com/zwrite/zwrite/internal/sink/s3"
 	"github.com/zwrite/zwrite/internal/zarr"
@@ -34,24 +33,25 @@ func s3Hint(err error) error {
 
 // maxShardBytes bounds the size of one shard file of s: every inner chunk
 // at the codec's worst case (a chunk that does not compress), plus the
-// index. Object stores size their upload parts from it.
-func maxShardBytes(s *zarr.Spec) int64 {
-	cb := s.ChunkBytes()
-	per := cb
-	switch s.Codec {
-	case zarr.CodecZstd:
-		// A frame header of at most 18 bytes and 3 bytes per 128 KiB
-		// block (klauspost's MaxEncodedSize and the GPU encoder's Bound).
-		per += 18 + 3*(cb/(128<<10)+1)
-	case zarr.CodecLZ4:
-		per += int64(blosc.MaxEncodedSize(0)) // blosc's header; a chunk that does not shrink is stored raw
+// index. Object stores size their upload parts from it. The per-chunk
+// worst case is the codec package's Bound, the room its encoder reserves
+// per chunk, so the two cannot drift apart (blosc's header, zstd's frame
+// and block headers at every level).
+func maxShardBytes(s *zarr.Spec) (int64, error) {
+	// Validate's size limits (2 GiB chunks, 16 Mi chunks per shard) keep
+	// the arithmetic below far from overflowing.
+	if err := s.Validate(); err != nil {
+		return 0, fmt.Errorf("bound the shard size: %w", err)
 	}
+	enc, err := codec.NewChunkEncoder(s)
+	if err != nil {
+		return 0, fmt.Errorf("bound the shard size: %w", err)
+	}
+	defer enc.Close()
+	per := int64(enc.Bound(int(s.ChunkBytes())))
 	n := s.ChunksPerShard()
 	index := 16*n + 4 // (offset, nbytes) per chunk and a crc32c
-	if per > 0 && n > (math.MaxInt64-index)/per {
-		return math.MaxInt64
-	}
-	return n*per + index
+	return n*per + index, nil
 }
 
 // isURL reports whether a store argument is a URL (s3://...).

@@ -252,7 +252,10 @@ func newStreamWriter(ctx context.Context, o *appendOptions, st stage.Stage, stor
 func writerUsage(err error) error {
 	var me *pipeline.MemoryError
 	var de *pipeline.DepthError
+	var pe *pipeline.PendingError
 	switch {
+	case errors.As(err, &pe):
+		return usagef("--max-pending: %v", err)
 	case errors.As(err, &me) && me.IndexBound():
 		return usagef("%v; use fewer inner chunks per shard row (a larger --chunk, or a smaller --shard in dims 1..)", err)
 	case errors.As(err, &me) && me.Depth > 1:
@@ -469,6 +472,12 @@ func rate(n int64, d time.Duration) string {
 func printStats(w io.Writer, set pipeline.Settings, s pipeline.Stats, wall time.Duration) {
 	fmt.Fprintf(w, "writer: depth %d, batch %d frames (%s), %d copy helpers (threshold %s), %d I/O workers, max pending %s\n",
 		set.Depth, set.BatchFrames, humanBytes(set.BatchBytes), set.CopyHelpers, humanBytes(int64(set.CopyThreshold)), set.IOWorkers, humanBytes(set.MaxPending))
+	if set.SinkBytes > 0 {
+		fmt.Fprintf(w, "store upload buffers: up to %s (--max-pending covers them and the pending bytes above)\n", humanBytes(set.SinkBytes))
+	}
+	if s.StallRows > 0 {
+		fmt.Fprintf(w, "delivery waited %.3f s for the rows before to commit\n", s.StallRows.Seconds())
+	}
 	fmt.Fprintf(w, "batches %d kicked, %d delivered; pending high-water %s\n", s.Batches, s.Delivered, humanBytes(s.PendingMax))
 	fmt.Fprintf(w, "start-up: first slot allocated in %.3f s (input accepted after it), the other %d in %.3f s in the background (producer waited %.3f s for them)\n",
 		s.AllocFirst.Seconds(), set.Depth-1, s.AllocRest.Seconds(), s.StallAlloc.Seconds())

@@ -342,6 +342,8 @@ func TestS3Refusals(t *testing.T) {
 		{"unreachable", nil, append(app, "-o", "s3://bkt/new", "--s3-endpoint", "http://127.0.0.1:1"), 1,
 			[]string{"cannot reach the S3 endpoint http://127.0.0.1:1 (from the endpoint given)", "connection refused", "--s3-endpoint names another"}},
 		{"locked", nil, append(app, "-o", "s3://bkt/busy"), 1, []string{"s3://bkt/busy is being written by another zwrite"}},
+		{"pending below the upload buffers", nil, append(app, "-o", "s3://bkt/new", "--max-pending", "1MiB"), exitUsage,
+			[]string{"--max-pending: a pending bound of", "of upload buffers", "allow at least"}},
 		{"endpoint for a directory", nil, append(app, "-o", filepath.Join(t.TempDir(), "d"), "--s3-endpoint", "http://x:1"), exitUsage, []string{"--s3-endpoint is for s3:// outputs"}},
 		{"read endpoint for a directory", nil, []string{"info", t.TempDir(), "--s3-endpoint", "http://x:1"}, exitUsage, []string{"--s3-endpoint is for s3:// stores"}},
 		{"cat of nothing", nil, []string{"cat", "s3://bkt/nothing"}, 1, []string{"has no zarr.json"}},

@@ -115,9 +115,9 @@ func ceiling(ctx context.Context, cfg CeilingConfig, getenv environ, tune tuning
 	// One buffer per part in flight, as the store's pool has, and one per
 	// lane for its puts and last parts, as each store file has its own:
 	// the same memory the store sends from. (One buffer sent for every
-	// part stays in the cache, which no real upload's bytes do: on the
-	// GPU machine it measured 4.0 GB/s of parts where the store's pool
-	// could only reach 3.3; see docs/bench/2026-12-02-h200/notes.md.)
+	// part stays in the cache, which no real upload's bytes do; on the
+	// GPU machine that made the ceiling 2-5 % higher: run 9 in
+	// docs/bench/2026-12-02-h200/notes.md.)
 	bufLen := int(min(ps, max(largest, 1)))
 	sem := make(chan []byte, parts)
 	fill := rand.NewChaCha8([32]byte{1}) // incompressible, like compressed shards

@@ -59,10 +59,43 @@ var interopCases = []interopCase{
 }
 
 // interopCodecs are the codec and shuffle flags each case is written with.
-var interopCodecs = []struct{ codec, shuffle string }{
+var interopCodecs = []interopCodec{
 	{"none", ""}, {"zstd", ""},
 	{"lz4", "byte"}, {"lz4", "bit"}, {"lz4", "none"},
 	{"blosc-zstd", "byte"}, {"blosc-zstd", "bit"}, {"blosc-zstd", "none"},
+}
+
+type interopCodec struct{ codec, shuffle string }
+
+// flags is the codec's append flags, the suffix it adds to a store's
+// name, and the shuffle's name as zarr.json records it (for the
+// independent reader; "" without one).
+func (cv interopCodec) flags(t *testing.T) (args []string, suffix, zshuffle string) {
+	t.Helper()
+	args = []string{"--codec", cv.codec}
+	suffix = "-" + cv.codec
+	if cv.shuffle != "" {
+		suffix += "-" + cv.shuffle
+		args = append(args, "--shuffle", cv.shuffle)
+		sh, err := zarr.ParseShuffle(cv.shuffle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zshuffle = sh.String()
+	}
+	return args, suffix, zshuffle
+}
+
+// interopEntry is one store of the manifest the independent reader
+// (scripts/interop/check.mjs) checks.
+type interopEntry struct {
+	Name    string  `json:"name"`
+	Store   string  `json:"store"`
+	Raw     string  `json:"raw"`
+	Codec   string  `json:"codec"`
+	Shuffle string  `json:"shuffle,omitempty"`
+	DType   string  `json:"dtype"`
+	Shape   []int64 `json:"shape"`
 }
 
 // interopRaw makes the raw input of c.
@@ -128,16 +161,7 @@ func TestInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	type entry struct {
-		Name    string  `json:"name"`
-		Store   string  `json:"store"`
-		Raw     string  `json:"raw"`
-		Codec   string  `json:"codec"`
-		Shuffle string  `json:"shuffle,omitempty"`
-		DType   string  `json:"dtype"`
-		Shape   []int64 `json:"shape"`
-	}
-	var manifest []entry
+	var manifest []interopEntry
 	for _, c := range interopCases {
 		raw := interopRaw(t, c)
 		rawPath := filepath.Join(dir, c.name+".raw")
@@ -150,19 +174,10 @@ func TestInterop(t *testing.T) {
 		}
 		shape[0] = c.frames
 		for _, cv := range interopCodecs {
-			name := c.name + "-" + cv.codec
-			args := []string{"append", "-o", "", "--shape", c.shape, "--dtype", c.dtype,
-				"--chunk", c.chunk, "--shard", c.shard, "--codec", cv.codec}
-			zshuffle := ""
-			if cv.shuffle != "" {
-				name += "-" + cv.shuffle
-				args = append(args, "--shuffle", cv.shuffle)
-				sh, err := zarr.ParseShuffle(cv.shuffle)
-				if err != nil {
-					t.Fatal(err)
-				}
-				zshuffle = sh.String()
-			}
+			cargs, suffix, zshuffle := cv.flags(t)
+			name := c.name + suffix
+			args := append([]string{"append", "-o", "", "--shape", c.shape, "--dtype", c.dtype,
+				"--chunk", c.chunk, "--shard", c.shard}, cargs...)
 			store := filepath.Join(dir, name+".zarr")
 			args[2] = store
 			if code, _, stderr := run(t, nil, append(args, rawPath)...); code != 0 {
@@ -171,7 +186,7 @@ func TestInterop(t *testing.T) {
 			if code, _, stderr := zw(t, context.Background(), nil, "verify", store, "--raw", rawPath); code != 0 {
 				t.Fatalf("%s: our reader: verify --raw: exit %d:\n%s", name, code, stderr)
 			}
-			manifest = append(manifest, entry{name, name + ".zarr", c.name + ".raw", cv.codec, zshuffle, c.dtype, shape})
+			manifest = append(manifest, interopEntry{name, name + ".zarr", c.name + ".raw", cv.codec, zshuffle, c.dtype, shape})
 		}
 	}
 

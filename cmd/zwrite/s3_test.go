@@ -71,16 +71,7 @@ func TestS3RoundTrip(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.MakeBucket("bkt")
 	dir := t.TempDir()
-	type entry struct {
-		Name    string  `json:"name"`
-		Store   string  `json:"store"`
-		Raw     string  `json:"raw"`
-		Codec   string  `json:"codec"`
-		Shuffle string  `json:"shuffle,omitempty"`
-		DType   string  `json:"dtype"`
-		Shape   []int64 `json:"shape"`
-	}
-	var manifest []entry
+	var manifest []interopEntry
 	cases := []struct {
 		name                string
 		shape, chunk, shard string
@@ -101,19 +92,10 @@ func TestS3RoundTrip(t *testing.T) {
 		shape, _ := parseDims("shape", c.shape)
 		shape[0] = c.frames
 		for _, cv := range interopCodecs { // every codec and blosc shuffle
-			name := c.name + "-" + cv.codec
-			args := []string{"append", "--shape", c.shape, "--dtype", c.dtype,
-				"--chunk", c.chunk, "--shard", c.shard, "--codec", cv.codec, rawPath}
-			zshuffle := "" // the name zarr.json records, for the independent reader
-			if cv.shuffle != "" {
-				name += "-" + cv.shuffle
-				args = append(args, "--shuffle", cv.shuffle)
-				sh, err := zarr.ParseShuffle(cv.shuffle)
-				if err != nil {
-					t.Fatal(err)
-				}
-				zshuffle = sh.String()
-			}
+			cargs, suffix, zshuffle := cv.flags(t)
+			name := c.name + suffix
+			args := append([]string{"append", "--shape", c.shape, "--dtype", c.dtype,
+				"--chunk", c.chunk, "--shard", c.shard, rawPath}, cargs...)
 			url := "s3://bkt/runs/" + name + ".zarr"
 			args = append(args, "-o", url)
 			t.Run(name, func(t *testing.T) {
@@ -141,7 +123,7 @@ func TestS3RoundTrip(t *testing.T) {
 					t.Fatalf("objects %v", keys)
 				}
 			})
-			manifest = append(manifest, entry{name, filepath.Join(srv.Root, "bkt", "runs", name+".zarr"), rawPath, cv.codec, zshuffle, c.dtype, shape})
+			manifest = append(manifest, interopEntry{name, filepath.Join(srv.Root, "bkt", "runs", name+".zarr"), rawPath, cv.codec, zshuffle, c.dtype, shape})
 		}
 	}
 	node, script, ok := interopReader(t)

@@ -312,6 +312,8 @@ func outputUsage(err error) error {
 	var foreignLock *sink.ForeignLockError
 	var nothing *sink.NothingToResumeError
 	switch {
+	case errors.As(err, &nothing) && nothing.Occupied:
+		return usagef("%v; run the command with --overwrite instead of --resume to write it anew", err)
 	case errors.As(err, &nothing):
 		return usagef("%v; run the command without --resume to write it anew", err)
 	case errors.As(err, &exists):

@@ -301,7 +301,7 @@ func TestS3Refusals(t *testing.T) {
 	srv.MakeBucket("bkt")
 	c := srv.Client()
 	for k, v := range map[string]string{"data/zarr.json": `{"zarr_format": 3, "node_type": "array"}`, "data/c/0/0": "x", "data/notes.txt": "mine",
-		"busy/.zwrite-lock": string(busyLock())} {
+		"busy/.zwrite-lock": string(busyLock()), "cut/.zwrite-removing": "", "cut/c/0/0": "x"} {
 		if _, err := c.PutObject(context.Background(), "bkt", k, strings.NewReader(v), int64(len(v)), minio.PutObjectOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -324,6 +324,8 @@ func TestS3Refusals(t *testing.T) {
 		{"unreachable", nil, append(app, "-o", "s3://bkt/new", "--s3-endpoint", "http://127.0.0.1:1"), 1,
 			[]string{"cannot reach the S3 endpoint http://127.0.0.1:1 (from the endpoint given)", "connection refused", "--s3-endpoint names another"}},
 		{"locked", nil, append(app, "-o", "s3://bkt/busy"), 1, []string{"s3://bkt/busy is being written by another zwrite"}},
+		{"resume of a removal cut short", nil, append(app, "-o", "s3://bkt/cut", "--resume"), exitUsage,
+			[]string{"began to remove it and did not finish", "with --overwrite instead of --resume"}},
 		{"pending below the upload buffers", nil, append(app, "-o", "s3://bkt/new", "--max-pending", "1MiB"), exitUsage,
 			[]string{"--max-pending: a pending bound of", "of upload buffers", "allow at least"}},
 		{"endpoint for a directory", nil, append(app, "-o", filepath.Join(t.TempDir(), "d"), "--s3-endpoint", "http://x:1"), exitUsage, []string{"--s3-endpoint is for s3:// outputs"}},

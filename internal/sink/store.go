@@ -81,6 +81,9 @@ func (e *NotStoreError) Error() string {
 type NothingToResumeError struct {
 	Store  string
 	Reason string // why there is nothing to continue
+	// Occupied: the output holds objects (what is left of a store whose
+	// removal was cut short), so writing it anew needs Overwrite.
+	Occupied bool
 }
 
 func (e *NothingToResumeError) Error() string {

@@ -128,7 +128,7 @@ func (s *store) prepare(ctx context.Context, o sink.Options) error {
 	case o.Resume && len(rest) == 0:
 		return &sink.NothingToResumeError{Store: s.display, Reason: "it does not exist"}
 	case o.Resume && cutShort:
-		return &sink.NotStoreError{Store: s.display, Reason: "an earlier run with overwrite began to remove it and did not finish (its zarr.json is gone); it cannot be resumed, only replaced"}
+		return &sink.NothingToResumeError{Store: s.display, Reason: "an earlier run with overwrite began to remove it and did not finish: its zarr.json is gone", Occupied: true}
 	case o.Resume:
 		if err := s.checkStore(ctx, rest); err != nil {
 			return err

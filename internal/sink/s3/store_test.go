@@ -509,9 +509,9 @@ func TestOverwriteCutShort(t *testing.T) {
 	if _, err := e.open("out", sink.Options{}); !errors.As(err, &ex) {
 		t.Fatalf("open without overwrite: %v, want an ExistsError", err)
 	}
-	var ns *sink.NotStoreError
-	if _, err := e.open("out", sink.Options{Resume: true}); !errors.As(err, &ns) || !strings.Contains(err.Error(), "did not finish") {
-		t.Fatalf("resume: %v, want a NotStoreError saying the removal did not finish", err)
+	var nr *sink.NothingToResumeError
+	if _, err := e.open("out", sink.Options{Resume: true}); !errors.As(err, &nr) || !nr.Occupied || !strings.Contains(err.Error(), "did not finish") {
+		t.Fatalf("resume: %v, want a NothingToResumeError (occupied) saying the removal did not finish", err)
 	}
 	if got := e.keys(t, "out"); !slices.Equal(got, []string{sink.RemovingName, "c/0/0", "c/1/0"}) {
 		t.Fatalf("refused opens changed the node: %v", got)

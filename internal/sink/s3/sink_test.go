@@ -525,3 +525,58 @@ func TestPendingBound(t *testing.T) {
 		t.Errorf("the slow server filled neither (pending %d MiB, buffers %d MiB of %d): the test shows nothing", pend>>20, peak>>20, bufs>>20)
 	}
 }
+
+// TestBufferBytes: the bound a writer counts follows the largest file the
+// run announced (files below a part never take a pool buffer, and their
+// own buffer covers at most twice their size), and files written at once
+// stay within it.
+func TestBufferBytes(t *testing.T) {
+	e := newTestEnv(t)
+	pool := int64(e.tune.parts) * ps
+	for _, tc := range []struct {
+		maxObject int64
+		want      int64 // BufferBytes(4)
+	}{
+		{0, pool + 4*ps + firstPartCap},
+		{3 * ps, pool + 4*ps + firstPartCap},
+		{ps, pool + 4*ps + firstPartCap},
+		{ps - 1, 4*ps + firstPartCap},
+		{1 << 20, 4*(2<<20) + firstPartCap},
+		{10 << 10, 4*firstPartCap + firstPartCap},
+	} {
+		t.Run(fmt.Sprint(tc.maxObject), func(t *testing.T) {
+			st := e.mustOpen(t, fmt.Sprintf("b%d", tc.maxObject), sink.Options{MaxObjectSize: tc.maxObject})
+			got := st.sink.BufferBytes(4)
+			if got != tc.want {
+				t.Fatalf("BufferBytes(4) = %d, want %d", got, tc.want)
+			}
+			if tc.maxObject == 0 || tc.maxObject >= ps {
+				st.Abandon(false)
+				return
+			}
+			// Four files of the largest size at once, in uneven pieces.
+			var wg sync.WaitGroup
+			for i := range 4 {
+				wg.Go(func() {
+					f, err := st.Sink().Create(fmt.Sprintf("c/%d", i))
+					if err == nil {
+						err = writeAll(f, randBytes(int(tc.maxObject), uint64(i)), 7777, uint64(i))
+					}
+					if err == nil {
+						err = f.Commit()
+					}
+					if err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			if peak := st.sink.mem.peak.Load(); peak > got {
+				t.Errorf("buffers peaked at %d, above BufferBytes %d", peak, got)
+			}
+			if err := st.Finish(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

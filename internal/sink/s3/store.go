@@ -101,7 +101,7 @@ func openStore(u *url.URL, o sink.Options, getenv environ, tune tuning) (sink.St
 		return nil, err
 	}
 	parts := poolParts(&tune, ps)
-	s.sink = newObjSink(c, node, ps, parts)
+	s.sink = newObjSink(c, node, ps, parts, o.MaxObjectSize)
 	s.sink.tr = newTracer(getenv, fmt.Sprintf("sink %s: part %s, %d part buffers", display, sizeString(ps), parts))
 	if s.old.Load() {
 		s.sink.before = s.removeOld

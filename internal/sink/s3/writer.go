@@ -145,10 +145,13 @@ type objSink struct {
 	c        *client
 	node     string // key prefix of the node
 	partSize int
-	maxParts int // S3's limit (tests lower it)
-	pool     *pool
-	mem      memory
-	tr       *tracer // nil unless TraceEnv is set
+	// maxObject is the largest file the run said it writes
+	// (sink.Options.MaxObjectSize; 0: not said).
+	maxObject int64
+	maxParts  int // S3's limit (tests lower it)
+	pool      *pool
+	mem       memory
+	tr        *tracer // nil unless TraceEnv is set
 
 	// before runs once, before the first Create is served (an overwrite
 	// removes the old store there); its error fails every Create.
@@ -163,8 +166,8 @@ type objSink struct {
 	cleanups  sync.WaitGroup // background aborts of uploads
 }
 
-func newObjSink(c *client, node string, partSize int64, parts int) *objSink {
-	s := &objSink{c: c, node: node, partSize: int(partSize), maxParts: maxParts, open: map[*file]bool{}, committed: map[string]bool{}}
+func newObjSink(c *client, node string, partSize int64, parts int, maxObject int64) *objSink {
+	s := &objSink{c: c, node: node, partSize: int(partSize), maxObject: maxObject, maxParts: maxParts, open: map[*file]bool{}, committed: map[string]bool{}}
 	s.pool = newPool(parts, int(partSize), &s.mem)
 	return s
 }
@@ -172,9 +175,16 @@ func newObjSink(c *client, node string, partSize int64, parts int) *objSink {
 // BufferBytes implements sink.Buffered: the pool's buffers, one part per
 // file being written (see pool), and a first part for one small file
 // beside them (zarr.json, which the writer rewrites while shards are
-// open).
+// open). Files that never fill a part (maxObject below the part size)
+// never draw on the pool, and their own buffer doubles only to cover
+// them (grow): at most twice their size.
 func (s *objSink) BufferBytes(files int) int64 {
-	return int64(cap(s.pool.slots)+max(files, 0))*int64(s.partSize) + firstPartCap
+	ps := int64(s.partSize)
+	perFile, pool := ps, int64(cap(s.pool.slots))*ps
+	if m := s.maxObject; m > 0 && m < ps {
+		perFile, pool = min(ps, max(firstPartCap, 2*m)), 0
+	}
+	return pool + int64(max(files, 0))*perFile + firstPartCap
 }
 
 // Create implements sink.Sink. Nothing is sent yet: a file becomes a

@@ -326,7 +326,9 @@ func TestS3Refusals(t *testing.T) {
 		{"locked", nil, append(app, "-o", "s3://bkt/busy"), 1, []string{"s3://bkt/busy is being written by another zwrite"}},
 		{"resume of a removal cut short", nil, append(app, "-o", "s3://bkt/cut", "--resume"), exitUsage,
 			[]string{"began to remove it and did not finish", "with --overwrite instead of --resume"}},
-		{"pending below the upload buffers", nil, append(app, "-o", "s3://bkt/new", "--max-pending", "1MiB"), exitUsage,
+		// 1 MiB shards: up to 2 MiB of buffer each, two rows open.
+		{"pending below the upload buffers", nil, []string{"append", "--shape", "0,1024,1024", "--dtype", "u8", "--chunk", "1,1024,1024",
+			"-o", "s3://bkt/new", "--max-pending", "1MiB"}, exitUsage,
 			[]string{"--max-pending: a pending bound of", "of upload buffers", "allow at least"}},
 		{"endpoint for a directory", nil, append(app, "-o", filepath.Join(t.TempDir(), "d"), "--s3-endpoint", "http://x:1"), exitUsage, []string{"--s3-endpoint is for s3:// outputs"}},
 		{"read endpoint for a directory", nil, []string{"info", t.TempDir(), "--s3-endpoint", "http://x:1"}, exitUsage, []string{"--s3-endpoint is for s3:// stores"}},

@@ -835,7 +835,11 @@ func (s *rowSink) Create(key string) (sink.File, error) {
 	return &countedFile{File: f, s: s}, nil
 }
 func (s *rowSink) Put(key string, data []byte) error { return sink.Put(s, key, data) }
-func (s *rowSink) Close() error                      { return s.inner.Close() }
+
+// BufferBytes makes rowSink a buffering sink (sink.Buffered), which is
+// what limits the rows open at once.
+func (s *rowSink) BufferBytes(files int) int64 { return int64(files) << 10 }
+func (s *rowSink) Close() error                { return s.inner.Close() }
 
 type countedFile struct {
 	sink.File

@@ -57,8 +57,11 @@ type shardWriter struct {
 	lanesWG  sync.WaitGroup
 	inflight sync.WaitGroup // tasks queued and not yet run
 	idxFree  chan []byte    // encoded-index buffers, reused
-	// commitSig wakes waitRows when rows commit.
+	// commitSig wakes waitRows when rows commit; limitRows: the sink
+	// keeps buffers of its own per open file (sink.Buffered), so at most
+	// OpenRows rows are open at once.
 	commitSig chan struct{}
+	limitRows bool
 
 	// The commit frontier, advanced by whoever readies the lowest row.
 	cmu       sync.Mutex
@@ -163,6 +166,7 @@ func newShardWriter(spec *zarr.Spec, sk sink.Sink, lanes int, fail func(error), 
 		abortCh:   make(chan struct{}),
 		idxFree:   make(chan []byte, 2*n+2),
 		commitSig: make(chan struct{}, 1),
+		limitRows: sink.BufferBytes(sk, 1) > 0,
 	}
 	if lanes > 0 {
 		sw.lanes = make([]chan task, lanes)
@@ -259,10 +263,10 @@ func (sw *shardWriter) check(out *stage.Output, b stage.Batch) error {
 	return nil
 }
 
-// OpenRows is the most shard rows a Writer has uncommitted at once: the
-// row being filled and the one before it, whose files may still be
-// committing. A sink's own buffers (sink.Buffered) are sized for that
-// many rows of files.
+// OpenRows is the most shard rows a Writer has uncommitted at once on a
+// sink with buffers of its own (sink.Buffered, sized for that many rows
+// of files): the row being filled and the one before it, whose files may
+// still be committing.
 const OpenRows = 2
 
 // waitRows holds delivery back before row opens while OpenRows rows are
@@ -272,8 +276,12 @@ const OpenRows = 2
 // so they commit without this goroutine. A failed or aborting run does
 // not wait.
 func (sw *shardWriter) waitRows(row int64) {
-	if sw.lanes == nil {
-		return // inline: every row commits before the next opens
+	if sw.lanes == nil || !sw.limitRows {
+		// Inline, every row commits before the next opens; a sink that
+		// keeps nothing of its own needs no limit (and a limit would keep
+		// lanes idle where each file is slow: whole-frame shards, one a
+		// row, on a network file system).
+		return
 	}
 	for {
 		sw.cmu.Lock()

@@ -43,10 +43,11 @@ func nodeKind(dir string) (string, error) {
 }
 
 // ourName reports whether a directory entry is one zwrite itself leaves in
-// a store: the lock, the removal marker, or a temp file of a crashed
-// writer (a dot name with ".tmp-", or the writability probe).
+// a store: the lock, or a temp file of a crashed writer (a dot name with
+// ".tmp-", or the writability probe). (RemovingName is object storage's
+// alone: a directory store never writes it, so there it is foreign.)
 func ourName(name string) bool {
-	return name == LockName || name == RemovingName ||
+	return name == LockName ||
 		(strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")) ||
 		strings.HasPrefix(name, ".zwrite-probe-")
 }

@@ -283,6 +283,9 @@ func (r *ceilingRun) object(key string, size int64, own []byte) {
 		}
 		tr.add(opPoolWait, key, p+1, 0, t0)
 		if r.ctx.Err() != nil {
+			if buf != nil {
+				r.sem <- buf
+			}
 			break
 		}
 		wg.Go(func() {

@@ -130,19 +130,34 @@ func (s *store) prepare(ctx context.Context, o sink.Options) error {
 	case o.Resume && cutShort:
 		return &sink.NothingToResumeError{Store: s.display, Reason: "an earlier run with overwrite began to remove it and did not finish: its zarr.json is gone", Occupied: true}
 	case o.Resume:
-		if err := s.checkStore(ctx, rest); err != nil {
-			return err
-		}
-		return s.abortStale(ctx)
+		// Checked below, once a leftover marker is gone.
 	case len(rest) == 0:
 		return s.abortStale(ctx)
 	case !o.Overwrite:
 		return &sink.ExistsError{Store: s.display}
 	case cutShort:
-		// What is left of a store zwrite was removing: finish that.
+		// What is left of a store zwrite was removing: finish that, if
+		// all of it is Zarr's.
+		if err := s.checkCutShort(ctx, without(rest, sink.RemovingName)); err != nil {
+			return err
+		}
 		s.cutShort = true
 		s.old.Store(true)
 		return nil
+	}
+	if slices.Contains(rest, sink.RemovingName) {
+		// A removal that stopped before the store's zarr.json went: the
+		// store is whole, and the marker must not outlive this run.
+		if err := s.c.deleteKeys(ctx, []string{join(s.node, sink.RemovingName)}); err != nil {
+			return fmt.Errorf("output %s: %w", s.display, err)
+		}
+		rest = without(rest, sink.RemovingName)
+	}
+	if o.Resume {
+		if err := s.checkStore(ctx, rest); err != nil {
+			return err
+		}
+		return s.abortStale(ctx)
 	}
 	if err := s.checkStore(ctx, rest); err != nil {
 		return err
@@ -154,8 +169,29 @@ func (s *store) prepare(ctx context.Context, o sink.Options) error {
 // checkStore refuses a node that is no Zarr store or holds keys that are
 // not Zarr's (sink.ForeignKeys), naming what would be lost.
 func (s *store) checkStore(ctx context.Context, keys []string) error {
+	return s.checkStoreAs(ctx, keys, "")
+}
+
+// checkCutShort is checkStore for what a removal cut short left: the
+// root's zarr.json is gone, so the rest must be Zarr's keys below a root
+// array or below a root group (the marker alone proves nothing: anyone
+// can put an object of that name).
+func (s *store) checkCutShort(ctx context.Context, keys []string) error {
+	err := s.checkStoreAs(ctx, keys, "array")
+	if err == nil || s.checkStoreAs(ctx, keys, "group") == nil {
+		return nil
+	}
+	return err
+}
+
+// checkStoreAs is checkStore with the root's node type given (rootKind)
+// instead of read from its zarr.json, when rootKind is not "".
+func (s *store) checkStoreAs(ctx context.Context, keys []string, rootKind string) error {
 	var reqErr error // a failed request is no verdict on the store
 	paths, n, err := sink.ForeignKeys(keys, func(dir string) (string, error) {
+		if dir == "" && rootKind != "" {
+			return rootKind, nil
+		}
 		kind, err := s.nodeKind(ctx, join(s.node, dir))
 		var ne *notNodeError
 		if err != nil && !errors.As(err, &ne) && reqErr == nil {
@@ -236,10 +272,12 @@ func (s *store) removeOld() error {
 			rels = append(rels, k.rel)
 		}
 	}
-	if !s.cutShort {
-		if err := s.checkStore(ctx, rels); err != nil {
-			return fmt.Errorf("the old store changed since the run started, so it was not removed: %w", err)
-		}
+	check := s.checkStore
+	if s.cutShort {
+		check = s.checkCutShort
+	}
+	if err := check(ctx, rels); err != nil {
+		return fmt.Errorf("the old store changed since the run started, so it was not removed: %w", err)
 	}
 	s.old.Store(false)
 	marker := join(s.node, sink.RemovingName)
@@ -431,4 +469,9 @@ func (s *store) Size() (int64, error) {
 		}
 	}
 	return n, nil
+}
+
+// without is keys less every key equal to k.
+func without(keys []string, k string) []string {
+	return slices.DeleteFunc(slices.Clone(keys), func(x string) bool { return x == k })
 }

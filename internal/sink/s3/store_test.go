@@ -531,3 +531,25 @@ func TestOverwriteCutShort(t *testing.T) {
 		}
 	}
 }
+
+// TestRemovingMarkerProvesNothing: the marker beside keys that are not
+// Zarr's (anyone can put an object of that name) is refused like any
+// foreign prefix, nothing removed; beside an intact store it is removed
+// when the store is opened (resume here), so it cannot outlive the run.
+func TestRemovingMarkerProvesNothing(t *testing.T) {
+	e := newTestEnv(t)
+	e.put(t, map[string]string{"out/" + sink.RemovingName: "", "out/thesis.pdf": "mine", "out/c/0/0": "x"})
+	var ns *sink.NotStoreError
+	if _, err := e.open("out", sink.Options{Overwrite: true}); !errors.As(err, &ns) || !strings.Contains(err.Error(), "thesis.pdf") {
+		t.Fatalf("overwrite of a marked prefix with a foreign object: %v, want a NotStoreError naming it", err)
+	}
+	if got := e.keys(t, "out"); !slices.Equal(got, []string{sink.RemovingName, "c/0/0", "thesis.pdf"}) {
+		t.Fatalf("refused overwrite changed the prefix: %v", got)
+	}
+	e.put(t, map[string]string{"st/zarr.json": arrayMeta, "st/" + sink.RemovingName: "", "st/c/0/0": "x"})
+	st := e.mustOpen(t, "st", sink.Options{Resume: true})
+	st.Abandon(true)
+	if got := e.keys(t, "st"); !slices.Equal(got, []string{"c/0/0", "zarr.json"}) {
+		t.Fatalf("after a resume open: %v, want the marker gone", got)
+	}
+}

@@ -153,14 +153,11 @@ func (s *store) prepare(ctx context.Context, o sink.Options) error {
 		}
 		rest = without(rest, sink.RemovingName)
 	}
-	if o.Resume {
-		if err := s.checkStore(ctx, rest); err != nil {
-			return err
-		}
-		return s.abortStale(ctx)
-	}
 	if err := s.checkStore(ctx, rest); err != nil {
 		return err
+	}
+	if o.Resume {
+		return s.abortStale(ctx)
 	}
 	s.old.Store(true)
 	return nil

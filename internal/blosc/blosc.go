@@ -219,6 +219,52 @@ type Encoder struct {
 // It panics if o is out of range or src exceeds the blosc1 limit of about
 // 2 GiB; callers validate options once, not per chunk.
 func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
+	return e.encode(dst, src, o, false)
+}
+
+// PreShuffled reports whether EncodeShuffled takes a buffer of nbytes
+// encoded with o, and the block size its layout follows: byte shuffle of
+// a typesize above 1, at a clevel that compresses, on a buffer long enough
+// to be compressed (otherwise Encode stores the input as it is, and there
+// is no shuffle to do ahead).
+func PreShuffled(o Options, nbytes int) (bs int, ok bool) {
+	if o.Shuffle != ByteShuffle || o.TypeSize < 2 || o.TypeSize > maxTypeSize || o.CLevel < 1 || o.CLevel > 9 || nbytes < minBufferSize || nbytes > maxBlosc1Buffer {
+		return 0, false
+	}
+	bs, _ = Geometry(o, nbytes)
+	return bs, true
+}
+
+// ShuffledOffset is where byte x of a buffer of nbytes lands when each
+// block of bs bytes is byte-shuffled on its own for typesize ts, as
+// Encode shuffles it: byte j of element i of a block to plane j at i; the
+// len%ts trailing bytes of a block stay where they are.
+func ShuffledOffset(x, nbytes, bs, ts int) int {
+	b, r := x/bs, x%bs
+	n := min(bs, nbytes-b*bs) / ts
+	if r >= n*ts {
+		return x
+	}
+	return b*bs + (r%ts)*n + r/ts
+}
+
+// EncodeShuffled is Encode of a buffer whose blocks are already byte
+// shuffled (each block of PreShuffled's size as shuffle would leave it,
+// ShuffledOffset): the same bytes Encode writes for the unshuffled input,
+// without the shuffle pass. A producer that copies the data anyway can
+// shuffle while it copies (the CPU stage's scatter does), so the
+// compressor reads each block once. o must be one PreShuffled accepts for
+// len(src); it panics otherwise.
+func (e *Encoder) EncodeShuffled(dst, src []byte, o Options) []byte {
+	if _, ok := PreShuffled(o, len(src)); !ok {
+		panic(fmt.Sprintf("blosc: EncodeShuffled with options %+v on %d bytes", o, len(src)))
+	}
+	return e.encode(dst, src, o, true)
+}
+
+// encode is Encode; with pre, src's blocks are already shuffled (o is
+// then one PreShuffled accepts).
+func (e *Encoder) encode(dst, src []byte, o Options, pre bool) []byte {
 	ts := o.TypeSize
 	if ts == 0 {
 		ts = 1
@@ -247,8 +293,14 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 	start := len(dst)
 	limit := start + nbytes + HeaderSize // numcodecs' destsize: never exceed it
 	dst = slices.Grow(dst, nbytes+HeaderSize)
-	if o.CLevel == 0 || nbytes < minBufferSize {
+	memcpyed := func(dst []byte) []byte {
+		if pre {
+			return e.appendUnshuffled(dst, src, flags, o.Compressor, ts, bs)
+		}
 		return appendMemcpyed(dst, src, flags, o.Compressor, ts, bs)
+	}
+	if o.CLevel == 0 || nbytes < minBufferSize {
+		return memcpyed(dst)
 	}
 
 	nblocks := (nbytes + bs - 1) / bs
@@ -256,14 +308,14 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 	// Header and bstarts; bstarts are filled in as blocks are written.
 	pos := start + HeaderSize + 4*nblocks
 	if pos > limit {
-		return appendMemcpyed(dst, src, flags, o.Compressor, ts, bs)
+		return memcpyed(dst)
 	}
 	dst = dst[:limit]
 	putHeader(dst[start:], flags, o.Compressor, ts, nbytes, bs, 0)
 	// As c-blosc: byte shuffle only for typesize > 1, bit shuffle for any
 	// block at least one element long.
 	doShuffle := (o.Shuffle == ByteShuffle && ts > 1) || o.Shuffle == BitShuffle
-	if doShuffle && len(e.tmp) < bs {
+	if doShuffle && !pre && len(e.tmp) < bs {
 		e.tmp = make([]byte, bs)
 	}
 	accel := 10 - o.CLevel // c-blosc get_accel for LZ4
@@ -273,7 +325,7 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 	for b := 0; b < nblocks; b++ {
 		binary.LittleEndian.PutUint32(dst[start+HeaderSize+4*b:], uint32(pos-start))
 		block := src[b*bs : min((b+1)*bs, nbytes)]
-		if doShuffle && (o.Shuffle == ByteShuffle || len(block) >= ts) {
+		if doShuffle && !pre && (o.Shuffle == ByteShuffle || len(block) >= ts) {
 			if o.Shuffle == ByteShuffle {
 				shuffle(e.tmp[:len(block)], block, ts)
 			} else {
@@ -293,7 +345,7 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 			// buffer's limit.
 			maxout := min(neblock, limit-pos)
 			if maxout <= 0 {
-				return appendMemcpyed(dst[:start], src, flags, o.Compressor, ts, bs)
+				return memcpyed(dst[:start])
 			}
 			var n int
 			if o.Compressor == LZ4 {
@@ -312,7 +364,7 @@ func (e *Encoder) Encode(dst, src []byte, o Options) []byte {
 				// The compressor could not shrink it: store the stream raw
 				// (the decoder recognises csize == neblock), if it fits.
 				if pos+neblock > limit {
-					return appendMemcpyed(dst[:start], src, flags, o.Compressor, ts, bs)
+					return memcpyed(dst[:start])
 				}
 				copy(dst[pos:], stream)
 				n = neblock
@@ -358,6 +410,21 @@ func appendMemcpyed(dst, src []byte, flags byte, c Compressor, ts, bs int) []byt
 	dst = dst[:start+HeaderSize]
 	putHeader(dst[start:], flags|flagMemcpyed, c, ts, len(src), bs, len(src)+HeaderSize)
 	return append(dst, src...)
+}
+
+// appendUnshuffled is appendMemcpyed for a buffer whose blocks are
+// shuffled (EncodeShuffled): the stored bytes are the input's own order,
+// so each block is unshuffled into place.
+func (e *Encoder) appendUnshuffled(dst, src []byte, flags byte, c Compressor, ts, bs int) []byte {
+	start := len(dst)
+	dst = dst[:start+HeaderSize+len(src)]
+	putHeader(dst[start:], flags|flagMemcpyed, c, ts, len(src), bs, len(src)+HeaderSize)
+	out := dst[start+HeaderSize:]
+	for off := 0; off < len(src); off += bs {
+		end := min(off+bs, len(src))
+		unshuffle(out[off:end], src[off:end], ts)
+	}
+	return dst
 }
 
 // Header is a parsed blosc1 header.

@@ -79,6 +79,30 @@ func (e *ChunkEncoder) Encode(dst, src []byte) ([]byte, error) {
 	return dst, fmt.Errorf("encode chunk: codec %v is not supported", e.codec)
 }
 
+// PreShuffle reports whether the codec byte-shuffles each chunk before
+// compressing it (blosc with byte shuffle, typesize above 1), and so
+// takes input already in that layout through EncodeShuffled: ts is the
+// typesize and bs the blosc block each shuffle covers
+// (blosc.ShuffledOffset maps a byte of the chunk to its place).
+func (e *ChunkEncoder) PreShuffle() (ts, bs int, ok bool) {
+	if e.blosc == nil {
+		return 0, 0, false
+	}
+	bs, ok = blosc.PreShuffled(e.bloscOpts, e.chunkBytes)
+	return e.bloscOpts.TypeSize, bs, ok
+}
+
+// EncodeShuffled is Encode of a chunk laid out as PreShuffle says (each
+// blosc block already byte-shuffled): the same bytes, without the
+// shuffle pass. Only for an encoder whose PreShuffle is ok, on a chunk of
+// the spec's size.
+func (e *ChunkEncoder) EncodeShuffled(dst, src []byte) ([]byte, error) {
+	if _, _, ok := e.PreShuffle(); !ok || len(src) != e.chunkBytes {
+		return dst, fmt.Errorf("encode pre-shuffled chunk: codec %v (shuffle %v) of %d bytes takes no pre-shuffled input of %d", e.codec, e.bloscOpts.Shuffle, e.chunkBytes, len(src))
+	}
+	return e.blosc.EncodeShuffled(dst, src, e.bloscOpts), nil
+}
+
 // Close releases the encoder's resources (none beyond memory today; kept
 // so that callers need not know).
 func (e *ChunkEncoder) Close() error { return nil }

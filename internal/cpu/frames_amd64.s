@@ -63,3 +63,104 @@ done:
 TEXT ·storeFence(SB), NOSPLIT, $0-0
 	SFENCE
 	RET
+
+// func copyShuffle2NT(dst *byte, dstStride int, gap int, src *byte, run int, count int)
+//
+// copyRunsNT for a byte-shuffled destination of typesize 2: each of the
+// count runs of run bytes (a multiple of 32) at src goes to dst+k*dstStride
+// as two planes, byte 0 of its elements there and byte 1 gap bytes on
+// (blosc's shuffle of one block, done while the bytes are copied anyway).
+// dst, dstStride and gap must be multiples of 16 (32 for the AVX2 step).
+// Weakly ordered stores, as copyRunsNT's.
+TEXT ·copyShuffle2NT(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), DX
+	MOVQ gap+16(FP), BX
+	MOVQ src+24(FP), SI
+	MOVQ run+32(FP), R8
+	MOVQ count+40(FP), CX
+	XORQ R12, R12
+	TESTQ CX, CX
+	JZ sdone
+	PCMPEQW X15, X15
+	PSRLW $8, X15 // 0x00FF in every word
+	// The AVX2 step (R12 = 1) needs its stores 32-byte aligned: dst,
+	// dstStride and gap all multiples of 32 (so are the scatter's, where
+	// chunks lie 64-byte aligned and segments and blocks are multiples of
+	// 64 bytes; otherwise SSE2 does the whole copy).
+	CMPB ·useAVX2(SB), $0
+	JE srun
+	MOVQ DI, AX
+	ORQ DX, AX
+	ORQ BX, AX
+	TESTQ $31, AX
+	JNZ srun
+	MOVQ $1, R12
+	VPCMPEQW Y14, Y14, Y14
+	VPSRLW $8, Y14, Y14
+
+srun:
+	MOVQ DI, R9   // byte 0 plane cursor
+	LEAQ (DI)(BX*1), R11 // byte 1 plane cursor
+	MOVQ R8, R10  // bytes of the run left
+
+	TESTQ R12, R12
+	JZ sblock
+	CMPQ R10, $64
+	JB sblock
+
+sblock64:
+	// 32 elements: as shuffle2AVX2 in internal/blosc (VPACKUSWB packs
+	// within lanes, VPERMQ $0xD8 restores the order).
+	VMOVDQU 0(SI), Y0
+	VMOVDQU 32(SI), Y1
+	VPSRLW $8, Y0, Y2
+	VPSRLW $8, Y1, Y3
+	VPAND Y14, Y0, Y0
+	VPAND Y14, Y1, Y1
+	VPACKUSWB Y1, Y0, Y0
+	VPACKUSWB Y3, Y2, Y2
+	VPERMQ $0xD8, Y0, Y0
+	VPERMQ $0xD8, Y2, Y2
+	VMOVNTDQ Y0, 0(R9)
+	VMOVNTDQ Y2, 0(R11)
+	ADDQ $64, SI
+	ADDQ $32, R9
+	ADDQ $32, R11
+	SUBQ $64, R10
+	CMPQ R10, $64
+	JAE sblock64
+	TESTQ R10, R10
+	JZ snext
+
+sblock:
+	MOVOU 0(SI), X0  // elements 0..7
+	MOVOU 16(SI), X1 // elements 8..15
+	MOVOU X0, X2
+	MOVOU X1, X3
+	PAND X15, X0
+	PAND X15, X1
+	PSRLW $8, X2
+	PSRLW $8, X3
+	PACKUSWB X1, X0 // byte 0 of elements 0..15
+	PACKUSWB X3, X2 // byte 1
+	MOVNTO X0, 0(R9)
+	MOVNTO X2, 0(R11)
+	ADDQ $32, SI
+	ADDQ $16, R9
+	ADDQ $16, R11
+	SUBQ $32, R10
+	JNZ sblock
+
+snext:
+	ADDQ DX, DI
+	DECQ CX
+	JNZ srun
+
+sdone:
+	TESTQ R12, R12
+	JZ sret
+	VZEROUPPER
+
+sret:
+	RET

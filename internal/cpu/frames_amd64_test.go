@@ -41,11 +41,49 @@ func TestCopyRunsNT(t *testing.T) {
 	}
 }
 
-func firstDiffBytes(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
+// TestCopyShuffle2NT: the kernel writes exactly count runs of run bytes
+// (multiples of 32: the SSE2 step alone, the AVX2 step with and without
+// an SSE2 tail) as two byte planes at dst+k*stride and gap bytes on, with
+// AVX2 and with SSE2 only, and not a byte around them.
+func TestCopyShuffle2NT(t *testing.T) {
+	for _, avx2 := range []bool{false, true} {
+		if avx2 && !useAVX2 {
+			continue
+		}
+		for _, tc := range []struct{ run, stride, gap, count int }{
+			{32, 32, 16, 1}, {64, 256, 32, 3}, {96, 512, 48, 4}, {96, 512, 64, 4}, {128, 1024, 256, 5}, {128, 1040, 256, 2}, {512, 4096, 1024, 2}, {64, 64, 32, 0},
+		} {
+			t.Run(fmt.Sprintf("avx2 %v/%d/%d/%d/%d", avx2, tc.run, tc.stride, tc.gap, tc.count), func(t *testing.T) {
+				old := useAVX2
+				useAVX2 = avx2
+				t.Cleanup(func() { useAVX2 = old })
+				const guard = 64
+				src := make([]byte, tc.run*tc.count+1)
+				for i := range src {
+					src[i] = byte(i*7 + 1)
+				}
+				raw := make([]byte, 2*guard+tc.stride*tc.count+tc.gap+tc.run+32)
+				// 32-byte aligned, so that the AVX2 step runs where
+				// stride and gap allow it.
+				a := guard + int((32-uintptr(unsafe.Pointer(&raw[guard]))&31)&31)
+				for i := range raw {
+					raw[i] = 0xEE
+				}
+				want := bytes.Clone(raw)
+				for k := 0; k < tc.count; k++ {
+					for i := 0; i < tc.run/2; i++ {
+						want[a+k*tc.stride+i] = src[k*tc.run+2*i]
+						want[a+k*tc.stride+tc.gap+i] = src[k*tc.run+2*i+1]
+					}
+				}
+				if tc.count > 0 {
+					copyShuffle2NT(&raw[a], tc.stride, tc.gap, &src[0], tc.run, tc.count)
+				}
+				storeFence()
+				if !bytes.Equal(raw, want) {
+					t.Fatalf("differs at %d (runs start at %d)", firstDiffBytes(raw, want), a)
+				}
+			})
 		}
 	}
-	return min(len(a), len(b))
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zwrite/zwrite/internal/blosc"
 	"github.com/zwrite/zwrite/internal/stage"
 	"github.com/zwrite/zwrite/internal/stage/stagetest"
 	"github.com/zwrite/zwrite/internal/zarr"
@@ -64,7 +65,7 @@ func testScatter(t *testing.T, spec zarr.Spec, nt bool, shift int) {
 	t.Cleanup(func() { noNT = old })
 	spec.Codec, spec.Level = zarr.CodecNone, 0
 	cm := newChunkMajor(&spec)
-	if len(spec.Shape) >= 2 && cm.segBytes%16 == 0 && cm.segBytes >= 64 && !cm.nt {
+	if haveNT && len(spec.Shape) >= 2 && cm.segBytes%16 == 0 && cm.segBytes >= 64 && !cm.nt {
 		t.Fatalf("segments of %d bytes do not take the kernel", cm.segBytes)
 	}
 	frames := 2*spec.Chunk[0] + 1 // a partial last epoch
@@ -245,4 +246,117 @@ func sameAcrossWorkers(t *testing.T, spec zarr.Spec, in []byte, frames int64, wo
 			}
 		}
 	}
+}
+
+// TestScatterShuffled: in the byte-shuffled layout (blosc blocks of bs
+// bytes, typesize 2) the scatter leaves every chunk as blosc's shuffle of
+// the reference tile, block by block, with and without the kernel, for
+// writes cut at random points (odd bytes included); clearTail zeroes the
+// frames past a partial epoch and carry moves a partial epoch, both in
+// that layout.
+func TestScatterShuffled(t *testing.T) {
+	if !haveNT {
+		t.Skip("no kernel: the layout stays plain")
+	}
+	specs := []zarr.Spec{
+		{Shape: []int64{0, 2, 20, 100}, Chunk: []int64{3, 1, 8, 32}, Shard: []int64{3, 1, 8, 32}, DType: zarr.Uint16}, // 64 B segments, ragged last
+		{Shape: []int64{0, 40, 256}, Chunk: []int64{2, 16, 128}, Shard: []int64{2, 16, 128}, DType: zarr.Uint16},      // 256 B segments, even
+		{Shape: []int64{0, 3, 5, 64}, Chunk: []int64{2, 1, 2, 64}, Shard: []int64{2, 1, 2, 64}, DType: zarr.Uint16},   // lines along dim 2
+	}
+	for _, spec := range specs {
+		spec.Codec, spec.Level = zarr.CodecNone, 0
+		cb := spec.ChunkBytes()
+		probe := newChunkMajor(&spec)
+		for _, bs := range []int64{probe.segBytes, 2 * probe.segBytes, cb, 4 * cb} {
+			for _, mode := range []struct{ nt, avx2 bool }{{true, true}, {true, false}, {false, false}} {
+				nt := mode.nt
+				t.Run(fmt.Sprintf("%v/bs %d/nt %v/avx2 %v", spec.Shape, bs, nt, mode.avx2), func(t *testing.T) {
+					old, oldAVX2 := noNT, useAVX2
+					noNT, useAVX2 = !nt, mode.avx2 && useAVX2
+					t.Cleanup(func() { noNT, useAVX2 = old, oldAVX2 })
+					cm := newChunkMajor(&spec)
+					if !cm.preShuffle(2, bs) {
+						t.Fatal("layout refused")
+					}
+					bsEff := min(bs, cb) // blosc clamps the block to the buffer
+					cm.shufBS = bsEff
+					testScatterShuffled(t, &spec, &cm, bsEff)
+				})
+			}
+		}
+	}
+	// Where the kernel cannot do it, the layout stays plain.
+	for _, tc := range []struct {
+		spec zarr.Spec
+		ts   int64
+		bs   int64
+	}{
+		{zarr.Spec{Shape: []int64{0, 6, 10}, Chunk: []int64{2, 4, 5}, Shard: []int64{2, 4, 5}, DType: zarr.Uint16}, 2, 1024},         // 10 B segments
+		{zarr.Spec{Shape: []int64{0, 7, 150}, Chunk: []int64{4, 3, 40}, Shard: []int64{4, 3, 40}, DType: zarr.Uint32}, 4, 1920},      // typesize 4
+		{zarr.Spec{Shape: []int64{0, 40, 256}, Chunk: []int64{2, 16, 128}, Shard: []int64{2, 16, 128}, DType: zarr.Uint16}, 2, 1000}, // blocks not whole segments
+	} {
+		cm := newChunkMajor(&tc.spec)
+		if cm.preShuffle(tc.ts, tc.bs) || cm.shuffle {
+			t.Errorf("%v %v bs %d: shuffled layout taken", tc.spec.Shape, tc.spec.DType, tc.bs)
+		}
+	}
+}
+
+func testScatterShuffled(t *testing.T, spec *zarr.Spec, cm *chunkMajor, bs int64) {
+	cb := spec.ChunkBytes()
+	shuffled := func(tile []byte) []byte {
+		out := make([]byte, len(tile))
+		for x := range tile {
+			out[blosc.ShuffledOffset(x, len(tile), int(bs), 2)] = tile[x]
+		}
+		return out
+	}
+	frames := 2*spec.Chunk[0] + 1 // a partial last epoch
+	in := make([]byte, frames*spec.FrameBytes())
+	stagetest.Fill(in, 5)
+	buf := make([]byte, cm.size(frames))
+	rng := rand.New(rand.NewPCG(uint64(bs), uint64(len(in))))
+	scatter := func(in []byte) {
+		for off := 0; off < len(in); {
+			k := min(len(in)-off, 1+rng.IntN(3*int(cm.lineBytes)+7))
+			cm.write(buf, in[off:off+k], int64(off))
+			off += k
+		}
+	}
+	// An older batch of whole epochs leaves its bytes in the frames the
+	// partial epoch lacks: clearTail must clear them.
+	old := make([]byte, (frames/spec.Chunk[0]+1)*spec.Chunk[0]*spec.FrameBytes())
+	for i := range old {
+		old[i] = 0xEE
+	}
+	scatter(old)
+	scatter(in)
+	e0, nf := frames/spec.Chunk[0], frames%spec.Chunk[0]
+	cm.clearTail(buf, e0, nf)
+	check := func(buf []byte, first, epochs int64, what string) {
+		t.Helper()
+		for ep := int64(0); ep < epochs; ep++ {
+			for pos := int64(0); pos < spec.ChunksPerEpoch(); pos++ {
+				o := cm.at(ep, pos)
+				tile := stagetest.NaiveTile(spec, in, frames, first+ep, pos)
+				if got, want := buf[o:o+cb], shuffled(tile); !bytes.Equal(got, want) {
+					t.Fatalf("%s: epoch %d position %d differs at %d", what, first+ep, pos, firstDiffBytes(got, want))
+				}
+			}
+		}
+	}
+	check(buf, 0, e0+1, "scatter")
+	// Carry the partial epoch to the start of another buffer.
+	dst := make([]byte, cm.size(frames))
+	cm.carry(dst, buf, e0, nf*spec.FrameBytes())
+	check(dst, e0, 1, "carry")
+}
+
+func firstDiffBytes(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

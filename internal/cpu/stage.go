@@ -247,6 +247,11 @@ func (s *Stage) NewSlot(maxFrames int64) (stage.Slot, error) {
 		bound = int64(s.workers[0].enc.Bound(int(l.ChunkBytes())))
 	}
 	cm := newChunkMajor(&s.spec)
+	if len(s.workers) > 0 && s.spec.Codec != zarr.CodecNone {
+		if ts, bs, ok := s.workers[0].enc.PreShuffle(); ok {
+			cm.preShuffle(int64(ts), int64(bs))
+		}
+	}
 	sl := &cpuSlot{
 		stage:     s,
 		maxFrames: maxFrames,
@@ -486,7 +491,13 @@ func (sl *cpuSlot) process(w *cpuWorker, gen uint32, lo, hi int64) {
 				continue
 			}
 			t2 := time.Now()
-			out, err := w.enc.Encode(w.out[:0], tiles[i])
+			var out []byte
+			var err error
+			if sl.fused && sl.cm.shuffle {
+				out, err = w.enc.EncodeShuffled(w.out[:0], tiles[i])
+			} else {
+				out, err = w.enc.Encode(w.out[:0], tiles[i])
+			}
 			if err == nil && (int64(len(out)) > sl.bound || int64(len(out)) > int64(len(w.out))) {
 				err = fmt.Errorf("chunk %d: %d bytes exceed the encoder's bound %d", k+int64(i), len(out), sl.bound)
 			}

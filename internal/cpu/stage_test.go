@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"runtime"
@@ -99,5 +100,61 @@ func testNoAllocs(t *testing.T, spec zarr.Spec, fed bool) {
 	}
 	if a := testing.AllocsPerRun(10, step); a != 0 {
 		t.Fatalf("%v allocations per batch, want 0", a)
+	}
+}
+
+// TestPreShuffledBatches: blosc codecs with byte shuffle on uint16 fed
+// through WriteFrames take the pre-shuffled layout, and their batches are
+// the bytes of the same frames fed through Staging (the encoder's own
+// shuffle): whole epochs, a partial last one, and a partial epoch carried
+// to another slot before the rest of it arrives.
+func TestPreShuffledBatches(t *testing.T) {
+	for _, codec := range []zarr.Codec{zarr.CodecLZ4, zarr.CodecBloscZstd} {
+		t.Run(codec.String(), func(t *testing.T) {
+			spec := zarr.Spec{Shape: []int64{0, 70, 256}, Chunk: []int64{4, 32, 64}, Shard: []int64{8, 64, 128}, DType: zarr.Uint16, Codec: codec, Level: 1}
+			st := stagetest.Open(t, New, stage.Config{Spec: spec, Workers: 3})
+			const frames = 10
+			fb := spec.FrameBytes()
+			in := make([]byte, frames*fb)
+			stagetest.Fill(in, 11)
+			run := func(sl stage.Slot, b stage.Batch) []byte {
+				t.Helper()
+				if err := sl.Kick(b); err != nil {
+					t.Fatal(err)
+				}
+				out, err := sl.Wait(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				stagetest.CheckOutput(t, &spec, b, out, in[b.FirstEpoch*4*fb:])
+				return append([]byte(nil), out.Data...)
+			}
+			ref := stagetest.NewSlot(t, st, frames)
+			copy(ref.Staging(), in)
+			want := run(ref, stage.Batch{Frames: frames})
+
+			a := stagetest.NewSlot(t, st, frames)
+			if haveNT && !a.(*cpuSlot).cm.shuffle {
+				t.Fatal("the slot does not take the pre-shuffled layout")
+			}
+			a.(stage.FrameWriter).WriteFrames(in[:333], 0)
+			a.(stage.FrameWriter).WriteFrames(in[333:], 333)
+			if got := run(a, stage.Batch{Frames: frames}); !bytes.Equal(got, want) {
+				t.Fatal("fed through WriteFrames: other bytes than through Staging")
+			}
+
+			// Epochs 0-1 in a, the first 1.5 frames of epoch 2 carried to b.
+			a.(stage.FrameWriter).WriteFrames(in[:8*fb+fb*3/2], 0)
+			b := stagetest.NewSlot(t, st, frames)
+			if err := a.(stage.FrameWriter).CarryFrames(b, 8*fb, fb*3/2); err != nil {
+				t.Fatal(err)
+			}
+			b.(stage.FrameWriter).WriteFrames(in[8*fb+fb*3/2:], fb*3/2)
+			copy(ref.Staging(), in[8*fb:])
+			want = run(ref, stage.Batch{FirstEpoch: 2, Frames: 2})
+			if got := run(b, stage.Batch{FirstEpoch: 2, Frames: 2}); !bytes.Equal(got, want) {
+				t.Fatal("carried: other bytes than through Staging")
+			}
+		})
 	}
 }

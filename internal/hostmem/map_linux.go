@@ -34,3 +34,14 @@ func Free(b []byte) error {
 	}
 	return nil
 }
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14; the syscall
+// package predates it).
+const madvPopulateWrite = 23
+
+// populate faults in every page of b (fresh memory: page-aligned parts of
+// one mapping) for writing, and reports whether the kernel did; an older
+// kernel answers EINVAL and the caller writes to each page instead.
+func populate(b []byte) bool {
+	return len(b) > 0 && syscall.Madvise(b, madvPopulateWrite) == nil
+}

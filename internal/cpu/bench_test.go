@@ -118,3 +118,40 @@ func BenchmarkChunkEncoder(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScatter is WriteFrames' copy alone on one goroutine, orca2's
+// lines (2 x 2048 x 2304 uint16 frames, 64-element segments) with 8-frame
+// epochs (151 MB) so that source and destination are far beyond any
+// cache: plain memmove of the same bytes, the chunk-major scatter, and the
+// scatter that also byte-shuffles blosc blocks of 64 KiB.
+func BenchmarkScatter(b *testing.B) {
+	spec := zarr.Spec{Shape: []int64{0, 2, 2048, 2304}, Chunk: []int64{8, 1, 64, 64}, Shard: []int64{8, 2, 512, 576}, DType: zarr.Uint16}
+	frames := spec.Chunk[0]
+	in := make([]byte, frames*spec.FrameBytes())
+	stagetest.Fill(in, 3)
+	for _, mode := range []string{"memmove", "scatter", "shuffle"} {
+		b.Run(mode, func(b *testing.B) {
+			cm := newChunkMajor(&spec)
+			if mode == "shuffle" && !cm.preShuffle(2, 64<<10) {
+				b.Skip("no shuffling kernel here")
+			}
+			buf := make([]byte, cm.size(frames))
+			const part = 64 << 20 // the bench's writes
+			write := func() {
+				for off := 0; off < len(in); off += part {
+					p := in[off:min(off+part, len(in))]
+					if mode == "memmove" {
+						copy(buf[off:], p)
+					} else {
+						cm.write(buf, p, int64(off))
+					}
+				}
+			}
+			write() // fault the destination in
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				write()
+			}
+		})
+	}
+}

@@ -33,6 +33,11 @@
 #             the server on half the cores and zwrite on the rest; needs
 #             $BIN/versitygw(.xz) (build.sh packs it from the test cache)
 #   gputests  the GPU test binary (conformance suite included)
+#   touch     fault in TOUCH_GB (48) GB once, untimed, before the parts
+#             that follow: the machine maps memory as it is first touched
+#             (a few GB/s), which otherwise lands in the first runs' slots
+#   prof      CPU profiles (--cpuprofile, into OUT) of the CPU backend on
+#             medfmt zstd and orca2 lz4, for pprof against the same build
 #   zratio    CPU zstd level 1 on 640 frames of the camera, thirds and rand
 #             fills (the codecs part's tensorstore frame count; ZRATIO_FILLS
 #             picks fills)
@@ -45,7 +50,8 @@
 #             same data, and the CPU's append of the file
 #
 # Environment: OUT (required), BIN (.dev/final), PARTS, BUDGET (seconds,
-# default 520), RESERVE (10), FRAMES (camera file frames, default 1024:
+# default 520), RESERVE (10), MEDFMT_FRAMES (the cpu, cpuz and prof
+# parts' medfmt frames, default 48), FRAMES (camera file frames, default 1024:
 # 8.6 GB of 2048x2048 uint16 frames, the file of issue 12), W (work
 # folder, default under /dev/shm).
 set -uo pipefail
@@ -61,6 +67,7 @@ PARTS=${PARTS:-job codecs pyramid cpu gputests}
 BUDGET=${BUDGET:-520}
 RESERVE=${RESERVE:-10}
 FRAMES=${FRAMES:-1024}
+MEDFMT_FRAMES=${MEDFMT_FRAMES:-48}
 T0=$(date +%s)
 W=${W:-$(mktemp -d /dev/shm/zwbench.XXXXXX)}
 mkdir -p "$W"
@@ -320,9 +327,16 @@ if has codecs; then
 fi
 
 # ---- issue 15: the CPU backend ------------------------------------------------
+if has touch; then
+	step "touch ${TOUCH_GB:-48} GB" 90 "$PY" -c 'import numpy as np, sys; a = np.ones(int(sys.argv[1]) << 30, np.uint8); print(int(a[::1 << 20].sum()), "MiB touched")' "${TOUCH_GB:-48}"
+fi
+if has prof; then
+	step "prof cpu medfmt zstd" 60 zb --scenario medfmt --codec zstd --backend cpu --prefill --frames "$MEDFMT_FRAMES" --cpuprofile "$OUT/prof-medfmt-zstd.pprof"
+	step "prof cpu orca2 lz4" 60 zb --scenario orca2 --codec lz4 --backend cpu --prefill --frames 1280 --cpuprofile "$OUT/prof-orca2-lz4.pprof"
+fi
 if has cpu; then
 	for scen in medfmt orca2; do
-		zf=$([ $scen = medfmt ] && echo 48 || echo 1280)
+		zf=$([ $scen = medfmt ] && echo "$MEDFMT_FRAMES" || echo 1280)
 		tf=$([ $scen = medfmt ] && echo 24 || echo 640)
 		for c in zstd lz4; do
 			step "cpu $scen $c" 60 zb --scenario $scen --codec $c --backend cpu --prefill --frames $zf
@@ -366,7 +380,7 @@ fi
 if has cpuz; then
 	for rep in 1 2; do
 		for scen in medfmt orca2; do
-			zf=$([ $scen = medfmt ] && echo 48 || echo 1280)
+			zf=$([ $scen = medfmt ] && echo "$MEDFMT_FRAMES" || echo 1280)
 			for c in zstd lz4; do
 				step "cpuz $scen $c #$rep" 40 zb --scenario $scen --codec $c --backend cpu --prefill --frames $zf
 			done

@@ -428,7 +428,7 @@ func (e *Encoder) literals(dst []byte) []byte {
 	if int(maxCount) == n {
 		return append(rawLitHeader(dst, 1, n), lits[0])
 	}
-	code, length, typ := &h.code, &h.length, litCompressed
+	code, typ := &h.code, litCompressed
 	// size: the exact bytes of the table description and the streams,
 	// -1 while no code is possible; a new table against the previous
 	// one by these exact sizes, padding included.
@@ -440,7 +440,7 @@ func (e *Encoder) literals(dst []byte) []byte {
 	}
 	if prevOK {
 		if b := h.streamBytes(&h.prevLen, maxSym, single); b >= 0 && (size < 0 || b <= size) {
-			code, length, typ, size = &h.prev, &h.prevLen, litTreeless, b
+			code, typ, size = &h.prev, litTreeless, b
 		}
 	}
 	est := size // what follows the header: description, jump table, streams
@@ -461,14 +461,14 @@ func (e *Encoder) literals(dst []byte) []byte {
 		pos += copy(out[pos:], h.desc)
 	}
 	if single {
-		pos = huffStream(out, pos, lits, code, length)
+		pos = huffStream(out, pos, lits, code)
 	} else {
 		jump := pos
 		pos += 6
 		seg := (n + 3) / 4
 		for k := range 4 {
 			s := pos
-			pos = huffStream(out, pos, lits[min(k*seg, n):min((k+1)*seg, n)], code, length)
+			pos = huffStream(out, pos, lits[min(k*seg, n):min((k+1)*seg, n)], code)
 			if k < 3 {
 				binary.LittleEndian.PutUint16(out[jump+2*k:], uint16(pos-s))
 			}

@@ -29,7 +29,7 @@ type huffEnc struct {
 	hist    [4][256]uint32 // four histograms: counts into one stall on repeats
 	count   [256]uint32
 	length  [256]uint8  // code length by symbol, 0 when absent
-	code    [256]uint64 // code << (64-length), by symbol (see huffStream)
+	code    [256]uint64 // code << (64-length) | length, by symbol (see huffStream)
 	prev    [256]uint64 // the codes the decoder holds (valid when prevOK)
 	prevLen [256]uint8
 	prevOK  bool
@@ -211,7 +211,9 @@ func limitLengths(depth []uint32) int {
 
 // assignCodes fills code with zstd's canonical codes for the lengths: the
 // longest codes get the smallest values, symbols of one length in
-// symbol order (RFC 8878 §4.2.1.1's example).
+// symbol order (RFC 8878 §4.2.1.1's example). Each entry is the code at
+// the top of the word and its length in the low 6 bits (huffStream's one
+// load a symbol; a code has at most huffMaxBits bits, so they never meet).
 func assignCodes(code *[256]uint64, length *[256]uint8, maxLen int) {
 	var cnt [huffMaxBits + 2]uint32
 	for _, l := range length {
@@ -228,7 +230,7 @@ func assignCodes(code *[256]uint64, length *[256]uint8, maxLen int) {
 			code[s] = 0
 			continue
 		}
-		code[s] = uint64(start[l]) << (64 - l)
+		code[s] = uint64(start[l])<<(64-l) | uint64(l)
 		start[l]++
 	}
 }
@@ -404,45 +406,49 @@ func weigh(count []uint32, length *[256]uint8) int {
 
 // The stream writers keep their bits at the top of a 64-bit container:
 // a code enters from above, pushing the bits before it down (c>>length |
-// code<<(64-length), the table entry holding both: one shift, one or and
-// one add a symbol). Right-aligned, the container holds the stream LSB
-// first, each symbol above the ones before it, as the format wants;
-// flushing stores that and keeps the container, whose flushed bits fall
-// off the bottom later. Symbols go in last to first (the decoder reads
-// the stream from its end), and a 1 bit marks the end (RFC 8878 §4.2.2).
+// code<<(64-length)). The table entry holds both, the code at the top and
+// its length in the low 6 bits: one load, one shift, one or and one add a
+// symbol. The length bits or'ed into the container's bottom are junk
+// below the live bits: those are the top nb <= 7+4*huffMaxBits = 51 bits,
+// so bits 0..5 never hold one, and later shifts only move junk down.
+// Right-aligned, the container holds the stream LSB first, each symbol
+// above the ones before it, as the format wants; flushing stores that and
+// keeps the container, whose flushed bits fall off the bottom later.
+// Symbols go in last to first (the decoder reads the stream from its
+// end), and a 1 bit marks the end (RFC 8878 §4.2.2).
 
-// huffStream appends the Huffman stream of src coded with the codes
-// code (at the top of the word) and lengths length at out[pos:] (out has
-// room for the stream and 8 bytes more) and returns where it ends. The
-// loop keeps everything in registers: per symbol a byte load, two table
-// loads, a shift, an or and an add.
-func huffStream(out []byte, pos int, src []byte, code *[256]uint64, length *[256]uint8) int {
+// huffStream appends the Huffman stream of src coded with the table
+// entries code (see assignCodes) at out[pos:] (out has room for the
+// stream and 8 bytes more) and returns where it ends. The loop keeps
+// everything in registers: per symbol a byte load, a table load, a shift,
+// an or, an and and an add.
+func huffStream(out []byte, pos int, src []byte, code *[256]uint64) int {
 	var c uint64
 	var nb uint
 	i := len(src)
 	for i&3 != 0 {
 		i--
-		l := length[src[i]]
-		c = c>>(l&63) | code[src[i]]
-		nb += uint(l)
+		e := code[src[i]]
+		c = c>>(e&63) | e
+		nb += uint(e & 63)
 	}
 	for i >= 4 {
 		binary.LittleEndian.PutUint64((*[8]byte)(out[pos : pos+8])[:], c>>((64-nb)&63))
 		pos += int(nb >> 3)
 		nb &= 7
 		w := src[i-4 : i : i]
-		l := length[w[3]]
-		c = c>>(l&63) | code[w[3]]
-		nb += uint(l)
-		l = length[w[2]]
-		c = c>>(l&63) | code[w[2]]
-		nb += uint(l)
-		l = length[w[1]]
-		c = c>>(l&63) | code[w[1]]
-		nb += uint(l)
-		l = length[w[0]]
-		c = c>>(l&63) | code[w[0]]
-		nb += uint(l)
+		e := code[w[3]]
+		c = c>>(e&63) | e
+		nb += uint(e & 63)
+		e = code[w[2]]
+		c = c>>(e&63) | e
+		nb += uint(e & 63)
+		e = code[w[1]]
+		c = c>>(e&63) | e
+		nb += uint(e & 63)
+		e = code[w[0]]
+		c = c>>(e&63) | e
+		nb += uint(e & 63)
 		i -= 4
 	}
 	// The end mark, then the last bytes (junk above them is overwritten

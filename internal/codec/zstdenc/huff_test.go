@@ -144,11 +144,11 @@ func TestStreamBytesExact(t *testing.T) {
 				out := make([]byte, 2*n+64)
 				pos := 0
 				if single {
-					pos = huffStream(out, 0, src, &h.code, &h.length)
+					pos = huffStream(out, 0, src, &h.code)
 				} else {
 					seg := (n + 3) / 4
 					for k := range 4 {
-						pos = huffStream(out, pos, src[min(k*seg, n):min((k+1)*seg, n)], &h.code, &h.length)
+						pos = huffStream(out, pos, src[min(k*seg, n):min((k+1)*seg, n)], &h.code)
 					}
 				}
 				if want := size - len(h.desc); pos != want {

@@ -3,6 +3,8 @@ package cpu
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/zwrite/zwrite/internal/codec"
@@ -119,39 +121,78 @@ func BenchmarkChunkEncoder(b *testing.B) {
 	}
 }
 
-// BenchmarkScatter is WriteFrames' copy alone on one goroutine, orca2's
-// lines (2 x 2048 x 2304 uint16 frames, 64-element segments) with 8-frame
-// epochs (151 MB) so that source and destination are far beyond any
-// cache: plain memmove of the same bytes, the chunk-major scatter, and the
-// scatter that also byte-shuffles blosc blocks of 64 KiB.
+// BenchmarkScatter is WriteFrames' copy alone, on GOMAXPROCS goroutines
+// at once (-cpu 1,16 gives one core and a loaded socket: the scatter's
+// per-core rate under load is what bounds the stage's end to end over the
+// codec ceiling), each with its own input and staging, far beyond any
+// cache: orca2's lines (2 x 2048 x 2304 uint16 frames, 64-element
+// segments, 8-frame epochs, 151 MB) and medfmt's (15360-element lines,
+// 256-element segments, 4-frame epochs cut to 2048 lines, 252 MB). Modes:
+// plain memmove of the same bytes, the chunk-major scatter with
+// non-temporal stores, the same with plain stores, and the scatter that
+// also byte-shuffles blosc blocks of 64 KiB.
 func BenchmarkScatter(b *testing.B) {
-	spec := zarr.Spec{Shape: []int64{0, 2, 2048, 2304}, Chunk: []int64{8, 1, 64, 64}, Shard: []int64{8, 2, 512, 576}, DType: zarr.Uint16}
-	frames := spec.Chunk[0]
-	in := make([]byte, frames*spec.FrameBytes())
-	stagetest.Fill(in, 3)
-	for _, mode := range []string{"memmove", "scatter", "shuffle"} {
-		b.Run(mode, func(b *testing.B) {
-			cm := newChunkMajor(&spec)
-			if mode == "shuffle" && !cm.preShuffle(2, 64<<10) {
-				b.Skip("no shuffling kernel here")
-			}
-			buf := make([]byte, cm.size(frames))
-			const part = 64 << 20 // the bench's writes
-			write := func() {
-				for off := 0; off < len(in); off += part {
-					p := in[off:min(off+part, len(in))]
-					if mode == "memmove" {
-						copy(buf[off:], p)
-					} else {
-						cm.write(buf, p, int64(off))
+	for _, sc := range []struct {
+		name string
+		spec zarr.Spec
+	}{
+		{"orca2", zarr.Spec{Shape: []int64{0, 2, 2048, 2304}, Chunk: []int64{8, 1, 64, 64}, Shard: []int64{8, 2, 512, 576}, DType: zarr.Uint16}},
+		{"medfmt", zarr.Spec{Shape: []int64{0, 1, 2048, 15360}, Chunk: []int64{4, 1, 128, 256}, Shard: []int64{4, 1, 2048, 3840}, DType: zarr.Uint16}},
+	} {
+		spec := sc.spec
+		frames := spec.Chunk[0]
+		for _, mode := range []string{"memmove", "scatter", "plain", "shuffle"} {
+			b.Run(sc.name+"/"+mode, func(b *testing.B) {
+				if mode == "plain" {
+					old := noNT
+					noNT = true
+					b.Cleanup(func() { noNT = old })
+				}
+				type lane struct {
+					cm      chunkMajor
+					in, buf []byte
+				}
+				if cm := newChunkMajor(&spec); mode == "shuffle" && !cm.preShuffle(2, 64<<10) {
+					b.Skip("no shuffling kernel here")
+				}
+				lanes := make([]lane, runtime.GOMAXPROCS(0))
+				var wg sync.WaitGroup
+				for i := range lanes {
+					wg.Go(func() { // 16 lanes are GBs to fill
+						l := &lanes[i]
+						l.cm = newChunkMajor(&spec)
+						if mode == "shuffle" {
+							l.cm.preShuffle(2, 64<<10)
+						}
+						l.in = make([]byte, frames*spec.FrameBytes())
+						stagetest.Fill(l.in, 3)
+						l.buf = make([]byte, l.cm.size(frames))
+					})
+				}
+				wg.Wait()
+				const part = 64 << 20 // the bench's writes
+				write := func(l *lane) {
+					for off := 0; off < len(l.in); off += part {
+						p := l.in[off:min(off+part, len(l.in))]
+						if mode == "memmove" {
+							copy(l.buf[off:], p)
+						} else {
+							l.cm.write(l.buf, p, int64(off))
+						}
 					}
 				}
-			}
-			write() // fault the destination in
-			b.SetBytes(int64(len(in)))
-			for b.Loop() {
-				write()
-			}
-		})
+				all := func() {
+					for i := range lanes {
+						wg.Go(func() { write(&lanes[i]) })
+					}
+					wg.Wait()
+				}
+				all() // fault the destinations in
+				b.SetBytes(int64(len(lanes) * len(lanes[0].in)))
+				for b.Loop() {
+					all()
+				}
+			})
+		}
 	}
 }

@@ -11,34 +11,52 @@ import (
 
 // TestCopyRunsNT: the kernel writes exactly count runs of run bytes at
 // dst, dst+stride, ... (runs of 4 blocks and more, with 16-byte tails,
-// strides from back to back to far apart) and not a byte around them.
+// strides from back to back to far apart), with AVX2 (one and two cache
+// lines a step, SSE2 tails, SSE2 alone where a stride is not a multiple
+// of 32) and with SSE2 only, and not a byte around them.
 func TestCopyRunsNT(t *testing.T) {
-	for _, tc := range []struct{ run, stride, count int }{
-		{64, 64, 1}, {64, 64, 5}, {80, 96, 3}, {112, 128, 7}, {128, 192, 4}, {144, 1024, 2}, {4096 + 48, 8192, 3}, {64, 64, 0},
-	} {
-		t.Run(fmt.Sprintf("%d/%d/%d", tc.run, tc.stride, tc.count), func(t *testing.T) {
-			const guard = 64
-			src := make([]byte, tc.run*tc.count+1)
-			for i := range src {
-				src[i] = byte(i*7 + 1)
-			}
-			raw := make([]byte, 2*guard+tc.stride*tc.count+16)
-			// A 16-byte aligned start guard bytes in.
-			a := guard + int((16-uintptr(unsafe.Pointer(&raw[guard]))&15)&15)
-			for i := range raw {
-				raw[i] = 0xEE
-			}
-			want := bytes.Clone(raw)
-			for k := 0; k < tc.count; k++ {
-				copy(want[a+k*tc.stride:], src[k*tc.run:(k+1)*tc.run])
-			}
-			copyRunsNT(&raw[a], tc.stride, &src[0], tc.run, tc.count)
-			storeFence()
-			if !bytes.Equal(raw, want) {
-				t.Fatalf("differs at %d (runs start at %d)", firstDiffBytes(raw, want), a)
-			}
-		})
+	for _, avx2 := range []bool{false, true} {
+		if avx2 && !useAVX2 {
+			continue
+		}
+		for _, tc := range []struct{ run, stride, count int }{
+			{64, 64, 1}, {64, 64, 5}, {80, 96, 3}, {112, 128, 7}, {128, 192, 4}, {144, 1024, 2}, {4096 + 48, 8192, 3}, {64, 64, 0},
+			{16, 32, 3}, {48, 64, 2}, {192, 256, 3}, {208, 256, 2}, {240, 512, 2}, {512, 262144, 3},
+		} {
+			copyRunsCase(t, avx2, tc.run, tc.stride, tc.count)
+		}
 	}
+}
+
+// copyRunsCase runs one TestCopyRunsNT case with the AVX2 step allowed or
+// not (the step runs where stride is a multiple of 32 too: the runs start
+// 32-byte aligned).
+func copyRunsCase(t *testing.T, avx2 bool, run, stride, count int) {
+	t.Run(fmt.Sprintf("avx2 %v/%d/%d/%d", avx2, run, stride, count), func(t *testing.T) {
+		old := useAVX2
+		useAVX2 = avx2
+		t.Cleanup(func() { useAVX2 = old })
+		const guard = 64
+		src := make([]byte, run*count+1)
+		for i := range src {
+			src[i] = byte(i*7 + 1)
+		}
+		raw := make([]byte, 2*guard+stride*count+32)
+		// A 32-byte aligned start guard bytes in.
+		a := guard + int((32-uintptr(unsafe.Pointer(&raw[guard]))&31)&31)
+		for i := range raw {
+			raw[i] = 0xEE
+		}
+		want := bytes.Clone(raw)
+		for k := 0; k < count; k++ {
+			copy(want[a+k*stride:], src[k*run:(k+1)*run])
+		}
+		copyRunsNT(&raw[a], stride, &src[0], run, count)
+		storeFence()
+		if !bytes.Equal(raw, want) {
+			t.Fatalf("differs at %d (runs start at %d)", firstDiffBytes(raw, want), a)
+		}
+	})
 }
 
 // TestCopyShuffle2NT: the kernel writes exactly count runs of run bytes

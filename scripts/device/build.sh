@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # build.sh: build what scripts/device/final.sh runs on the GPU machine (it
 # has no Go) into .dev/final/ (git-ignored; the run tool carries it with
-# carry [".dev/final"]): the zwrite binary and the internal/gpu test binary,
-# packed with xz (the scripts unpack them).
+# carry [".dev/final"]): the zwrite binary and the internal/gpu and
+# internal/cpu test binaries, packed with xz (the scripts unpack them).
 # Usage (repository root, e.g. /work/main): scripts/device/build.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -14,6 +14,8 @@ version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Stripped (-s -w): the run tool carries at most 64 MiB.
 CGO_ENABLED=1 go build -ldflags "-s -w -X main.version=$version" -o "$dst/zwrite" ./cmd/zwrite
 CGO_ENABLED=1 go test -c -ldflags "-s -w" -o "$dst/gpu.test" ./internal/gpu
+# The CPU stage's tests, for bench.sh's scatter part (BenchmarkScatter).
+CGO_ENABLED=1 go test -c -ldflags "-s -w" -o "$dst/cpu.test" ./internal/cpu
 "$dst/zwrite" version
 # Packed with xz: the run tool carries at most 64 MiB with the working
 # tree (~25 MB), and versitygw alone is 80 MB. bench.sh and check.sh
@@ -27,7 +29,7 @@ if [ -x "$vgw" ]; then
 else
 	echo "no $vgw: bench.sh will skip its s3 part (run the S3 tests once to build it)"
 fi
-for f in zwrite gpu.test; do
+for f in zwrite gpu.test cpu.test; do
 	xz -T0 -6 -f "$dst/$f"
 done
 ls -l "$dst"

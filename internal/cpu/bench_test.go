@@ -121,17 +121,19 @@ func BenchmarkChunkEncoder(b *testing.B) {
 	}
 }
 
-// BenchmarkScatter is WriteFrames' copy alone, on GOMAXPROCS goroutines
-// at once (-cpu 1,16 gives one core and a loaded socket: the scatter's
-// per-core rate under load is what bounds the stage's end to end over the
-// codec ceiling), each with its own input and staging, far beyond any
-// cache: orca2's lines (2 x 2048 x 2304 uint16 frames, 64-element
+// BenchmarkScatter is WriteFrames' copy alone, on one goroutine and on
+// GOMAXPROCS at once (lanes1, lanesN: one core, and a loaded socket; the
+// scatter's per-core rate under load bounds the stage's end to end over
+// the codec ceiling), each with its own input and staging, far beyond
+// any cache: orca2's lines (2 x 2048 x 2304 uint16 frames, 64-element
 // segments, 8-frame epochs, 151 MB) and medfmt's (15360-element lines,
 // 256-element segments, 4-frame epochs cut to 2048 lines, 252 MB). Modes:
 // plain memmove of the same bytes, the chunk-major scatter with
-// non-temporal stores, the same with plain stores, and the scatter that
-// also byte-shuffles blosc blocks of 64 KiB.
+// non-temporal stores and the one that also byte-shuffles blosc blocks of
+// 64 KiB, each at every kernel step this CPU has (sse2, avx2, avx512),
+// and the scatter with plain stores.
 func BenchmarkScatter(b *testing.B) {
+	type lane struct{ in, buf []byte }
 	for _, sc := range []struct {
 		name string
 		spec zarr.Spec
@@ -141,58 +143,82 @@ func BenchmarkScatter(b *testing.B) {
 	} {
 		spec := sc.spec
 		frames := spec.Chunk[0]
-		for _, mode := range []string{"memmove", "scatter", "plain", "shuffle"} {
-			b.Run(sc.name+"/"+mode, func(b *testing.B) {
-				if mode == "plain" {
-					old := noNT
-					noNT = true
-					b.Cleanup(func() { noNT = old })
-				}
-				type lane struct {
-					cm      chunkMajor
-					in, buf []byte
-				}
-				if cm := newChunkMajor(&spec); mode == "shuffle" && !cm.preShuffle(2, 64<<10) {
-					b.Skip("no shuffling kernel here")
-				}
-				lanes := make([]lane, runtime.GOMAXPROCS(0))
-				var wg sync.WaitGroup
-				for i := range lanes {
-					wg.Go(func() { // 16 lanes are GBs to fill
+		var lanes []lane // made on first use, shared by the modes
+		setup := func() {
+			if lanes != nil {
+				return
+			}
+			lanes = make([]lane, runtime.GOMAXPROCS(0))
+			cm := newChunkMajor(&spec)
+			size := cm.size(frames)
+			var wg sync.WaitGroup
+			for i := range lanes {
+				wg.Go(func() { // 16 lanes are GBs to fill
+					l := &lanes[i]
+					l.in = make([]byte, frames*spec.FrameBytes())
+					stagetest.Fill(l.in, 3)
+					l.buf = make([]byte, size)
+				})
+			}
+			wg.Wait()
+		}
+		type mode struct {
+			name              string
+			shuffle, nt       bool
+			avx2, avx512, cpy bool
+		}
+		modes := []mode{{name: "memmove", cpy: true}, {name: "plain"}}
+		for _, st := range []kernelStep{{"sse2", false, false}, {"avx2", true, false}, {"avx512", true, true}} {
+			if (st.avx2 && !useAVX2) || (st.avx512 && !useAVX512) {
+				continue
+			}
+			modes = append(modes,
+				mode{name: "scatter-" + st.name, nt: true, avx2: st.avx2, avx512: st.avx512},
+				mode{name: "shuffle-" + st.name, nt: true, shuffle: true, avx2: st.avx2, avx512: st.avx512})
+		}
+		for _, m := range modes {
+			for _, n := range []int{1, runtime.GOMAXPROCS(0)} {
+				b.Run(fmt.Sprintf("%s/%s/lanes%d", sc.name, m.name, n), func(b *testing.B) {
+					if !haveNT && m.nt {
+						b.Skip("no non-temporal kernel here")
+					}
+					setup()
+					old, old2, old512 := noNT, useAVX2, useAVX512
+					noNT, useAVX2, useAVX512 = !m.nt && !m.cpy, m.avx2, m.avx512
+					b.Cleanup(func() { noNT, useAVX2, useAVX512 = old, old2, old512 })
+					cms := make([]chunkMajor, n)
+					for i := range cms {
+						cms[i] = newChunkMajor(&spec)
+						if m.shuffle && !cms[i].preShuffle(2, 64<<10) {
+							b.Skip("no shuffling kernel here")
+						}
+					}
+					const part = 64 << 20 // the bench's writes
+					write := func(i int) {
 						l := &lanes[i]
-						l.cm = newChunkMajor(&spec)
-						if mode == "shuffle" {
-							l.cm.preShuffle(2, 64<<10)
-						}
-						l.in = make([]byte, frames*spec.FrameBytes())
-						stagetest.Fill(l.in, 3)
-						l.buf = make([]byte, l.cm.size(frames))
-					})
-				}
-				wg.Wait()
-				const part = 64 << 20 // the bench's writes
-				write := func(l *lane) {
-					for off := 0; off < len(l.in); off += part {
-						p := l.in[off:min(off+part, len(l.in))]
-						if mode == "memmove" {
-							copy(l.buf[off:], p)
-						} else {
-							l.cm.write(l.buf, p, int64(off))
+						for off := 0; off < len(l.in); off += part {
+							p := l.in[off:min(off+part, len(l.in))]
+							if m.cpy {
+								copy(l.buf[off:], p)
+							} else {
+								cms[i].write(l.buf, p, int64(off))
+							}
 						}
 					}
-				}
-				all := func() {
-					for i := range lanes {
-						wg.Go(func() { write(&lanes[i]) })
+					all := func() {
+						var wg sync.WaitGroup
+						for i := range n {
+							wg.Go(func() { write(i) })
+						}
+						wg.Wait()
 					}
-					wg.Wait()
-				}
-				all() // fault the destinations in
-				b.SetBytes(int64(len(lanes) * len(lanes[0].in)))
-				for b.Loop() {
-					all()
-				}
-			})
+					all() // fault the destinations in
+					b.SetBytes(int64(n * len(lanes[0].in)))
+					for b.Loop() {
+						all()
+					}
+				})
+			}
 		}
 	}
 }

@@ -331,6 +331,36 @@ func (g *chunkMajor) carry(dst, src []byte, e, n int64) {
 // noNT turns the non-temporal scatter off (tests compare both paths).
 var noNT bool
 
+// ntMin is the shortest copy copyNT streams: below a few cache lines the
+// head and tail copies and the fence cost more than the stores save.
+const ntMin = 1024
+
+// copyNT copies src to dst (same length; dst below src where they
+// overlap, as a commit's moves are) and reports whether it used
+// non-temporal stores, after which the caller calls storeFence before the
+// bytes are published. A compressed chunk reaching its final offset in the
+// slot's output is read next by the sink, after the whole batch: from
+// memory, not cache, on a batch of hundreds of MB. So plain stores would
+// read every destination line first (read for ownership) and evict what
+// the workers have in cache; the 16-core run spent 0.6 cores there.
+func copyNT(dst, src []byte) bool {
+	n := len(src)
+	if n < ntMin || !haveNT || noNT {
+		copy(dst, src)
+		return false
+	}
+	_ = dst[n-1]
+	h := int((64 - uintptr(unsafe.Pointer(unsafe.SliceData(dst)))&63) & 63)
+	m := (n - h) &^ 63
+	copy(dst[:h], src[:h])
+	// One run of m bytes (a multiple of 64) to a 64-byte aligned dst: the
+	// kernel reads ahead of where it writes, which is safe with dst below
+	// src.
+	copyRunsNT(&dst[h], m, &src[h], m, 1)
+	copy(dst[h+m:n], src[h+m:n])
+	return true
+}
+
 // aligned16 reports whether b starts on a 16-byte boundary.
 func aligned16(b []byte) bool { return uintptr(unsafe.Pointer(unsafe.SliceData(b)))&15 == 0 }
 

@@ -15,35 +15,30 @@ import (
 // lines a step, SSE2 tails, SSE2 alone where a stride is not a multiple
 // of 32) and with SSE2 only, and not a byte around them.
 func TestCopyRunsNT(t *testing.T) {
-	for _, avx2 := range []bool{false, true} {
-		if avx2 && !useAVX2 {
-			continue
-		}
+	for _, st := range kernelSteps() {
 		for _, tc := range []struct{ run, stride, count int }{
 			{64, 64, 1}, {64, 64, 5}, {80, 96, 3}, {112, 128, 7}, {128, 192, 4}, {144, 1024, 2}, {4096 + 48, 8192, 3}, {64, 64, 0},
-			{16, 32, 3}, {48, 64, 2}, {192, 256, 3}, {208, 256, 2}, {240, 512, 2}, {512, 262144, 3},
+			{16, 32, 3}, {48, 64, 2}, {192, 256, 3}, {208, 256, 2}, {240, 512, 2}, {512, 262144, 3}, {96, 160, 2},
 		} {
-			copyRunsCase(t, avx2, tc.run, tc.stride, tc.count)
+			copyRunsCase(t, st, tc.run, tc.stride, tc.count)
 		}
 	}
 }
 
-// copyRunsCase runs one TestCopyRunsNT case with the AVX2 step allowed or
-// not (the step runs where stride is a multiple of 32 too: the runs start
-// 32-byte aligned).
-func copyRunsCase(t *testing.T, avx2 bool, run, stride, count int) {
-	t.Run(fmt.Sprintf("avx2 %v/%d/%d/%d", avx2, run, stride, count), func(t *testing.T) {
-		old := useAVX2
-		useAVX2 = avx2
-		t.Cleanup(func() { useAVX2 = old })
+// copyRunsCase runs one TestCopyRunsNT case at step st (a wide step runs
+// where stride is a multiple of its width too: the runs start 64-byte
+// aligned).
+func copyRunsCase(t *testing.T, st kernelStep, run, stride, count int) {
+	t.Run(fmt.Sprintf("%s/%d/%d/%d", st.name, run, stride, count), func(t *testing.T) {
+		st.use(t)
 		const guard = 64
 		src := make([]byte, run*count+1)
 		for i := range src {
 			src[i] = byte(i*7 + 1)
 		}
-		raw := make([]byte, 2*guard+stride*count+32)
-		// A 32-byte aligned start guard bytes in.
-		a := guard + int((32-uintptr(unsafe.Pointer(&raw[guard]))&31)&31)
+		raw := make([]byte, 2*guard+stride*count+64)
+		// A 64-byte aligned start guard bytes in.
+		a := guard + int((64-uintptr(unsafe.Pointer(&raw[guard]))&63)&63)
 		for i := range raw {
 			raw[i] = 0xEE
 		}
@@ -60,30 +55,26 @@ func copyRunsCase(t *testing.T, avx2 bool, run, stride, count int) {
 }
 
 // TestCopyShuffle2NT: the kernel writes exactly count runs of run bytes
-// (multiples of 32: the SSE2 step alone, the AVX2 step with and without
-// an SSE2 tail) as two byte planes at dst+k*stride and gap bytes on, with
-// AVX2 and with SSE2 only, and not a byte around them.
+// (multiples of 32: the SSE2 step alone, the AVX2 and AVX-512 steps with
+// and without narrower tails) as two byte planes at dst+k*stride and gap
+// bytes on, at every step this CPU has, and not a byte around them.
 func TestCopyShuffle2NT(t *testing.T) {
-	for _, avx2 := range []bool{false, true} {
-		if avx2 && !useAVX2 {
-			continue
-		}
+	for _, st := range kernelSteps() {
 		for _, tc := range []struct{ run, stride, gap, count int }{
 			{32, 32, 16, 1}, {64, 256, 32, 3}, {96, 512, 48, 4}, {96, 512, 64, 4}, {128, 1024, 256, 5}, {128, 1040, 256, 2}, {512, 4096, 1024, 2}, {64, 64, 32, 0},
+			{192, 1024, 512, 3}, {224, 2048, 512, 2}, {160, 1024, 256, 2}, {256, 4096, 2048, 3}, {128, 1024, 96, 2},
 		} {
-			t.Run(fmt.Sprintf("avx2 %v/%d/%d/%d/%d", avx2, tc.run, tc.stride, tc.gap, tc.count), func(t *testing.T) {
-				old := useAVX2
-				useAVX2 = avx2
-				t.Cleanup(func() { useAVX2 = old })
+			t.Run(fmt.Sprintf("%s/%d/%d/%d/%d", st.name, tc.run, tc.stride, tc.gap, tc.count), func(t *testing.T) {
+				st.use(t)
 				const guard = 64
 				src := make([]byte, tc.run*tc.count+1)
 				for i := range src {
 					src[i] = byte(i*7 + 1)
 				}
-				raw := make([]byte, 2*guard+tc.stride*tc.count+tc.gap+tc.run+32)
-				// 32-byte aligned, so that the AVX2 step runs where
-				// stride and gap allow it.
-				a := guard + int((32-uintptr(unsafe.Pointer(&raw[guard]))&31)&31)
+				raw := make([]byte, 2*guard+tc.stride*tc.count+tc.gap+tc.run+64)
+				// 64-byte aligned, so that the wide steps run where
+				// stride and gap allow them.
+				a := guard + int((64-uintptr(unsafe.Pointer(&raw[guard]))&63)&63)
 				for i := range raw {
 					raw[i] = 0xEE
 				}

@@ -360,3 +360,74 @@ func firstDiffBytes(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// kernelStep is the widest step the kernels may take in a test: SSE2,
+// AVX2 or AVX-512, as far as this CPU has them.
+type kernelStep struct {
+	name         string
+	avx2, avx512 bool
+}
+
+func kernelSteps() []kernelStep {
+	out := []kernelStep{{"sse2", false, false}}
+	if useAVX2 {
+		out = append(out, kernelStep{"avx2", true, false})
+	}
+	if useAVX512 {
+		out = append(out, kernelStep{"avx512", true, true})
+	}
+	return out
+}
+
+// use sets the kernels' step for the test.
+func (st kernelStep) use(t *testing.T) {
+	old, old512 := useAVX2, useAVX512
+	useAVX2, useAVX512 = st.avx2, st.avx512
+	t.Cleanup(func() { useAVX2, useAVX512 = old, old512 })
+}
+
+// TestCopyNT: copyNT copies every byte, at every destination alignment,
+// for lengths below, at and above the streaming threshold, both into a
+// separate buffer and compacting within one (the destination below an
+// overlapping source, as a commit's moves do), and nothing around them.
+func TestCopyNT(t *testing.T) {
+	for _, n := range []int{0, 1, 63, ntMin - 1, ntMin, ntMin + 1, 4096 + 17, 65536 + 100} {
+		for _, shift := range []int{0, 1, 15, 16, 33, 63} {
+			for _, gap := range []int{-1, 1, 64, 1000} { // -1: separate buffers
+				t.Run(fmt.Sprintf("%d/%d/%d", n, shift, gap), func(t *testing.T) {
+					const guard = 80
+					var raw, want []byte
+					var dst, src []byte
+					fill := func(b []byte) {
+						for i := range b {
+							b[i] = byte(i*13 + 5)
+						}
+					}
+					if gap < 0 {
+						raw = make([]byte, 2*guard+n+64)
+						s := make([]byte, n)
+						fill(s)
+						dst, src = raw[guard+shift:guard+shift+n], s
+						for i := range raw {
+							raw[i] = 0xEE
+						}
+						want = bytes.Clone(raw)
+						copy(want[guard+shift:], s)
+					} else {
+						raw = make([]byte, 2*guard+n+gap+64)
+						fill(raw)
+						dst, src = raw[guard+shift:guard+shift+n], raw[guard+shift+gap:guard+shift+gap+n]
+						want = bytes.Clone(raw)
+						copy(want[guard+shift:guard+shift+n], want[guard+shift+gap:guard+shift+gap+n])
+					}
+					if copyNT(dst, src) {
+						storeFence()
+					}
+					if !bytes.Equal(raw, want) {
+						t.Fatalf("differs at %d", firstDiffBytes(raw, want))
+					}
+				})
+			}
+		}
+	}
+}

@@ -541,7 +541,9 @@ func (sl *cpuSlot) place(gen uint32, k int64, out []byte) time.Duration {
 			if moveHook != nil {
 				moveHook()
 			}
-			copy(sl.scratch[c.Off:c.Off+c.Size], out)
+			if copyNT(sl.scratch[c.Off:c.Off+c.Size], out) {
+				storeFence()
+			}
 			sl.moved(gen, r)
 			d := time.Since(t0)
 			sl.aggNs.Add(int64(d))
@@ -634,11 +636,16 @@ func (sl *cpuSlot) move(a, b int64) {
 		moveHook()
 	}
 	chunks := sl.plan.Chunks
+	nt := false
 	for k := a; k < b; k++ {
 		c := &chunks[k]
 		if src := k * sl.bound; src != c.Off {
-			copy(sl.scratch[c.Off:c.Off+c.Size], sl.scratch[src:src+c.Size])
+			// Compacting: the final offset is below the scratch slot.
+			nt = copyNT(sl.scratch[c.Off:c.Off+c.Size], sl.scratch[src:src+c.Size]) || nt
 		}
+	}
+	if nt {
+		storeFence()
 	}
 }
 

@@ -34,8 +34,9 @@
 #             $BIN/versitygw(.xz) (build.sh packs it from the test cache)
 #   gputests  the GPU test binary (conformance suite included)
 #   scatter   BenchmarkScatter from $BIN/cpu.test (and cpu.old, an
-#             earlier kernel, when there) at -cpu 1,16: memmove, the
-#             chunk-major scatter and the shuffling one, one core and 16
+#             earlier kernel, when there): memmove, the chunk-major
+#             scatter and the shuffling one at every kernel step, plain
+#             stores, on one lane and on one per core
 #   touch     fault in TOUCH_GB (48) GB once, untimed, before the parts
 #             that follow: the machine maps memory as it is first touched
 #             (a few GB/s), which otherwise lands in the first runs' slots
@@ -334,14 +335,15 @@ if has touch; then
 	step "touch ${TOUCH_GB:-48} GB" 90 "$PY" -c 'import numpy as np, sys; a = np.ones(int(sys.argv[1]) << 30, np.uint8); print(int(a[::1 << 20].sum()), "MiB touched")' "${TOUCH_GB:-48}"
 fi
 if has scatter; then
-	# The scatter kernels alone, one core and all cores at once (each
-	# goroutine its own input and staging): the per-core copy rate under
+	# The scatter kernels alone, one core and all cores at once (lanes1,
+	# lanesN: each lane its own input and staging), every kernel step the
+	# CPU has, memmove and plain stores beside them: the per-core copy rate under
 	# load that bounds the CPU stage's end to end over the codec ceiling.
 	# cpu.old, when build.sh was given one, is the same benchmark built
 	# against an earlier kernel: an A/B in one run.
 	for t in cpu.test cpu.old; do
 		[ -x "$BIN/$t" ] || continue
-		step "scatter $t" 90 bash -c '"$0" -test.run XXX -test.bench "Scatter/(orca2|medfmt)/(memmove|scatter|shuffle)\$" -test.cpu 1,16 -test.benchtime 5x | tee "$1"' "$BIN/$t" "$OUT/scatter-$t.txt"
+		step "scatter $t" 90 bash -c '"$0" -test.run XXX -test.bench Scatter -test.benchtime 5x | tee "$1"' "$BIN/$t" "$OUT/scatter-$t.txt"
 	done
 fi
 if has prof; then

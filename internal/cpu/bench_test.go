@@ -130,7 +130,7 @@ func BenchmarkChunkEncoder(b *testing.B) {
 // 256-element segments, 4-frame epochs cut to 2048 lines, 252 MB). Modes:
 // plain memmove of the same bytes, the chunk-major scatter with
 // non-temporal stores and the one that also byte-shuffles blosc blocks of
-// 64 KiB, each at every kernel step this CPU has (sse2, avx2, avx512),
+// 64 KiB, each at every kernel step this CPU has (sse2, avx2),
 // and the scatter with plain stores.
 func BenchmarkScatter(b *testing.B) {
 	type lane struct{ in, buf []byte }
@@ -163,18 +163,15 @@ func BenchmarkScatter(b *testing.B) {
 			wg.Wait()
 		}
 		type mode struct {
-			name              string
-			shuffle, nt       bool
-			avx2, avx512, cpy bool
+			name        string
+			shuffle, nt bool
+			avx2, cpy   bool
 		}
 		modes := []mode{{name: "memmove", cpy: true}, {name: "plain"}}
-		for _, st := range []kernelStep{{"sse2", false, false}, {"avx2", true, false}, {"avx512", true, true}} {
-			if (st.avx2 && !useAVX2) || (st.avx512 && !useAVX512) {
-				continue
-			}
+		for _, st := range kernelSteps() {
 			modes = append(modes,
-				mode{name: "scatter-" + st.name, nt: true, avx2: st.avx2, avx512: st.avx512},
-				mode{name: "shuffle-" + st.name, nt: true, shuffle: true, avx2: st.avx2, avx512: st.avx512})
+				mode{name: "scatter-" + st.name, nt: true, avx2: st.avx2},
+				mode{name: "shuffle-" + st.name, nt: true, shuffle: true, avx2: st.avx2})
 		}
 		for _, m := range modes {
 			for _, n := range []int{1, runtime.GOMAXPROCS(0)} {
@@ -183,9 +180,9 @@ func BenchmarkScatter(b *testing.B) {
 						b.Skip("no non-temporal kernel here")
 					}
 					setup()
-					old, old2, old512 := noNT, useAVX2, useAVX512
-					noNT, useAVX2, useAVX512 = !m.nt && !m.cpy, m.avx2, m.avx512
-					b.Cleanup(func() { noNT, useAVX2, useAVX512 = old, old2, old512 })
+					old, old2 := noNT, useAVX2
+					noNT, useAVX2 = !m.nt && !m.cpy, m.avx2
+					b.Cleanup(func() { noNT, useAVX2 = old, old2 })
 					cms := make([]chunkMajor, n)
 					for i := range cms {
 						cms[i] = newChunkMajor(&spec)

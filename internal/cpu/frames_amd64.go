@@ -9,13 +9,6 @@ import "golang.org/x/sys/cpu"
 // the SSE2 loop. A byte for the assembly to compare.
 var useAVX2 = cpu.X86.HasAVX2
 
-// useAVX512: both kernels store whole cache lines (64-byte stores) where
-// the CPU and the OS have AVX-512 F and BW (x/sys/cpu checks the OS keeps
-// the ZMM state) and the destinations are 64-byte aligned; tests and
-// BenchmarkScatter turn it off to compare. The AVX-512 steps need AVX2
-// on too.
-var useAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX2
-
 // haveNT: SSE2's non-temporal stores are part of every amd64 CPU.
 const haveNT = true
 

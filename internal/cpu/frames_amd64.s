@@ -13,17 +13,18 @@
 // With AVX2, and dst and dstStride multiples of 32 (the scatter's are:
 // chunks lie 64-byte aligned, segments are multiples of 64 bytes), two
 // cache lines go a step in 32-byte stores, each line's two back to back
-// (a write-combining buffer fills in two stores, not four); with AVX-512
-// and multiples of 64, each line in one 64-byte store (the buffer is
-// full, and leaves, at once). BenchmarkScatter compares the steps; its
-// results on the GPU machine's Xeon are in docs/bench.
+// (a write-combining buffer fills in two stores, not four). On the GPU
+// machine's 16-core Xeon (BenchmarkScatter, docs/bench/2026-12-03-h200):
+// orca2 one core 5.9 -> 7.9 GB/s, 16 cores 55 -> 59; medfmt 6.2 -> 6.5
+// and 43 -> 45. 64-byte AVX-512 stores (a whole line a store) measured
+// the same as these there, and were dropped.
 TEXT ·copyRunsNT(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI
 	MOVQ dstStride+8(FP), DX
 	MOVQ src+16(FP), SI
 	MOVQ run+24(FP), R8
 	MOVQ count+32(FP), CX
-	XORQ R12, R12 // the step: 0 SSE2, 1 AVX2, 2 AVX-512
+	XORQ R12, R12
 	TESTQ CX, CX
 	JZ done
 	CMPB ·useAVX2(SB), $0
@@ -33,42 +34,10 @@ TEXT ·copyRunsNT(SB), NOSPLIT, $0-40
 	TESTQ $31, AX
 	JNZ run
 	MOVQ $1, R12
-	CMPB ·useAVX512(SB), $0
-	JE run
-	TESTQ $63, AX
-	JNZ run
-	MOVQ $2, R12
 
 run:
 	MOVQ DI, R9  // cursor in this run's destination
 	MOVQ R8, R10 // bytes of the run left
-	CMPQ R12, $2
-	JNE avx2
-	CMPQ R10, $128
-	JB z64
-
-z128:
-	VMOVDQU64 0(SI), Z0
-	VMOVDQU64 64(SI), Z1
-	VMOVNTDQ Z0, 0(R9)
-	VMOVNTDQ Z1, 64(R9)
-	ADDQ $128, SI
-	ADDQ $128, R9
-	SUBQ $128, R10
-	CMPQ R10, $128
-	JAE z128
-
-z64:
-	CMPQ R10, $64
-	JB tail
-	VMOVDQU64 0(SI), Z0
-	VMOVNTDQ Z0, 0(R9)
-	ADDQ $64, SI
-	ADDQ $64, R9
-	SUBQ $64, R10
-	JMP tail
-
-avx2:
 	TESTQ R12, R12
 	JZ sse
 	CMPQ R10, $128
@@ -156,8 +125,8 @@ TEXT ·storeFence(SB), NOSPLIT, $0-0
 // count runs of run bytes (a multiple of 32) at src goes to dst+k*dstStride
 // as two planes, byte 0 of its elements there and byte 1 gap bytes on
 // (blosc's shuffle of one block, done while the bytes are copied anyway).
-// dst, dstStride and gap must be multiples of 16 (32 for the AVX2 step,
-// 64 for the AVX-512 one). Weakly ordered stores, as copyRunsNT's.
+// dst, dstStride and gap must be multiples of 16 (32 for the AVX2 step).
+// Weakly ordered stores, as copyRunsNT's.
 TEXT ·copyShuffle2NT(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DI
 	MOVQ dstStride+8(FP), DX
@@ -184,56 +153,12 @@ TEXT ·copyShuffle2NT(SB), NOSPLIT, $0-48
 	MOVQ $1, R12
 	VPCMPEQW Y14, Y14, Y14
 	VPSRLW $8, Y14, Y14
-	// The AVX-512 step (R12 = 2): 64-byte stores, so all three
-	// multiples of 64.
-	CMPB ·useAVX512(SB), $0
-	JE srun
-	TESTQ $63, AX
-	JNZ srun
-	MOVQ $2, R12
-	VPBROADCASTQ X15, Z13
-	VMOVDQU64 lanesOrder<>(SB), Z12
 
 srun:
 	MOVQ DI, R9   // byte 0 plane cursor
 	LEAQ (DI)(BX*1), R11 // byte 1 plane cursor
 	MOVQ R8, R10  // bytes of the run left
 
-	CMPQ R12, $2
-	JNE savx2
-	CMPQ R10, $128
-	JB sblock64
-
-szmm:
-	// 64 elements, a whole cache line to each plane in one store.
-	// VPACKUSWB packs within 128-bit lanes: the words' low bytes come
-	// out as Z0's lane 0, Z1's lane 0, Z0's lane 1, ... (8 bytes each),
-	// and VPERMQ by lanesOrder puts Z0's four first.
-	VMOVDQU64 0(SI), Z0
-	VMOVDQU64 64(SI), Z1
-	VPSRLW $8, Z0, Z2
-	VPSRLW $8, Z1, Z3
-	VPANDQ Z13, Z0, Z0
-	VPANDQ Z13, Z1, Z1
-	VPACKUSWB Z1, Z0, Z0
-	VPACKUSWB Z3, Z2, Z2
-	VPERMQ Z0, Z12, Z0
-	VPERMQ Z2, Z12, Z2
-	VMOVNTDQ Z0, 0(R9)
-	VMOVNTDQ Z2, 0(R11)
-	ADDQ $128, SI
-	ADDQ $64, R9
-	ADDQ $64, R11
-	SUBQ $128, R10
-	CMPQ R10, $128
-	JAE szmm
-	TESTQ R10, R10
-	JZ snext
-	CMPQ R10, $64
-	JB sblock
-	JMP sblock64
-
-savx2:
 	TESTQ R12, R12
 	JZ sblock
 	CMPQ R10, $128
@@ -332,15 +257,3 @@ sdone:
 
 sret:
 	RET
-
-// lanesOrder is the qword order that undoes VPACKUSWB's interleaving of
-// its two sources' 128-bit lanes (copyShuffle2NT's AVX-512 step).
-DATA lanesOrder<>+0(SB)/8, $0
-DATA lanesOrder<>+8(SB)/8, $2
-DATA lanesOrder<>+16(SB)/8, $4
-DATA lanesOrder<>+24(SB)/8, $6
-DATA lanesOrder<>+32(SB)/8, $1
-DATA lanesOrder<>+40(SB)/8, $3
-DATA lanesOrder<>+48(SB)/8, $5
-DATA lanesOrder<>+56(SB)/8, $7
-GLOBL lanesOrder<>(SB), RODATA|NOPTR, $64

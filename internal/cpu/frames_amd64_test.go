@@ -55,8 +55,8 @@ func copyRunsCase(t *testing.T, st kernelStep, run, stride, count int) {
 }
 
 // TestCopyShuffle2NT: the kernel writes exactly count runs of run bytes
-// (multiples of 32: the SSE2 step alone, the AVX2 and AVX-512 steps with
-// and without narrower tails) as two byte planes at dst+k*stride and gap
+// (multiples of 32: the SSE2 step alone, the AVX2 step with and without
+// an SSE2 tail) as two byte planes at dst+k*stride and gap
 // bytes on, at every step this CPU has, and not a byte around them.
 func TestCopyShuffle2NT(t *testing.T) {
 	for _, st := range kernelSteps() {

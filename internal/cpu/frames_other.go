@@ -8,9 +8,6 @@ const haveNT = false
 // useAVX2: no kernel to choose for.
 var useAVX2 = false
 
-// useAVX512: no kernel to choose for.
-var useAVX512 = false
-
 func copyRunsNT(dst *byte, dstStride int, src *byte, run int, count int) {
 	panic("cpu: copyRunsNT without an assembly kernel")
 }

@@ -361,29 +361,26 @@ func firstDiffBytes(a, b []byte) int {
 	return min(len(a), len(b))
 }
 
-// kernelStep is the widest step the kernels may take in a test: SSE2,
-// AVX2 or AVX-512, as far as this CPU has them.
+// kernelStep is the widest step the kernels may take in a test: SSE2 or
+// AVX2, as far as this CPU has them.
 type kernelStep struct {
-	name         string
-	avx2, avx512 bool
+	name string
+	avx2 bool
 }
 
 func kernelSteps() []kernelStep {
-	out := []kernelStep{{"sse2", false, false}}
+	out := []kernelStep{{"sse2", false}}
 	if useAVX2 {
-		out = append(out, kernelStep{"avx2", true, false})
-	}
-	if useAVX512 {
-		out = append(out, kernelStep{"avx512", true, true})
+		out = append(out, kernelStep{"avx2", true})
 	}
 	return out
 }
 
 // use sets the kernels' step for the test.
 func (st kernelStep) use(t *testing.T) {
-	old, old512 := useAVX2, useAVX512
-	useAVX2, useAVX512 = st.avx2, st.avx512
-	t.Cleanup(func() { useAVX2, useAVX512 = old, old512 })
+	old := useAVX2
+	useAVX2 = st.avx2
+	t.Cleanup(func() { useAVX2 = old })
 }
 
 // TestCopyNT: copyNT copies every byte, at every destination alignment,

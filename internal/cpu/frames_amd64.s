@@ -60,7 +60,7 @@ avx128:
 
 avx64:
 	CMPQ R10, $64
-	JB tail
+	JB avxtail
 	VMOVDQU 0(SI), Y0
 	VMOVDQU 32(SI), Y1
 	VMOVNTDQ Y0, 0(R9)
@@ -68,7 +68,18 @@ avx64:
 	ADDQ $64, SI
 	ADDQ $64, R9
 	SUBQ $64, R10
-	JMP tail
+
+avxtail:
+	// The tail in VEX-encoded 16-byte moves: legacy SSE after 256-bit
+	// stores would run against dirty upper halves (a merge a move).
+	TESTQ R10, R10
+	JZ next
+	VMOVDQU 0(SI), X0
+	VMOVNTDQ X0, 0(R9)
+	ADDQ $16, SI
+	ADDQ $16, R9
+	SUBQ $16, R10
+	JMP avxtail
 
 sse:
 	CMPQ R10, $64

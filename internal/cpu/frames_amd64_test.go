@@ -19,26 +19,31 @@ func TestCopyRunsNT(t *testing.T) {
 		for _, tc := range []struct{ run, stride, count int }{
 			{64, 64, 1}, {64, 64, 5}, {80, 96, 3}, {112, 128, 7}, {128, 192, 4}, {144, 1024, 2}, {4096 + 48, 8192, 3}, {64, 64, 0},
 			{16, 32, 3}, {48, 64, 2}, {192, 256, 3}, {208, 256, 2}, {240, 512, 2}, {512, 262144, 3}, {96, 160, 2},
+			// Strides of 16 mod 32: the AVX2 step must not run.
+			{64, 80, 3}, {128, 144, 3}, {208, 240, 2}, {16, 48, 2},
 		} {
-			copyRunsCase(t, st, tc.run, tc.stride, tc.count)
+			for _, off := range []int{0, 16} { // 16: dst itself not 32-byte aligned
+				copyRunsCase(t, st, tc.run, tc.stride, tc.count, off)
+			}
 		}
 	}
 }
 
-// copyRunsCase runs one TestCopyRunsNT case at step st (a wide step runs
-// where stride is a multiple of its width too: the runs start 64-byte
-// aligned).
-func copyRunsCase(t *testing.T, st kernelStep, run, stride, count int) {
-	t.Run(fmt.Sprintf("%s/%d/%d/%d", st.name, run, stride, count), func(t *testing.T) {
+// copyRunsCase runs one TestCopyRunsNT case at step st, the runs
+// starting off bytes past a 64-byte boundary (a wide step runs where dst
+// and stride are multiples of its width; a misaligned VMOVNTDQ faults, so
+// a wrong choice of step does not pass).
+func copyRunsCase(t *testing.T, st kernelStep, run, stride, count, off int) {
+	t.Run(fmt.Sprintf("%s/%d/%d/%d/+%d", st.name, run, stride, count, off), func(t *testing.T) {
 		st.use(t)
 		const guard = 64
 		src := make([]byte, run*count+1)
 		for i := range src {
 			src[i] = byte(i*7 + 1)
 		}
-		raw := make([]byte, 2*guard+stride*count+64)
-		// A 64-byte aligned start guard bytes in.
-		a := guard + int((64-uintptr(unsafe.Pointer(&raw[guard]))&63)&63)
+		raw := make([]byte, 2*guard+stride*count+64+off)
+		// A 64-byte aligned start guard bytes in, then off.
+		a := guard + int((64-uintptr(unsafe.Pointer(&raw[guard]))&63)&63) + off
 		for i := range raw {
 			raw[i] = 0xEE
 		}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/zwrite/zwrite/internal/blosc"
 	"github.com/zwrite/zwrite/internal/stage"
@@ -383,48 +384,77 @@ func (st kernelStep) use(t *testing.T) {
 	t.Cleanup(func() { useAVX2 = old })
 }
 
-// TestCopyNT: copyNT copies every byte, at every destination alignment,
-// for lengths below, at and above the streaming threshold, both into a
-// separate buffer and compacting within one (the destination below an
-// overlapping source, as a commit's moves do), and nothing around them.
+// TestCopyNT: streamCopy (copyNT but in race builds, which copy in Go)
+// copies every byte, at every destination alignment (the buffer starts
+// 64-byte aligned), for lengths below, at and above the streaming
+// threshold, both into a separate buffer and compacting within one (the
+// destination below an overlapping source, as a commit's moves do), at
+// every kernel step, and nothing around them; it streams exactly the
+// copies it should, and refuses a destination above an overlapping
+// source.
 func TestCopyNT(t *testing.T) {
-	for _, n := range []int{0, 1, 63, ntMin - 1, ntMin, ntMin + 1, 4096 + 17, 65536 + 100} {
-		for _, shift := range []int{0, 1, 15, 16, 33, 63} {
-			for _, gap := range []int{-1, 1, 64, 1000} { // -1: separate buffers
-				t.Run(fmt.Sprintf("%d/%d/%d", n, shift, gap), func(t *testing.T) {
-					const guard = 80
-					var raw, want []byte
-					var dst, src []byte
-					fill := func(b []byte) {
-						for i := range b {
-							b[i] = byte(i*13 + 5)
-						}
-					}
-					if gap < 0 {
-						raw = make([]byte, 2*guard+n+64)
-						s := make([]byte, n)
-						fill(s)
-						dst, src = raw[guard+shift:guard+shift+n], s
-						for i := range raw {
-							raw[i] = 0xEE
-						}
-						want = bytes.Clone(raw)
-						copy(want[guard+shift:], s)
-					} else {
-						raw = make([]byte, 2*guard+n+gap+64)
-						fill(raw)
-						dst, src = raw[guard+shift:guard+shift+n], raw[guard+shift+gap:guard+shift+gap+n]
-						want = bytes.Clone(raw)
-						copy(want[guard+shift:guard+shift+n], want[guard+shift+gap:guard+shift+gap+n])
-					}
-					if copyNT(dst, src) {
-						storeFence()
-					}
-					if !bytes.Equal(raw, want) {
-						t.Fatalf("differs at %d", firstDiffBytes(raw, want))
-					}
-				})
+	for _, st := range kernelSteps() {
+		for _, n := range []int{0, 1, 63, ntMin - 1, ntMin, ntMin + 1, 4096 + 17, 65536 + 100} {
+			for _, shift := range []int{0, 1, 15, 16, 33, 63} {
+				for _, gap := range []int{-1, 1, 64, 1000} { // -1: separate buffers
+					t.Run(fmt.Sprintf("%s/%d/%d/%d", st.name, n, shift, gap), func(t *testing.T) {
+						st.use(t)
+						copyNTCase(t, n, shift, gap)
+					})
+				}
 			}
 		}
+	}
+	t.Run("dst above src", func(t *testing.T) {
+		if !haveNT {
+			t.Skip("no kernel: a plain copy, which handles any overlap")
+		}
+		buf := make([]byte, 2*ntMin)
+		defer func() {
+			if recover() == nil {
+				t.Fatal("no panic for a destination above an overlapping source")
+			}
+		}()
+		streamCopy(buf[1:ntMin+1], buf[:ntMin])
+	})
+}
+
+func copyNTCase(t *testing.T, n, shift, gap int) {
+	const guard = 128
+	fill := func(b []byte) {
+		for i := range b {
+			b[i] = byte(i*13 + 5)
+		}
+	}
+	size := 2*guard + n + max(gap, 0) + 64
+	raw := make([]byte, size+64)
+	// guard bytes in from a 64-byte boundary, then shift.
+	a := int((64-uintptr(unsafe.Pointer(&raw[0]))&63)&63) + guard + shift
+	var dst, src []byte
+	var want []byte
+	if gap < 0 {
+		s := make([]byte, n)
+		fill(s)
+		for i := range raw {
+			raw[i] = 0xEE
+		}
+		dst, src = raw[a:a+n], s
+		want = bytes.Clone(raw)
+		copy(want[a:], s)
+	} else {
+		fill(raw)
+		dst, src = raw[a:a+n], raw[a+gap:a+gap+n]
+		want = bytes.Clone(raw)
+		copy(want[a:a+n], want[a+gap:a+gap+n])
+	}
+	streamed := streamCopy(dst, src)
+	if streamed {
+		storeFence()
+	}
+	if wantStream := n >= ntMin && haveNT && !noNT; streamed != wantStream {
+		t.Fatalf("streamed %v, want %v", streamed, wantStream)
+	}
+	if !bytes.Equal(raw, want) {
+		t.Fatalf("differs at %d", firstDiffBytes(raw, want))
 	}
 }

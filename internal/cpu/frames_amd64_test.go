@@ -12,8 +12,8 @@ import (
 // TestCopyRunsNT: the kernel writes exactly count runs of run bytes at
 // dst, dst+stride, ... (runs of 4 blocks and more, with 16-byte tails,
 // strides from back to back to far apart), with AVX2 (one and two cache
-// lines a step, SSE2 tails, SSE2 alone where a stride is not a multiple
-// of 32) and with SSE2 only, and not a byte around them.
+// lines a step, 16-byte VEX tails, SSE2 alone where dst or the stride is
+// not a multiple of 32) and with SSE2 only, and not a byte around them.
 func TestCopyRunsNT(t *testing.T) {
 	for _, st := range kernelSteps() {
 		for _, tc := range []struct{ run, stride, count int }{
@@ -77,8 +77,8 @@ func TestCopyShuffle2NT(t *testing.T) {
 					src[i] = byte(i*7 + 1)
 				}
 				raw := make([]byte, 2*guard+tc.stride*tc.count+tc.gap+tc.run+64)
-				// 64-byte aligned, so that the wide steps run where
-				// stride and gap allow them.
+				// 64-byte aligned (more than the AVX2 step's 32), so that
+				// it runs where stride and gap allow it.
 				a := guard + int((64-uintptr(unsafe.Pointer(&raw[guard]))&63)&63)
 				for i := range raw {
 					raw[i] = 0xEE
